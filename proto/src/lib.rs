@@ -1,0 +1,20 @@
+//! The BigFS wire protocol and the small types that every component shares.
+//!
+//! - [`pb`]: the generated tonic/prost code for `proto/bigfs.proto`.
+//! - [`ChunkId`]: a chunk's BLAKE3 hash; the only form in which ids reach a disk path.
+//! - [`path`]: the namespace's path rules.
+//! - [`units`]: human-readable sizes and durations for flags ("64MiB", "3s").
+//! - [`limits`]: protocol constants, such as gRPC message sizes.
+
+pub mod chunk_id;
+pub mod limits;
+pub mod path;
+pub mod units;
+
+pub use chunk_id::{ChunkId, ChunkIdError};
+pub use path::{FsPath, PathError};
+
+/// Generated protobuf messages and gRPC clients and servers.
+pub mod pb {
+    tonic::include_proto!("bigfs.v1");
+}

@@ -1,0 +1,16 @@
+//! Protocol constants shared by clients and servers.
+
+/// The largest chunk size a cluster may be configured with.
+pub const MAX_CHUNK_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Room for a message's fields besides the chunk payload.
+const MESSAGE_MARGIN: usize = 64 * 1024;
+
+/// gRPC message limit for messages that carry one chunk.
+pub const MAX_CHUNK_MESSAGE: usize = MAX_CHUNK_SIZE as usize + MESSAGE_MARGIN;
+
+/// gRPC message limit for metadata messages: full chunk reports and large listings.
+pub const MAX_META_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// The replication factor a file may ask for at most.
+pub const MAX_REPLICATION: u32 = 16;
