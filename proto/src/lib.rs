@@ -5,10 +5,16 @@
 //! - [`path`]: the namespace's path rules.
 //! - [`units`]: human-readable sizes and durations for flags ("64MiB", "3s").
 //! - [`limits`]: protocol constants, such as gRPC message sizes.
+//! - [`node_pool`]: shared connections to storage nodes.
+//! - [`transport`]: gRPC endpoint and server settings every component uses.
+//! - [`process`]: logging, panic and signal set-up for the server binaries.
 
 pub mod chunk_id;
 pub mod limits;
+pub mod node_pool;
 pub mod path;
+pub mod process;
+pub mod transport;
 pub mod units;
 
 pub use chunk_id::{ChunkId, ChunkIdError};

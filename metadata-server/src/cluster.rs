@@ -1,0 +1,532 @@
+//! The cluster's soft state: storage nodes, where each chunk's copies are, and what to delete.
+//!
+//! None of this is persisted. Locations come from the nodes' reports and the acks named in
+//! commits, and are rebuilt after a restart, as HDFS rebuilds block locations from block
+//! reports. The rules of DESIGN.md's chunk lifecycle live here:
+//!
+//! - **Late deletion.** A chunk no file references is deleted only after `gc_grace` since it
+//!   was first seen unreferenced, and never while a put holds a write lease on it.
+//! - **No copy counted twice.** A copy with a delete queued or in flight does not count; an
+//!   allocation or commit that needs the chunk again cancels the queued deletes.
+//! - **Safe mode.** After a restart, nothing is deleted until every known node has reported or
+//!   the safe-mode timeout has passed.
+//!
+//! Deletes reach nodes on heartbeat replies. A node carries them out before its next beat, so
+//! that beat confirms them; until then a copy under an in-flight delete is not trusted, even if
+//! the node acknowledges a new write of the same chunk (the delete may land after the write).
+//!
+//! Methods take `now` so the rules are tested without sleeping.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bigfs_proto::ChunkId;
+
+use crate::error::MetaError;
+use crate::placement::{NodeIdx, Placement};
+
+/// How many deletes one heartbeat reply carries at most.
+const DELETES_PER_BEAT: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub replication: u32,
+    pub min_replicas: u32,
+    pub heartbeat_timeout: Duration,
+    pub gc_grace: Duration,
+    /// How long chunks handed out for a put are protected before it commits.
+    pub write_lease: Duration,
+    pub safe_mode_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    Alive,
+    /// Missed heartbeats for half the timeout: its copies still count, but it gets no new ones.
+    Suspect,
+    /// Missed heartbeats for the whole timeout: its copies do not count.
+    Dead,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Alive => "alive",
+            NodeState::Suspect => "suspect",
+            NodeState::Dead => "dead",
+        }
+    }
+}
+
+/// Space and chunk figures a node reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NodeUsage {
+    pub capacity: u64,
+    pub used: u64,
+    pub chunks: u64,
+}
+
+struct NodeEntry {
+    id: String,
+    addr: String,
+    usage: NodeUsage,
+    last_heartbeat: Instant,
+    /// Registered with a full report since this metadata server started.
+    registered: bool,
+    chunks: HashSet<ChunkId>,
+    pending_deletes: HashSet<ChunkId>,
+    inflight_deletes: HashSet<ChunkId>,
+}
+
+impl NodeEntry {
+    /// Whether this node's copy of `chunk` counts (it may be about to disappear otherwise).
+    fn copy_counts(&self, chunk: &ChunkId) -> bool {
+        !self.pending_deletes.contains(chunk) && !self.inflight_deletes.contains(chunk)
+    }
+}
+
+/// A node's public view, for `bigfs nodes`.
+#[derive(Clone, Debug)]
+pub struct NodeView {
+    pub id: String,
+    pub addr: String,
+    pub state: NodeState,
+    pub usage: NodeUsage,
+    pub since_heartbeat: Duration,
+}
+
+/// Where to send a chunk, or where it already is.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Allocation {
+    pub already_stored: bool,
+    /// (id, address) pairs, in chain order.
+    pub targets: Vec<(String, String)>,
+}
+
+/// A chunk a client asks to store.
+pub struct Want {
+    pub id: ChunkId,
+    pub size: u64,
+    pub exclude: Vec<String>,
+    /// New copies wanted; 0 means "up to the replication factor".
+    pub copies: u32,
+}
+
+pub struct Cluster {
+    config: ClusterConfig,
+    nodes: Vec<NodeEntry>,
+    by_id: HashMap<String, NodeIdx>,
+    placement: Placement,
+    locations: HashMap<ChunkId, Vec<NodeIdx>>,
+    /// Chunks handed out for puts that have not committed, with the time of the latest hand-out.
+    leases: HashMap<ChunkId, Instant>,
+    /// Chunks on some node that no file references, with when that was first seen.
+    unreferenced: HashMap<ChunkId, Instant>,
+    safe_mode: Option<SafeMode>,
+}
+
+struct SafeMode {
+    until: Instant,
+    waiting_for: HashSet<String>,
+}
+
+impl Cluster {
+    /// `known_nodes` are the nodes that registered before a restart: until they report again
+    /// (or the safe-mode timeout passes) nothing is deleted.
+    pub fn new(config: ClusterConfig, known_nodes: Vec<String>, now: Instant) -> Self {
+        let safe_mode = (!known_nodes.is_empty()).then(|| SafeMode {
+            until: now + config.safe_mode_timeout,
+            waiting_for: known_nodes.into_iter().collect(),
+        });
+        Self {
+            config,
+            nodes: Vec::new(),
+            by_id: HashMap::new(),
+            placement: Placement::default(),
+            locations: HashMap::new(),
+            leases: HashMap::new(),
+            unreferenced: HashMap::new(),
+            safe_mode,
+        }
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    pub fn in_safe_mode(&self) -> bool {
+        self.safe_mode.is_some()
+    }
+
+    /// A node's full chunk report: it replaces everything known of that node's copies.
+    /// `referenced` says whether a file references a chunk.
+    pub fn register(
+        &mut self,
+        id: &str,
+        addr: &str,
+        usage: NodeUsage,
+        chunks: Vec<ChunkId>,
+        referenced: impl Fn(&ChunkId) -> bool,
+        now: Instant,
+    ) {
+        let idx = self.node_index(id, addr, now);
+        let node = &mut self.nodes[idx as usize];
+        node.addr = addr.to_string();
+        node.usage = usage;
+        node.last_heartbeat = now;
+        node.registered = true;
+        // Deletes sent earlier were carried out before this report was made.
+        node.inflight_deletes.clear();
+        let old = std::mem::take(&mut node.chunks);
+        for chunk in old {
+            self.remove_location(idx, &chunk);
+        }
+        for chunk in chunks {
+            self.add_location(idx, chunk, &referenced, now);
+        }
+        if let Some(safe) = &mut self.safe_mode {
+            safe.waiting_for.remove(id);
+            if safe.waiting_for.is_empty() {
+                tracing::info!("every known node has reported: leaving safe mode");
+                self.safe_mode = None;
+            }
+        }
+    }
+
+    /// A heartbeat with the changes since the previous one. Returns the chunks the node must
+    /// delete, or `None` when it must register again with a full report.
+    #[allow(clippy::too_many_arguments)]
+    pub fn heartbeat(
+        &mut self,
+        id: &str,
+        usage: NodeUsage,
+        added: Vec<ChunkId>,
+        removed: Vec<ChunkId>,
+        corrupt: Vec<ChunkId>,
+        referenced: impl Fn(&ChunkId) -> bool,
+        now: Instant,
+    ) -> Option<Vec<ChunkId>> {
+        let idx = *self.by_id.get(id)?;
+        let node = &mut self.nodes[idx as usize];
+        if !node.registered {
+            return None;
+        }
+        node.usage = usage;
+        node.last_heartbeat = now;
+        node.inflight_deletes.clear();
+        for chunk in &corrupt {
+            tracing::warn!(node = id, chunk = %chunk, "node reports a corrupt copy");
+        }
+        for chunk in removed.iter().chain(&corrupt) {
+            self.remove_location(idx, chunk);
+        }
+        for chunk in added {
+            self.add_location(idx, chunk, &referenced, now);
+        }
+        let node = &mut self.nodes[idx as usize];
+        let deletes: Vec<ChunkId> = node
+            .pending_deletes
+            .iter()
+            .take(DELETES_PER_BEAT)
+            .copied()
+            .collect();
+        for chunk in &deletes {
+            node.pending_deletes.remove(chunk);
+            node.inflight_deletes.insert(*chunk);
+        }
+        Some(deletes)
+    }
+
+    /// Placement for a batch of chunks a put is about to store. Each chunk gets a write lease,
+    /// which also cancels any delete queued for it.
+    pub fn allocate(
+        &mut self,
+        wants: &[Want],
+        replication: u32,
+        now: Instant,
+    ) -> Result<Vec<Allocation>, MetaError> {
+        let need = self.config.min_replicas.min(replication);
+        wants
+            .iter()
+            .map(|want| {
+                self.renew_lease(&want.id, now);
+                let holders = self.live_holders(&want.id, now);
+                if want.copies == 0 && holders.len() >= replication as usize {
+                    return Ok(Allocation {
+                        already_stored: true,
+                        targets: self.addresses(&holders),
+                    });
+                }
+                let copies = match want.copies {
+                    0 => replication as usize - holders.len(),
+                    n => n as usize,
+                };
+                let targets = self.placement.targets(&want.id, copies, |idx| {
+                    let node = &self.nodes[idx as usize];
+                    !holders.contains(&idx)
+                        && !want.exclude.contains(&node.id)
+                        && self.state(node, now) == NodeState::Alive
+                        && node.usage.used + want.size <= node.usage.capacity
+                });
+                let reachable = (holders.len() + targets.len()) as u32;
+                if want.copies == 0 && reachable < need {
+                    return Err(MetaError::NotEnoughNodes {
+                        need,
+                        usable: self.usable_nodes(now),
+                    });
+                }
+                Ok(Allocation {
+                    already_stored: false,
+                    targets: self.addresses(&targets),
+                })
+            })
+            .collect()
+    }
+
+    /// Records the copies a commit names and returns the chunks with fewer than `need` live
+    /// copies (the commit must then be refused).
+    pub fn check_commit(
+        &mut self,
+        chunks: &[(ChunkId, Vec<String>)],
+        need: u32,
+        now: Instant,
+    ) -> Vec<ChunkId> {
+        let mut short = Vec::new();
+        for (chunk, acked) in chunks {
+            for node_id in acked {
+                let Some(&idx) = self.by_id.get(node_id) else {
+                    continue;
+                };
+                let node = &mut self.nodes[idx as usize];
+                // A copy written before an in-flight delete lands is not to be trusted.
+                if node.inflight_deletes.contains(chunk) {
+                    continue;
+                }
+                node.pending_deletes.remove(chunk);
+                node.chunks.insert(*chunk);
+                let holders = self.locations.entry(*chunk).or_default();
+                if !holders.contains(&idx) {
+                    holders.push(idx);
+                }
+            }
+            if self.live_holders(chunk, now).len() < need as usize {
+                short.push(*chunk);
+            }
+        }
+        short
+    }
+
+    /// After a commit: its chunks are referenced (leases end), and `freed` ones are not.
+    pub fn committed(&mut self, chunks: &[ChunkId], freed: &[ChunkId], now: Instant) {
+        for chunk in chunks {
+            self.leases.remove(chunk);
+            self.unreferenced.remove(chunk);
+        }
+        self.freed(freed, now);
+    }
+
+    /// Chunks no file references any more: they start their grace period.
+    pub fn freed(&mut self, chunks: &[ChunkId], now: Instant) {
+        for chunk in chunks {
+            if self.locations.contains_key(chunk) {
+                self.unreferenced.entry(*chunk).or_insert(now);
+            }
+        }
+    }
+
+    /// A client found a bad copy: stop handing it out (the node quarantines it on read).
+    pub fn report_bad(&mut self, chunk: &ChunkId, node_id: &str) -> Result<(), MetaError> {
+        let idx = *self
+            .by_id
+            .get(node_id)
+            .ok_or_else(|| MetaError::UnknownNode(node_id.to_string()))?;
+        tracing::warn!(node = node_id, chunk = %chunk, "client reports a bad copy");
+        self.remove_location(idx, chunk);
+        Ok(())
+    }
+
+    /// Periodic work: ends safe mode on time-out, expires write leases, and queues deletes of
+    /// chunks unreferenced for longer than the grace period.
+    pub fn collect_garbage(&mut self, referenced: impl Fn(&ChunkId) -> bool, now: Instant) {
+        if let Some(safe) = &self.safe_mode {
+            if now < safe.until {
+                return;
+            }
+            tracing::warn!(
+                missing = ?safe.waiting_for,
+                "safe-mode timeout passed before every known node reported: leaving safe mode"
+            );
+            self.safe_mode = None;
+        }
+        let lease = self.config.write_lease;
+        let expired: Vec<(ChunkId, Instant)> = self
+            .leases
+            .iter()
+            .filter(|(_, &since)| now.duration_since(since) >= lease)
+            .map(|(id, since)| (*id, *since))
+            .collect();
+        for (chunk, since) in expired {
+            self.leases.remove(&chunk);
+            if self.locations.contains_key(&chunk) {
+                self.unreferenced.entry(chunk).or_insert(since);
+            }
+        }
+        let grace = self.config.gc_grace;
+        let due: Vec<ChunkId> = self
+            .unreferenced
+            .iter()
+            .filter(|(_, &since)| now.duration_since(since) >= grace)
+            .map(|(id, _)| *id)
+            .collect();
+        for chunk in due {
+            self.unreferenced.remove(&chunk);
+            if self.leases.contains_key(&chunk) || referenced(&chunk) {
+                continue;
+            }
+            let holders = self.locations.get(&chunk).cloned().unwrap_or_default();
+            for idx in holders {
+                self.nodes[idx as usize].pending_deletes.insert(chunk);
+            }
+        }
+    }
+
+    /// Live copies of a chunk, best first: alive nodes, then suspect ones. The starting point
+    /// rotates with `spread` so that parallel reads of many chunks spread over the replicas.
+    pub fn read_locations(
+        &self,
+        chunk: &ChunkId,
+        spread: usize,
+        now: Instant,
+    ) -> Vec<(String, String)> {
+        let mut holders = self.live_holders(chunk, now);
+        if !holders.is_empty() {
+            let n = holders.len();
+            holders.rotate_left(spread % n);
+        }
+        holders.sort_by_key(|&idx| self.state(&self.nodes[idx as usize], now) != NodeState::Alive);
+        self.addresses(&holders)
+    }
+
+    pub fn nodes(&self, now: Instant) -> Vec<NodeView> {
+        let mut views: Vec<NodeView> = self
+            .nodes
+            .iter()
+            .map(|node| NodeView {
+                id: node.id.clone(),
+                addr: node.addr.clone(),
+                state: self.state(node, now),
+                usage: node.usage,
+                since_heartbeat: now.saturating_duration_since(node.last_heartbeat),
+            })
+            .collect();
+        views.sort_by(|a, b| a.id.cmp(&b.id));
+        views
+    }
+
+    fn node_index(&mut self, id: &str, addr: &str, now: Instant) -> NodeIdx {
+        if let Some(&idx) = self.by_id.get(id) {
+            return idx;
+        }
+        let idx = self.nodes.len() as NodeIdx;
+        self.nodes.push(NodeEntry {
+            id: id.to_string(),
+            addr: addr.to_string(),
+            usage: NodeUsage::default(),
+            last_heartbeat: now,
+            registered: false,
+            chunks: HashSet::new(),
+            pending_deletes: HashSet::new(),
+            inflight_deletes: HashSet::new(),
+        });
+        self.by_id.insert(id.to_string(), idx);
+        self.placement.add(id, idx);
+        tracing::info!(node = id, addr, "new storage node");
+        idx
+    }
+
+    fn state(&self, node: &NodeEntry, now: Instant) -> NodeState {
+        let silent = now.saturating_duration_since(node.last_heartbeat);
+        if silent >= self.config.heartbeat_timeout {
+            NodeState::Dead
+        } else if silent >= self.config.heartbeat_timeout / 2 {
+            NodeState::Suspect
+        } else {
+            NodeState::Alive
+        }
+    }
+
+    fn usable_nodes(&self, now: Instant) -> u32 {
+        self.nodes
+            .iter()
+            .filter(|n| self.state(n, now) == NodeState::Alive && n.usage.used < n.usage.capacity)
+            .count() as u32
+    }
+
+    fn live_holders(&self, chunk: &ChunkId, now: Instant) -> Vec<NodeIdx> {
+        self.locations
+            .get(chunk)
+            .map(|holders| {
+                holders
+                    .iter()
+                    .copied()
+                    .filter(|&idx| {
+                        let node = &self.nodes[idx as usize];
+                        self.state(node, now) != NodeState::Dead && node.copy_counts(chunk)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn addresses(&self, nodes: &[NodeIdx]) -> Vec<(String, String)> {
+        nodes
+            .iter()
+            .map(|&idx| {
+                let node = &self.nodes[idx as usize];
+                (node.id.clone(), node.addr.clone())
+            })
+            .collect()
+    }
+
+    fn renew_lease(&mut self, chunk: &ChunkId, now: Instant) {
+        self.leases.insert(*chunk, now);
+        self.unreferenced.remove(chunk);
+        if let Some(holders) = self.locations.get(chunk) {
+            for &idx in holders {
+                self.nodes[idx as usize].pending_deletes.remove(chunk);
+            }
+        }
+    }
+
+    fn add_location(
+        &mut self,
+        idx: NodeIdx,
+        chunk: ChunkId,
+        referenced: &impl Fn(&ChunkId) -> bool,
+        now: Instant,
+    ) {
+        if !self.nodes[idx as usize].chunks.insert(chunk) {
+            return;
+        }
+        self.locations.entry(chunk).or_default().push(idx);
+        if !self.leases.contains_key(&chunk) && !referenced(&chunk) {
+            self.unreferenced.entry(chunk).or_insert(now);
+        }
+    }
+
+    fn remove_location(&mut self, idx: NodeIdx, chunk: &ChunkId) {
+        let node = &mut self.nodes[idx as usize];
+        node.chunks.remove(chunk);
+        node.pending_deletes.remove(chunk);
+        if let Some(holders) = self.locations.get_mut(chunk) {
+            holders.retain(|&h| h != idx);
+            if holders.is_empty() {
+                self.locations.remove(chunk);
+                self.unreferenced.remove(chunk);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

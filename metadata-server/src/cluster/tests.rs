@@ -1,0 +1,351 @@
+use super::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn config() -> ClusterConfig {
+    ClusterConfig {
+        replication: 3,
+        min_replicas: 2,
+        heartbeat_timeout: 10 * SEC,
+        gc_grace: 30 * SEC,
+        write_lease: 600 * SEC,
+        safe_mode_timeout: 60 * SEC,
+    }
+}
+
+fn usage() -> NodeUsage {
+    NodeUsage {
+        capacity: 1 << 30,
+        used: 0,
+        chunks: 0,
+    }
+}
+
+fn cluster(nodes: usize, t0: Instant) -> Cluster {
+    let mut c = Cluster::new(config(), vec![], t0);
+    for i in 0..nodes {
+        let id = format!("n{i}");
+        c.register(&id, &format!("http://{id}"), usage(), vec![], |_| false, t0);
+    }
+    c
+}
+
+fn want(id: ChunkId) -> Want {
+    Want {
+        id,
+        size: 100,
+        exclude: vec![],
+        copies: 0,
+    }
+}
+
+fn beat(
+    c: &mut Cluster,
+    id: &str,
+    added: Vec<ChunkId>,
+    removed: Vec<ChunkId>,
+    now: Instant,
+) -> Vec<ChunkId> {
+    c.heartbeat(id, usage(), added, removed, vec![], |_| false, now)
+        .expect("known node")
+}
+
+fn ids(targets: &[(String, String)]) -> Vec<String> {
+    targets.iter().map(|(id, _)| id.clone()).collect()
+}
+
+/// Allocates `chunk`, "stores" it on every target and commits it; returns the holders.
+fn store_and_commit(c: &mut Cluster, chunk: ChunkId, now: Instant) -> Vec<String> {
+    let alloc = c.allocate(&[want(chunk)], 3, now).unwrap().remove(0);
+    let holders = ids(&alloc.targets);
+    assert!(c
+        .check_commit(&[(chunk, holders.clone())], 2, now)
+        .is_empty());
+    c.committed(&[chunk], &[], now);
+    holders
+}
+
+#[test]
+fn allocation_picks_r_distinct_alive_nodes() {
+    let t0 = Instant::now();
+    let mut c = cluster(4, t0);
+    let chunk = ChunkId::of(b"c");
+    let alloc = c.allocate(&[want(chunk)], 3, t0).unwrap().remove(0);
+    assert!(!alloc.already_stored);
+    let mut t = ids(&alloc.targets);
+    t.sort();
+    t.dedup();
+    assert_eq!(t.len(), 3);
+
+    // Excluded and dead nodes are skipped.
+    let excluded = Want {
+        exclude: vec![t[0].clone()],
+        ..want(chunk)
+    };
+    let alloc = c.allocate(&[excluded], 3, t0).unwrap().remove(0);
+    assert!(!ids(&alloc.targets).contains(&t[0]));
+}
+
+#[test]
+fn too_few_live_nodes_is_a_clear_error() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let later = t0 + 11 * SEC;
+    beat(&mut c, "n0", vec![], vec![], later);
+    let err = c
+        .allocate(&[want(ChunkId::of(b"x"))], 3, later)
+        .unwrap_err();
+    assert!(
+        matches!(err, MetaError::NotEnoughNodes { need: 2, usable: 1 }),
+        "{err}"
+    );
+    // One replica is enough for a file that asks for one.
+    assert!(c.allocate(&[want(ChunkId::of(b"x"))], 1, later).is_ok());
+}
+
+#[test]
+fn full_nodes_take_no_new_chunks() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let full = NodeUsage {
+        capacity: 1000,
+        used: 950,
+        chunks: 9,
+    };
+    c.heartbeat("n1", full, vec![], vec![], vec![], |_| false, t0)
+        .unwrap();
+    for n in 0..50u32 {
+        let alloc = c
+            .allocate(&[want(ChunkId::of(&n.to_le_bytes()))], 3, t0)
+            .unwrap();
+        assert!(!ids(&alloc[0].targets).contains(&"n1".to_string()));
+        assert_eq!(alloc[0].targets.len(), 2);
+    }
+}
+
+#[test]
+fn commit_counts_live_copies_and_dedup_skips_stored_chunks() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"data");
+    // Only one ack: short.
+    assert_eq!(
+        c.check_commit(&[(chunk, vec!["n0".into()])], 2, t0),
+        vec![chunk]
+    );
+    // Unknown nodes do not count.
+    assert_eq!(
+        c.check_commit(&[(chunk, vec!["ghost".into()])], 2, t0),
+        vec![chunk]
+    );
+    assert!(c
+        .check_commit(&[(chunk, vec!["n1".into()])], 2, t0)
+        .is_empty());
+    c.committed(&[chunk], &[], t0);
+
+    let mut holders = ids(&c.read_locations(&chunk, 0, t0));
+    holders.sort();
+    assert_eq!(holders, ["n0", "n1"]);
+
+    // Two copies of three: a new put must add the third, not skip the chunk.
+    let alloc = c.allocate(&[want(chunk)], 3, t0).unwrap().remove(0);
+    assert!(!alloc.already_stored);
+    assert_eq!(ids(&alloc.targets), ["n2"]);
+    c.check_commit(&[(chunk, vec!["n2".into()])], 2, t0);
+    let alloc = c.allocate(&[want(chunk)], 3, t0).unwrap().remove(0);
+    assert!(alloc.already_stored);
+    assert_eq!(alloc.targets.len(), 3);
+}
+
+#[test]
+fn dead_nodes_copies_stop_counting_and_suspect_ones_read_last() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"d");
+    store_and_commit(&mut c, chunk, t0);
+
+    let t1 = t0 + 6 * SEC;
+    beat(&mut c, "n0", vec![], vec![], t1);
+    beat(&mut c, "n1", vec![], vec![], t1);
+    let states: Vec<_> = c.nodes(t1).iter().map(|n| n.state).collect();
+    assert_eq!(
+        states,
+        [NodeState::Alive, NodeState::Alive, NodeState::Suspect]
+    );
+    assert_eq!(ids(&c.read_locations(&chunk, 0, t1)).last().unwrap(), "n2");
+
+    let t2 = t0 + 11 * SEC;
+    beat(&mut c, "n0", vec![], vec![], t2);
+    beat(&mut c, "n1", vec![], vec![], t2);
+    assert_eq!(c.nodes(t2)[2].state, NodeState::Dead);
+    assert_eq!(c.read_locations(&chunk, 0, t2).len(), 2);
+    // Two live copies still satisfy W=2; one would not.
+    assert!(c.check_commit(&[(chunk, vec![])], 2, t2).is_empty());
+    assert_eq!(c.check_commit(&[(chunk, vec![])], 3, t2), vec![chunk]);
+}
+
+#[test]
+fn freed_chunks_are_deleted_after_the_grace_period() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"gone");
+    let holders = store_and_commit(&mut c, chunk, t0);
+    c.freed(&[chunk], t0);
+
+    c.collect_garbage(|_| false, t0 + 29 * SEC);
+    assert!(beat(&mut c, &holders[0], vec![], vec![], t0 + 29 * SEC).is_empty());
+
+    let t1 = t0 + 31 * SEC;
+    c.collect_garbage(|_| false, t1);
+    for id in &holders {
+        assert_eq!(beat(&mut c, id, vec![], vec![], t1), vec![chunk]);
+    }
+    // In flight: the copies no longer count.
+    assert!(c.read_locations(&chunk, 0, t1).is_empty());
+    // The nodes confirm.
+    for id in &holders {
+        assert!(beat(&mut c, id, vec![], vec![chunk], t1 + SEC).is_empty());
+    }
+    assert!(c.read_locations(&chunk, 0, t1 + SEC).is_empty());
+}
+
+#[test]
+fn referenced_chunks_are_never_deleted() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"kept");
+    let holders = store_and_commit(&mut c, chunk, t0);
+    // Freed by one file but referenced again by another (the check is made at deletion time).
+    c.freed(&[chunk], t0);
+    c.collect_garbage(|_| true, t0 + 31 * SEC);
+    assert!(beat(&mut c, &holders[0], vec![], vec![], t0 + 31 * SEC).is_empty());
+}
+
+#[test]
+fn a_new_allocation_cancels_queued_deletes_and_in_flight_ones_make_acks_untrusted() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"revived");
+    let holders = store_and_commit(&mut c, chunk, t0);
+    c.freed(&[chunk], t0);
+    let t1 = t0 + 31 * SEC;
+    for id in &holders {
+        beat(&mut c, id, vec![], vec![], t1);
+    }
+    c.collect_garbage(|_| false, t1);
+
+    // The delete reached the first holder only; the others are still queued.
+    assert_eq!(beat(&mut c, &holders[0], vec![], vec![], t1), vec![chunk]);
+
+    // A put of the same bytes: queued deletes are cancelled, the in-flight one is not.
+    let alloc = c.allocate(&[want(chunk)], 3, t1).unwrap().remove(0);
+    assert!(
+        !alloc.already_stored,
+        "a copy being deleted must not make the chunk look stored"
+    );
+    assert_eq!(ids(&alloc.targets), vec![holders[0].clone()]);
+    for id in &holders[1..] {
+        assert!(beat(&mut c, id, vec![], vec![], t1).is_empty());
+    }
+    // The first holder acks the new write before its delete lands: the ack does not count.
+    assert!(c
+        .check_commit(&[(chunk, vec![holders[0].clone()])], 3, t1)
+        .contains(&chunk));
+    // It carries out the delete and reports it; a rewrite then counts again.
+    beat(&mut c, &holders[0], vec![], vec![chunk], t1 + SEC);
+    assert!(c
+        .check_commit(&[(chunk, vec![holders[0].clone()])], 3, t1 + SEC)
+        .is_empty());
+}
+
+#[test]
+fn orphans_are_deleted_after_grace_and_leases_protect_puts_in_progress() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let orphan = ChunkId::of(b"orphan");
+    let leased = ChunkId::of(b"leased");
+    c.allocate(&[want(leased)], 3, t0).unwrap();
+    beat(&mut c, "n0", vec![orphan, leased], vec![], t0);
+
+    let t1 = t0 + 31 * SEC;
+    c.collect_garbage(|_| false, t1);
+    assert_eq!(beat(&mut c, "n0", vec![], vec![], t1), vec![orphan]);
+
+    // The lease ran out and the put never committed: the chunk is an orphan now.
+    let t2 = t0 + 601 * SEC;
+    c.collect_garbage(|_| false, t2);
+    assert_eq!(beat(&mut c, "n0", vec![], vec![], t2), vec![leased]);
+}
+
+#[test]
+fn safe_mode_defers_deletes_until_known_nodes_report() {
+    let t0 = Instant::now();
+    let mut c = Cluster::new(config(), vec!["n0".into(), "n1".into()], t0);
+    assert!(c.in_safe_mode());
+    let orphan = ChunkId::of(b"o");
+    c.register("n0", "http://n0", usage(), vec![orphan], |_| false, t0);
+    c.collect_garbage(|_| false, t0 + 40 * SEC);
+    assert!(beat(&mut c, "n0", vec![], vec![], t0 + 40 * SEC).is_empty());
+    assert!(c.in_safe_mode());
+
+    c.register("n1", "http://n1", usage(), vec![], |_| false, t0 + 41 * SEC);
+    assert!(!c.in_safe_mode());
+    c.collect_garbage(|_| false, t0 + 41 * SEC);
+    assert_eq!(
+        beat(&mut c, "n0", vec![], vec![], t0 + 41 * SEC),
+        vec![orphan]
+    );
+}
+
+#[test]
+fn safe_mode_ends_on_timeout() {
+    let t0 = Instant::now();
+    let mut c = Cluster::new(config(), vec!["n0".into(), "gone".into()], t0);
+    c.register("n0", "http://n0", usage(), vec![], |_| false, t0);
+    c.collect_garbage(|_| false, t0 + 59 * SEC);
+    assert!(c.in_safe_mode());
+    c.collect_garbage(|_| false, t0 + 61 * SEC);
+    assert!(!c.in_safe_mode());
+}
+
+#[test]
+fn unknown_nodes_are_asked_to_register_and_reports_replace_old_state() {
+    let t0 = Instant::now();
+    let mut c = cluster(1, t0);
+    assert!(c
+        .heartbeat("stranger", usage(), vec![], vec![], vec![], |_| false, t0)
+        .is_none());
+    let a = ChunkId::of(b"a");
+    let b = ChunkId::of(b"b");
+    beat(&mut c, "n0", vec![a], vec![], t0);
+    c.register("n0", "http://n0", usage(), vec![b], |_| true, t0);
+    assert!(c.read_locations(&a, 0, t0).is_empty());
+    assert_eq!(c.read_locations(&b, 0, t0).len(), 1);
+}
+
+#[test]
+fn corrupt_and_reported_bad_copies_are_dropped() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"rot");
+    let holders = store_and_commit(&mut c, chunk, t0);
+    c.heartbeat(
+        &holders[0],
+        usage(),
+        vec![],
+        vec![],
+        vec![chunk],
+        |_| true,
+        t0,
+    )
+    .unwrap();
+    c.report_bad(&chunk, &holders[1]).unwrap();
+    assert_eq!(
+        ids(&c.read_locations(&chunk, 0, t0)),
+        vec![holders[2].clone()]
+    );
+    assert!(matches!(
+        c.report_bad(&chunk, "ghost"),
+        Err(MetaError::UnknownNode(_))
+    ));
+}

@@ -1,0 +1,49 @@
+//! Metadata server errors, and their one mapping to gRPC status codes.
+
+use bigfs_proto::{ChunkIdError, PathError};
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error(transparent)]
+    BadPath(#[from] PathError),
+    #[error(transparent)]
+    BadChunkId(#[from] ChunkIdError),
+    #[error("invalid request: {0}")]
+    InvalidArgument(String),
+    #[error("no such file or directory: {0}")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{0} is a directory")]
+    IsDirectory(String),
+    #[error("{0} is a file, not a directory")]
+    NotADirectory(String),
+    #[error("not enough storage nodes: need {need}, {usable} usable")]
+    NotEnoughNodes { need: u32, usable: u32 },
+    #[error("unknown storage node {0:?}")]
+    UnknownNode(String),
+    #[error("metadata store: {0}")]
+    Store(#[from] sled::Error),
+    #[error("metadata store holds a bad record for {key}: {reason}")]
+    BadRecord { key: String, reason: String },
+}
+
+impl From<MetaError> for Status {
+    fn from(e: MetaError) -> Self {
+        let message = e.to_string();
+        match e {
+            MetaError::BadPath(_) | MetaError::BadChunkId(_) | MetaError::InvalidArgument(_) => {
+                Status::invalid_argument(message)
+            }
+            MetaError::NotFound(_) | MetaError::UnknownNode(_) => Status::not_found(message),
+            MetaError::AlreadyExists(_) => Status::already_exists(message),
+            MetaError::IsDirectory(_) | MetaError::NotADirectory(_) => {
+                Status::failed_precondition(message)
+            }
+            MetaError::NotEnoughNodes { .. } => Status::unavailable(message),
+            MetaError::Store(_) => Status::internal(message),
+            MetaError::BadRecord { .. } => Status::data_loss(message),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `bigfs-meta`: parses flags, binds, and runs the metadata server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use bigfs_meta::cluster::ClusterConfig;
+use bigfs_meta::MetaConfig;
+use bigfs_proto::process;
+use bigfs_proto::units::{ReadableDuration, Size};
+
+/// BigFS metadata server: the namespace, the chunk table and the storage node registry.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to serve gRPC on.
+    #[arg(long, default_value = "127.0.0.1:9400")]
+    listen: String,
+    /// Data directory for the metadata store.
+    #[arg(long)]
+    data: PathBuf,
+    /// Copies of each chunk (R), unless a put asks for another number.
+    #[arg(long, default_value_t = 3)]
+    replication: u32,
+    /// Copies that must be durable before a put succeeds (W); capped at a file's replication.
+    #[arg(long, default_value_t = 2)]
+    min_replicas: u32,
+    /// A node silent this long is dead; silent half as long, suspect.
+    #[arg(long, default_value = "10s")]
+    heartbeat_timeout: ReadableDuration,
+    /// Size of the pieces files are cut into (at most 64MiB).
+    #[arg(long, default_value = "1MiB")]
+    chunk_size: Size,
+    /// How long a chunk no file references stays on the nodes before it is deleted.
+    #[arg(long, default_value = "30s")]
+    gc_grace: ReadableDuration,
+    /// How long chunks handed out for a put are protected from deletion before it commits.
+    #[arg(long, default_value = "10m")]
+    write_lease: ReadableDuration,
+    /// After a restart, the longest wait for known nodes to report before deletions resume.
+    #[arg(long, default_value = "1m")]
+    safe_mode_timeout: ReadableDuration,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    process::abort_on_panic();
+    process::init_tracing();
+    let args = Args::parse();
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("bigfs-meta: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let config = MetaConfig {
+        data_dir: args.data,
+        chunk_size: args.chunk_size.0,
+        cluster: ClusterConfig {
+            replication: args.replication,
+            min_replicas: args.min_replicas,
+            heartbeat_timeout: args.heartbeat_timeout.0,
+            gc_grace: args.gc_grace.0,
+            write_lease: args.write_lease.0.max(args.gc_grace.0),
+            safe_mode_timeout: args.safe_mode_timeout.0,
+        },
+    };
+    config.validate()?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("bind {}", args.listen))?;
+    bigfs_meta::run(listener, config, process::shutdown_on_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

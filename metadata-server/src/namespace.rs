@@ -1,0 +1,429 @@
+//! The persistent namespace: files, chunk reference counts and known nodes, in sled.
+//!
+//! Trees:
+//! - `files`: path → [`FileRecord`]. Directories are implicit: the common prefixes of paths.
+//! - `chunk_refs`: 32-byte chunk id → reference count (u64 big-endian), only while above zero.
+//! - `nodes`: node id → address, every node that ever registered (for safe mode).
+//!
+//! Every change is one sled transaction. Nothing here flushes: callers batch their changes and
+//! then await [`Namespace::flush`] before acknowledging, so concurrent commits share a flush.
+//! sled may run a transaction closure more than once, so closures only read and write trees.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use prost::Message;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use bigfs_proto::{ChunkId, FsPath};
+
+use crate::error::MetaError;
+use crate::records::FileRecord;
+
+pub struct Namespace {
+    db: sled::Db,
+    files: sled::Tree,
+    chunk_refs: sled::Tree,
+    nodes: sled::Tree,
+}
+
+/// The outcome of a committed file write.
+#[derive(Debug)]
+pub struct Committed {
+    pub version: u64,
+    /// Chunks whose reference count fell to zero (the overwritten version's).
+    pub freed: Vec<ChunkId>,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, PartialEq)]
+pub enum Entry {
+    Dir(FsPath),
+    File(FsPath, FileRecord),
+}
+
+impl Namespace {
+    pub fn open(dir: &Path) -> Result<Self, MetaError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Self {
+            files: db.open_tree("files")?,
+            chunk_refs: db.open_tree("chunk_refs")?,
+            nodes: db.open_tree("nodes")?,
+            db,
+        })
+    }
+
+    /// Makes everything written so far durable.
+    pub async fn flush(&self) -> Result<(), MetaError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn get(&self, path: &FsPath) -> Result<Option<FileRecord>, MetaError> {
+        match self.files.get(path.as_str())? {
+            Some(bytes) => Ok(Some(decode(path.as_str(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether any file lives below `dir`.
+    pub fn is_dir(&self, dir: &FsPath) -> Result<bool, MetaError> {
+        Ok(self
+            .files
+            .scan_prefix(dir.dir_prefix())
+            .next()
+            .transpose()?
+            .is_some())
+    }
+
+    /// The first ancestor of `path` that is a file, if any: a file cannot have children.
+    fn file_ancestor(&self, path: &FsPath) -> Result<Option<String>, MetaError> {
+        let raw = path.as_str();
+        for (i, _) in raw.match_indices('/').skip(1) {
+            if self.files.contains_key(&raw[..i])? {
+                return Ok(Some(raw[..i].to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes `record` at `path` (its version is assigned here) and moves the reference counts
+    /// from the old version's chunks to the new one's, in one transaction.
+    pub fn commit(
+        &self,
+        path: &FsPath,
+        record: FileRecord,
+        overwrite: bool,
+    ) -> Result<Committed, MetaError> {
+        if self.is_dir(path)? {
+            return Err(MetaError::IsDirectory(path.to_string()));
+        }
+        if let Some(file) = self.file_ancestor(path)? {
+            return Err(MetaError::NotADirectory(file));
+        }
+        let result = (&self.files, &self.chunk_refs).transaction(|(files, refs)| {
+            let old = match files.get(path.as_str())? {
+                Some(bytes) => Some(decode(path.as_str(), &bytes).map_err(abort)?),
+                None => None,
+            };
+            if old.is_some() && !overwrite {
+                return Err(abort(MetaError::AlreadyExists(path.to_string())));
+            }
+            let mut deltas = ref_deltas(&record, 1).map_err(abort)?;
+            if let Some(old) = &old {
+                for (id, delta) in ref_deltas(old, -1).map_err(abort)? {
+                    *deltas.entry(id).or_default() += delta;
+                }
+            }
+            let freed = apply_ref_deltas(refs, &deltas)?;
+            // sled may run this closure again, so the record it writes is built afresh.
+            let version = old.map_or(1, |old| old.version + 1);
+            let stored = FileRecord {
+                version,
+                ..record.clone()
+            };
+            files.insert(path.as_str(), stored.encode_to_vec())?;
+            Ok(Committed { version, freed })
+        });
+        unwrap_transaction(result)
+    }
+
+    /// Removes the file at `path`, returning the chunks whose reference count fell to zero.
+    pub fn remove(&self, path: &FsPath) -> Result<Vec<ChunkId>, MetaError> {
+        let result = (&self.files, &self.chunk_refs).transaction(|(files, refs)| {
+            let Some(bytes) = files.remove(path.as_str())? else {
+                return Err(abort(MetaError::NotFound(path.to_string())));
+            };
+            let old = decode(path.as_str(), &bytes).map_err(abort)?;
+            apply_ref_deltas(refs, &ref_deltas(&old, -1).map_err(abort)?)
+        });
+        unwrap_transaction(result)
+    }
+
+    /// Paths of all files below `dir`, in order.
+    pub fn files_under(&self, dir: &FsPath) -> Result<Vec<FsPath>, MetaError> {
+        self.files
+            .scan_prefix(dir.dir_prefix())
+            .keys()
+            .map(|key| {
+                let key = key?;
+                let path = std::str::from_utf8(&key).map_err(|e| MetaError::BadRecord {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: e.to_string(),
+                })?;
+                Ok(FsPath::parse(path)?)
+            })
+            .collect()
+    }
+
+    /// The immediate children of `dir`: directories first, then files, each sorted by name.
+    /// Returns `None` when `dir` neither is a directory nor the root.
+    ///
+    /// Each subdirectory costs one seek past its subtree, not a walk through it.
+    pub fn list(&self, dir: &FsPath) -> Result<Option<Vec<Entry>>, MetaError> {
+        let prefix = dir.dir_prefix();
+        let mut dirs = Vec::new();
+        let mut files = Vec::new();
+        let mut iter = self.files.range(prefix.as_bytes()..);
+        while let Some(item) = iter.next() {
+            let (key, value) = item?;
+            let Some(rest) = key.strip_prefix(prefix.as_bytes()) else {
+                break;
+            };
+            let rest = std::str::from_utf8(rest).map_err(|e| MetaError::BadRecord {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: e.to_string(),
+            })?;
+            match rest.split_once('/') {
+                Some((child, _)) => {
+                    dirs.push(Entry::Dir(dir.join(child)?));
+                    // '0' is the byte after '/': the first key past this child's subtree.
+                    let skip = format!("{prefix}{child}0");
+                    iter = self.files.range(skip.into_bytes()..);
+                }
+                None => {
+                    let path = dir.join(rest)?;
+                    let record = decode(path.as_str(), &value)?;
+                    files.push(Entry::File(path, record));
+                }
+            }
+        }
+        if dirs.is_empty() && files.is_empty() && !dir.is_root() {
+            return Ok(None);
+        }
+        dirs.append(&mut files);
+        Ok(Some(dirs))
+    }
+
+    pub fn is_referenced(&self, id: &ChunkId) -> Result<bool, MetaError> {
+        Ok(self.chunk_refs.contains_key(id.as_bytes())?)
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Every node that ever registered, as (id, address).
+    pub fn known_nodes(&self) -> Result<Vec<(String, String)>, MetaError> {
+        self.nodes
+            .iter()
+            .map(|item| {
+                let (id, addr) = item?;
+                Ok((
+                    String::from_utf8_lossy(&id).into_owned(),
+                    String::from_utf8_lossy(&addr).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Remembers a node; returns whether anything changed (and so needs a flush).
+    pub fn remember_node(&self, id: &str, addr: &str) -> Result<bool, MetaError> {
+        let old = self.nodes.insert(id.as_bytes(), addr.as_bytes())?;
+        Ok(old.as_deref() != Some(addr.as_bytes()))
+    }
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<FileRecord, MetaError> {
+    FileRecord::decode(bytes).map_err(|e| MetaError::BadRecord {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Each chunk's reference count change when a file's record appears (`sign` 1) or goes (-1).
+/// A chunk that occurs twice in a file (two equal pieces) holds two references.
+fn ref_deltas(record: &FileRecord, sign: i64) -> Result<HashMap<ChunkId, i64>, MetaError> {
+    let mut deltas = HashMap::new();
+    for chunk in &record.chunks {
+        *deltas.entry(chunk.chunk_id()?).or_insert(0) += sign;
+    }
+    Ok(deltas)
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<MetaError>>;
+
+/// Applies reference count changes, dropping counts that reach zero; returns those chunks.
+fn apply_ref_deltas(
+    refs: &TransactionalTree,
+    deltas: &HashMap<ChunkId, i64>,
+) -> TxResult<Vec<ChunkId>> {
+    let mut freed = Vec::new();
+    for (id, &delta) in deltas {
+        if delta == 0 {
+            continue;
+        }
+        let current = match refs.get(id.as_bytes())? {
+            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
+                abort(MetaError::BadRecord {
+                    key: format!("chunk_refs/{id}"),
+                    reason: format!("{} bytes, want 8", bytes.len()),
+                })
+            })?),
+            None => 0,
+        };
+        let next = current as i64 + delta;
+        if next > 0 {
+            refs.insert(id.as_bytes(), &(next as u64).to_be_bytes())?;
+        } else {
+            refs.remove(id.as_bytes())?;
+            freed.push(*id);
+        }
+    }
+    Ok(freed)
+}
+
+fn abort(e: MetaError) -> ConflictableTransactionError<MetaError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn unwrap_transaction<T>(result: Result<T, TransactionError<MetaError>>) -> Result<T, MetaError> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => MetaError::Store(e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::ChunkEntry;
+
+    fn ns() -> (tempfile::TempDir, Namespace) {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = Namespace::open(dir.path()).unwrap();
+        (dir, ns)
+    }
+
+    fn record(chunks: &[&[u8]]) -> FileRecord {
+        FileRecord {
+            size: chunks.iter().map(|c| c.len() as u64).sum(),
+            chunk_size: 1 << 20,
+            replication: 3,
+            chunks: chunks
+                .iter()
+                .map(|c| ChunkEntry::new(ChunkId::of(c), c.len() as u64))
+                .collect(),
+            mtime_ms: 1,
+            version: 0,
+        }
+    }
+
+    fn p(s: &str) -> FsPath {
+        FsPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn commit_overwrite_and_remove_move_reference_counts() {
+        let (_dir, ns) = ns();
+        let a = ChunkId::of(b"a");
+        let b = ChunkId::of(b"b");
+        let done = ns.commit(&p("/f"), record(&[b"a", b"a"]), false).unwrap();
+        assert_eq!(done.version, 1);
+        assert!(done.freed.is_empty());
+        assert!(ns.is_referenced(&a).unwrap());
+
+        // Another file shares chunk a.
+        ns.commit(&p("/g"), record(&[b"a"]), false).unwrap();
+
+        let err = ns.commit(&p("/f"), record(&[b"b"]), false).unwrap_err();
+        assert!(matches!(err, MetaError::AlreadyExists(_)));
+        assert_eq!(ns.get(&p("/f")).unwrap().unwrap().version, 1);
+
+        let done = ns.commit(&p("/f"), record(&[b"b"]), true).unwrap();
+        assert_eq!(done.version, 2);
+        assert!(done.freed.is_empty(), "a is still used by /g");
+        assert!(ns.is_referenced(&b).unwrap());
+
+        assert_eq!(ns.remove(&p("/g")).unwrap(), vec![a]);
+        assert!(!ns.is_referenced(&a).unwrap());
+        assert_eq!(ns.remove(&p("/f")).unwrap(), vec![b]);
+        assert!(matches!(ns.remove(&p("/f")), Err(MetaError::NotFound(_))));
+    }
+
+    #[test]
+    fn overwrite_with_same_content_frees_nothing() {
+        let (_dir, ns) = ns();
+        ns.commit(&p("/f"), record(&[b"x"]), false).unwrap();
+        let done = ns.commit(&p("/f"), record(&[b"x"]), true).unwrap();
+        assert!(done.freed.is_empty());
+        assert!(ns.is_referenced(&ChunkId::of(b"x")).unwrap());
+    }
+
+    #[test]
+    fn list_shows_directories_first_and_skips_subtrees() {
+        let (_dir, ns) = ns();
+        for path in [
+            "/a/x",
+            "/a/b/y",
+            "/a/b/deep/z",
+            "/a/c/z",
+            "/a/w",
+            "/a0",
+            "/b",
+        ] {
+            ns.commit(&p(path), record(&[b"data"]), false).unwrap();
+        }
+        let names = |dir: &str| -> Vec<String> {
+            ns.list(&p(dir))
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .map(|e| match e {
+                    Entry::Dir(p) => format!("{p}/"),
+                    Entry::File(p, _) => p.to_string(),
+                })
+                .collect()
+        };
+        assert_eq!(names("/a"), ["/a/b/", "/a/c/", "/a/w", "/a/x"]);
+        assert_eq!(names("/"), ["/a/", "/a0", "/b"]);
+        assert_eq!(names("/a/b"), ["/a/b/deep/", "/a/b/y"]);
+        assert!(ns.list(&p("/missing")).unwrap().is_none());
+        assert!(ns.is_dir(&p("/a/b")).unwrap());
+        assert!(!ns.is_dir(&p("/a/x")).unwrap());
+        assert_eq!(
+            ns.files_under(&p("/a/b")).unwrap(),
+            [p("/a/b/deep/z"), p("/a/b/y")]
+        );
+    }
+
+    #[test]
+    fn a_directory_cannot_be_overwritten_by_a_file() {
+        let (_dir, ns) = ns();
+        ns.commit(&p("/d/f"), record(&[b"1"]), false).unwrap();
+        assert!(matches!(
+            ns.commit(&p("/d"), record(&[b"2"]), true),
+            Err(MetaError::IsDirectory(_))
+        ));
+        assert!(matches!(
+            ns.commit(&p("/d/f/g"), record(&[b"3"]), false),
+            Err(MetaError::NotADirectory(f)) if f == "/d/f"
+        ));
+    }
+
+    #[test]
+    fn records_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ns = Namespace::open(dir.path()).unwrap();
+            ns.commit(&p("/keep"), record(&[b"k"]), false).unwrap();
+            ns.remember_node("n1", "http://127.0.0.1:1").unwrap();
+            futures_flush(&ns);
+        }
+        let ns = Namespace::open(dir.path()).unwrap();
+        assert_eq!(ns.get(&p("/keep")).unwrap().unwrap().version, 1);
+        assert_eq!(
+            ns.known_nodes().unwrap(),
+            vec![("n1".to_string(), "http://127.0.0.1:1".to_string())]
+        );
+    }
+
+    fn futures_flush(ns: &Namespace) {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(ns.flush())
+            .unwrap();
+    }
+}

@@ -1,0 +1,437 @@
+//! The metadata server's gRPC service: converts requests, calls the namespace and the cluster
+//! state, and converts replies.
+//!
+//! Every namespace change happens under the cluster lock, so garbage collection (which decides
+//! under the same lock) never sees a half-applied commit; the flush that makes a change durable
+//! happens after the lock is released, so concurrent commits share flushes.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tonic::{Request, Response, Status};
+
+use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_REPLICATION};
+use bigfs_proto::pb::meta_server::Meta;
+use bigfs_proto::pb::*;
+use bigfs_proto::{ChunkId, FsPath};
+
+use crate::cluster::{Cluster, NodeUsage, Want};
+use crate::error::MetaError;
+use crate::namespace::{Entry, Namespace};
+use crate::records::{ChunkEntry, FileRecord};
+
+/// How many files `rm -r` removes per hold of the cluster lock.
+const REMOVE_BATCH: usize = 512;
+
+pub struct MetaState {
+    pub ns: Namespace,
+    pub cluster: Mutex<Cluster>,
+    pub chunk_size: u64,
+}
+
+impl MetaState {
+    pub fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        self.cluster
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a file references `chunk`. A store error counts as "yes": when in doubt, keep.
+    pub fn referenced(&self, chunk: &ChunkId) -> bool {
+        self.ns.is_referenced(chunk).unwrap_or_else(|e| {
+            tracing::error!(chunk = %chunk, "cannot read reference count: {e}");
+            true
+        })
+    }
+}
+
+pub struct MetaService {
+    state: Arc<MetaState>,
+}
+
+impl MetaService {
+    pub fn new(state: Arc<MetaState>) -> Self {
+        Self { state }
+    }
+
+    fn replication(&self, requested: u32) -> Result<u32, MetaError> {
+        match requested {
+            0 => Ok(self.state.cluster().config().replication),
+            r if r <= MAX_REPLICATION => Ok(r),
+            r => Err(MetaError::InvalidArgument(format!(
+                "replication {r} is above the limit of {MAX_REPLICATION}"
+            ))),
+        }
+    }
+
+    fn remove_tree(&self, dir: &FsPath) -> Result<u64, MetaError> {
+        let paths = self.state.ns.files_under(dir)?;
+        for batch in paths.chunks(REMOVE_BATCH) {
+            let mut cluster = self.state.cluster();
+            for path in batch {
+                let freed = self.state.ns.remove(path)?;
+                cluster.freed(&freed, Instant::now());
+            }
+        }
+        Ok(paths.len() as u64)
+    }
+}
+
+fn parse_ids(ids: &[String]) -> Result<Vec<ChunkId>, MetaError> {
+    ids.iter()
+        .map(|id| id.parse().map_err(MetaError::from))
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn node_addrs(pairs: Vec<(String, String)>) -> Vec<NodeAddr> {
+    pairs
+        .into_iter()
+        .map(|(id, addr)| NodeAddr { id, addr })
+        .collect()
+}
+
+fn file_info(path: &FsPath, record: &FileRecord) -> FileInfo {
+    FileInfo {
+        path: path.to_string(),
+        size: record.size,
+        chunk_size: record.chunk_size,
+        replication: record.replication,
+        mtime_ms: record.mtime_ms,
+        version: record.version,
+    }
+}
+
+/// Checks that `chunks` cut a file of `size` bytes into `chunk_size` pieces.
+fn validate_layout(size: u64, chunk_size: u64, chunks: &[CommittedChunk]) -> Result<(), MetaError> {
+    if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
+        return Err(MetaError::InvalidArgument(format!(
+            "chunk size {chunk_size} is outside 1..={MAX_CHUNK_SIZE}"
+        )));
+    }
+    let last = chunks.len().saturating_sub(1);
+    for (index, chunk) in chunks.iter().enumerate() {
+        let fits = if index < last {
+            chunk.size == chunk_size
+        } else {
+            (1..=chunk_size).contains(&chunk.size)
+        };
+        if !fits {
+            return Err(MetaError::InvalidArgument(format!(
+                "chunk {index} ({}) is {} bytes; every chunk but the last must be {chunk_size} \
+                 bytes and none empty",
+                chunk.id, chunk.size
+            )));
+        }
+    }
+    let total: u64 = chunks.iter().map(|c| c.size).sum();
+    if total != size {
+        return Err(MetaError::InvalidArgument(format!(
+            "chunks add up to {total} bytes, the file is {size}"
+        )));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Meta for MetaService {
+    async fn cluster_info(
+        &self,
+        _request: Request<ClusterInfoRequest>,
+    ) -> Result<Response<ClusterInfoResponse>, Status> {
+        let cluster = self.state.cluster();
+        let config = cluster.config();
+        Ok(Response::new(ClusterInfoResponse {
+            chunk_size: self.state.chunk_size,
+            replication: config.replication,
+            min_replicas: config.min_replicas,
+        }))
+    }
+
+    async fn allocate_chunks(
+        &self,
+        request: Request<AllocateChunksRequest>,
+    ) -> Result<Response<AllocateChunksResponse>, Status> {
+        let request = request.into_inner();
+        let replication = self.replication(request.replication)?;
+        let wants = request
+            .chunks
+            .into_iter()
+            .map(|want| {
+                Ok(Want {
+                    id: want.id.parse().map_err(MetaError::from)?,
+                    size: want.size,
+                    exclude: want.exclude,
+                    copies: want.copies,
+                })
+            })
+            .collect::<Result<Vec<_>, MetaError>>()?;
+        let allocations = self
+            .state
+            .cluster()
+            .allocate(&wants, replication, Instant::now())?;
+        let chunks = wants
+            .iter()
+            .zip(allocations)
+            .map(|(want, allocation)| ChunkPlacement {
+                id: want.id.to_hex(),
+                already_stored: allocation.already_stored,
+                targets: node_addrs(allocation.targets),
+            })
+            .collect();
+        Ok(Response::new(AllocateChunksResponse { chunks }))
+    }
+
+    async fn commit_file(
+        &self,
+        request: Request<CommitFileRequest>,
+    ) -> Result<Response<CommitFileResponse>, Status> {
+        let request = request.into_inner();
+        let path = FsPath::parse_file(&request.path).map_err(MetaError::from)?;
+        let replication = self.replication(request.replication)?;
+        validate_layout(request.size, request.chunk_size, &request.chunks)?;
+        let mut acks = Vec::with_capacity(request.chunks.len());
+        let mut entries = Vec::with_capacity(request.chunks.len());
+        for chunk in request.chunks {
+            let id: ChunkId = chunk.id.parse().map_err(MetaError::from)?;
+            entries.push(ChunkEntry::new(id, chunk.size));
+            acks.push((id, chunk.nodes));
+        }
+        let record = FileRecord {
+            size: request.size,
+            chunk_size: request.chunk_size,
+            replication,
+            chunks: entries,
+            mtime_ms: now_ms(),
+            version: 0,
+        };
+        let now = Instant::now();
+        let committed = {
+            let mut cluster = self.state.cluster();
+            let need = cluster.config().min_replicas.min(replication);
+            let short = cluster.check_commit(&acks, need, now);
+            if !short.is_empty() {
+                tracing::info!(path = %path, short = short.len(), "commit refused: chunks short of copies");
+                return Ok(Response::new(CommitFileResponse {
+                    committed: false,
+                    version: 0,
+                    short_chunks: short.iter().map(ChunkId::to_hex).collect(),
+                }));
+            }
+            let committed = self.state.ns.commit(&path, record, request.overwrite)?;
+            let ids: Vec<ChunkId> = acks.iter().map(|(id, _)| *id).collect();
+            cluster.committed(&ids, &committed.freed, now);
+            committed
+        };
+        self.state.ns.flush().await?;
+        tracing::debug!(path = %path, version = committed.version, "committed");
+        Ok(Response::new(CommitFileResponse {
+            committed: true,
+            version: committed.version,
+            short_chunks: vec![],
+        }))
+    }
+
+    async fn get_file(
+        &self,
+        request: Request<GetFileRequest>,
+    ) -> Result<Response<GetFileResponse>, Status> {
+        let path = FsPath::parse_file(&request.into_inner().path).map_err(MetaError::from)?;
+        let record = match self.state.ns.get(&path)? {
+            Some(record) => record,
+            None if self.state.ns.is_dir(&path)? => {
+                return Err(MetaError::IsDirectory(path.to_string()).into())
+            }
+            None => return Err(MetaError::NotFound(path.to_string()).into()),
+        };
+        let now = Instant::now();
+        let cluster = self.state.cluster();
+        let chunks = record
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let id = entry.chunk_id()?;
+                Ok(ChunkLocation {
+                    index: index as u32,
+                    id: id.to_hex(),
+                    size: entry.size,
+                    replicas: node_addrs(cluster.read_locations(&id, index, now)),
+                })
+            })
+            .collect::<Result<Vec<_>, MetaError>>()?;
+        Ok(Response::new(GetFileResponse {
+            file: Some(file_info(&path, &record)),
+            chunks,
+        }))
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let path = FsPath::parse(&request.into_inner().path).map_err(MetaError::from)?;
+        let entry = |e: Entry| match e {
+            Entry::Dir(path) => DirEntry {
+                path: path.to_string(),
+                is_dir: true,
+                ..DirEntry::default()
+            },
+            Entry::File(path, record) => DirEntry {
+                path: path.to_string(),
+                is_dir: false,
+                size: record.size,
+                mtime_ms: record.mtime_ms,
+                replication: record.replication,
+                chunks: record.chunks.len() as u64,
+            },
+        };
+        if !path.is_root() {
+            if let Some(record) = self.state.ns.get(&path)? {
+                return Ok(Response::new(ListResponse {
+                    entries: vec![entry(Entry::File(path, record))],
+                }));
+            }
+        }
+        let entries = self
+            .state
+            .ns
+            .list(&path)?
+            .ok_or_else(|| MetaError::NotFound(path.to_string()))?;
+        Ok(Response::new(ListResponse {
+            entries: entries.into_iter().map(entry).collect(),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let request = request.into_inner();
+        let path = FsPath::parse_file(&request.path).map_err(MetaError::from)?;
+        let files_removed = if self.state.ns.get(&path)?.is_some() {
+            let mut cluster = self.state.cluster();
+            let freed = self.state.ns.remove(&path)?;
+            cluster.freed(&freed, Instant::now());
+            1
+        } else if self.state.ns.is_dir(&path)? {
+            if !request.recursive {
+                return Err(MetaError::IsDirectory(path.to_string()).into());
+            }
+            self.remove_tree(&path)?
+        } else {
+            return Err(MetaError::NotFound(path.to_string()).into());
+        };
+        self.state.ns.flush().await?;
+        tracing::info!(path = %path, files_removed, "removed");
+        Ok(Response::new(DeleteResponse { files_removed }))
+    }
+
+    async fn list_nodes(
+        &self,
+        _request: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
+        let cluster = self.state.cluster();
+        let nodes = cluster
+            .nodes(Instant::now())
+            .into_iter()
+            .map(|node| NodeStatus {
+                id: node.id,
+                addr: node.addr,
+                state: node.state.as_str().to_string(),
+                capacity: node.usage.capacity,
+                used: node.usage.used,
+                chunks: node.usage.chunks,
+                last_heartbeat_ms_ago: node.since_heartbeat.as_millis() as u64,
+            })
+            .collect();
+        Ok(Response::new(ListNodesResponse {
+            nodes,
+            safe_mode: cluster.in_safe_mode(),
+        }))
+    }
+
+    async fn report_bad_chunk(
+        &self,
+        request: Request<ReportBadChunkRequest>,
+    ) -> Result<Response<ReportBadChunkResponse>, Status> {
+        let request = request.into_inner();
+        let chunk: ChunkId = request.chunk_id.parse().map_err(MetaError::from)?;
+        tracing::warn!(chunk = %chunk, node = %request.node_id, reason = %request.reason, "bad copy reported");
+        self.state.cluster().report_bad(&chunk, &request.node_id)?;
+        Ok(Response::new(ReportBadChunkResponse {}))
+    }
+
+    async fn register_node(
+        &self,
+        request: Request<RegisterNodeRequest>,
+    ) -> Result<Response<RegisterNodeResponse>, Status> {
+        let request = request.into_inner();
+        if request.node_id.is_empty() || request.addr.is_empty() {
+            return Err(
+                MetaError::InvalidArgument("node id and address are required".into()).into(),
+            );
+        }
+        let chunks = parse_ids(&request.chunks)?;
+        let usage = NodeUsage {
+            capacity: request.capacity,
+            used: request.used,
+            chunks: chunks.len() as u64,
+        };
+        let count = chunks.len();
+        let state = &self.state;
+        state.cluster().register(
+            &request.node_id,
+            &request.addr,
+            usage,
+            chunks,
+            |chunk| state.referenced(chunk),
+            Instant::now(),
+        );
+        if state.ns.remember_node(&request.node_id, &request.addr)? {
+            state.ns.flush().await?;
+        }
+        tracing::info!(node = %request.node_id, addr = %request.addr, chunks = count, "node registered");
+        Ok(Response::new(RegisterNodeResponse {}))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let usage = NodeUsage {
+            capacity: request.capacity,
+            used: request.used,
+            chunks: request.chunk_count,
+        };
+        let (added, removed, corrupt) = (
+            parse_ids(&request.added)?,
+            parse_ids(&request.removed)?,
+            parse_ids(&request.corrupt)?,
+        );
+        let state = &self.state;
+        let reply = state.cluster().heartbeat(
+            &request.node_id,
+            usage,
+            added,
+            removed,
+            corrupt,
+            |chunk| state.referenced(chunk),
+            Instant::now(),
+        );
+        Ok(Response::new(match reply {
+            Some(deletes) => HeartbeatResponse {
+                reregister: false,
+                delete_chunks: deletes.iter().map(ChunkId::to_hex).collect(),
+            },
+            None => HeartbeatResponse {
+                reregister: true,
+                delete_chunks: vec![],
+            },
+        }))
+    }
+}

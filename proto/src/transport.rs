@@ -1,0 +1,50 @@
+//! gRPC transport settings shared by every client and server in the cluster.
+//!
+//! Chunks are up to [`MAX_CHUNK_SIZE`](crate::limits::MAX_CHUNK_SIZE) bytes, far above gRPC's
+//! defaults (4 MiB messages, 64 KiB HTTP/2 windows), so both ends set their limits here, once.
+
+use std::time::Duration;
+
+use tonic::transport::{Endpoint, Server};
+
+/// How long to wait for a TCP connection to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The deadline for one metadata call.
+pub const META_RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The deadline for reading one chunk from one node.
+pub const CHUNK_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/2 flow-control windows large enough that a 1 MiB chunk is never stalled on window
+/// updates, and several can be in flight on one connection.
+const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+
+/// The deadline for storing one chunk through a chain of `hops` nodes: each hop stores and then
+/// waits for the hops behind it, so every hop gets its own allowance.
+pub fn chunk_write_timeout(hops: usize) -> Duration {
+    Duration::from_secs(10) + Duration::from_secs(5) * hops.saturating_sub(1) as u32
+}
+
+/// An endpoint for `uri` (e.g. `http://127.0.0.1:9401`) with the cluster's settings. It
+/// connects lazily, on first use.
+pub fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(uri.to_string())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW))
+}
+
+/// A server builder with the cluster's settings.
+pub fn server() -> Server {
+    Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+}

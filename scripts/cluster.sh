@@ -1,0 +1,602 @@
+#!/usr/bin/env bash
+# BigFS local cluster manager: one metadata server and N storage nodes on 127.0.0.1.
+# Run `scripts/cluster.sh --help` for usage.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$SCRIPT_DIR/.." && pwd)
+PROG=$0
+
+DIR=${BIGFS_CLUSTER_DIR:-$REPO/.bigfs-cluster}
+case $DIR in
+    /*) ;;
+    *) DIR=$PWD/$DIR ;;
+esac
+while [[ $DIR == */ && $DIR != / ]]; do DIR=${DIR%/}; done
+PID_DIR=$DIR/pids
+LOG_DIR=$DIR/logs
+STATE_FILE=$DIR/cluster.conf      # nodes, base port, profile, binary dir of the last `up`
+TMUX_FILE=$DIR/tmux-session       # present only while a tmux session created by `up` exists
+START_TIMEOUT=${BIGFS_CLUSTER_TIMEOUT:-30}
+STOP_TIMEOUT=10
+HOST=127.0.0.1
+
+usage() {
+    cat <<EOF
+Usage: $PROG COMMAND [OPTIONS]
+
+Local BigFS cluster: one metadata server (bigfs-meta) and N storage nodes
+(bigfs-node), all listening on $HOST only.
+
+Commands:
+  up [--nodes N] [--base-port P] [--tmux] [--release|--debug] [--no-build]
+        Build the binaries (cargo build -p bigfs-meta -p bigfs-node -p bigfs-client),
+        start the metadata server on port P (default 9400) and nodes node1..nodeN
+        (default N=3) on ports P+1..P+N, then wait (up to \$BIGFS_CLUSTER_TIMEOUT s)
+        until the metadata server answers and 'bigfs nodes --json' shows all N nodes
+        "alive". On failure prints the failing process's log tail, stops what it
+        started and exits non-zero. If any process of the cluster is already
+        running, says so and exits 0 without starting anything.
+          --nodes N      number of storage nodes (default 3; with N < 3 the metadata
+                         server gets --replication N --min-replicas min(N,2))
+          --base-port P  metadata server port; node i listens on P+i (default 9400)
+          --tmux         run every process in its own window of tmux session
+                         '\$BIGFS_TMUX_SESSION' (output shown live and appended to its log)
+          --release      use target/release binaries (default)
+          --debug        use target/debug binaries
+          --no-build     skip cargo build, use the binaries already built
+  status
+        For each process: name, pid, running or stopped, listen address; then
+        'bigfs nodes' if the metadata server is running. Exits 0 if every process
+        is running, 3 otherwise.
+  logs NAME [-f] [-n LINES]
+        Show the end of a process's log (NAME: meta, node1, node2, ...); -f follows it.
+  env
+        Print 'export BIGFS_META=http://$HOST:PORT' for the cluster; use it as
+          eval "\$($PROG env)"
+  down [--wipe]
+        Stop the processes recorded in the pid files (SIGTERM, up to ${STOP_TIMEOUT}s,
+        then SIGKILL), only after checking each pid still runs a bigfs- binary;
+        remove the pid files and the tmux session 'up --tmux' created. Data is
+        kept; --wipe also deletes the cluster directory.
+  help, --help, -h
+        This text.
+
+Layout under the cluster directory:
+  meta/  node1/ node2/ ...        data directories
+  logs/meta.log logs/nodeI.log    process output (appended across restarts)
+  pids/meta.pid pids/nodeI.pid    pids of the running servers
+
+Environment:
+  BIGFS_CLUSTER_DIR      cluster directory (default: <repo>/.bigfs-cluster; now: $DIR)
+  BIGFS_CLUSTER_TIMEOUT  seconds 'up' waits for the cluster to be ready (default 30)
+  BIGFS_TMUX_SESSION     tmux session name for --tmux (default: bigfs)
+  BIGFS_BIN_DIR          take bigfs-meta, bigfs-node and bigfs from this directory
+                         instead of the cargo target directory (implies --no-build)
+  BIGFS_META_ARGS        extra flags for bigfs-meta, e.g. "--heartbeat-timeout 5s"
+  BIGFS_NODE_ARGS        extra flags for every bigfs-node, e.g. "--capacity 1GiB --fsync"
+  RUST_LOG               log filter passed to the servers (default: info)
+  CARGO_TARGET_DIR       honoured when locating the built binaries
+EOF
+}
+
+die() {
+    echo "cluster.sh: $*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------- helpers
+
+# Succeeds if PID is a live process running a bigfs- binary (guards against pid reuse).
+is_bigfs_pid() {
+    local pid=$1 cmdline
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -r /proc/$pid/cmdline ]]; then
+        cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+    else
+        cmdline=$(ps -p "$pid" -o args= 2>/dev/null) || return 1
+    fi
+    [[ $cmdline == *bigfs-* ]]
+}
+
+# Prints the pid recorded for process NAME (empty if none).
+pid_of() {
+    local f=$PID_DIR/$1.pid pid=""
+    if [[ -f $f ]]; then read -r pid <"$f" 2>/dev/null || true; fi
+    printf '%s' "$pid"
+}
+
+is_running() {
+    local pid
+    pid=$(pid_of "$1")
+    [[ -n $pid ]] && is_bigfs_pid "$pid"
+}
+
+# Names of the processes that have a pid file, storage nodes first, meta last.
+pidfile_names() {
+    local f name names=() meta=""
+    for f in "$PID_DIR"/*.pid; do
+        [[ -e $f ]] || continue
+        name=$(basename "$f" .pid)
+        if [[ $name == meta ]]; then meta=meta; else names+=("$name"); fi
+    done
+    if ((${#names[@]})); then printf '%s\n' "${names[@]}" | sort -V; fi
+    [[ -z $meta ]] || echo meta
+}
+
+# Reads the state file written by `up` into ST_* variables (defaults if absent).
+load_state() {
+    ST_NODES=3 ST_BASE_PORT=9400 ST_PROFILE=release ST_BIN_DIR="" ST_FOUND=""
+    [[ -f $STATE_FILE ]] || return 0
+    ST_FOUND=1
+    local key value
+    while IFS='=' read -r key value; do
+        case $key in
+            nodes) ST_NODES=$value ;;
+            base_port) ST_BASE_PORT=$value ;;
+            profile) ST_PROFILE=$value ;;
+            bin_dir) ST_BIN_DIR=$value ;;
+        esac
+    done <"$STATE_FILE"
+}
+
+target_dir() {
+    local t=${CARGO_TARGET_DIR:-$REPO/target}
+    case $t in
+        /*) printf '%s' "$t" ;;
+        *) printf '%s' "$REPO/$t" ;;
+    esac
+}
+
+# Port of process NAME given the base port.
+port_of() {
+    local name=$1 base=$2
+    if [[ $name == meta ]]; then echo "$base"; else echo $((base + ${name#node})); fi
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+show_log_tail() {
+    local name=$1 lines=${2:-30} log=$LOG_DIR/$1.log
+    echo "---- $log (last $lines lines of this run) ----" >&2
+    if [[ -f $log ]]; then
+        # Only the output since the last start marker written by launch().
+        awk '/^==== .*: starting / { n = 0 } { line[n++] = $0 } END { for (i = 0; i < n; i++) print line[i] }' \
+            "$log" | tail -n "$lines" >&2
+    else
+        echo "(no log file)" >&2
+    fi
+    echo "----" >&2
+}
+
+# Prints the ids (from the expected ones given as arguments) that JSON on stdin lists as alive.
+alive_ids() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c '
+import json, sys
+want = set(sys.argv[1:])
+try:
+    nodes = json.load(sys.stdin)
+except ValueError:
+    sys.exit(0)
+if isinstance(nodes, dict):
+    nodes = nodes.get("nodes", [])
+for n in nodes if isinstance(nodes, list) else []:
+    if isinstance(n, dict) and n.get("state") == "alive" and n.get("id") in want:
+        print(n["id"])
+' "$@"
+    else
+        # Without python3 only the number of alive nodes can be told, not which.
+        local count
+        count=$(grep -o '"state" *: *"alive"' | wc -l) || true
+        local id i=0
+        for id in "$@"; do
+            ((i < count)) || break
+            echo "$id"
+            i=$((i + 1))
+        done
+    fi
+}
+
+# ---------------------------------------------------------------- stopping
+
+# Stops every process that has a pid file. Prints what it does; returns 0.
+stop_all() {
+    local name pid
+    local -a pids=() names=()
+    while IFS= read -r name; do
+        [[ -n $name ]] || continue
+        pid=$(pid_of "$name")
+        if [[ -n $pid ]] && is_bigfs_pid "$pid"; then
+            if kill -TERM "$pid" 2>/dev/null; then
+                echo "stopping $name (pid $pid)"
+                pids+=("$pid")
+                names+=("$name")
+            fi
+        else
+            if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+                echo "$name: pid $pid is no longer a bigfs process; not signalled"
+            else
+                echo "$name: not running${pid:+ (pid $pid already exited)}"
+            fi
+        fi
+    done < <(pidfile_names)
+
+    local deadline=$((SECONDS + STOP_TIMEOUT)) left i
+    while ((${#pids[@]})); do
+        left=0
+        for i in "${!pids[@]}"; do
+            if is_bigfs_pid "${pids[$i]}"; then left=1; fi
+        done
+        ((left)) || break
+        if ((SECONDS >= deadline)); then
+            for i in "${!pids[@]}"; do
+                if is_bigfs_pid "${pids[$i]}"; then
+                    echo "${names[$i]} (pid ${pids[$i]}) did not stop in ${STOP_TIMEOUT}s: SIGKILL"
+                    kill -KILL "${pids[$i]}" 2>/dev/null || true
+                fi
+            done
+            break
+        fi
+        sleep 0.2
+    done
+    rm -f "$PID_DIR"/*.pid
+
+    if [[ -f $TMUX_FILE ]]; then
+        local session
+        read -r session <"$TMUX_FILE" || true
+        if [[ -n $session ]] && command -v tmux >/dev/null 2>&1 &&
+            tmux has-session -t "=$session" 2>/dev/null; then
+            tmux kill-session -t "=$session" 2>/dev/null || true
+            echo "killed tmux session $session"
+        fi
+        rm -f "$TMUX_FILE"
+    fi
+}
+
+# ---------------------------------------------------------------- up
+
+# launch NAME CMD...: starts CMD with its output appended to logs/NAME.log and its own pid
+# (the server binary's, not a wrapper's) in pids/NAME.pid.
+launch() {
+    local name=$1
+    shift
+    local log=$LOG_DIR/$name.log pidfile=$PID_DIR/$name.pid
+    rm -f "$pidfile"
+    printf '==== %s: starting %s: %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$name" "$*" >>"$log"
+    if [[ -n $USE_TMUX ]]; then
+        # The wrapper writes its own pid, sends its output to the window and to the log
+        # (tee runs in a process substitution, so the pid stays the shell's), then execs
+        # the server, which keeps that pid.
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        local -a wrapper=(env "RUST_LOG=$RUST_LOG_VALUE" bash -c 'echo $$ >"$1"; log=$2; shift 2; exec > >(tee -a "$log") 2>&1; exec "$@"'
+            "bigfs-$name" "$pidfile" "$log" "$@")
+        if [[ -z $TMUX_CREATED ]]; then
+            tmux new-session -d -s "$TMUX_SESSION" -n "$name" -c "$REPO" "${wrapper[@]}"
+            TMUX_CREATED=1
+            echo "$TMUX_SESSION" >"$TMUX_FILE"
+        else
+            tmux new-window -d -t "=$TMUX_SESSION:" -n "$name" -c "$REPO" "${wrapper[@]}"
+        fi
+        # Keep a crashed server's last words on screen.
+        tmux set-option -w -t "=$TMUX_SESSION:=$name" remain-on-exit on 2>/dev/null || true
+    else
+        local -a detach=()
+        if command -v setsid >/dev/null 2>&1; then detach=(setsid); else detach=(nohup); fi
+        # Output goes only to the log file: no colour escapes (tracing honours NO_COLOR).
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        "${detach[@]}" env "RUST_LOG=$RUST_LOG_VALUE" "NO_COLOR=${NO_COLOR:-1}" bash -c 'echo $$ >"$1"; shift; exec "$@"' \
+            "bigfs-$name" "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
+    fi
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -s $pidfile ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Called when `up` fails: show the log, stop what was started, exit 1.
+up_failed() {
+    local msg=$1
+    shift
+    echo "cluster.sh: up failed: $msg" >&2
+    local name
+    for name in "$@"; do show_log_tail "$name" 30; done
+    echo "stopping the processes that were started (logs kept in $LOG_DIR)" >&2
+    stop_all >&2
+    exit 1
+}
+
+cmd_up() {
+    local nodes=3 base_port=9400 profile=release build=1
+    USE_TMUX=""
+    while (($#)); do
+        case $1 in
+            --nodes) [[ $# -ge 2 ]] || die "--nodes needs a value"; nodes=$2; shift 2 ;;
+            --nodes=*) nodes=${1#*=}; shift ;;
+            --base-port) [[ $# -ge 2 ]] || die "--base-port needs a value"; base_port=$2; shift 2 ;;
+            --base-port=*) base_port=${1#*=}; shift ;;
+            --tmux) USE_TMUX=1; shift ;;
+            --release) profile=release; shift ;;
+            --debug) profile=debug; shift ;;
+            --no-build) build=""; shift ;;
+            -h | --help) usage; exit 0 ;;
+            *) echo "cluster.sh: up: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+        esac
+    done
+    if ! [[ $nodes =~ ^[0-9]+$ ]] || ((nodes < 1 || nodes > 99)); then
+        die "--nodes must be a number from 1 to 99 (got '$nodes')"
+    fi
+    if ! [[ $base_port =~ ^[0-9]+$ ]] || ((base_port < 1024 || base_port + nodes > 65535)); then
+        die "--base-port must be a number from 1024 to $((65535 - nodes)) (got '$base_port')"
+    fi
+
+    # Already running?
+    mkdir -p "$PID_DIR" "$LOG_DIR"
+    local name running=()
+    while IFS= read -r name; do
+        [[ -n $name ]] || continue
+        if is_running "$name"; then running+=("$name (pid $(pid_of "$name"))"); fi
+    done < <(pidfile_names)
+    if ((${#running[@]})); then
+        load_state
+        echo "cluster already running in $DIR: ${running[*]}"
+        echo "nothing started; see '$PROG status', or '$PROG down' first to restart."
+        echo "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
+        return 0
+    fi
+    rm -f "$PID_DIR"/*.pid
+
+    TMUX_SESSION=${BIGFS_TMUX_SESSION:-bigfs}
+    TMUX_CREATED=""
+    if [[ -n $USE_TMUX ]]; then
+        command -v tmux >/dev/null 2>&1 ||
+            die "--tmux needs tmux, which is not installed; install it with 'apt-get install tmux' (Debian/Ubuntu) or 'brew install tmux' (macOS), or run without --tmux"
+        if tmux has-session -t "=$TMUX_SESSION" 2>/dev/null; then
+            die "tmux session '$TMUX_SESSION' already exists; close it (tmux kill-session -t $TMUX_SESSION) or set BIGFS_TMUX_SESSION"
+        fi
+    fi
+    rm -f "$TMUX_FILE"
+
+    # Binaries.
+    local bin_dir
+    if [[ -n ${BIGFS_BIN_DIR:-} ]]; then
+        bin_dir=$BIGFS_BIN_DIR
+        build=""
+    else
+        bin_dir=$(target_dir)/$profile
+    fi
+    if [[ -n $build ]]; then
+        command -v cargo >/dev/null 2>&1 || die "cargo not found; install the Rust toolchain (https://rustup.rs)"
+        local -a cargo_profile=()
+        [[ $profile == release ]] && cargo_profile=(--release)
+        echo "building ($profile): cargo build ${cargo_profile[*]} -p bigfs-meta -p bigfs-node -p bigfs-client"
+        (cd "$REPO" && cargo build "${cargo_profile[@]}" -p bigfs-meta -p bigfs-node -p bigfs-client) ||
+            die "cargo build failed"
+    fi
+    local meta_bin=$bin_dir/bigfs-meta node_bin=$bin_dir/bigfs-node cli_bin=$bin_dir/bigfs b
+    for b in "$meta_bin" "$node_bin" "$cli_bin"; do
+        [[ -x $b ]] || die "binary $b not found${build:+ after the build}${build:- (run without --no-build to build it)}"
+    done
+
+    # Ports must be free.
+    local i port
+    for ((i = 0; i <= nodes; i++)); do
+        port=$((base_port + i))
+        if port_in_use "$port"; then
+            die "port $HOST:$port is already in use; stop whatever holds it or choose another --base-port"
+        fi
+    done
+
+    {
+        echo "nodes=$nodes"
+        echo "base_port=$base_port"
+        echo "profile=$profile"
+        echo "bin_dir=$bin_dir"
+    } >"$STATE_FILE"
+
+    RUST_LOG_VALUE=${RUST_LOG:-info}
+    local meta_url=http://$HOST:$base_port
+    local -a meta_extra=() node_extra=()
+    read -r -a meta_extra <<<"${BIGFS_META_ARGS:-}" || true
+    read -r -a node_extra <<<"${BIGFS_NODE_ARGS:-}" || true
+    if ((nodes < 3)); then
+        # The defaults (R=3, W=2) could never be met with fewer nodes.
+        [[ " ${meta_extra[*]} " == *" --replication"* ]] || meta_extra+=(--replication "$nodes")
+        [[ " ${meta_extra[*]} " == *" --min-replicas"* ]] || meta_extra+=(--min-replicas "$((nodes < 2 ? nodes : 2))")
+    fi
+
+    trap 'echo; up_failed "interrupted" ' INT TERM
+
+    local -a names=(meta)
+    mkdir -p "$DIR/meta"
+    launch meta "$meta_bin" --listen "$HOST:$base_port" --data "$DIR/meta" ${meta_extra[@]+"${meta_extra[@]}"} ||
+        up_failed "meta did not start (no pid file)" meta
+    local -a node_ids=()
+    for ((i = 1; i <= nodes; i++)); do
+        name=node$i
+        names+=("$name")
+        node_ids+=("$name")
+        mkdir -p "$DIR/$name"
+        launch "$name" "$node_bin" --listen "$HOST:$((base_port + i))" --meta "$meta_url" \
+            --data "$DIR/$name" --id "$name" ${node_extra[@]+"${node_extra[@]}"} ||
+            up_failed "$name did not start (no pid file)" "$name"
+    done
+
+    # Wait until the metadata server answers and lists every node as alive.
+    echo "started ${#names[@]} processes; waiting up to ${START_TIMEOUT}s for meta and $nodes alive nodes"
+    local deadline=$((SECONDS + START_TIMEOUT)) out err_file meta_answered="" alive=""
+    err_file=$(mktemp)
+    local -a to=()
+    command -v timeout >/dev/null 2>&1 && to=(timeout 5)
+    while :; do
+        for name in "${names[@]}"; do
+            if ! is_running "$name"; then
+                rm -f "$err_file"
+                up_failed "$name exited during start-up" "$name"
+            fi
+        done
+        if out=$(${to[@]+"${to[@]}"} "$cli_bin" --meta "$meta_url" nodes --json 2>"$err_file"); then
+            meta_answered=1
+            alive=$(alive_ids "${node_ids[@]}" <<<"$out")
+            if [[ -n $alive ]] && (($(wc -l <<<"$alive") >= nodes)); then break; fi
+        fi
+        if ((SECONDS >= deadline)); then
+            if [[ -z $meta_answered ]]; then
+                echo "last 'bigfs nodes' error: $(tail -n 3 "$err_file")" >&2
+                rm -f "$err_file"
+                up_failed "metadata server did not answer at $meta_url within ${START_TIMEOUT}s" meta
+            fi
+            local -a missing=()
+            for name in "${node_ids[@]}"; do
+                grep -qx "$name" <<<"$alive" || missing+=("$name")
+            done
+            echo "last 'bigfs nodes --json': $out" >&2
+            rm -f "$err_file"
+            up_failed "not alive after ${START_TIMEOUT}s: ${missing[*]}" "${missing[@]}"
+        fi
+        sleep 0.5
+    done
+    rm -f "$err_file"
+    trap - INT TERM
+
+    echo
+    echo "BigFS cluster is up ($profile build, $nodes storage nodes, data in $DIR)"
+    for name in "${names[@]}"; do
+        printf '  %-7s pid %-8s %s:%-6s log %s\n' "$name" "$(pid_of "$name")" "$HOST" \
+            "$(port_of "$name" "$base_port")" "$LOG_DIR/$name.log"
+    done
+    if [[ -n $USE_TMUX ]]; then
+        if [[ -n ${TMUX:-} ]]; then
+            echo "tmux session '$TMUX_SESSION': tmux switch-client -t $TMUX_SESSION"
+        else
+            echo "tmux session '$TMUX_SESSION': tmux attach -t $TMUX_SESSION"
+        fi
+    fi
+    echo
+    echo "Point the client at it (or: eval \"\$($PROG env)\"):"
+    echo "export BIGFS_META=$meta_url"
+    echo "Client: $cli_bin    Stop: $PROG down"
+}
+
+# ---------------------------------------------------------------- other commands
+
+cmd_status() {
+    [[ $# -eq 0 ]] || { echo "cluster.sh: status takes no arguments" >&2; exit 2; }
+    load_state
+    local -a names=()
+    local name i
+    if [[ -n $ST_FOUND ]]; then
+        names=(meta)
+        for ((i = 1; i <= ST_NODES; i++)); do names+=("node$i"); done
+    fi
+    # Also any process with a pid file beyond the recorded ones.
+    while IFS= read -r name; do
+        if [[ -n $name && " ${names[*]} " != *" $name "* ]]; then names+=("$name"); fi
+    done < <(pidfile_names)
+    if ((${#names[@]} == 0)); then
+        echo "no cluster in $DIR (start one with '$PROG up')"
+        return 3
+    fi
+    echo "cluster dir $DIR (storage nodes: $ST_NODES, base port: $ST_BASE_PORT, build: $ST_PROFILE)"
+    printf '%-7s %-8s %-8s %s\n' NAME PID STATE LISTEN
+    local all=0 pid state
+    for name in "${names[@]}"; do
+        pid=$(pid_of "$name")
+        if [[ -n $pid ]] && is_bigfs_pid "$pid"; then state=running; else state=stopped; all=3; pid=""; fi
+        printf '%-7s %-8s %-8s %s:%s\n' "$name" "${pid:--}" "$state" "$HOST" "$(port_of "$name" "$ST_BASE_PORT")"
+    done
+    if [[ -f $TMUX_FILE ]]; then echo "tmux session: $(<"$TMUX_FILE")"; fi
+    local cli=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}/bigfs
+    if is_running meta && [[ -x $cli ]]; then
+        echo
+        echo "bigfs nodes:"
+        local -a to=()
+        command -v timeout >/dev/null 2>&1 && to=(timeout 5)
+        ${to[@]+"${to[@]}"} "$cli" --meta "http://$HOST:$ST_BASE_PORT" nodes || echo "(bigfs nodes failed)"
+    fi
+    return "$all"
+}
+
+cmd_logs() {
+    local name="" follow="" lines=50
+    while (($#)); do
+        case $1 in
+            -f | --follow) follow=1; shift ;;
+            -n) [[ $# -ge 2 ]] || die "-n needs a value"; lines=$2; shift 2 ;;
+            -h | --help) usage; exit 0 ;;
+            -*) echo "cluster.sh: logs: unknown option '$1'" >&2; exit 2 ;;
+            *) [[ -z $name ]] || { echo "cluster.sh: logs takes one NAME" >&2; exit 2; }; name=$1; shift ;;
+        esac
+    done
+    [[ -n $name ]] || { echo "cluster.sh: usage: logs NAME [-f] [-n LINES] (NAME: meta, node1, ...)" >&2; exit 2; }
+    [[ $name =~ ^(meta|node[0-9]+)$ ]] || die "unknown process '$name' (expected meta, node1, node2, ...)"
+    [[ $lines =~ ^[0-9]+$ ]] || die "-n needs a number"
+    local log=$LOG_DIR/$name.log
+    if [[ ! -f $log ]]; then
+        local avail="" f
+        for f in "$LOG_DIR"/*.log; do
+            if [[ -e $f ]]; then avail+="$(basename "$f" .log) "; fi
+        done
+        die "no log $log${avail:+ (logs: $avail)}"
+    fi
+    if [[ -n $follow ]]; then exec tail -n "$lines" -F "$log"; fi
+    tail -n "$lines" "$log"
+}
+
+cmd_env() {
+    [[ $# -eq 0 ]] || { echo "cluster.sh: env takes no arguments" >&2; exit 2; }
+    load_state
+    echo "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
+}
+
+cmd_down() {
+    local wipe=""
+    while (($#)); do
+        case $1 in
+            --wipe) wipe=1; shift ;;
+            -h | --help) usage; exit 0 ;;
+            *) echo "cluster.sh: down: unknown option '$1'" >&2; exit 2 ;;
+        esac
+    done
+    if [[ -d $PID_DIR ]]; then
+        stop_all
+    else
+        echo "no pid files in $PID_DIR: nothing to stop"
+    fi
+    if [[ -n $wipe ]]; then
+        [[ -d $DIR ]] || { echo "nothing to wipe: $DIR does not exist"; return 0; }
+        # Refuse to delete something that is obviously not a cluster directory.
+        case $DIR in
+            / | "$HOME" | "$REPO") die "refusing to wipe $DIR" ;;
+        esac
+        if [[ ! -f $STATE_FILE && ! -d $PID_DIR && ! -d $LOG_DIR && ! -d $DIR/meta ]]; then
+            die "refusing to wipe $DIR: it does not look like a cluster directory"
+        fi
+        rm -rf -- "$DIR"
+        echo "wiped $DIR"
+    else
+        echo "data kept in $DIR ('$PROG down --wipe' deletes it)"
+    fi
+}
+
+main() {
+    local cmd=${1:-}
+    [[ $# -eq 0 ]] || shift
+    case $cmd in
+        up) cmd_up "$@" ;;
+        status) cmd_status "$@" ;;
+        logs | log) cmd_logs "$@" ;;
+        env) cmd_env "$@" ;;
+        down | stop) cmd_down "$@" ;;
+        help | -h | --help) usage ;;
+        "") usage; exit 2 ;;
+        *) echo "cluster.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
+    esac
+}
+
+main "$@"

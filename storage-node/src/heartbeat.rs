@@ -1,0 +1,171 @@
+//! Membership: register with the metadata server, then heartbeat and carry out its commands.
+//!
+//! The node registers with its full chunk report, then sends, every interval, its usage and the
+//! chunks added, removed and found corrupt since the previous beat (the HDFS DataNode model).
+//! The reply carries commands: delete these chunks, or register again (the metadata server
+//! restarted and lost its soft state). Commands are carried out before the next beat is sent,
+//! so that beat already reports their effects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic::Request;
+
+use bigfs_proto::limits::MAX_META_MESSAGE;
+use bigfs_proto::pb::meta_client::MetaClient;
+use bigfs_proto::pb::{HeartbeatRequest, RegisterNodeRequest};
+use bigfs_proto::{transport, ChunkId};
+
+use crate::chunk_store::ChunkStore;
+
+pub struct Heartbeat {
+    pub node_id: String,
+    /// The address other nodes and clients reach this node at.
+    pub addr: String,
+    pub interval: Duration,
+    pub meta: MetaClient<Channel>,
+    pub store: Arc<ChunkStore>,
+}
+
+enum Beat {
+    Ok,
+    Reregister,
+}
+
+impl Heartbeat {
+    pub fn connect(
+        node_id: String,
+        addr: String,
+        meta_url: &str,
+        interval: Duration,
+        store: Arc<ChunkStore>,
+    ) -> anyhow::Result<Self> {
+        let channel = transport::endpoint(meta_url)
+            .map_err(|e| anyhow::anyhow!("invalid --meta {meta_url:?}: {e}"))?
+            .connect_lazy();
+        let meta = MetaClient::new(channel)
+            .max_decoding_message_size(MAX_META_MESSAGE)
+            .max_encoding_message_size(MAX_META_MESSAGE);
+        Ok(Self {
+            node_id,
+            addr,
+            interval,
+            meta,
+            store,
+        })
+    }
+
+    /// Runs until `cancel` fires. Failures are logged and retried every interval: a node
+    /// keeps serving reads while the metadata server is away.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut registered = false;
+        let mut failures = 0u32;
+        loop {
+            let outcome = if registered {
+                self.beat().await
+            } else {
+                self.register().await.map(|()| Beat::Ok)
+            };
+            match outcome {
+                Ok(Beat::Ok) => {
+                    if !registered || failures > 0 {
+                        tracing::info!(meta_failures = failures, "registered with metadata server");
+                    }
+                    registered = true;
+                    failures = 0;
+                }
+                Ok(Beat::Reregister) => {
+                    tracing::info!("metadata server asked for a full chunk report");
+                    registered = false;
+                    continue;
+                }
+                Err(e) => {
+                    failures += 1;
+                    // Say it once, then every minute or so, not every beat.
+                    if failures == 1 || failures % 20 == 0 {
+                        tracing::warn!(failures, "heartbeat to metadata server failed: {e:#}");
+                    }
+                    registered = registered && failures < 3;
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+        tracing::info!("heartbeat stopped");
+    }
+
+    async fn register(&mut self) -> anyhow::Result<()> {
+        // The full report supersedes whatever changes were pending.
+        self.store.clear_changes();
+        let store = self.store.clone();
+        let chunks = tokio::task::spawn_blocking(move || store.list()).await??;
+        let usage = self.store.usage();
+        let mut request = Request::new(RegisterNodeRequest {
+            node_id: self.node_id.clone(),
+            addr: self.addr.clone(),
+            capacity: usage.capacity,
+            used: usage.used,
+            chunks: chunks.iter().map(ChunkId::to_hex).collect(),
+        });
+        request.set_timeout(transport::META_RPC_TIMEOUT);
+        self.meta.register_node(request).await?;
+        Ok(())
+    }
+
+    async fn beat(&mut self) -> anyhow::Result<Beat> {
+        let changes = self.store.take_changes();
+        let usage = self.store.usage();
+        let hex = |ids: &[ChunkId]| ids.iter().map(ChunkId::to_hex).collect::<Vec<_>>();
+        let mut request = Request::new(HeartbeatRequest {
+            node_id: self.node_id.clone(),
+            capacity: usage.capacity,
+            used: usage.used,
+            chunk_count: usage.chunks,
+            added: hex(&changes.added),
+            removed: hex(&changes.removed),
+            corrupt: hex(&changes.corrupt),
+        });
+        request.set_timeout(transport::META_RPC_TIMEOUT);
+        let reply = match self.meta.heartbeat(request).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) => {
+                self.store.restore_changes(changes);
+                return Err(status.into());
+            }
+        };
+        if reply.reregister {
+            return Ok(Beat::Reregister);
+        }
+        if !reply.delete_chunks.is_empty() {
+            self.delete(reply.delete_chunks).await?;
+        }
+        Ok(Beat::Ok)
+    }
+
+    async fn delete(&self, ids: Vec<String>) -> anyhow::Result<()> {
+        let count = ids.len();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            for hex in ids {
+                match hex.parse::<ChunkId>() {
+                    Ok(id) => {
+                        if let Err(e) = store.delete(id) {
+                            tracing::warn!(chunk = %id, "cannot delete chunk: {e}");
+                        }
+                    }
+                    Err(e) => tracing::warn!("metadata server sent a bad delete command: {e}"),
+                }
+            }
+        })
+        .await?;
+        tracing::info!(
+            chunks = count,
+            "deleted chunks on the metadata server's command"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! BigFS storage node.
+//!
+//! A node keeps chunks as plain files named by their BLAKE3 id ([`chunk_store`]), serves them
+//! over gRPC ([`service`]), forwards writes down replication chains, and reports to the
+//! metadata server ([`heartbeat`]). Its identity lives in its data directory ([`node_id`]).
+
+pub mod chunk_store;
+pub mod error;
+pub mod heartbeat;
+pub mod node_id;
+pub mod service;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use bigfs_proto::limits::MAX_CHUNK_MESSAGE;
+use bigfs_proto::pb::node_server::NodeServer;
+use bigfs_proto::transport;
+
+use crate::chunk_store::ChunkStore;
+use crate::heartbeat::Heartbeat;
+use crate::service::NodeService;
+
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub meta_url: String,
+    pub id: Option<String>,
+    pub capacity: u64,
+    pub heartbeat_interval: Duration,
+    pub fsync: bool,
+}
+
+/// Serves on `listener` until `shutdown` fires, then stops heartbeating and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: NodeConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
+    let node_id = node_id::load_or_create(&config.data_dir, config.id.as_deref())?;
+    let store = Arc::new(
+        ChunkStore::open(&config.data_dir, config.capacity, config.fsync)
+            .with_context(|| format!("open chunk store in {}", config.data_dir.display()))?,
+    );
+    let local = listener.local_addr().context("read listening address")?;
+    let addr = format!("http://{local}");
+    let usage = store.usage();
+    tracing::info!(
+        node = %node_id, %addr, chunks = usage.chunks, used = usage.used,
+        capacity = usage.capacity, fsync = config.fsync, "storage node listening on {local}"
+    );
+
+    let heartbeat = Heartbeat::connect(
+        node_id.clone(),
+        addr,
+        &config.meta_url,
+        config.heartbeat_interval,
+        store.clone(),
+    )?;
+    let heartbeat = tokio::spawn(heartbeat.run(shutdown.child_token()));
+
+    let service = NodeServer::new(NodeService::new(node_id, store))
+        .max_decoding_message_size(MAX_CHUNK_MESSAGE)
+        .max_encoding_message_size(MAX_CHUNK_MESSAGE);
+    let served = transport::server()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .await;
+    shutdown.cancel();
+    heartbeat.await.context("heartbeat task")?;
+    served.context("serve gRPC")?;
+    tracing::info!("storage node stopped");
+    Ok(())
+}
