@@ -14,7 +14,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const META_RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The deadline for reading one chunk from one node.
-pub const CHUNK_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CHUNK_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// HTTP/2 flow-control windows large enough that a 1 MiB chunk is never stalled on window
 /// updates, and several can be in flight on one connection.

@@ -84,7 +84,7 @@ impl Heartbeat {
                 Err(e) => {
                     failures += 1;
                     // Say it once, then every minute or so, not every beat.
-                    if failures == 1 || failures % 20 == 0 {
+                    if failures == 1 || failures.is_multiple_of(20) {
                         tracing::warn!(failures, "heartbeat to metadata server failed: {e:#}");
                     }
                     registered = registered && failures < 3;

@@ -1,0 +1,201 @@
+//! Reading a file: fetch chunks in parallel, verify each, fail over between replicas.
+//!
+//! Chunks are fetched `parallel` at a time and written in order, so memory is bounded by the
+//! chunks in flight. Every chunk is checked against its BLAKE3 id before a byte of it is
+//! written. A replica that errs, times out (a stalled node) or sends bad bytes is skipped for
+//! the next one, and a bad copy is reported to the metadata server. A local file is written
+//! under a temporary name and renamed into place only when complete, so a failed get leaves
+//! nothing behind.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use futures::{stream, StreamExt, TryStreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tonic::{Code, Request, Status};
+
+use bigfs_proto::pb::{ChunkLocation, GetChunkRequest, NodeAddr};
+use bigfs_proto::{transport, ChunkId, FsPath};
+
+use crate::client::{describe, Client};
+use crate::progress::Progress;
+
+/// Where a get writes to.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A local file; an existing directory receives a file named like the remote one.
+    File(PathBuf),
+    Stdout,
+}
+
+#[derive(Clone, Debug)]
+pub struct GetReport {
+    /// The local file written, or `None` for stdout.
+    pub written: Option<PathBuf>,
+    pub size: u64,
+    pub chunks: usize,
+    pub elapsed: Duration,
+}
+
+impl Client {
+    /// Copies the file at `path` to `target`, verifying every chunk.
+    pub async fn get(
+        &self,
+        path: &FsPath,
+        target: &Target,
+        parallel: usize,
+        progress: &Progress,
+    ) -> anyhow::Result<GetReport> {
+        let started = Instant::now();
+        let file = self.stat(path).await?;
+        let size = file.file.as_ref().map_or(0, |f| f.size);
+        let chunks = file.chunks;
+        let count = chunks.len();
+        let written = match target {
+            Target::Stdout => {
+                let mut out = tokio::io::stdout();
+                self.copy_chunks(path, chunks, &mut out, parallel, progress)
+                    .await?;
+                out.flush().await.context("write to stdout")?;
+                None
+            }
+            Target::File(local) => {
+                let local = local_destination(local, path);
+                self.write_file(path, chunks, &local, parallel, progress)
+                    .await?;
+                Some(local)
+            }
+        };
+        Ok(GetReport {
+            written,
+            size,
+            chunks: count,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    async fn write_file(
+        &self,
+        path: &FsPath,
+        chunks: Vec<ChunkLocation>,
+        local: &Path,
+        parallel: usize,
+        progress: &Progress,
+    ) -> anyhow::Result<()> {
+        let dir = match local.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "cannot write {}: directory {} does not exist",
+                local.display(),
+                dir.display()
+            );
+        }
+        // Removed on drop, so any error below leaves nothing behind.
+        let tmp = tempfile::Builder::new()
+            .prefix(".bigfs-get.")
+            .tempfile_in(dir)
+            .with_context(|| format!("create a temporary file in {}", dir.display()))?;
+        let mut out = tokio::fs::File::from_std(
+            tmp.as_file()
+                .try_clone()
+                .context("duplicate temporary file handle")?,
+        );
+        self.copy_chunks(path, chunks, &mut out, parallel, progress)
+            .await?;
+        out.flush()
+            .await
+            .with_context(|| format!("write {}", local.display()))?;
+        drop(out);
+        // Temporary files are private; a downloaded file gets ordinary permissions.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("set permissions of {}", tmp.path().display()))?;
+        tmp.persist(local)
+            .with_context(|| format!("rename into {}", local.display()))?;
+        Ok(())
+    }
+
+    /// Fetches `chunks` (up to `parallel` at once) and writes them to `out` in order.
+    async fn copy_chunks(
+        &self,
+        path: &FsPath,
+        chunks: Vec<ChunkLocation>,
+        out: &mut (impl AsyncWrite + Unpin),
+        parallel: usize,
+        progress: &Progress,
+    ) -> anyhow::Result<()> {
+        let mut fetched = stream::iter(chunks)
+            .map(|chunk| self.fetch_chunk(path, chunk))
+            .buffered(parallel.max(1));
+        while let Some(data) = fetched.try_next().await? {
+            out.write_all(&data).await.context("write output")?;
+            progress.add(data.len() as u64);
+        }
+        Ok(())
+    }
+
+    /// One good copy of a chunk, trying its replicas in order.
+    async fn fetch_chunk(&self, path: &FsPath, chunk: ChunkLocation) -> anyhow::Result<Bytes> {
+        let what = || {
+            format!(
+                "chunk {} ({}) of {path}",
+                chunk.index,
+                &chunk.id[..12.min(chunk.id.len())]
+            )
+        };
+        let id: ChunkId = chunk
+            .id
+            .parse()
+            .with_context(|| format!("metadata server sent a bad id for {}", what()))?;
+        if chunk.replicas.is_empty() {
+            bail!("{}: no live copy (every node holding it is down)", what());
+        }
+        let mut errors = Vec::new();
+        for replica in &chunk.replicas {
+            match self.read_replica(replica, &chunk.id).await {
+                Ok(data) if data.len() as u64 == chunk.size && id.matches(&data) => {
+                    return Ok(data)
+                }
+                Ok(_) => {
+                    errors.push(format!("node {}: copy does not match its id", replica.id));
+                    self.report_bad_chunk(&chunk.id, &replica.id, "hash mismatch on read")
+                        .await;
+                }
+                Err(status) => {
+                    if status.code() == Code::DataLoss {
+                        self.report_bad_chunk(&chunk.id, &replica.id, status.message())
+                            .await;
+                    }
+                    errors.push(format!("node {}: {}", replica.id, describe(&status)));
+                }
+            }
+            tracing::info!(node = %replica.id, chunk = %chunk.id, "trying the next replica");
+        }
+        bail!("{}: no good copy: {}", what(), errors.join("; "))
+    }
+
+    async fn read_replica(&self, replica: &NodeAddr, chunk_id: &str) -> Result<Bytes, Status> {
+        let mut client = self.nodes.client(&replica.addr).map_err(|e| {
+            Status::invalid_argument(format!("bad node address {}: {e}", replica.addr))
+        })?;
+        let mut request = Request::new(GetChunkRequest {
+            chunk_id: chunk_id.to_string(),
+        });
+        request.set_timeout(transport::CHUNK_READ_TIMEOUT);
+        Ok(client.get_chunk(request).await?.into_inner().data)
+    }
+}
+
+/// Like `cp`: a get into an existing directory writes a file named after the remote one.
+fn local_destination(local: &Path, remote: &FsPath) -> PathBuf {
+    if local.is_dir() {
+        local.join(remote.name())
+    } else {
+        local.to_path_buf()
+    }
+}

@@ -1,0 +1,14 @@
+//! The BigFS client library, on which the `bigfs` command-line tool is built.
+//!
+//! A [`Client`] asks the metadata server *where* and moves chunk bytes directly to and from the
+//! storage nodes: [`upload`] cuts a stream into chunks, stores them through replication chains
+//! and commits the file; [`download`] fetches chunks in parallel, verifies each against its id
+//! and fails over to the next replica. Memory is bounded by the chunks in flight, never by the
+//! size of the file.
+
+pub mod client;
+pub mod download;
+pub mod progress;
+pub mod upload;
+
+pub use client::Client;

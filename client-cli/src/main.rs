@@ -1,0 +1,230 @@
+//! `bigfs`: the BigFS command-line client.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use bigfs_client::download::Target;
+use bigfs_client::progress::Progress;
+use bigfs_client::upload::{PutOptions, Source};
+use bigfs_client::Client;
+use bigfs_proto::FsPath;
+
+/// BigFS client: store, fetch, list and remove files in a BigFS cluster.
+///
+/// Remote paths are absolute ("/photos/cat.jpg"); directories are implicit. Exit status is 0 on
+/// success, 2 for a usage error and 1 for any other error, which is printed as one line.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// The metadata server's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "BIGFS_META",
+        default_value = "http://127.0.0.1:9400"
+    )]
+    meta: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Upload a local file (or - for stdin) to REMOTE; a REMOTE ending in / gets the file's name.
+    Put {
+        local: PathBuf,
+        remote: String,
+        /// Copies of each chunk (default: the cluster's replication factor).
+        #[arg(long)]
+        replicas: Option<u32>,
+        /// Replace REMOTE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Chunks uploaded at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallel: u16,
+        /// Print a JSON summary on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download REMOTE to a local file (or - for stdout), verifying every chunk.
+    Get {
+        remote: String,
+        local: PathBuf,
+        /// Chunks downloaded at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallel: u16,
+    },
+    /// List a directory (directories first) or show one file.
+    Ls {
+        #[arg(default_value = "/")]
+        remote: String,
+        /// Long format: kind, replication, size, modification time.
+        #[arg(short, long)]
+        long: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a file, or a directory and everything below it with -r.
+    Rm {
+        remote: String,
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Show a file's chunks and the nodes holding each.
+    Stat {
+        remote: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the storage nodes and their health.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("bigfs: start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bigfs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::new(&cli.meta)?;
+    match cli.command {
+        Command::Put {
+            local,
+            remote,
+            replicas,
+            force,
+            parallel,
+            json,
+        } => {
+            let stdin = local.as_os_str() == "-";
+            let path = remote_for_put(&remote, &local, stdin)?;
+            let source = if stdin {
+                Source::stdin()
+            } else {
+                Source::file(&local)?
+            };
+            let progress = Progress::new(&format!("put {path}"), source.size, !json);
+            let options = PutOptions {
+                replication: replicas,
+                overwrite: force,
+                parallel: parallel as usize,
+            };
+            let report = client.put(source, &path, &options, &progress).await;
+            progress.finish();
+            output::put_report(&report?, json);
+        }
+        Command::Get {
+            remote,
+            local,
+            parallel,
+        } => {
+            let path = parse_file_path(&remote)?;
+            let target = if local.as_os_str() == "-" {
+                Target::Stdout
+            } else {
+                Target::File(local)
+            };
+            let size = match &target {
+                Target::Stdout => None,
+                Target::File(_) => client.stat(&path).await?.file.map(|f| f.size),
+            };
+            let progress = Progress::new(&format!("get {path}"), size, size.is_some());
+            let report = client
+                .get(&path, &target, parallel as usize, &progress)
+                .await;
+            progress.finish();
+            report.with_context(|| format!("get {path}"))?;
+        }
+        Command::Ls { remote, long, json } => {
+            let path = FsPath::parse(&remote)?;
+            let entries = client.list(&path).await?;
+            output::listing(&entries, long, json);
+        }
+        Command::Rm { remote, recursive } => {
+            let path = parse_file_path(&remote)?;
+            client.remove(&path, recursive).await?;
+        }
+        Command::Stat { remote, json } => {
+            let path = parse_file_path(&remote)?;
+            output::stat(&client.stat(&path).await?, json);
+        }
+        Command::Nodes { json } => output::nodes(&client.nodes().await?, json),
+    }
+    Ok(())
+}
+
+fn parse_file_path(raw: &str) -> anyhow::Result<FsPath> {
+    FsPath::parse_file(raw).map_err(Into::into)
+}
+
+/// The remote path of a put: REMOTE itself, or REMOTE/<local name> when REMOTE ends in '/'.
+fn remote_for_put(remote: &str, local: &std::path::Path, stdin: bool) -> anyhow::Result<FsPath> {
+    if !remote.ends_with('/') {
+        return parse_file_path(remote);
+    }
+    if stdin {
+        bail!("put from stdin needs a full remote file path, not the directory {remote}");
+    }
+    let name = local
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} has no usable file name", local.display()))?;
+    Ok(FsPath::parse(remote)?.join(name)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn put_into_a_directory_takes_the_local_name() {
+        let local = std::path::Path::new("/tmp/x/cat.jpg");
+        assert_eq!(
+            remote_for_put("/photos/", local, false).unwrap().as_str(),
+            "/photos/cat.jpg"
+        );
+        assert_eq!(
+            remote_for_put("/photos/c.jpg", local, false)
+                .unwrap()
+                .as_str(),
+            "/photos/c.jpg"
+        );
+        assert!(remote_for_put("/photos/", local, true).is_err());
+        assert!(remote_for_put("photos/", local, false).is_err());
+    }
+}
