@@ -99,7 +99,7 @@ impl ChunkStore {
     }
 
     /// Verifies `data` against `id` and stores it durably (with fsync when configured) under its
-    /// id. Storing a chunk that is already present rewrites it, which also repairs a bad copy.
+    /// id. A good copy already present is kept as it is; a bad one is quarantined and replaced.
     pub fn put(&self, id: ChunkId, data: &[u8]) -> Result<(), NodeError> {
         let actual = ChunkId::of(data);
         if actual != id {
@@ -109,6 +109,9 @@ impl ChunkStore {
             });
         }
         let len = data.len() as u64;
+        if self.holds_good_copy(id, len)? {
+            return Ok(());
+        }
         self.reserve(len)?;
         match self.write_file(id, data) {
             Ok(replaced) => {
@@ -143,6 +146,25 @@ impl ChunkStore {
             return Err(NodeError::ChunkCorrupt(id));
         }
         Ok(Bytes::from(data))
+    }
+
+    /// Whether a verified copy of `id` is on disk. A copy that fails verification is
+    /// quarantined, so the caller writes a fresh one.
+    fn holds_good_copy(&self, id: ChunkId, len: u64) -> Result<bool, NodeError> {
+        match fs::symlink_metadata(self.chunk_path(&id)) {
+            Ok(meta) if meta.len() == len => {}
+            Ok(_) => {
+                self.quarantine(id)?;
+                return Ok(false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(NodeError::io(format!("stat chunk {id}"), e)),
+        }
+        match self.get(id) {
+            Ok(_) => Ok(true),
+            Err(NodeError::ChunkCorrupt(_) | NodeError::ChunkNotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes a chunk. Removing one that is not there is not an error.
@@ -424,6 +446,28 @@ mod tests {
     }
 
     #[test]
+    fn storing_again_replaces_a_bad_copy() {
+        let (dir, store) = store(1 << 20);
+        let data = vec![5u8; 4096];
+        let id = ChunkId::of(&data);
+        store.put(id, &data).unwrap();
+        let hex = id.to_hex();
+        let path = dir.path().join("chunks").join(&hex[..2]).join(&hex);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[0] ^= 0x80;
+        fs::write(&path, bytes).unwrap();
+
+        store.put(id, &data).unwrap();
+        assert_eq!(store.get(id).unwrap(), data);
+        assert_eq!(store.usage().chunks, 1);
+        assert_eq!(store.usage().used, 4096);
+        assert_eq!(
+            fs::read_dir(dir.path().join("quarantine")).unwrap().count(),
+            1
+        );
+    }
+
+    #[test]
     fn truncated_copy_is_caught() {
         let (dir, store) = store(1 << 20);
         let data = vec![3u8; 8192];
@@ -445,9 +489,10 @@ mod tests {
             store.put(ChunkId::of(&more), &more),
             Err(NodeError::Full { .. })
         ));
-        // Rewriting a chunk already there fits: it replaces itself.
+        // Storing a chunk already there needs no new space.
         store.put(ChunkId::of(&big), &big).unwrap();
         assert_eq!(store.usage().used, 6000);
+        assert_eq!(store.usage().chunks, 1);
     }
 
     #[test]

@@ -1,0 +1,130 @@
+//! Storage nodes' chunk files on disk: finding, corrupting and checking quarantine.
+//!
+//! A node stores chunk `ID` at `DATA/chunks/<first 2 hex of ID>/ID` and moves a copy that fails
+//! verification to `DATA/quarantine/` (DESIGN.md, "Storage node"). The harness reads and writes
+//! these files directly, behind the node's back, to simulate bit rot.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+
+impl Cluster {
+    /// Storage node `i`'s data directory.
+    pub fn node_data_dir(&self, i: usize) -> &Path {
+        &self.nodes[i].data
+    }
+
+    /// Where node `i` keeps chunk `id` (the file need not exist).
+    pub fn chunk_path(&self, i: usize, id: &str) -> PathBuf {
+        assert!(id.len() >= 2, "chunk id {id:?} is too short");
+        self.nodes[i].data.join("chunks").join(&id[..2]).join(id)
+    }
+
+    /// Every file under node `i`'s `chunks/` directory, sorted.
+    pub fn chunk_files(&self, i: usize) -> Vec<PathBuf> {
+        files_under(&self.nodes[i].data.join("chunks"))
+    }
+
+    /// Every file under node `i`'s `quarantine/` directory, sorted.
+    pub fn quarantine_files(&self, i: usize) -> Vec<PathBuf> {
+        files_under(&self.nodes[i].data.join("quarantine"))
+    }
+
+    /// Flips one bit in the middle of node `i`'s copy of chunk `id`, and returns the corrupted
+    /// bytes (so a test can recognise the copy after the node moves it to quarantine).
+    #[track_caller]
+    pub fn corrupt_chunk(&self, i: usize, id: &str) -> Vec<u8> {
+        let path = self.chunk_path(i, id);
+        let mut bytes = fs::read(&path).unwrap_or_else(|e| {
+            self.fail(&format!(
+                "cannot read chunk {id} of {} at {}: {e}; its chunk files: {:?}",
+                self.node_id(i),
+                path.display(),
+                self.chunk_files(i)
+            ))
+        });
+        if bytes.is_empty() {
+            self.fail(&format!(
+                "chunk file {} is empty; nothing to corrupt",
+                path.display()
+            ));
+        }
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x01;
+        write_over(&path, &bytes)
+            .unwrap_or_else(|e| self.fail(&format!("cannot corrupt {}: {e}", path.display())));
+        bytes
+    }
+
+    /// Whether node `i`'s `quarantine/` holds a file with exactly `bytes`.
+    pub fn quarantine_holds(&self, i: usize, bytes: &[u8]) -> bool {
+        self.quarantine_files(i)
+            .iter()
+            .any(|p| fs::read(p).is_ok_and(|b| b == bytes))
+    }
+
+    /// The replica node ids of chunk `index` in a `stat --json` document, in the listed order.
+    #[track_caller]
+    pub fn replicas_of(&self, stat: &Value, index: usize) -> Vec<String> {
+        let replicas = stat["chunks"][index]["replicas"]
+            .as_array()
+            .unwrap_or_else(|| {
+                self.fail(&format!(
+                    "stat has no chunks[{index}].replicas array: {stat}"
+                ))
+            });
+        replicas
+            .iter()
+            .map(|r| r.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The id of chunk `index` in a `stat --json` document.
+    #[track_caller]
+    pub fn chunk_id_of(&self, stat: &Value, index: usize) -> String {
+        stat["chunks"][index]["id"]
+            .as_str()
+            .unwrap_or_else(|| self.fail(&format!("stat has no chunks[{index}].id: {stat}")))
+            .to_string()
+    }
+}
+
+/// Overwrites `path` in place, making it writable first if the node stored it read-only.
+fn write_over(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let perms = fs::metadata(path)?.permissions();
+    if perms.readonly() {
+        let mut writable = perms.clone();
+        #[allow(clippy::permissions_set_readonly_false)]
+        writable.set_readonly(false);
+        fs::set_permissions(path, writable)?;
+        fs::write(path, bytes)?;
+        fs::set_permissions(path, perms)
+    } else {
+        fs::write(path, bytes)
+    }
+}
+
+/// All regular files below `dir` (recursively), sorted; none if `dir` does not exist.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}

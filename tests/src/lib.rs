@@ -1,0 +1,39 @@
+//! The BigFS integration-test harness: it runs the real `bigfs-meta`, `bigfs-node` and `bigfs`
+//! binaries as separate processes on loopback ports, each cluster in its own temporary directory.
+//!
+//! The harness owns process lifecycle and fault injection so that the suites in
+//! `tests/cluster/` read as scenarios: [`Cluster::start`] (or [`Cluster::builder`]) brings a
+//! cluster up and waits until every storage node is alive; [`Cluster::kill_node`],
+//! [`Cluster::pause_node`], [`Cluster::restart_node`], [`Cluster::kill_meta`],
+//! [`Cluster::restart_meta`] and [`Cluster::corrupt_chunk`] break it; [`Cluster::must_put`] and
+//! [`Cluster::must_get`] drive the CLI and fail with the tail of every log.
+//!
+//! Failures are made debuggable rather than hidden: every panic raised by the harness carries the
+//! log tails, and a cluster dropped while its test is panicking keeps its directory (the path is
+//! printed on stderr) instead of deleting it.
+//!
+//! Environment: `BIGFS_BIN_DIR=DIR` uses the binaries in DIR instead of building them (see
+//! [`bins`]); `BIGFS_TEST_KEEP=1` keeps every cluster directory, passing or not.
+//!
+//! Server processes receive SIGKILL when the thread that started them exits (Linux), so start
+//! and restart them from the test's own thread, not from a helper thread that ends earlier.
+
+pub mod bins;
+mod builder;
+mod chunks;
+mod client;
+pub mod cluster;
+pub mod data;
+pub mod output;
+mod ports;
+mod process;
+mod stat;
+pub mod wait;
+
+pub use client::{cli_command, run_cli, CLI_TIMEOUT};
+pub use cluster::{Cluster, ClusterBuilder, READY_TIMEOUT};
+pub use data::{diff_summary, expected_chunks, pseudo_random, CHUNK, KIB, MIB};
+pub use output::{assert_failed_naming, check_failed_naming, describe, stderr_of, stdout_of};
+pub use ports::free_port;
+pub use process::run_with_timeout;
+pub use wait::wait_until;

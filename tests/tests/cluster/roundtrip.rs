@@ -1,0 +1,107 @@
+//! Round trips: what goes in with `put` comes out of `get` byte for byte, whatever the size, and
+//! `stat` describes it as content-addressed chunks on R distinct nodes.
+
+use std::time::Duration;
+
+use bigfs_tests::{diff_summary, pseudo_random, Cluster, KIB, MIB};
+
+const STAT_WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn sizes_around_the_chunk_boundary_round_trip() {
+    let c = Cluster::start(3);
+    let chunk = c.chunk_size();
+    for (seed, len) in [0, 1, chunk - 1, chunk, chunk + 1].into_iter().enumerate() {
+        let data = pseudo_random(seed as u64, len);
+        let remote = format!("/sizes/f{len}");
+        c.must_put_bytes(&remote, &data);
+        c.assert_content(&remote, &data);
+        c.wait_stat(&remote, &data, Some(3), STAT_WAIT);
+    }
+    c.check_logs();
+}
+
+#[test]
+fn multi_chunk_file_is_spread_over_distinct_nodes() {
+    let c = Cluster::start(4);
+    let data = pseudo_random(55, 5 * MIB + 512 * KIB);
+    let local = c.write_local("five-and-a-half", &data);
+    c.must_put(&local, "/multi/file");
+    c.assert_content("/multi/file", &data);
+    for parallel in ["1", "8"] {
+        let got = c.must_get_with("/multi/file", &["--parallel", parallel]);
+        assert!(
+            got == data,
+            "get --parallel {parallel}: {}",
+            diff_summary(&data, &got)
+        );
+    }
+    // Every chunk on R=3 distinct nodes out of 4, ids = BLAKE3 of the slices, sizes sum up.
+    let stat = c.wait_stat("/multi/file", &data, Some(3), STAT_WAIT);
+    assert_eq!(stat["replication"], 3, "stat: {stat}");
+    assert_eq!(
+        stat["chunks"].as_array().map(Vec::len),
+        Some(6),
+        "stat: {stat}"
+    );
+
+    // A put with a parallelism limit and a per-file replication factor.
+    let other = pseudo_random(56, 2 * MIB + 1);
+    let local = c.write_local("two-replicas", &other);
+    c.must_put_with(
+        &local,
+        "/multi/two",
+        &["--replicas", "2", "--parallel", "2"],
+    );
+    c.assert_content("/multi/two", &other);
+    let stat = c.wait_stat("/multi/two", &other, Some(2), STAT_WAIT);
+    assert_eq!(stat["replication"], 2, "stat: {stat}");
+    c.check_logs();
+}
+
+#[test]
+fn large_file_round_trips() {
+    let c = Cluster::start(3);
+    let data = pseudo_random(64, 64 * MIB);
+    let local = c.write_local("sixty-four", &data);
+    c.must_put(&local, "/big/64mib");
+    std::fs::remove_file(&local).expect("remove local copy");
+    c.assert_content("/big/64mib", &data);
+    c.wait_stat("/big/64mib", &data, Some(3), STAT_WAIT);
+    c.check_logs();
+}
+
+#[test]
+fn stdin_to_stdout() {
+    let c = Cluster::start(3);
+    let data = pseudo_random(7, 2 * MIB + 123);
+    let out = c.bigfs_stdin(["put", "-", "/pipe/x"], &data);
+    assert!(
+        out.status.success(),
+        "put from stdin: {}",
+        bigfs_tests::describe(&out)
+    );
+
+    let out = c.must(["get", "/pipe/x", "-"]);
+    assert!(
+        out.stdout == data,
+        "get to stdout: {}",
+        diff_summary(&data, &out.stdout)
+    );
+    c.assert_content("/pipe/x", &data);
+
+    // An empty standard input makes an empty file.
+    let out = c.bigfs_stdin(["put", "-", "/pipe/empty"], b"");
+    assert!(
+        out.status.success(),
+        "put of empty stdin: {}",
+        bigfs_tests::describe(&out)
+    );
+    let out = c.must(["get", "/pipe/empty", "-"]);
+    assert!(
+        out.stdout.is_empty(),
+        "get of an empty file printed {} bytes",
+        out.stdout.len()
+    );
+    c.check_logs();
+}
