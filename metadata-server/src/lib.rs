@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_META_MESSAGE, MAX_REPLICATION};
@@ -106,7 +105,7 @@ pub async fn run(
         .max_encoding_message_size(MAX_META_MESSAGE);
     let served = transport::server()
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .serve_with_incoming_shutdown(transport::incoming(listener), shutdown.cancelled())
         .await;
     shutdown.cancel();
     gc.await.context("garbage collector task")?;

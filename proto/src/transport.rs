@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
 
 /// How long to wait for a TCP connection to a peer.
@@ -43,8 +45,14 @@ pub fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {
 /// A server builder with the cluster's settings.
 pub fn server() -> Server {
     Server::builder()
-        .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
+}
+
+/// Connections accepted on a listener bound by the caller, with Nagle's algorithm off. (The
+/// server builder's own `tcp_nodelay` applies only to listeners it binds itself; without this,
+/// every small reply waits out the peer's delayed ACK, ~40 ms.)
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use bigfs_proto::limits::MAX_CHUNK_MESSAGE;
@@ -71,7 +70,7 @@ pub async fn run(
         .max_encoding_message_size(MAX_CHUNK_MESSAGE);
     let served = transport::server()
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .serve_with_incoming_shutdown(transport::incoming(listener), shutdown.cancelled())
         .await;
     shutdown.cancel();
     heartbeat.await.context("heartbeat task")?;
