@@ -121,6 +121,29 @@ impl Client {
             .into_inner())
     }
 
+    /// Every referenced chunk's health, and up to `max_problems` problem chunks listed.
+    pub async fn fsck(&self, max_problems: u32) -> anyhow::Result<FsckResponse> {
+        let (mut meta, request) = self.meta(FsckRequest { max_problems });
+        Ok(meta
+            .fsck(request)
+            .await
+            .map_err(|s| self.meta_error(s))?
+            .into_inner())
+    }
+
+    /// Starts decommissioning a node; returns how many chunks it holds.
+    pub async fn drain(&self, node_id: &str) -> anyhow::Result<u64> {
+        let (mut meta, request) = self.meta(DrainNodeRequest {
+            node_id: node_id.to_string(),
+        });
+        Ok(meta
+            .drain_node(request)
+            .await
+            .map_err(|s| self.meta_error(s))?
+            .into_inner()
+            .chunks_to_move)
+    }
+
     /// Tells the metadata server that `node`'s copy of `chunk` is bad. Best effort: the read
     /// goes on whether or not the report arrives.
     pub(crate) async fn report_bad_chunk(&self, chunk: &str, node: &str, reason: &str) {

@@ -87,6 +87,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check every chunk's copies: healthy, under-replicated, missing, corrupt. Exits 1 when
+    /// any chunk is missing (no live copy).
+    Fsck {
+        /// How many problem chunks to list.
+        #[arg(long, default_value_t = 20)]
+        max_problems: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage one storage node.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// Decommission a node: it takes no new chunks and its chunks are copied elsewhere; `bigfs
+    /// nodes` then shows it as "draining", and "drained" once it is safe to remove.
+    Drain {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -178,6 +203,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             output::stat(&client.stat(&path).await?, json);
         }
         Command::Nodes { json } => output::nodes(&client.nodes().await?, json),
+        Command::Fsck { max_problems, json } => {
+            let report = client.fsck(max_problems).await?;
+            output::fsck(&report, json);
+            if report.missing > 0 {
+                bail!(
+                    "{} chunk(s) have no live copy: the files listed above are unreadable",
+                    report.missing
+                );
+            }
+        }
+        Command::Node {
+            command: NodeCommand::Drain { id, json },
+        } => {
+            let chunks = client.drain(&id).await?;
+            output::drain(&id, chunks, json);
+        }
     }
     Ok(())
 }

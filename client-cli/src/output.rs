@@ -6,7 +6,7 @@ use bytesize::ByteSize;
 use serde_json::{json, Value};
 
 use bigfs_client::upload::PutReport;
-use bigfs_proto::pb::{DirEntry, GetFileResponse, ListNodesResponse};
+use bigfs_proto::pb::{DirEntry, FsckResponse, GetFileResponse, ListNodesResponse};
 
 fn rfc3339(mtime_ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(mtime_ms)).to_string()
@@ -172,5 +172,62 @@ pub fn nodes(reply: &ListNodesResponse, json: bool) {
             n.chunks,
             n.last_heartbeat_ms_ago as f64 / 1000.0
         );
+    }
+}
+
+pub fn fsck(report: &FsckResponse, json: bool) {
+    if json {
+        let problems: Vec<Value> = report
+            .problems
+            .iter()
+            .map(|p| {
+                json!({
+                    "chunk_id": p.chunk_id,
+                    "state": p.state,
+                    "live_copies": p.live_copies,
+                    "wanted_copies": p.wanted_copies,
+                    "path": p.path,
+                })
+            })
+            .collect();
+        print_json(&json!({
+            "files": report.files,
+            "chunks": report.chunks,
+            "healthy": report.healthy,
+            "under_replicated": report.under_replicated,
+            "missing": report.missing,
+            "corrupt": report.corrupt,
+            "repairs_in_flight": report.repairs_in_flight,
+            "safe_mode": report.safe_mode,
+            "problems": problems,
+        }));
+        return;
+    }
+    println!("files:             {}", report.files);
+    println!("chunks:            {}", report.chunks);
+    println!("healthy:           {}", report.healthy);
+    println!("under-replicated:  {}", report.under_replicated);
+    println!("missing:           {}", report.missing);
+    println!("corrupt:           {}", report.corrupt);
+    println!("repairs in flight: {}", report.repairs_in_flight);
+    if report.safe_mode {
+        println!("(safe mode: waiting for known nodes to report; no repair yet)");
+    }
+    for p in &report.problems {
+        println!(
+            "  {:<16} {}  {}/{} copies  {}",
+            p.state, p.chunk_id, p.live_copies, p.wanted_copies, p.path
+        );
+    }
+    if report.missing == 0 && report.under_replicated == 0 && report.corrupt == 0 {
+        println!("status: healthy");
+    }
+}
+
+pub fn drain(id: &str, chunks: u64, json: bool) {
+    if json {
+        print_json(&json!({"id": id, "state": "draining", "chunks": chunks}));
+    } else {
+        println!("draining {id}: {chunks} chunk(s) to copy elsewhere; `bigfs nodes` shows \"drained\" when it is safe to remove");
     }
 }

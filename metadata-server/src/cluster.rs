@@ -11,7 +11,11 @@
 //! - **Safe mode.** After a restart, nothing is deleted until every known node has reported or
 //!   the safe-mode timeout has passed.
 //!
-//! Deletes reach nodes on heartbeat replies. A node carries them out before its next beat, so
+//! - **Repair copies, never moves.** A chunk short of copies is copied node to node, fewest
+//!   copies first, with a bounded number of copies in flight per node ([`repair`]); a chunk
+//!   with too many loses the extras only while enough confirmed copies remain.
+//!
+//! Deletes and copy orders reach nodes on heartbeat replies. A node carries them out before its next beat, so
 //! that beat confirms them; until then a copy under an in-flight delete is not trusted, even if
 //! the node acknowledges a new write of the same chunk (the delete may land after the write).
 //!
@@ -25,8 +29,17 @@ use bigfs_proto::ChunkId;
 use crate::error::MetaError;
 use crate::placement::{NodeIdx, Placement};
 
+mod fsck;
+mod gc;
+mod repair;
+
+pub use fsck::{ChunkHealth, FsckCounts};
+
 /// How many deletes one heartbeat reply carries at most.
 const DELETES_PER_BEAT: usize = 4096;
+
+/// How many copy orders one heartbeat reply carries at most.
+const REPLICATIONS_PER_BEAT: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -37,6 +50,10 @@ pub struct ClusterConfig {
     /// How long chunks handed out for a put are protected before it commits.
     pub write_lease: Duration,
     pub safe_mode_timeout: Duration,
+    /// Copies in flight per node, as source and as target each.
+    pub repair_concurrency: usize,
+    /// The largest chunk: room a node needs to take one more.
+    pub chunk_size: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,11 +88,21 @@ struct NodeEntry {
     addr: String,
     usage: NodeUsage,
     last_heartbeat: Instant,
+    /// The state seen at the last maintenance tick, to notice deaths and returns.
+    last_state: NodeState,
     /// Registered with a full report since this metadata server started.
     registered: bool,
+    /// Being decommissioned: takes no new chunks, its copies do not count towards repair.
+    draining: bool,
+    /// Draining, and every chunk on it has enough copies elsewhere.
+    drained: bool,
     chunks: HashSet<ChunkId>,
     pending_deletes: HashSet<ChunkId>,
     inflight_deletes: HashSet<ChunkId>,
+    /// Copy orders waiting for this node's next heartbeat.
+    pending_replications: Vec<Replication>,
+    repairs_as_source: usize,
+    repairs_as_target: usize,
 }
 
 impl NodeEntry {
@@ -91,8 +118,37 @@ pub struct NodeView {
     pub id: String,
     pub addr: String,
     pub state: NodeState,
+    pub draining: bool,
+    pub drained: bool,
     pub usage: NodeUsage,
     pub since_heartbeat: Duration,
+}
+
+impl NodeView {
+    /// "alive", "suspect", "dead", "draining" or "drained".
+    pub fn state_name(&self) -> &'static str {
+        match (self.state, self.drained, self.draining) {
+            (NodeState::Dead, ..) => "dead",
+            (_, true, _) => "drained",
+            (_, _, true) => "draining",
+            (state, ..) => state.as_str(),
+        }
+    }
+}
+
+/// An order to copy a chunk from the node it is sent to, down a chain of targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replication {
+    pub chunk: ChunkId,
+    /// (id, address) pairs, in chain order.
+    pub targets: Vec<(String, String)>,
+}
+
+/// What a heartbeat reply tells a node to do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Commands {
+    pub deletes: Vec<ChunkId>,
+    pub replications: Vec<Replication>,
 }
 
 /// Where to send a chunk, or where it already is.
@@ -122,6 +178,12 @@ pub struct Cluster {
     leases: HashMap<ChunkId, Instant>,
     /// Chunks on some node that no file references, with when that was first seen.
     unreferenced: HashMap<ChunkId, Instant>,
+    /// Chunks whose copies changed: the next maintenance tick checks them for repair or trim.
+    attention: HashSet<ChunkId>,
+    /// Copies being made, by chunk.
+    repairs: HashMap<ChunkId, Vec<repair::Repair>>,
+    /// Chunks with a copy found corrupt, until they have enough good copies again.
+    corrupt: HashSet<ChunkId>,
     safe_mode: Option<SafeMode>,
 }
 
@@ -146,6 +208,9 @@ impl Cluster {
             locations: HashMap::new(),
             leases: HashMap::new(),
             unreferenced: HashMap::new(),
+            attention: HashSet::new(),
+            repairs: HashMap::new(),
+            corrupt: HashSet::new(),
             safe_mode,
         }
     }
@@ -159,14 +224,14 @@ impl Cluster {
     }
 
     /// A node's full chunk report: it replaces everything known of that node's copies.
-    /// `referenced` says whether a file references a chunk.
+    /// `wanted` says how many copies a chunk should have (0: no file references it).
     pub fn register(
         &mut self,
         id: &str,
         addr: &str,
         usage: NodeUsage,
         chunks: Vec<ChunkId>,
-        referenced: impl Fn(&ChunkId) -> bool,
+        wanted: impl Fn(&ChunkId) -> u32,
         now: Instant,
     ) {
         let idx = self.node_index(id, addr, now);
@@ -182,7 +247,7 @@ impl Cluster {
             self.remove_location(idx, &chunk);
         }
         for chunk in chunks {
-            self.add_location(idx, chunk, &referenced, now);
+            self.add_location(idx, chunk, &wanted, now);
         }
         if let Some(safe) = &mut self.safe_mode {
             safe.waiting_for.remove(id);
@@ -193,8 +258,8 @@ impl Cluster {
         }
     }
 
-    /// A heartbeat with the changes since the previous one. Returns the chunks the node must
-    /// delete, or `None` when it must register again with a full report.
+    /// A heartbeat with the changes since the previous one. Returns what the node must do, or
+    /// `None` when it must register again with a full report.
     #[allow(clippy::too_many_arguments)]
     pub fn heartbeat(
         &mut self,
@@ -203,9 +268,9 @@ impl Cluster {
         added: Vec<ChunkId>,
         removed: Vec<ChunkId>,
         corrupt: Vec<ChunkId>,
-        referenced: impl Fn(&ChunkId) -> bool,
+        wanted: impl Fn(&ChunkId) -> u32,
         now: Instant,
-    ) -> Option<Vec<ChunkId>> {
+    ) -> Option<Commands> {
         let idx = *self.by_id.get(id)?;
         let node = &mut self.nodes[idx as usize];
         if !node.registered {
@@ -216,12 +281,13 @@ impl Cluster {
         node.inflight_deletes.clear();
         for chunk in &corrupt {
             tracing::warn!(node = id, chunk = %chunk, "node reports a corrupt copy");
+            self.corrupt.insert(*chunk);
         }
         for chunk in removed.iter().chain(&corrupt) {
             self.remove_location(idx, chunk);
         }
         for chunk in added {
-            self.add_location(idx, chunk, &referenced, now);
+            self.add_location(idx, chunk, &wanted, now);
         }
         let node = &mut self.nodes[idx as usize];
         let deletes: Vec<ChunkId> = node
@@ -234,7 +300,29 @@ impl Cluster {
             node.pending_deletes.remove(chunk);
             node.inflight_deletes.insert(*chunk);
         }
-        Some(deletes)
+        let take = node.pending_replications.len().min(REPLICATIONS_PER_BEAT);
+        let replications = node.pending_replications.drain(..take).collect();
+        Some(Commands {
+            deletes,
+            replications,
+        })
+    }
+
+    /// Starts decommissioning a node; returns how many chunks it holds.
+    pub fn drain(&mut self, id: &str) -> Result<usize, MetaError> {
+        let idx = *self
+            .by_id
+            .get(id)
+            .ok_or_else(|| MetaError::UnknownNode(id.to_string()))?;
+        let node = &mut self.nodes[idx as usize];
+        if !node.draining {
+            tracing::info!(node = id, chunks = node.chunks.len(), "draining node");
+        }
+        node.draining = true;
+        let chunks: Vec<ChunkId> = node.chunks.iter().copied().collect();
+        let count = chunks.len();
+        self.attention.extend(chunks);
+        Ok(count)
     }
 
     /// Placement for a batch of chunks a put is about to store. Each chunk gets a write lease,
@@ -265,8 +353,7 @@ impl Cluster {
                     let node = &self.nodes[idx as usize];
                     !holders.contains(&idx)
                         && !want.exclude.contains(&node.id)
-                        && self.state(node, now) == NodeState::Alive
-                        && node.usage.used + want.size <= node.usage.capacity
+                        && self.accepts_new(node, want.size, now)
                 });
                 let reachable = (holders.len() + targets.len()) as u32;
                 if want.copies == 0 && reachable < need {
@@ -321,6 +408,8 @@ impl Cluster {
         for chunk in chunks {
             self.leases.remove(chunk);
             self.unreferenced.remove(chunk);
+            // Committed with W copies, maybe fewer than R: repair tops it up.
+            self.attention.insert(*chunk);
         }
         self.freed(freed, now);
     }
@@ -341,53 +430,9 @@ impl Cluster {
             .get(node_id)
             .ok_or_else(|| MetaError::UnknownNode(node_id.to_string()))?;
         tracing::warn!(node = node_id, chunk = %chunk, "client reports a bad copy");
+        self.corrupt.insert(*chunk);
         self.remove_location(idx, chunk);
         Ok(())
-    }
-
-    /// Periodic work: ends safe mode on time-out, expires write leases, and queues deletes of
-    /// chunks unreferenced for longer than the grace period.
-    pub fn collect_garbage(&mut self, referenced: impl Fn(&ChunkId) -> bool, now: Instant) {
-        if let Some(safe) = &self.safe_mode {
-            if now < safe.until {
-                return;
-            }
-            tracing::warn!(
-                missing = ?safe.waiting_for,
-                "safe-mode timeout passed before every known node reported: leaving safe mode"
-            );
-            self.safe_mode = None;
-        }
-        let lease = self.config.write_lease;
-        let expired: Vec<(ChunkId, Instant)> = self
-            .leases
-            .iter()
-            .filter(|(_, &since)| now.duration_since(since) >= lease)
-            .map(|(id, since)| (*id, *since))
-            .collect();
-        for (chunk, since) in expired {
-            self.leases.remove(&chunk);
-            if self.locations.contains_key(&chunk) {
-                self.unreferenced.entry(chunk).or_insert(since);
-            }
-        }
-        let grace = self.config.gc_grace;
-        let due: Vec<ChunkId> = self
-            .unreferenced
-            .iter()
-            .filter(|(_, &since)| now.duration_since(since) >= grace)
-            .map(|(id, _)| *id)
-            .collect();
-        for chunk in due {
-            self.unreferenced.remove(&chunk);
-            if self.leases.contains_key(&chunk) || referenced(&chunk) {
-                continue;
-            }
-            let holders = self.locations.get(&chunk).cloned().unwrap_or_default();
-            for idx in holders {
-                self.nodes[idx as usize].pending_deletes.insert(chunk);
-            }
-        }
     }
 
     /// Live copies of a chunk, best first: alive nodes, then suspect ones. The starting point
@@ -403,7 +448,10 @@ impl Cluster {
             let n = holders.len();
             holders.rotate_left(spread % n);
         }
-        holders.sort_by_key(|&idx| self.state(&self.nodes[idx as usize], now) != NodeState::Alive);
+        holders.sort_by_key(|&idx| {
+            let node = &self.nodes[idx as usize];
+            (self.state(node, now) != NodeState::Alive, node.draining)
+        });
         self.addresses(&holders)
     }
 
@@ -415,6 +463,8 @@ impl Cluster {
                 id: node.id.clone(),
                 addr: node.addr.clone(),
                 state: self.state(node, now),
+                draining: node.draining,
+                drained: node.drained,
                 usage: node.usage,
                 since_heartbeat: now.saturating_duration_since(node.last_heartbeat),
             })
@@ -433,10 +483,16 @@ impl Cluster {
             addr: addr.to_string(),
             usage: NodeUsage::default(),
             last_heartbeat: now,
+            last_state: NodeState::Alive,
             registered: false,
+            draining: false,
+            drained: false,
             chunks: HashSet::new(),
             pending_deletes: HashSet::new(),
             inflight_deletes: HashSet::new(),
+            pending_replications: Vec::new(),
+            repairs_as_source: 0,
+            repairs_as_target: 0,
         });
         self.by_id.insert(id.to_string(), idx);
         self.placement.add(id, idx);
@@ -455,10 +511,17 @@ impl Cluster {
         }
     }
 
+    /// Whether a node may be given a new chunk of `size` bytes.
+    fn accepts_new(&self, node: &NodeEntry, size: u64, now: Instant) -> bool {
+        !node.draining
+            && self.state(node, now) == NodeState::Alive
+            && node.usage.used + size <= node.usage.capacity
+    }
+
     fn usable_nodes(&self, now: Instant) -> u32 {
         self.nodes
             .iter()
-            .filter(|n| self.state(n, now) == NodeState::Alive && n.usage.used < n.usage.capacity)
+            .filter(|n| self.accepts_new(n, 1, now))
             .count() as u32
     }
 
@@ -502,21 +565,26 @@ impl Cluster {
         &mut self,
         idx: NodeIdx,
         chunk: ChunkId,
-        referenced: &impl Fn(&ChunkId) -> bool,
+        wanted: &impl Fn(&ChunkId) -> u32,
         now: Instant,
     ) {
+        self.finish_repair(&chunk, idx);
         if !self.nodes[idx as usize].chunks.insert(chunk) {
             return;
         }
         self.locations.entry(chunk).or_default().push(idx);
-        if !self.leases.contains_key(&chunk) && !referenced(&chunk) {
+        // A new copy may make one too many (a node came back).
+        self.attention.insert(chunk);
+        if !self.leases.contains_key(&chunk) && wanted(&chunk) == 0 {
             self.unreferenced.entry(chunk).or_insert(now);
         }
     }
 
     fn remove_location(&mut self, idx: NodeIdx, chunk: &ChunkId) {
         let node = &mut self.nodes[idx as usize];
-        node.chunks.remove(chunk);
+        if node.chunks.remove(chunk) {
+            self.attention.insert(*chunk);
+        }
         node.pending_deletes.remove(chunk);
         if let Some(holders) = self.locations.get_mut(chunk) {
             holders.retain(|&h| h != idx);

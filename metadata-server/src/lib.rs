@@ -28,8 +28,8 @@ use crate::cluster::{Cluster, ClusterConfig};
 use crate::namespace::Namespace;
 use crate::service::{MetaService, MetaState};
 
-/// How often garbage collection and safe-mode checks run.
-const GC_INTERVAL: Duration = Duration::from_secs(1);
+/// How often failure detection, repair planning and garbage collection run.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The smallest chunk size accepted; below it the per-chunk overhead dominates.
 const MIN_CHUNK_SIZE: u64 = 1024;
@@ -99,7 +99,7 @@ pub async fn run(
         "metadata server listening on {local}"
     );
 
-    let gc = tokio::spawn(collect_garbage(state.clone(), shutdown.child_token()));
+    let maintenance = tokio::spawn(maintain(state.clone(), shutdown.child_token()));
     let service = MetaServer::new(MetaService::new(state.clone()))
         .max_decoding_message_size(MAX_META_MESSAGE)
         .max_encoding_message_size(MAX_META_MESSAGE);
@@ -108,23 +108,29 @@ pub async fn run(
         .serve_with_incoming_shutdown(transport::incoming(listener), shutdown.cancelled())
         .await;
     shutdown.cancel();
-    gc.await.context("garbage collector task")?;
+    maintenance.await.context("maintenance task")?;
     state.ns.flush().await.context("final flush")?;
     served.context("serve gRPC")?;
     tracing::info!("metadata server stopped");
     Ok(())
 }
 
-async fn collect_garbage(state: Arc<MetaState>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(GC_INTERVAL);
+/// The metadata server's background loop: safe-mode exit, failure detection, repair and
+/// garbage collection, once a tick.
+async fn maintain(state: Arc<MetaState>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
-        state
-            .cluster()
-            .collect_garbage(|chunk| state.referenced(chunk), Instant::now());
+        let mut cluster = state.cluster();
+        let default = cluster.config().replication;
+        let wanted = |chunk: &bigfs_proto::ChunkId| state.wanted(chunk, default);
+        let now = Instant::now();
+        cluster.collect_garbage(wanted, now);
+        cluster.plan_repairs(wanted, now);
     }
+    tracing::info!("maintenance stopped");
 }

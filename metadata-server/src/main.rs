@@ -42,6 +42,9 @@ struct Args {
     /// After a restart, the longest wait for known nodes to report before deletions resume.
     #[arg(long, default_value = "1m")]
     safe_mode_timeout: ReadableDuration,
+    /// Repair copies in flight per node, as source and as target each.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    repair_concurrency: u16,
 }
 
 #[tokio::main]
@@ -70,6 +73,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             gc_grace: args.gc_grace.0,
             write_lease: args.write_lease.0.max(args.gc_grace.0),
             safe_mode_timeout: args.safe_mode_timeout.0,
+            repair_concurrency: args.repair_concurrency as usize,
+            chunk_size: args.chunk_size.0,
         },
     };
     config.validate()?;

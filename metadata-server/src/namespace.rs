@@ -2,7 +2,8 @@
 //!
 //! Trees:
 //! - `files`: path → [`FileRecord`]. Directories are implicit: the common prefixes of paths.
-//! - `chunk_refs`: 32-byte chunk id → reference count (u64 big-endian), only while above zero.
+//! - `chunk_refs`: 32-byte chunk id → [`ChunkRefs`]: reference count and wanted copies (the
+//!   highest replication of the files referencing it), only while the count is above zero.
 //! - `nodes`: node id → address, every node that ever registered (for safe mode).
 //!
 //! Every change is one sled transaction. Nothing here flushes: callers batch their changes and
@@ -26,6 +27,37 @@ pub struct Namespace {
     files: sled::Tree,
     chunk_refs: sled::Tree,
     nodes: sled::Tree,
+}
+
+/// A chunk's entry in the chunk table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRefs {
+    pub refs: u64,
+    /// The highest replication factor among the files that referenced it while it was
+    /// referenced; it does not shrink when such a file goes, until the count drops to zero.
+    pub wanted: u32,
+}
+
+impl ChunkRefs {
+    fn encode(self) -> [u8; 12] {
+        let mut bytes = [0u8; 12];
+        bytes[..8].copy_from_slice(&self.refs.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.wanted.to_be_bytes());
+        bytes
+    }
+
+    fn decode(id: &ChunkId, bytes: &[u8]) -> Result<Self, MetaError> {
+        let bad = || MetaError::BadRecord {
+            key: format!("chunk_refs/{id}"),
+            reason: format!("{} bytes, want 12", bytes.len()),
+        };
+        let refs = bytes.get(..8).ok_or_else(bad)?;
+        let wanted = bytes.get(8..12).ok_or_else(bad)?;
+        Ok(Self {
+            refs: u64::from_be_bytes(refs.try_into().map_err(|_| bad())?),
+            wanted: u32::from_be_bytes(wanted.try_into().map_err(|_| bad())?),
+        })
+    }
 }
 
 /// The outcome of a committed file write.
@@ -113,7 +145,7 @@ impl Namespace {
             let mut deltas = ref_deltas(&record, 1).map_err(abort)?;
             if let Some(old) = &old {
                 for (id, delta) in ref_deltas(old, -1).map_err(abort)? {
-                    *deltas.entry(id).or_default() += delta;
+                    deltas.entry(id).or_default().refs += delta.refs;
                 }
             }
             let freed = apply_ref_deltas(refs, &deltas)?;
@@ -196,8 +228,34 @@ impl Namespace {
         Ok(Some(dirs))
     }
 
-    pub fn is_referenced(&self, id: &ChunkId) -> Result<bool, MetaError> {
-        Ok(self.chunk_refs.contains_key(id.as_bytes())?)
+    /// How many copies `id` should have: 0 when no file references it.
+    pub fn wanted_copies(&self, id: &ChunkId) -> Result<u32, MetaError> {
+        match self.chunk_refs.get(id.as_bytes())? {
+            Some(bytes) => Ok(ChunkRefs::decode(id, &bytes)?.wanted),
+            None => Ok(0),
+        }
+    }
+
+    /// Every referenced chunk with its entry, in id order.
+    pub fn chunk_table(&self) -> impl Iterator<Item = Result<(ChunkId, ChunkRefs), MetaError>> + '_ {
+        self.chunk_refs.iter().map(|item| {
+            let (key, value) = item?;
+            let id = ChunkId::from_slice(&key).map_err(|e| MetaError::BadRecord {
+                key: "chunk_refs key".to_string(),
+                reason: e.to_string(),
+            })?;
+            Ok((id, ChunkRefs::decode(&id, &value)?))
+        })
+    }
+
+    /// Every file with its record, in path order.
+    pub fn all_files(&self) -> impl Iterator<Item = Result<(String, FileRecord), MetaError>> + '_ {
+        self.files.iter().map(|item| {
+            let (key, value) = item?;
+            let path = String::from_utf8_lossy(&key).into_owned();
+            let record = decode(&path, &value)?;
+            Ok((path, record))
+        })
     }
 
     pub fn file_count(&self) -> usize {
@@ -232,12 +290,24 @@ fn decode(key: &str, bytes: &[u8]) -> Result<FileRecord, MetaError> {
     })
 }
 
+/// A change to one chunk's entry: references added (or removed, when negative), and the
+/// replication of the file that adds them.
+#[derive(Default)]
+struct RefDelta {
+    refs: i64,
+    wanted: u32,
+}
+
 /// Each chunk's reference count change when a file's record appears (`sign` 1) or goes (-1).
 /// A chunk that occurs twice in a file (two equal pieces) holds two references.
-fn ref_deltas(record: &FileRecord, sign: i64) -> Result<HashMap<ChunkId, i64>, MetaError> {
-    let mut deltas = HashMap::new();
+fn ref_deltas(record: &FileRecord, sign: i64) -> Result<HashMap<ChunkId, RefDelta>, MetaError> {
+    let mut deltas: HashMap<ChunkId, RefDelta> = HashMap::new();
     for chunk in &record.chunks {
-        *deltas.entry(chunk.chunk_id()?).or_insert(0) += sign;
+        let delta = deltas.entry(chunk.chunk_id()?).or_default();
+        delta.refs += sign;
+        if sign > 0 {
+            delta.wanted = record.replication;
+        }
     }
     Ok(deltas)
 }
@@ -247,26 +317,24 @@ type TxResult<T> = Result<T, ConflictableTransactionError<MetaError>>;
 /// Applies reference count changes, dropping counts that reach zero; returns those chunks.
 fn apply_ref_deltas(
     refs: &TransactionalTree,
-    deltas: &HashMap<ChunkId, i64>,
+    deltas: &HashMap<ChunkId, RefDelta>,
 ) -> TxResult<Vec<ChunkId>> {
     let mut freed = Vec::new();
-    for (id, &delta) in deltas {
-        if delta == 0 {
-            continue;
-        }
+    for (id, delta) in deltas {
         let current = match refs.get(id.as_bytes())? {
-            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
-                abort(MetaError::BadRecord {
-                    key: format!("chunk_refs/{id}"),
-                    reason: format!("{} bytes, want 8", bytes.len()),
-                })
-            })?),
-            None => 0,
+            Some(bytes) => ChunkRefs::decode(id, &bytes).map_err(abort)?,
+            None => ChunkRefs { refs: 0, wanted: 0 },
         };
-        let next = current as i64 + delta;
+        let next = current.refs as i64 + delta.refs;
         if next > 0 {
-            refs.insert(id.as_bytes(), &(next as u64).to_be_bytes())?;
-        } else {
+            let entry = ChunkRefs {
+                refs: next as u64,
+                wanted: current.wanted.max(delta.wanted),
+            };
+            if entry != current {
+                refs.insert(id.as_bytes(), &entry.encode())?;
+            }
+        } else if current.refs > 0 {
             refs.remove(id.as_bytes())?;
             freed.push(*id);
         }
@@ -322,7 +390,7 @@ mod tests {
         let done = ns.commit(&p("/f"), record(&[b"a", b"a"]), false).unwrap();
         assert_eq!(done.version, 1);
         assert!(done.freed.is_empty());
-        assert!(ns.is_referenced(&a).unwrap());
+        assert_eq!(ns.wanted_copies(&a).unwrap(), 3);
 
         // Another file shares chunk a.
         ns.commit(&p("/g"), record(&[b"a"]), false).unwrap();
@@ -334,10 +402,10 @@ mod tests {
         let done = ns.commit(&p("/f"), record(&[b"b"]), true).unwrap();
         assert_eq!(done.version, 2);
         assert!(done.freed.is_empty(), "a is still used by /g");
-        assert!(ns.is_referenced(&b).unwrap());
+        assert_eq!(ns.wanted_copies(&b).unwrap(), 3);
 
         assert_eq!(ns.remove(&p("/g")).unwrap(), vec![a]);
-        assert!(!ns.is_referenced(&a).unwrap());
+        assert_eq!(ns.wanted_copies(&a).unwrap(), 0);
         assert_eq!(ns.remove(&p("/f")).unwrap(), vec![b]);
         assert!(matches!(ns.remove(&p("/f")), Err(MetaError::NotFound(_))));
     }
@@ -348,7 +416,28 @@ mod tests {
         ns.commit(&p("/f"), record(&[b"x"]), false).unwrap();
         let done = ns.commit(&p("/f"), record(&[b"x"]), true).unwrap();
         assert!(done.freed.is_empty());
-        assert!(ns.is_referenced(&ChunkId::of(b"x")).unwrap());
+        assert_eq!(ns.wanted_copies(&ChunkId::of(b"x")).unwrap(), 3);
+    }
+
+    #[test]
+    fn wanted_copies_is_the_highest_replication_referencing_a_chunk() {
+        let (_dir, ns) = ns();
+        let x = ChunkId::of(b"x");
+        let with = |r: u32| FileRecord {
+            replication: r,
+            ..record(&[b"x"])
+        };
+        ns.commit(&p("/two"), with(2), false).unwrap();
+        assert_eq!(ns.wanted_copies(&x).unwrap(), 2);
+        ns.commit(&p("/five"), with(5), false).unwrap();
+        assert_eq!(ns.wanted_copies(&x).unwrap(), 5);
+        ns.remove(&p("/five")).unwrap();
+        assert_eq!(ns.wanted_copies(&x).unwrap(), 5, "kept until unreferenced");
+        let table: Vec<_> = ns.chunk_table().map(Result::unwrap).collect();
+        assert_eq!(table, vec![(x, ChunkRefs { refs: 1, wanted: 5 })]);
+        ns.remove(&p("/two")).unwrap();
+        assert_eq!(ns.wanted_copies(&x).unwrap(), 0);
+        assert_eq!(ns.chunk_table().count(), 0);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! under the same lock) never sees a half-applied commit; the flush that makes a change durable
 //! happens after the lock is released, so concurrent commits share flushes.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +16,7 @@ use bigfs_proto::pb::meta_server::Meta;
 use bigfs_proto::pb::*;
 use bigfs_proto::{ChunkId, FsPath};
 
-use crate::cluster::{Cluster, NodeUsage, Want};
+use crate::cluster::{ChunkHealth, Cluster, Commands, FsckCounts, NodeUsage, Want};
 use crate::error::MetaError;
 use crate::namespace::{Entry, Namespace};
 use crate::records::{ChunkEntry, FileRecord};
@@ -36,11 +37,12 @@ impl MetaState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether a file references `chunk`. A store error counts as "yes": when in doubt, keep.
-    pub fn referenced(&self, chunk: &ChunkId) -> bool {
-        self.ns.is_referenced(chunk).unwrap_or_else(|e| {
-            tracing::error!(chunk = %chunk, "cannot read reference count: {e}");
-            true
+    /// How many copies `chunk` should have (0: no file references it). A store error counts
+    /// as referenced with the cluster's replication: when in doubt, keep.
+    pub fn wanted(&self, chunk: &ChunkId, default: u32) -> u32 {
+        self.ns.wanted_copies(chunk).unwrap_or_else(|e| {
+            tracing::error!(chunk = %chunk, "cannot read the chunk table: {e}");
+            default
         })
     }
 }
@@ -64,6 +66,28 @@ impl MetaService {
         }
     }
 
+    /// A file referencing each of `chunks` (one scan of the namespace).
+    fn paths_of(&self, chunks: Vec<ChunkId>) -> Result<HashMap<ChunkId, String>, MetaError> {
+        let mut wanted: HashSet<ChunkId> = chunks.into_iter().collect();
+        let mut found = HashMap::new();
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        for file in self.state.ns.all_files() {
+            let (path, record) = file?;
+            for entry in &record.chunks {
+                let id = entry.chunk_id()?;
+                if wanted.remove(&id) {
+                    found.insert(id, path.clone());
+                }
+            }
+            if wanted.is_empty() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
     fn remove_tree(&self, dir: &FsPath) -> Result<u64, MetaError> {
         let paths = self.state.ns.files_under(dir)?;
         for batch in paths.chunks(REMOVE_BATCH) {
@@ -76,6 +100,9 @@ impl MetaService {
         Ok(paths.len() as u64)
     }
 }
+
+/// How many problem chunks fsck lists when the request does not say.
+const DEFAULT_FSCK_PROBLEMS: u32 = 100;
 
 fn parse_ids(ids: &[String]) -> Result<Vec<ChunkId>, MetaError> {
     ids.iter()
@@ -339,9 +366,9 @@ impl Meta for MetaService {
             .nodes(Instant::now())
             .into_iter()
             .map(|node| NodeStatus {
+                state: node.state_name().to_string(),
                 id: node.id,
                 addr: node.addr,
-                state: node.state.as_str().to_string(),
                 capacity: node.usage.capacity,
                 used: node.usage.used,
                 chunks: node.usage.chunks,
@@ -365,6 +392,64 @@ impl Meta for MetaService {
         Ok(Response::new(ReportBadChunkResponse {}))
     }
 
+    async fn fsck(&self, request: Request<FsckRequest>) -> Result<Response<FsckResponse>, Status> {
+        let limit = match request.into_inner().max_problems {
+            0 => DEFAULT_FSCK_PROBLEMS,
+            n => n,
+        } as usize;
+        let now = Instant::now();
+        let mut counts = FsckCounts::default();
+        let mut problems = Vec::new();
+        let (safe_mode, repairs_in_flight) = {
+            let cluster = self.state.cluster();
+            for entry in self.state.ns.chunk_table() {
+                let (id, refs) = entry?;
+                let (live, health, corrupt) = cluster.classify(&id, refs.wanted, now);
+                counts.add(health, corrupt);
+                if (health != ChunkHealth::Healthy || corrupt) && problems.len() < limit {
+                    let state = match health {
+                        ChunkHealth::Healthy => "corrupt",
+                        other => other.as_str(),
+                    };
+                    problems.push((id, state, live, refs.wanted));
+                }
+            }
+            (cluster.in_safe_mode(), cluster.repairs_in_flight() as u64)
+        };
+        let paths = self.paths_of(problems.iter().map(|(id, ..)| *id).collect())?;
+        Ok(Response::new(FsckResponse {
+            files: self.state.ns.file_count() as u64,
+            chunks: counts.chunks,
+            healthy: counts.healthy,
+            under_replicated: counts.under_replicated,
+            missing: counts.missing,
+            corrupt: counts.corrupt,
+            problems: problems
+                .into_iter()
+                .map(|(id, state, live, wanted)| FsckProblem {
+                    chunk_id: id.to_hex(),
+                    state: state.to_string(),
+                    live_copies: live,
+                    wanted_copies: wanted,
+                    path: paths.get(&id).cloned().unwrap_or_default(),
+                })
+                .collect(),
+            safe_mode,
+            repairs_in_flight,
+        }))
+    }
+
+    async fn drain_node(
+        &self,
+        request: Request<DrainNodeRequest>,
+    ) -> Result<Response<DrainNodeResponse>, Status> {
+        let node_id = request.into_inner().node_id;
+        let chunks = self.state.cluster().drain(&node_id)?;
+        Ok(Response::new(DrainNodeResponse {
+            chunks_to_move: chunks as u64,
+        }))
+    }
+
     async fn register_node(
         &self,
         request: Request<RegisterNodeRequest>,
@@ -383,14 +468,18 @@ impl Meta for MetaService {
         };
         let count = chunks.len();
         let state = &self.state;
-        state.cluster().register(
-            &request.node_id,
-            &request.addr,
-            usage,
-            chunks,
-            |chunk| state.referenced(chunk),
-            Instant::now(),
-        );
+        {
+            let mut cluster = state.cluster();
+            let default = cluster.config().replication;
+            cluster.register(
+                &request.node_id,
+                &request.addr,
+                usage,
+                chunks,
+                |chunk| state.wanted(chunk, default),
+                Instant::now(),
+            );
+        }
         if state.ns.remember_node(&request.node_id, &request.addr)? {
             state.ns.flush().await?;
         }
@@ -414,23 +503,37 @@ impl Meta for MetaService {
             parse_ids(&request.corrupt)?,
         );
         let state = &self.state;
-        let reply = state.cluster().heartbeat(
-            &request.node_id,
-            usage,
-            added,
-            removed,
-            corrupt,
-            |chunk| state.referenced(chunk),
-            Instant::now(),
-        );
+        let reply = {
+            let mut cluster = state.cluster();
+            let default = cluster.config().replication;
+            cluster.heartbeat(
+                &request.node_id,
+                usage,
+                added,
+                removed,
+                corrupt,
+                |chunk| state.wanted(chunk, default),
+                Instant::now(),
+            )
+        };
         Ok(Response::new(match reply {
-            Some(deletes) => HeartbeatResponse {
+            Some(Commands {
+                deletes,
+                replications,
+            }) => HeartbeatResponse {
                 reregister: false,
                 delete_chunks: deletes.iter().map(ChunkId::to_hex).collect(),
+                replicate: replications
+                    .into_iter()
+                    .map(|r| ReplicateCommand {
+                        chunk_id: r.chunk.to_hex(),
+                        targets: node_addrs(r.targets),
+                    })
+                    .collect(),
             },
             None => HeartbeatResponse {
                 reregister: true,
-                delete_chunks: vec![],
+                ..HeartbeatResponse::default()
             },
         }))
     }

@@ -2,20 +2,23 @@
 //!
 //! The node registers with its full chunk report, then sends, every interval, its usage and the
 //! chunks added, removed and found corrupt since the previous beat (the HDFS DataNode model).
-//! The reply carries commands: delete these chunks, or register again (the metadata server
-//! restarted and lost its soft state). Commands are carried out before the next beat is sent,
-//! so that beat already reports their effects.
+//! The reply carries commands: delete these chunks, copy these chunks to other nodes (repair),
+//! or register again (the metadata server restarted and lost its soft state). Deletes are
+//! carried out before the next beat is sent, so that beat already reports their effects. Copies
+//! run in the background, a few at a time; each target reports its new copy itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::Request;
 
 use bigfs_proto::limits::MAX_META_MESSAGE;
+use bigfs_proto::node_pool::NodePool;
 use bigfs_proto::pb::meta_client::MetaClient;
-use bigfs_proto::pb::{HeartbeatRequest, RegisterNodeRequest};
+use bigfs_proto::pb::{HeartbeatRequest, RegisterNodeRequest, ReplicateCommand};
 use bigfs_proto::{transport, ChunkId};
 
 use crate::chunk_store::ChunkStore;
@@ -27,7 +30,14 @@ pub struct Heartbeat {
     pub interval: Duration,
     pub meta: MetaClient<Channel>,
     pub store: Arc<ChunkStore>,
+    peers: Arc<NodePool>,
+    /// Bounds the copies this node sends at once.
+    copies: Arc<Semaphore>,
 }
+
+/// Copies a node sends at once; the metadata server bounds what it orders, this bounds what
+/// runs.
+const CONCURRENT_COPIES: usize = 8;
 
 enum Beat {
     Ok,
@@ -54,6 +64,8 @@ impl Heartbeat {
             interval,
             meta,
             store,
+            peers: Arc::new(NodePool::default()),
+            copies: Arc::new(Semaphore::new(CONCURRENT_COPIES)),
         })
     }
 
@@ -143,7 +155,46 @@ impl Heartbeat {
         if !reply.delete_chunks.is_empty() {
             self.delete(reply.delete_chunks).await?;
         }
+        for order in reply.replicate {
+            self.copy_in_background(order);
+        }
         Ok(Beat::Ok)
+    }
+
+    /// Sends this node's verified copy of a chunk down the order's chain of targets.
+    fn copy_in_background(&self, order: ReplicateCommand) {
+        let store = self.store.clone();
+        let peers = self.peers.clone();
+        let copies = self.copies.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = copies.acquire_owned().await else {
+                return;
+            };
+            let id: ChunkId = match order.chunk_id.parse() {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::warn!("metadata server sent a bad copy order: {e}");
+                    return;
+                }
+            };
+            // The read verifies the copy (and quarantines a bad one), so only good bytes leave.
+            let data = match tokio::task::spawn_blocking(move || store.get(id)).await {
+                Ok(Ok(data)) => data,
+                Ok(Err(e)) => {
+                    tracing::warn!(chunk = %id, "cannot copy chunk: {e}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(chunk = %id, "cannot copy chunk: read task failed: {e}");
+                    return;
+                }
+            };
+            let reply = peers.put_chain(&order.chunk_id, data, &order.targets).await;
+            for failure in &reply.failed {
+                tracing::warn!(chunk = %id, target = %failure.node_id, "copy failed: {}", failure.error);
+            }
+            tracing::debug!(chunk = %id, stored = ?reply.stored, "chunk copied");
+        });
     }
 
     async fn delete(&self, ids: Vec<String>) -> anyhow::Result<()> {

@@ -10,6 +10,8 @@ fn config() -> ClusterConfig {
         gc_grace: 30 * SEC,
         write_lease: 600 * SEC,
         safe_mode_timeout: 60 * SEC,
+        repair_concurrency: 4,
+        chunk_size: 100,
     }
 }
 
@@ -25,7 +27,7 @@ fn cluster(nodes: usize, t0: Instant) -> Cluster {
     let mut c = Cluster::new(config(), vec![], t0);
     for i in 0..nodes {
         let id = format!("n{i}");
-        c.register(&id, &format!("http://{id}"), usage(), vec![], |_| false, t0);
+        c.register(&id, &format!("http://{id}"), usage(), vec![], |_| 0, t0);
     }
     c
 }
@@ -46,8 +48,9 @@ fn beat(
     removed: Vec<ChunkId>,
     now: Instant,
 ) -> Vec<ChunkId> {
-    c.heartbeat(id, usage(), added, removed, vec![], |_| false, now)
+    c.heartbeat(id, usage(), added, removed, vec![], |_| 0, now)
         .expect("known node")
+        .deletes
 }
 
 fn ids(targets: &[(String, String)]) -> Vec<String> {
@@ -112,7 +115,7 @@ fn full_nodes_take_no_new_chunks() {
         used: 950,
         chunks: 9,
     };
-    c.heartbeat("n1", full, vec![], vec![], vec![], |_| false, t0)
+    c.heartbeat("n1", full, vec![], vec![], vec![], |_| 0, t0)
         .unwrap();
     for n in 0..50u32 {
         let alloc = c
@@ -192,11 +195,11 @@ fn freed_chunks_are_deleted_after_the_grace_period() {
     let holders = store_and_commit(&mut c, chunk, t0);
     c.freed(&[chunk], t0);
 
-    c.collect_garbage(|_| false, t0 + 29 * SEC);
+    c.collect_garbage(|_| 0, t0 + 29 * SEC);
     assert!(beat(&mut c, &holders[0], vec![], vec![], t0 + 29 * SEC).is_empty());
 
     let t1 = t0 + 31 * SEC;
-    c.collect_garbage(|_| false, t1);
+    c.collect_garbage(|_| 0, t1);
     for id in &holders {
         assert_eq!(beat(&mut c, id, vec![], vec![], t1), vec![chunk]);
     }
@@ -217,7 +220,7 @@ fn referenced_chunks_are_never_deleted() {
     let holders = store_and_commit(&mut c, chunk, t0);
     // Freed by one file but referenced again by another (the check is made at deletion time).
     c.freed(&[chunk], t0);
-    c.collect_garbage(|_| true, t0 + 31 * SEC);
+    c.collect_garbage(|_| 3, t0 + 31 * SEC);
     assert!(beat(&mut c, &holders[0], vec![], vec![], t0 + 31 * SEC).is_empty());
 }
 
@@ -232,7 +235,7 @@ fn a_new_allocation_cancels_queued_deletes_and_in_flight_ones_make_acks_untruste
     for id in &holders {
         beat(&mut c, id, vec![], vec![], t1);
     }
-    c.collect_garbage(|_| false, t1);
+    c.collect_garbage(|_| 0, t1);
 
     // The delete reached the first holder only; the others are still queued.
     assert_eq!(beat(&mut c, &holders[0], vec![], vec![], t1), vec![chunk]);
@@ -268,12 +271,12 @@ fn orphans_are_deleted_after_grace_and_leases_protect_puts_in_progress() {
     beat(&mut c, "n0", vec![orphan, leased], vec![], t0);
 
     let t1 = t0 + 31 * SEC;
-    c.collect_garbage(|_| false, t1);
+    c.collect_garbage(|_| 0, t1);
     assert_eq!(beat(&mut c, "n0", vec![], vec![], t1), vec![orphan]);
 
     // The lease ran out and the put never committed: the chunk is an orphan now.
     let t2 = t0 + 601 * SEC;
-    c.collect_garbage(|_| false, t2);
+    c.collect_garbage(|_| 0, t2);
     assert_eq!(beat(&mut c, "n0", vec![], vec![], t2), vec![leased]);
 }
 
@@ -283,14 +286,14 @@ fn safe_mode_defers_deletes_until_known_nodes_report() {
     let mut c = Cluster::new(config(), vec!["n0".into(), "n1".into()], t0);
     assert!(c.in_safe_mode());
     let orphan = ChunkId::of(b"o");
-    c.register("n0", "http://n0", usage(), vec![orphan], |_| false, t0);
-    c.collect_garbage(|_| false, t0 + 40 * SEC);
+    c.register("n0", "http://n0", usage(), vec![orphan], |_| 0, t0);
+    c.collect_garbage(|_| 0, t0 + 40 * SEC);
     assert!(beat(&mut c, "n0", vec![], vec![], t0 + 40 * SEC).is_empty());
     assert!(c.in_safe_mode());
 
-    c.register("n1", "http://n1", usage(), vec![], |_| false, t0 + 41 * SEC);
+    c.register("n1", "http://n1", usage(), vec![], |_| 0, t0 + 41 * SEC);
     assert!(!c.in_safe_mode());
-    c.collect_garbage(|_| false, t0 + 41 * SEC);
+    c.collect_garbage(|_| 0, t0 + 41 * SEC);
     assert_eq!(
         beat(&mut c, "n0", vec![], vec![], t0 + 41 * SEC),
         vec![orphan]
@@ -301,10 +304,10 @@ fn safe_mode_defers_deletes_until_known_nodes_report() {
 fn safe_mode_ends_on_timeout() {
     let t0 = Instant::now();
     let mut c = Cluster::new(config(), vec!["n0".into(), "gone".into()], t0);
-    c.register("n0", "http://n0", usage(), vec![], |_| false, t0);
-    c.collect_garbage(|_| false, t0 + 59 * SEC);
+    c.register("n0", "http://n0", usage(), vec![], |_| 0, t0);
+    c.collect_garbage(|_| 0, t0 + 59 * SEC);
     assert!(c.in_safe_mode());
-    c.collect_garbage(|_| false, t0 + 61 * SEC);
+    c.collect_garbage(|_| 0, t0 + 61 * SEC);
     assert!(!c.in_safe_mode());
 }
 
@@ -313,12 +316,12 @@ fn unknown_nodes_are_asked_to_register_and_reports_replace_old_state() {
     let t0 = Instant::now();
     let mut c = cluster(1, t0);
     assert!(c
-        .heartbeat("stranger", usage(), vec![], vec![], vec![], |_| false, t0)
+        .heartbeat("stranger", usage(), vec![], vec![], vec![], |_| 0, t0)
         .is_none());
     let a = ChunkId::of(b"a");
     let b = ChunkId::of(b"b");
     beat(&mut c, "n0", vec![a], vec![], t0);
-    c.register("n0", "http://n0", usage(), vec![b], |_| true, t0);
+    c.register("n0", "http://n0", usage(), vec![b], |_| 3, t0);
     assert!(c.read_locations(&a, 0, t0).is_empty());
     assert_eq!(c.read_locations(&b, 0, t0).len(), 1);
 }
@@ -335,7 +338,7 @@ fn corrupt_and_reported_bad_copies_are_dropped() {
         vec![],
         vec![],
         vec![chunk],
-        |_| true,
+        |_| 3,
         t0,
     )
     .unwrap();
@@ -348,4 +351,222 @@ fn corrupt_and_reported_bad_copies_are_dropped() {
         c.report_bad(&chunk, "ghost"),
         Err(MetaError::UnknownNode(_))
     ));
+}
+
+fn commands(c: &mut Cluster, id: &str, added: Vec<ChunkId>, now: Instant) -> Commands {
+    c.heartbeat(id, usage(), added, vec![], vec![], |_| 3, now)
+        .expect("known node")
+}
+
+/// Heartbeats from every node but `except`, at `now`.
+fn beat_all_but(c: &mut Cluster, nodes: usize, except: &str, now: Instant) -> Vec<(String, Commands)> {
+    (0..nodes)
+        .map(|i| format!("n{i}"))
+        .filter(|id| id != except)
+        .map(|id| {
+            let cmds = commands(c, &id, vec![], now);
+            (id, cmds)
+        })
+        .collect()
+}
+
+#[test]
+fn a_dead_nodes_chunks_are_copied_to_new_nodes_fewest_copies_first() {
+    let t0 = Instant::now();
+    let mut c = cluster(5, t0);
+    let one = ChunkId::of(b"one copy left");
+    let two = ChunkId::of(b"two copies left");
+    // `one` lives on n0 and n1; `two` on n0, n2, n3.
+    c.check_commit(&[(one, vec!["n0".into(), "n1".into()])], 2, t0);
+    c.check_commit(&[(two, vec!["n0".into(), "n2".into(), "n3".into()])], 2, t0);
+    c.committed(&[one, two], &[], t0);
+    c.plan_repairs(|_| 3, t0);
+    // `one` had 2 of 3 at once: its repair is already ordered.
+    let ordered: usize = beat_all_but(&mut c, 5, "", t0)
+        .iter()
+        .map(|(_, cmds)| cmds.replications.len())
+        .sum();
+    assert_eq!(ordered, 1);
+
+    // n0 dies.
+    let t1 = t0 + 11 * SEC;
+    beat_all_but(&mut c, 5, "n0", t1);
+    c.plan_repairs(|_| 3, t1);
+    let orders: Vec<(String, Replication)> = beat_all_but(&mut c, 5, "n0", t1)
+        .into_iter()
+        .flat_map(|(id, cmds)| cmds.replications.into_iter().map(move |r| (id.clone(), r)))
+        .collect();
+    for (source, order) in &orders {
+        let holders = if order.chunk == one { vec!["n1"] } else { vec!["n2", "n3"] };
+        assert!(holders.contains(&source.as_str()), "{source} does not hold {:?}", order.chunk);
+        for (target, _) in &order.targets {
+            assert!(target != "n0" && !holders.contains(&target.as_str()));
+        }
+    }
+    // Exactly the shortfall is in flight: two copies of `one` (one live copy left), one of
+    // `two` (orders made before n0 died and involving it were dropped and planned again).
+    let in_flight = |c: &Cluster, chunk: ChunkId| c.repairs.get(&chunk).map_or(0, Vec::len);
+    assert_eq!(in_flight(&c, one), 2);
+    assert_eq!(in_flight(&c, two), 1);
+
+    // Every target reports its new copy.
+    let t2 = t1 + SEC;
+    let confirmations: Vec<(String, ChunkId)> = c
+        .repairs
+        .iter()
+        .flat_map(|(chunk, rs)| rs.iter().map(move |r| (r.target, *chunk)))
+        .map(|(target, chunk)| (c.nodes[target as usize].id.clone(), chunk))
+        .collect();
+    for (target, chunk) in confirmations {
+        assert_ne!(target, "n0");
+        commands(&mut c, &target, vec![chunk], t2);
+    }
+    beat_all_but(&mut c, 5, "n0", t2);
+    c.plan_repairs(|_| 3, t2);
+    assert_eq!(c.repairs_in_flight(), 0);
+    for chunk in [one, two] {
+        let (live, health, _) = c.classify(&chunk, 3, t2);
+        assert!(live >= 3, "{chunk:?} has {live}");
+        assert_eq!(health, ChunkHealth::Healthy);
+    }
+}
+
+#[test]
+fn unconfirmed_copies_are_planned_again() {
+    let t0 = Instant::now();
+    let mut c = cluster(4, t0);
+    let chunk = ChunkId::of(b"lonely");
+    c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
+    c.committed(&[chunk], &[], t0);
+    c.plan_repairs(|_| 3, t0);
+    assert_eq!(c.repairs_in_flight(), 1);
+    // Nobody confirms within the timeout.
+    let t1 = t0 + 31 * SEC;
+    beat_all_but(&mut c, 4, "", t1);
+    c.plan_repairs(|_| 3, t1);
+    assert_eq!(c.repairs_in_flight(), 1, "re-planned, not dropped");
+}
+
+#[test]
+fn repairs_are_bounded_per_node() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunks: Vec<ChunkId> = (0..20u32).map(|n| ChunkId::of(&n.to_le_bytes())).collect();
+    for chunk in &chunks {
+        c.check_commit(&[(*chunk, vec!["n0".into(), "n1".into()])], 2, t0);
+    }
+    c.committed(&chunks, &[], t0);
+    c.plan_repairs(|_| 3, t0);
+    // Every copy goes to n2, which takes at most 4 at once.
+    assert_eq!(c.repairs_in_flight(), 4);
+    assert_eq!(c.nodes[2].repairs_as_target, 4);
+}
+
+#[test]
+fn a_returning_node_makes_extra_copies_which_are_trimmed() {
+    let t0 = Instant::now();
+    let mut c = cluster(4, t0);
+    let chunk = ChunkId::of(b"trim me");
+    c.check_commit(
+        &[(chunk, vec!["n0".into(), "n1".into(), "n2".into(), "n3".into()])],
+        2,
+        t0,
+    );
+    c.committed(&[chunk], &[], t0);
+    c.plan_repairs(|_| 3, t0);
+    let deletes: Vec<String> = beat_all_but(&mut c, 4, "", t0)
+        .into_iter()
+        .filter(|(_, cmds)| cmds.deletes.contains(&chunk))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(deletes.len(), 1, "exactly one extra copy goes");
+    let (live, health, _) = c.classify(&chunk, 3, t0);
+    assert_eq!((live, health), (3, ChunkHealth::Healthy));
+}
+
+#[test]
+fn the_last_copy_is_never_trimmed_and_missing_chunks_are_reported() {
+    let t0 = Instant::now();
+    let mut c = cluster(2, t0);
+    let chunk = ChunkId::of(b"only");
+    c.check_commit(&[(chunk, vec!["n0".into()])], 1, t0);
+    c.committed(&[chunk], &[], t0);
+    // It wants 1 copy and has 1: nothing to do.
+    c.plan_repairs(|_| 1, t0);
+    assert!(beat_all_but(&mut c, 2, "", t0)
+        .iter()
+        .all(|(_, cmds)| cmds.deletes.is_empty() && cmds.replications.is_empty()));
+    // Its only holder dies: missing, and there is nothing to copy from.
+    let t1 = t0 + 11 * SEC;
+    commands(&mut c, "n1", vec![], t1);
+    c.plan_repairs(|_| 1, t1);
+    assert_eq!(c.classify(&chunk, 1, t1).1, ChunkHealth::Missing);
+    assert_eq!(c.repairs_in_flight(), 0);
+}
+
+#[test]
+fn draining_copies_chunks_away_then_reports_drained() {
+    let t0 = Instant::now();
+    let mut c = cluster(4, t0);
+    let chunk = ChunkId::of(b"moving out");
+    c.check_commit(&[(chunk, vec!["n0".into(), "n1".into(), "n2".into()])], 2, t0);
+    c.committed(&[chunk], &[], t0);
+    c.plan_repairs(|_| 3, t0);
+    assert_eq!(c.repairs_in_flight(), 0);
+
+    assert_eq!(c.drain("n0").unwrap(), 1);
+    assert!(matches!(c.drain("ghost"), Err(MetaError::UnknownNode(_))));
+    c.plan_repairs(|_| 3, t0);
+    let view = |c: &Cluster| c.nodes(t0).into_iter().find(|n| n.id == "n0").unwrap();
+    assert_eq!(view(&c).state_name(), "draining");
+    // The copy goes to n3, the only node not holding it; never to the draining node.
+    let orders: Vec<Replication> = beat_all_but(&mut c, 4, "", t0)
+        .into_iter()
+        .flat_map(|(_, cmds)| cmds.replications)
+        .collect();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(ids(&orders[0].targets), ["n3"]);
+    // Allocation skips the draining node too.
+    let alloc = c.allocate(&[want(ChunkId::of(b"new"))], 3, t0).unwrap();
+    assert!(!ids(&alloc[0].targets).contains(&"n0".to_string()));
+
+    commands(&mut c, "n3", vec![chunk], t0 + SEC);
+    c.plan_repairs(|_| 3, t0 + SEC);
+    assert_eq!(view(&c).state_name(), "drained");
+    // The drained node's copy is not deleted: the operator removes the node.
+    assert!(commands(&mut c, "n0", vec![], t0 + SEC).deletes.is_empty());
+}
+
+#[test]
+fn corrupt_copies_are_counted_until_replaced() {
+    let t0 = Instant::now();
+    let mut c = cluster(4, t0);
+    let chunk = ChunkId::of(b"bitrot");
+    let holders = store_and_commit(&mut c, chunk, t0);
+    c.plan_repairs(|_| 3, t0);
+    c.heartbeat(&holders[0], usage(), vec![], vec![], vec![chunk], |_| 3, t0)
+        .unwrap();
+    assert_eq!(c.classify(&chunk, 3, t0), (2, ChunkHealth::UnderReplicated, true));
+    c.plan_repairs(|_| 3, t0);
+    let order = beat_all_but(&mut c, 4, "", t0)
+        .into_iter()
+        .flat_map(|(_, cmds)| cmds.replications)
+        .next()
+        .expect("a copy is ordered");
+    commands(&mut c, &order.targets[0].0, vec![chunk], t0 + SEC);
+    c.plan_repairs(|_| 3, t0 + SEC);
+    assert_eq!(c.classify(&chunk, 3, t0 + SEC), (3, ChunkHealth::Healthy, false));
+}
+
+#[test]
+fn safe_mode_plans_no_repairs() {
+    let t0 = Instant::now();
+    let mut c = Cluster::new(config(), vec!["n0".into(), "n1".into(), "n2".into(), "n3".into()], t0);
+    for id in ["n0", "n1", "n2"] {
+        c.register(id, &format!("http://{id}"), usage(), vec![], |_| 3, t0);
+    }
+    let chunk = ChunkId::of(b"wait");
+    c.register("n0", "http://n0", usage(), vec![chunk], |_| 3, t0);
+    c.plan_repairs(|_| 3, t0);
+    assert_eq!(c.repairs_in_flight(), 0);
 }

@@ -1,0 +1,55 @@
+//! Garbage collection: expiring write leases and queueing deletes of unreferenced chunks.
+
+use std::time::Instant;
+
+use bigfs_proto::ChunkId;
+
+use super::Cluster;
+
+impl Cluster {
+    /// Ends safe mode on time-out, expires write leases, and queues deletes of chunks that no
+    /// file has referenced for longer than the grace period. Returns whether safe mode is over.
+    pub fn collect_garbage(&mut self, wanted: impl Fn(&ChunkId) -> u32, now: Instant) -> bool {
+        if let Some(safe) = &self.safe_mode {
+            if now < safe.until {
+                return false;
+            }
+            tracing::warn!(
+                missing = ?safe.waiting_for,
+                "safe-mode timeout passed before every known node reported: leaving safe mode"
+            );
+            self.safe_mode = None;
+        }
+        let lease = self.config.write_lease;
+        let expired: Vec<(ChunkId, Instant)> = self
+            .leases
+            .iter()
+            .filter(|(_, &since)| now.duration_since(since) >= lease)
+            .map(|(id, since)| (*id, *since))
+            .collect();
+        for (chunk, since) in expired {
+            self.leases.remove(&chunk);
+            if self.locations.contains_key(&chunk) {
+                self.unreferenced.entry(chunk).or_insert(since);
+            }
+        }
+        let grace = self.config.gc_grace;
+        let due: Vec<ChunkId> = self
+            .unreferenced
+            .iter()
+            .filter(|(_, &since)| now.duration_since(since) >= grace)
+            .map(|(id, _)| *id)
+            .collect();
+        for chunk in due {
+            self.unreferenced.remove(&chunk);
+            if self.leases.contains_key(&chunk) || wanted(&chunk) > 0 {
+                continue;
+            }
+            let holders = self.locations.get(&chunk).cloned().unwrap_or_default();
+            for idx in holders {
+                self.nodes[idx as usize].pending_deletes.insert(chunk);
+            }
+        }
+        true
+    }
+}
