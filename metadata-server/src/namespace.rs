@@ -237,7 +237,9 @@ impl Namespace {
     }
 
     /// Every referenced chunk with its entry, in id order.
-    pub fn chunk_table(&self) -> impl Iterator<Item = Result<(ChunkId, ChunkRefs), MetaError>> + '_ {
+    pub fn chunk_table(
+        &self,
+    ) -> impl Iterator<Item = Result<(ChunkId, ChunkRefs), MetaError>> + '_ {
         self.chunk_refs.iter().map(|item| {
             let (key, value) = item?;
             let id = ChunkId::from_slice(&key).map_err(|e| MetaError::BadRecord {

@@ -2,12 +2,14 @@
 //!
 //! A node keeps chunks as plain files named by their BLAKE3 id ([`chunk_store`]), serves them
 //! over gRPC ([`service`]), forwards writes down replication chains, and reports to the
-//! metadata server ([`heartbeat`]). Its identity lives in its data directory ([`node_id`]).
+//! metadata server ([`heartbeat`]). A background [`scrubber`] re-verifies stored chunks. Its
+//! identity lives in its data directory ([`node_id`]).
 
 pub mod chunk_store;
 pub mod error;
 pub mod heartbeat;
 pub mod node_id;
+pub mod scrubber;
 pub mod service;
 
 use std::path::PathBuf;
@@ -24,6 +26,7 @@ use bigfs_proto::transport;
 
 use crate::chunk_store::ChunkStore;
 use crate::heartbeat::Heartbeat;
+use crate::scrubber::Scrubber;
 use crate::service::NodeService;
 
 pub struct NodeConfig {
@@ -33,9 +36,14 @@ pub struct NodeConfig {
     pub capacity: u64,
     pub heartbeat_interval: Duration,
     pub fsync: bool,
+    /// Time from the start of one scrub pass to the start of the next; zero disables scrubbing.
+    pub scrub_interval: Duration,
+    /// Most bytes a second the scrubber reads.
+    pub scrub_rate: u64,
 }
 
-/// Serves on `listener` until `shutdown` fires, then stops heartbeating and returns.
+/// Serves on `listener` until `shutdown` fires, then stops heartbeating and scrubbing and
+/// returns.
 pub async fn run(
     listener: TcpListener,
     config: NodeConfig,
@@ -53,7 +61,8 @@ pub async fn run(
     let usage = store.usage();
     tracing::info!(
         node = %node_id, %addr, chunks = usage.chunks, used = usage.used,
-        capacity = usage.capacity, fsync = config.fsync, "storage node listening on {local}"
+        capacity = usage.capacity, fsync = config.fsync, scrub_interval = ?config.scrub_interval,
+        scrub_rate = config.scrub_rate, "storage node listening on {local}"
     );
 
     let heartbeat = Heartbeat::connect(
@@ -64,6 +73,8 @@ pub async fn run(
         store.clone(),
     )?;
     let heartbeat = tokio::spawn(heartbeat.run(shutdown.child_token()));
+    let scrubber = Scrubber::new(store.clone(), config.scrub_interval, config.scrub_rate);
+    let scrubber = tokio::spawn(scrubber.run(shutdown.child_token()));
 
     let service = NodeServer::new(NodeService::new(node_id, store))
         .max_decoding_message_size(MAX_CHUNK_MESSAGE)
@@ -73,7 +84,11 @@ pub async fn run(
         .serve_with_incoming_shutdown(transport::incoming(listener), shutdown.cancelled())
         .await;
     shutdown.cancel();
-    heartbeat.await.context("heartbeat task")?;
+    // Both were cancelled with `shutdown`; the scrubber stops after at most one chunk read.
+    let heartbeat = heartbeat.await.context("heartbeat task");
+    let scrubber = scrubber.await.context("scrubber task");
+    heartbeat?;
+    scrubber?;
     served.context("serve gRPC")?;
     tracing::info!("storage node stopped");
     Ok(())

@@ -35,13 +35,40 @@ struct Args {
     /// Fsync each chunk file and its directory before acknowledging a write.
     #[arg(long)]
     fsync: bool,
+    /// How often to re-read and verify every stored chunk, from the start of one pass to the
+    /// start of the next (e.g. 24h, 30m); 0s disables scrubbing.
+    #[arg(long, default_value = "24h")]
+    scrub_interval: ReadableDuration,
+    /// Most bytes per second the scrubber reads (e.g. 64MiB, 500KiB).
+    #[arg(long, default_value = "64MiB", value_parser = scrub_rate)]
+    scrub_rate: Size,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn scrub_rate(s: &str) -> Result<Size, String> {
+    match s.parse::<Size>()? {
+        Size(0) => Err("must be more than 0 (--scrub-interval 0s disables scrubbing)".into()),
+        rate => Ok(rate),
+    }
+}
+
+fn main() -> ExitCode {
     process::abort_on_panic();
     process::init_tracing();
     let args = Args::parse();
+    // Kept until the process exits: dropping the scenario would clear the failpoints.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = failpoints::setup();
+    #[cfg(not(feature = "failpoints"))]
+    if std::env::var_os("FAILPOINTS").is_some() {
+        tracing::warn!(
+            "FAILPOINTS is ignored: this binary was built without `--features failpoints`"
+        );
+    }
+    run(args)
+}
+
+#[tokio::main]
+async fn run(args: Args) -> ExitCode {
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -64,15 +91,60 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         capacity: args.capacity.0,
         heartbeat_interval: args.heartbeat_interval.0,
         fsync: args.fsync,
+        scrub_interval: args.scrub_interval.0,
+        scrub_rate: args.scrub_rate.0,
     };
     bigfs_node::run(listener, config, process::shutdown_on_signal()).await
 }
 
+/// Fault injection for tests, compiled in with the `failpoints` feature: the failpoints named
+/// in the `FAILPOINTS` environment variable (see `bigfs_node::chunk_store`) are configured at
+/// start. A malformed `FAILPOINTS` is a panic, which aborts the process.
+#[cfg(feature = "failpoints")]
+mod failpoints {
+    pub fn setup() -> fail::FailScenario<'static> {
+        let scenario = fail::FailScenario::setup();
+        for (name, actions) in fail::list() {
+            tracing::warn!(failpoint = %name, %actions, "failpoint configured");
+        }
+        scenario
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
     #[test]
     fn verify_cli() {
         use clap::CommandFactory;
-        super::Args::command().debug_assert();
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn scrub_flags() {
+        let args = Args::try_parse_from(["bigfs-node", "--data", "d"]).unwrap();
+        assert_eq!(
+            args.scrub_interval.0,
+            std::time::Duration::from_secs(24 * 3600)
+        );
+        assert_eq!(args.scrub_rate.0, 64 << 20);
+
+        let args = Args::try_parse_from([
+            "bigfs-node",
+            "--data",
+            "d",
+            "--scrub-interval",
+            "0s",
+            "--scrub-rate",
+            "1MiB",
+        ])
+        .unwrap();
+        assert!(args.scrub_interval.0.is_zero());
+        assert_eq!(args.scrub_rate.0, 1 << 20);
+
+        assert!(Args::try_parse_from(["bigfs-node", "--data", "d", "--scrub-rate", "0"]).is_err());
     }
 }

@@ -134,7 +134,10 @@ impl Cluster {
         let stuck: Vec<ChunkId> = self
             .repairs
             .iter()
-            .filter(|(_, rs)| rs.iter().any(|r| now.duration_since(r.started) >= REPAIR_TIMEOUT))
+            .filter(|(_, rs)| {
+                rs.iter()
+                    .any(|r| now.duration_since(r.started) >= REPAIR_TIMEOUT)
+            })
             .map(|(chunk, _)| *chunk)
             .collect();
         for chunk in stuck {
@@ -164,7 +167,10 @@ impl Cluster {
         sources.retain(|&idx| self.nodes[idx as usize].repairs_as_source < limit);
         sources.sort_by_key(|&idx| {
             let node = &self.nodes[idx as usize];
-            (self.state(node, now) != NodeState::Alive, node.repairs_as_source)
+            (
+                self.state(node, now) != NodeState::Alive,
+                node.repairs_as_source,
+            )
         });
         let Some(&source) = sources.first() else {
             return false;
@@ -221,9 +227,10 @@ impl Cluster {
             if !self.nodes[idx].draining {
                 continue;
             }
-            let drained = self.nodes[idx].chunks.iter().all(|chunk| {
-                self.repair_holders(chunk, now).len() >= wanted(chunk) as usize
-            });
+            let drained = self.nodes[idx]
+                .chunks
+                .iter()
+                .all(|chunk| self.repair_holders(chunk, now).len() >= wanted(chunk) as usize);
             let node = &mut self.nodes[idx];
             if drained && !node.drained {
                 tracing::info!(node = %node.id, "node drained: every chunk on it has enough copies elsewhere");

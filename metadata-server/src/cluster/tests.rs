@@ -332,16 +332,8 @@ fn corrupt_and_reported_bad_copies_are_dropped() {
     let mut c = cluster(3, t0);
     let chunk = ChunkId::of(b"rot");
     let holders = store_and_commit(&mut c, chunk, t0);
-    c.heartbeat(
-        &holders[0],
-        usage(),
-        vec![],
-        vec![],
-        vec![chunk],
-        |_| 3,
-        t0,
-    )
-    .unwrap();
+    c.heartbeat(&holders[0], usage(), vec![], vec![], vec![chunk], |_| 3, t0)
+        .unwrap();
     c.report_bad(&chunk, &holders[1]).unwrap();
     assert_eq!(
         ids(&c.read_locations(&chunk, 0, t0)),
@@ -359,7 +351,12 @@ fn commands(c: &mut Cluster, id: &str, added: Vec<ChunkId>, now: Instant) -> Com
 }
 
 /// Heartbeats from every node but `except`, at `now`.
-fn beat_all_but(c: &mut Cluster, nodes: usize, except: &str, now: Instant) -> Vec<(String, Commands)> {
+fn beat_all_but(
+    c: &mut Cluster,
+    nodes: usize,
+    except: &str,
+    now: Instant,
+) -> Vec<(String, Commands)> {
     (0..nodes)
         .map(|i| format!("n{i}"))
         .filter(|id| id != except)
@@ -397,8 +394,16 @@ fn a_dead_nodes_chunks_are_copied_to_new_nodes_fewest_copies_first() {
         .flat_map(|(id, cmds)| cmds.replications.into_iter().map(move |r| (id.clone(), r)))
         .collect();
     for (source, order) in &orders {
-        let holders = if order.chunk == one { vec!["n1"] } else { vec!["n2", "n3"] };
-        assert!(holders.contains(&source.as_str()), "{source} does not hold {:?}", order.chunk);
+        let holders = if order.chunk == one {
+            vec!["n1"]
+        } else {
+            vec!["n2", "n3"]
+        };
+        assert!(
+            holders.contains(&source.as_str()),
+            "{source} does not hold {:?}",
+            order.chunk
+        );
         for (target, _) in &order.targets {
             assert!(target != "n0" && !holders.contains(&target.as_str()));
         }
@@ -468,7 +473,10 @@ fn a_returning_node_makes_extra_copies_which_are_trimmed() {
     let mut c = cluster(4, t0);
     let chunk = ChunkId::of(b"trim me");
     c.check_commit(
-        &[(chunk, vec!["n0".into(), "n1".into(), "n2".into(), "n3".into()])],
+        &[(
+            chunk,
+            vec!["n0".into(), "n1".into(), "n2".into(), "n3".into()],
+        )],
         2,
         t0,
     );
@@ -509,7 +517,11 @@ fn draining_copies_chunks_away_then_reports_drained() {
     let t0 = Instant::now();
     let mut c = cluster(4, t0);
     let chunk = ChunkId::of(b"moving out");
-    c.check_commit(&[(chunk, vec!["n0".into(), "n1".into(), "n2".into()])], 2, t0);
+    c.check_commit(
+        &[(chunk, vec!["n0".into(), "n1".into(), "n2".into()])],
+        2,
+        t0,
+    );
     c.committed(&[chunk], &[], t0);
     c.plan_repairs(|_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 0);
@@ -546,7 +558,10 @@ fn corrupt_copies_are_counted_until_replaced() {
     c.plan_repairs(|_| 3, t0);
     c.heartbeat(&holders[0], usage(), vec![], vec![], vec![chunk], |_| 3, t0)
         .unwrap();
-    assert_eq!(c.classify(&chunk, 3, t0), (2, ChunkHealth::UnderReplicated, true));
+    assert_eq!(
+        c.classify(&chunk, 3, t0),
+        (2, ChunkHealth::UnderReplicated, true)
+    );
     c.plan_repairs(|_| 3, t0);
     let order = beat_all_but(&mut c, 4, "", t0)
         .into_iter()
@@ -555,13 +570,20 @@ fn corrupt_copies_are_counted_until_replaced() {
         .expect("a copy is ordered");
     commands(&mut c, &order.targets[0].0, vec![chunk], t0 + SEC);
     c.plan_repairs(|_| 3, t0 + SEC);
-    assert_eq!(c.classify(&chunk, 3, t0 + SEC), (3, ChunkHealth::Healthy, false));
+    assert_eq!(
+        c.classify(&chunk, 3, t0 + SEC),
+        (3, ChunkHealth::Healthy, false)
+    );
 }
 
 #[test]
 fn safe_mode_plans_no_repairs() {
     let t0 = Instant::now();
-    let mut c = Cluster::new(config(), vec!["n0".into(), "n1".into(), "n2".into(), "n3".into()], t0);
+    let mut c = Cluster::new(
+        config(),
+        vec!["n0".into(), "n1".into(), "n2".into(), "n3".into()],
+        t0,
+    );
     for id in ["n0", "n1", "n2"] {
         c.register(id, &format!("http://{id}"), usage(), vec![], |_| 3, t0);
     }
