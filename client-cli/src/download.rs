@@ -3,12 +3,16 @@
 //! Chunks are fetched `parallel` at a time and written in order, so memory is bounded by the
 //! chunks in flight. Every chunk is checked against its BLAKE3 id before a byte of it is
 //! written. A replica that errs, times out (a stalled node) or sends bad bytes is skipped for
-//! the next one, and a bad copy is reported to the metadata server. A local file is written
+//! the next one, and a bad copy is reported to the metadata server. A node that failed once is
+//! tried last for the rest of the transfer, so a stalled node costs one time-out per get, not
+//! one per chunk. A local file is written
 //! under a temporary name and renamed into place only when complete, so a failed get leaves
 //! nothing behind.
 
+use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -129,8 +133,9 @@ impl Client {
         parallel: usize,
         progress: &Progress,
     ) -> anyhow::Result<()> {
+        let failed = FailedNodes::default();
         let mut fetched = stream::iter(chunks)
-            .map(|chunk| self.fetch_chunk(path, chunk))
+            .map(|chunk| self.fetch_chunk(path, chunk, &failed))
             .buffered(parallel.max(1));
         while let Some(data) = fetched.try_next().await? {
             out.write_all(&data).await.context("write output")?;
@@ -139,8 +144,14 @@ impl Client {
         Ok(())
     }
 
-    /// One good copy of a chunk, trying its replicas in order.
-    async fn fetch_chunk(&self, path: &FsPath, chunk: ChunkLocation) -> anyhow::Result<Bytes> {
+    /// One good copy of a chunk, trying its replicas in order, nodes that failed earlier in this
+    /// transfer last.
+    async fn fetch_chunk(
+        &self,
+        path: &FsPath,
+        mut chunk: ChunkLocation,
+        failed: &FailedNodes,
+    ) -> anyhow::Result<Bytes> {
         let what = || {
             format!(
                 "chunk {} ({}) of {path}",
@@ -155,26 +166,29 @@ impl Client {
         if chunk.replicas.is_empty() {
             bail!("{}: no live copy (every node holding it is down)", what());
         }
+        failed.order(&mut chunk.replicas);
         let mut errors = Vec::new();
         for replica in &chunk.replicas {
-            match self.read_replica(replica, &chunk.id).await {
+            let error = match self.read_replica(replica, &chunk.id).await {
                 Ok(data) if data.len() as u64 == chunk.size && id.matches(&data) => {
                     return Ok(data)
                 }
                 Ok(_) => {
-                    errors.push(format!("node {}: copy does not match its id", replica.id));
                     self.report_bad_chunk(&chunk.id, &replica.id, "hash mismatch on read")
                         .await;
+                    format!("node {}: copy does not match its id", replica.id)
                 }
                 Err(status) => {
                     if status.code() == Code::DataLoss {
                         self.report_bad_chunk(&chunk.id, &replica.id, status.message())
                             .await;
                     }
-                    errors.push(format!("node {}: {}", replica.id, describe(&status)));
+                    format!("node {}: {}", replica.id, describe(&status))
                 }
-            }
-            tracing::info!(node = %replica.id, chunk = %chunk.id, "trying the next replica");
+            };
+            failed.add(&replica.id);
+            tracing::info!(node = %replica.id, chunk = %chunk.id, "trying the next replica: {error}");
+            errors.push(error);
         }
         bail!("{}: no good copy: {}", what(), errors.join("; "))
     }
@@ -188,6 +202,28 @@ impl Client {
         });
         request.set_timeout(transport::CHUNK_READ_TIMEOUT);
         Ok(client.get_chunk(request).await?.into_inner().data)
+    }
+}
+
+/// Nodes that failed a read during one transfer.
+#[derive(Default)]
+struct FailedNodes(Mutex<HashSet<String>>);
+
+impl FailedNodes {
+    fn add(&self, node: &str) {
+        self.set().insert(node.to_string());
+    }
+
+    /// Moves failed nodes to the end, keeping the metadata server's order otherwise.
+    fn order(&self, replicas: &mut [NodeAddr]) {
+        let failed = self.set();
+        replicas.sort_by_key(|r| failed.contains(&r.id));
+    }
+
+    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -50,7 +50,8 @@ pub struct ClusterConfig {
     /// How long chunks handed out for a put are protected before it commits.
     pub write_lease: Duration,
     pub safe_mode_timeout: Duration,
-    /// Copies in flight per node, as source and as target each.
+    /// Copies queued or in flight per node, as source and as target each. (A node runs a few
+    /// at a time; the queue keeps it busy between heartbeats.)
     pub repair_concurrency: usize,
     /// The largest chunk: room a node needs to take one more.
     pub chunk_size: u64,
@@ -268,6 +269,7 @@ impl Cluster {
         added: Vec<ChunkId>,
         removed: Vec<ChunkId>,
         corrupt: Vec<ChunkId>,
+        copied: Vec<(ChunkId, Vec<String>)>,
         wanted: impl Fn(&ChunkId) -> u32,
         now: Instant,
     ) -> Option<Commands> {
@@ -288,6 +290,11 @@ impl Cluster {
         }
         for chunk in added {
             self.add_location(idx, chunk, &wanted, now);
+        }
+        for (chunk, nodes) in copied {
+            for node_id in &nodes {
+                self.record_acked_copy(chunk, node_id, &wanted, now);
+            }
         }
         let node = &mut self.nodes[idx as usize];
         let deletes: Vec<ChunkId> = node
@@ -381,26 +388,34 @@ impl Cluster {
         let mut short = Vec::new();
         for (chunk, acked) in chunks {
             for node_id in acked {
-                let Some(&idx) = self.by_id.get(node_id) else {
-                    continue;
-                };
-                let node = &mut self.nodes[idx as usize];
-                // A copy written before an in-flight delete lands is not to be trusted.
-                if node.inflight_deletes.contains(chunk) {
-                    continue;
-                }
-                node.pending_deletes.remove(chunk);
-                node.chunks.insert(*chunk);
-                let holders = self.locations.entry(*chunk).or_default();
-                if !holders.contains(&idx) {
-                    holders.push(idx);
-                }
+                // The commit references the chunk, so it is not garbage whatever the lease says.
+                self.record_acked_copy(*chunk, node_id, &|_| 1, now);
             }
             if self.live_holders(chunk, now).len() < need as usize {
                 short.push(*chunk);
             }
         }
         short
+    }
+
+    /// A node acknowledged storing a copy (for a put or a repair): it counts from now on,
+    /// unless a delete of that chunk is in flight to that node (it may land after the write).
+    fn record_acked_copy(
+        &mut self,
+        chunk: ChunkId,
+        node_id: &str,
+        wanted: &impl Fn(&ChunkId) -> u32,
+        now: Instant,
+    ) {
+        let Some(&idx) = self.by_id.get(node_id) else {
+            return;
+        };
+        let node = &mut self.nodes[idx as usize];
+        if node.inflight_deletes.contains(&chunk) {
+            return;
+        }
+        node.pending_deletes.remove(&chunk);
+        self.add_location(idx, chunk, wanted, now);
     }
 
     /// After a commit: its chunks are referenced (leases end), and `freed` ones are not.

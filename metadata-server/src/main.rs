@@ -42,8 +42,8 @@ struct Args {
     /// After a restart, the longest wait for known nodes to report before deletions resume.
     #[arg(long, default_value = "1m")]
     safe_mode_timeout: ReadableDuration,
-    /// Repair copies in flight per node, as source and as target each.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Repair copies queued or in flight per node, as source and as target each.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
     repair_concurrency: u16,
 }
 

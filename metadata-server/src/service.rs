@@ -502,6 +502,11 @@ impl Meta for MetaService {
             parse_ids(&request.removed)?,
             parse_ids(&request.corrupt)?,
         );
+        let copied = request
+            .copied
+            .into_iter()
+            .map(|c| Ok((c.chunk_id.parse().map_err(MetaError::from)?, c.nodes)))
+            .collect::<Result<Vec<_>, MetaError>>()?;
         let state = &self.state;
         let reply = {
             let mut cluster = state.cluster();
@@ -512,6 +517,7 @@ impl Meta for MetaService {
                 added,
                 removed,
                 corrupt,
+                copied,
                 |chunk| state.wanted(chunk, default),
                 Instant::now(),
             )

@@ -5,12 +5,13 @@
 //! The reply carries commands: delete these chunks, copy these chunks to other nodes (repair),
 //! or register again (the metadata server restarted and lost its soft state). Deletes are
 //! carried out before the next beat is sent, so that beat already reports their effects. Copies
-//! run in the background, a few at a time; each target reports its new copy itself.
+//! run in the background, a few at a time; finished ones are reported (with the nodes that
+//! acknowledged them) on a beat sent early, so repair is not paced by the heartbeat interval.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::Request;
@@ -18,7 +19,7 @@ use tonic::Request;
 use bigfs_proto::limits::MAX_META_MESSAGE;
 use bigfs_proto::node_pool::NodePool;
 use bigfs_proto::pb::meta_client::MetaClient;
-use bigfs_proto::pb::{HeartbeatRequest, RegisterNodeRequest, ReplicateCommand};
+use bigfs_proto::pb::{CopiedChunk, HeartbeatRequest, RegisterNodeRequest, ReplicateCommand};
 use bigfs_proto::{transport, ChunkId};
 
 use crate::chunk_store::ChunkStore;
@@ -33,7 +34,13 @@ pub struct Heartbeat {
     peers: Arc<NodePool>,
     /// Bounds the copies this node sends at once.
     copies: Arc<Semaphore>,
+    /// Copies finished since the last beat, and the signal to send that beat early.
+    copied: Arc<Mutex<Vec<CopiedChunk>>>,
+    copied_wake: Arc<Notify>,
 }
+
+/// The shortest gap between two beats when finished copies call for an early one.
+const EARLY_BEAT_GAP: Duration = Duration::from_millis(100);
 
 /// Copies a node sends at once; the metadata server bounds what it orders, this bounds what
 /// runs.
@@ -66,6 +73,8 @@ impl Heartbeat {
             store,
             peers: Arc::new(NodePool::default()),
             copies: Arc::new(Semaphore::new(CONCURRENT_COPIES)),
+            copied: Arc::default(),
+            copied_wake: Arc::new(Notify::new()),
         })
     }
 
@@ -102,9 +111,11 @@ impl Heartbeat {
                     registered = registered && failures < 3;
                 }
             }
+            let wake = self.copied_wake.clone();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(self.interval) => {}
+                _ = wake.notified() => tokio::time::sleep(EARLY_BEAT_GAP).await,
             }
         }
         tracing::info!("heartbeat stopped");
@@ -130,6 +141,7 @@ impl Heartbeat {
 
     async fn beat(&mut self) -> anyhow::Result<Beat> {
         let changes = self.store.take_changes();
+        let copied = std::mem::take(&mut *lock(&self.copied));
         let usage = self.store.usage();
         let hex = |ids: &[ChunkId]| ids.iter().map(ChunkId::to_hex).collect::<Vec<_>>();
         let mut request = Request::new(HeartbeatRequest {
@@ -140,12 +152,14 @@ impl Heartbeat {
             added: hex(&changes.added),
             removed: hex(&changes.removed),
             corrupt: hex(&changes.corrupt),
+            copied: copied.clone(),
         });
         request.set_timeout(transport::META_RPC_TIMEOUT);
         let reply = match self.meta.heartbeat(request).await {
             Ok(reply) => reply.into_inner(),
             Err(status) => {
                 self.store.restore_changes(changes);
+                lock(&self.copied).extend(copied);
                 return Err(status.into());
             }
         };
@@ -166,6 +180,8 @@ impl Heartbeat {
         let store = self.store.clone();
         let peers = self.peers.clone();
         let copies = self.copies.clone();
+        let copied = self.copied.clone();
+        let wake = self.copied_wake.clone();
         tokio::spawn(async move {
             let Ok(_permit) = copies.acquire_owned().await else {
                 return;
@@ -194,6 +210,13 @@ impl Heartbeat {
                 tracing::warn!(chunk = %id, target = %failure.node_id, "copy failed: {}", failure.error);
             }
             tracing::debug!(chunk = %id, stored = ?reply.stored, "chunk copied");
+            if !reply.stored.is_empty() {
+                lock(&copied).push(CopiedChunk {
+                    chunk_id: order.chunk_id,
+                    nodes: reply.stored,
+                });
+                wake.notify_one();
+            }
         });
     }
 
@@ -219,4 +242,10 @@ impl Heartbeat {
         );
         Ok(())
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -48,7 +48,7 @@ fn beat(
     removed: Vec<ChunkId>,
     now: Instant,
 ) -> Vec<ChunkId> {
-    c.heartbeat(id, usage(), added, removed, vec![], |_| 0, now)
+    c.heartbeat(id, usage(), added, removed, vec![], vec![], |_| 0, now)
         .expect("known node")
         .deletes
 }
@@ -115,7 +115,7 @@ fn full_nodes_take_no_new_chunks() {
         used: 950,
         chunks: 9,
     };
-    c.heartbeat("n1", full, vec![], vec![], vec![], |_| 0, t0)
+    c.heartbeat("n1", full, vec![], vec![], vec![], vec![], |_| 0, t0)
         .unwrap();
     for n in 0..50u32 {
         let alloc = c
@@ -316,7 +316,16 @@ fn unknown_nodes_are_asked_to_register_and_reports_replace_old_state() {
     let t0 = Instant::now();
     let mut c = cluster(1, t0);
     assert!(c
-        .heartbeat("stranger", usage(), vec![], vec![], vec![], |_| 0, t0)
+        .heartbeat(
+            "stranger",
+            usage(),
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            |_| 0,
+            t0
+        )
         .is_none());
     let a = ChunkId::of(b"a");
     let b = ChunkId::of(b"b");
@@ -332,8 +341,17 @@ fn corrupt_and_reported_bad_copies_are_dropped() {
     let mut c = cluster(3, t0);
     let chunk = ChunkId::of(b"rot");
     let holders = store_and_commit(&mut c, chunk, t0);
-    c.heartbeat(&holders[0], usage(), vec![], vec![], vec![chunk], |_| 3, t0)
-        .unwrap();
+    c.heartbeat(
+        &holders[0],
+        usage(),
+        vec![],
+        vec![],
+        vec![chunk],
+        vec![],
+        |_| 3,
+        t0,
+    )
+    .unwrap();
     c.report_bad(&chunk, &holders[1]).unwrap();
     assert_eq!(
         ids(&c.read_locations(&chunk, 0, t0)),
@@ -346,7 +364,7 @@ fn corrupt_and_reported_bad_copies_are_dropped() {
 }
 
 fn commands(c: &mut Cluster, id: &str, added: Vec<ChunkId>, now: Instant) -> Commands {
-    c.heartbeat(id, usage(), added, vec![], vec![], |_| 3, now)
+    c.heartbeat(id, usage(), added, vec![], vec![], vec![], |_| 3, now)
         .expect("known node")
 }
 
@@ -556,8 +574,17 @@ fn corrupt_copies_are_counted_until_replaced() {
     let chunk = ChunkId::of(b"bitrot");
     let holders = store_and_commit(&mut c, chunk, t0);
     c.plan_repairs(|_| 3, t0);
-    c.heartbeat(&holders[0], usage(), vec![], vec![], vec![chunk], |_| 3, t0)
-        .unwrap();
+    c.heartbeat(
+        &holders[0],
+        usage(),
+        vec![],
+        vec![],
+        vec![chunk],
+        vec![],
+        |_| 3,
+        t0,
+    )
+    .unwrap();
     assert_eq!(
         c.classify(&chunk, 3, t0),
         (2, ChunkHealth::UnderReplicated, true)
@@ -591,4 +618,32 @@ fn safe_mode_plans_no_repairs() {
     c.register("n0", "http://n0", usage(), vec![chunk], |_| 3, t0);
     c.plan_repairs(|_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 0);
+}
+
+#[test]
+fn a_source_reporting_its_copy_completes_the_repair() {
+    let t0 = Instant::now();
+    let mut c = cluster(4, t0);
+    let chunk = ChunkId::of(b"copied");
+    c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
+    c.committed(&[chunk], &[], t0);
+    c.plan_repairs(|_| 3, t0);
+    let (source, order) = beat_all_but(&mut c, 4, "", t0)
+        .into_iter()
+        .find_map(|(id, cmds)| cmds.replications.into_iter().next().map(|o| (id, o)))
+        .expect("a copy is ordered");
+    let target = order.targets[0].0.clone();
+    c.heartbeat(
+        &source,
+        usage(),
+        vec![],
+        vec![],
+        vec![],
+        vec![(chunk, vec![target])],
+        |_| 3,
+        t0,
+    )
+    .unwrap();
+    assert_eq!(c.repairs_in_flight(), 0);
+    assert_eq!(c.classify(&chunk, 3, t0).0, 3);
 }
