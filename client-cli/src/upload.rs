@@ -8,12 +8,14 @@
 //! A chunk is stored when W nodes acknowledged it. A failed node is excluded and the chunk is
 //! placed again; the put fails only when a chunk cannot reach W copies. The file becomes visible
 //! only at the commit, one transaction on the metadata server, which refuses chunks that lack W
-//! live copies: those are sent again (a file can be re-read; standard input cannot).
+//! live copies: those are sent again (a file can be re-read; standard input cannot). A put that
+//! fails gives its chunks back, so their space is reclaimed after the grace period.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -22,7 +24,8 @@ use futures::{stream, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 use bigfs_proto::pb::{
-    AllocateChunksRequest, ChunkPlacement, ChunkWant, CommitFileRequest, CommittedChunk,
+    AbandonChunksRequest, AllocateChunksRequest, ChunkPlacement, ChunkWant, CommitFileRequest,
+    CommittedChunk,
 };
 use bigfs_proto::{ChunkId, FsPath};
 
@@ -111,6 +114,8 @@ struct PutPlan {
     replication: u32,
     min_copies: u32,
     parallel: usize,
+    /// Every chunk the metadata server handed out to this put, to give back if it fails.
+    handed_out: Mutex<Vec<String>>,
 }
 
 impl Client {
@@ -135,12 +140,36 @@ impl Client {
             replication,
             min_copies: info.min_replicas.min(replication),
             parallel: options.parallel.max(1),
+            handed_out: Mutex::new(Vec::new()),
         };
+        let result = self
+            .store_and_commit(source, &plan, options, progress, started)
+            .await;
+        if result.is_err() {
+            let chunks = plan
+                .handed_out
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner());
+            self.abandon(chunks).await;
+        }
+        result
+    }
+
+    async fn store_and_commit(
+        &self,
+        source: Source,
+        plan: &PutPlan,
+        options: &PutOptions,
+        progress: &Progress,
+        started: Instant,
+    ) -> anyhow::Result<PutReport> {
+        let path = &plan.path;
+        let replication = plan.replication;
         let Source {
             reader, rereadable, ..
         } = source;
 
-        let mut stored = self.store_all(reader, &plan, progress).await?;
+        let mut stored = self.store_all(reader, plan, progress).await?;
         stored.sort_by_key(|s| s.index);
         let size = stored.iter().map(|s| s.chunk.size).sum();
         let deduplicated = stored.iter().filter(|s| s.deduplicated).count();
@@ -189,10 +218,25 @@ impl Client {
                     reply.short_chunks.len()
                 );
             };
-            self.resend(file, &plan, &mut chunks, &reply.short_chunks)
+            self.resend(file, plan, &mut chunks, &reply.short_chunks)
                 .await?;
         }
         bail!("commit {path}: chunks kept losing copies after {COMMIT_ATTEMPTS} attempts")
+    }
+
+    /// Gives the chunks of a failed put back. Best effort: if this does not arrive, the write
+    /// lease runs out instead.
+    async fn abandon(&self, chunk_ids: Vec<String>) {
+        if chunk_ids.is_empty() {
+            return;
+        }
+        let (mut meta, request) = self.meta(AbandonChunksRequest { chunk_ids });
+        if let Err(status) = meta.abandon_chunks(request).await {
+            tracing::debug!(
+                "cannot give back the failed put's chunks: {}",
+                crate::client::describe(&status)
+            );
+        }
     }
 
     /// Fails early, before any byte moves, when `path` exists and is not to be replaced.
@@ -226,6 +270,10 @@ impl Client {
                     .into_iter()
                     .collect::<io::Result<Vec<Piece>>>()
                     .context("read source")?;
+                plan.handed_out
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(batch.iter().map(|piece| piece.id.to_hex()));
                 let placements = self.allocate(&batch, plan.replication).await?;
                 anyhow::Ok(stream::iter(batch.into_iter().zip(placements).map(Ok)))
             })

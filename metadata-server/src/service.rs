@@ -265,6 +265,18 @@ impl Meta for MetaService {
         }))
     }
 
+    async fn abandon_chunks(
+        &self,
+        request: Request<AbandonChunksRequest>,
+    ) -> Result<Response<AbandonChunksResponse>, Status> {
+        let chunks = parse_ids(&request.into_inner().chunk_ids)?;
+        let state = &self.state;
+        let mut cluster = state.cluster();
+        let default = cluster.config().replication;
+        cluster.abandon(&chunks, |c| state.wanted(c, default), Instant::now());
+        Ok(Response::new(AbandonChunksResponse {}))
+    }
+
     async fn get_file(
         &self,
         request: Request<GetFileRequest>,

@@ -7,6 +7,17 @@ use bigfs_proto::ChunkId;
 use super::Cluster;
 
 impl Cluster {
+    /// A put gave up: its chunks lose their write lease. Those no file references start their
+    /// grace period now (a chunk another put still holds keeps that put's lease).
+    pub fn abandon(&mut self, chunks: &[ChunkId], wanted: impl Fn(&ChunkId) -> u32, now: Instant) {
+        for chunk in chunks {
+            self.leases.remove(chunk);
+            if wanted(chunk) == 0 && self.locations.contains_key(chunk) {
+                self.unreferenced.entry(*chunk).or_insert(now);
+            }
+        }
+    }
+
     /// Ends safe mode on time-out, expires write leases, and queues deletes of chunks that no
     /// file has referenced for longer than the grace period. Returns whether safe mode is over.
     pub fn collect_garbage(&mut self, wanted: impl Fn(&ChunkId) -> u32, now: Instant) -> bool {

@@ -647,3 +647,19 @@ fn a_source_reporting_its_copy_completes_the_repair() {
     assert_eq!(c.repairs_in_flight(), 0);
     assert_eq!(c.classify(&chunk, 3, t0).0, 3);
 }
+
+#[test]
+fn abandoned_chunks_are_deleted_after_grace_not_after_the_lease() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"failed put");
+    c.allocate(&[want(chunk)], 3, t0).unwrap();
+    beat(&mut c, "n0", vec![chunk], vec![], t0);
+    c.abandon(&[chunk], |_| 0, t0);
+    let t1 = t0 + 31 * SEC;
+    for id in ["n1", "n2"] {
+        beat(&mut c, id, vec![], vec![], t1);
+    }
+    c.collect_garbage(|_| 0, t1);
+    assert_eq!(beat(&mut c, "n0", vec![], vec![], t1), vec![chunk]);
+}
