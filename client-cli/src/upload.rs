@@ -6,11 +6,14 @@
 //! holds at most about `2 × parallel + batch` chunks, whatever the file's size.
 //!
 //! A chunk is stored when W nodes acknowledged it. A failed node is excluded and the chunk is
-//! placed again; the put fails only when a chunk cannot reach W copies. The file becomes visible
+//! placed again; the put fails only when a chunk cannot reach W copies. A node that failed once
+//! is excluded from the rest of the put, so a stalled node costs one time-out, not one per
+//! chunk. The file becomes visible
 //! only at the commit, one transaction on the metadata server, which refuses chunks that lack W
 //! live copies: those are sent again (a file can be re-read; standard input cannot). A put that
 //! fails gives its chunks back, so their space is reclaimed after the grace period.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -116,6 +119,20 @@ struct PutPlan {
     parallel: usize,
     /// Every chunk the metadata server handed out to this put, to give back if it fails.
     handed_out: Mutex<Vec<String>>,
+    /// Nodes that failed a write of this put; later placements avoid them.
+    failed_nodes: Mutex<HashSet<String>>,
+}
+
+impl PutPlan {
+    fn failed_nodes(&self) -> Vec<String> {
+        lock(&self.failed_nodes).iter().cloned().collect()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Client {
@@ -141,6 +158,7 @@ impl Client {
             min_copies: info.min_replicas.min(replication),
             parallel: options.parallel.max(1),
             handed_out: Mutex::new(Vec::new()),
+            failed_nodes: Mutex::new(HashSet::new()),
         };
         let result = self
             .store_and_commit(source, &plan, options, progress, started)
@@ -270,11 +288,8 @@ impl Client {
                     .into_iter()
                     .collect::<io::Result<Vec<Piece>>>()
                     .context("read source")?;
-                plan.handed_out
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(batch.iter().map(|piece| piece.id.to_hex()));
-                let placements = self.allocate(&batch, plan.replication).await?;
+                lock(&plan.handed_out).extend(batch.iter().map(|piece| piece.id.to_hex()));
+                let placements = self.allocate(&batch, plan).await?;
                 anyhow::Ok(stream::iter(batch.into_iter().zip(placements).map(Ok)))
             })
             .try_flatten()
@@ -288,22 +303,23 @@ impl Client {
             .await
     }
 
-    /// Placement for a batch of new chunks.
+    /// Placement for a batch of new chunks, avoiding nodes that already failed this put.
     async fn allocate(
         &self,
         batch: &[Piece],
-        replication: u32,
+        plan: &PutPlan,
     ) -> anyhow::Result<Vec<ChunkPlacement>> {
+        let exclude = plan.failed_nodes();
         let wants = batch
             .iter()
             .map(|piece| ChunkWant {
                 id: piece.id.to_hex(),
                 size: piece.data.len() as u64,
-                exclude: vec![],
+                exclude: exclude.clone(),
                 copies: 0,
             })
             .collect();
-        self.allocate_wants(wants, replication).await
+        self.allocate_wants(wants, plan.replication).await
     }
 
     async fn allocate_wants(
@@ -399,6 +415,7 @@ impl Client {
                 for failure in reply.failed {
                     tracing::debug!(node = %failure.node_id, chunk = hex, "store failed: {}", failure.error);
                     failures.push(format!("node {}: {}", failure.node_id, failure.error));
+                    lock(&plan.failed_nodes).insert(failure.node_id.clone());
                     excluded.push(failure.node_id);
                 }
                 acked.extend(reply.stored);
@@ -409,7 +426,12 @@ impl Client {
             let want = ChunkWant {
                 id: hex.to_string(),
                 size: data.len() as u64,
-                exclude: acked.iter().chain(&excluded).cloned().collect(),
+                exclude: acked
+                    .iter()
+                    .chain(&excluded)
+                    .cloned()
+                    .chain(plan.failed_nodes())
+                    .collect(),
                 copies: (wanted - acked.len()) as u32,
             };
             targets = self

@@ -26,7 +26,7 @@ const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// The deadline for storing one chunk through a chain of `hops` nodes: each hop stores and then
 /// waits for the hops behind it, so every hop gets its own allowance.
 pub fn chunk_write_timeout(hops: usize) -> Duration {
-    Duration::from_secs(10) + Duration::from_secs(5) * hops.saturating_sub(1) as u32
+    Duration::from_secs(5) + Duration::from_secs(2) * hops.saturating_sub(1) as u32
 }
 
 /// An endpoint for `uri` (e.g. `http://127.0.0.1:9401`) with the cluster's settings. It
