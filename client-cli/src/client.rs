@@ -51,9 +51,7 @@ impl Client {
     /// Turns a metadata server status into an error that says what failed, in one line.
     pub(crate) fn meta_error(&self, status: Status) -> anyhow::Error {
         match status.code() {
-            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
-                if is_transport_failure(&status) =>
-            {
+            _ if is_transport_failure(&status) => {
                 anyhow::anyhow!(
                     "cannot reach metadata server at {}: {}",
                     self.meta_url,
@@ -158,10 +156,11 @@ impl Client {
     }
 }
 
-/// Whether a status comes from the connection rather than from the server's logic.
+/// Whether a status comes from the connection (or a client-side time-out) rather than from
+/// the server: only those carry an underlying error. A server's own `Unavailable` (say, "not
+/// enough storage nodes") is an answer, not a failure to reach it.
 fn is_transport_failure(status: &Status) -> bool {
     std::error::Error::source(status).is_some()
-        || matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
 }
 
 /// A status's message followed by the chain of errors beneath it, on one line.

@@ -3,12 +3,15 @@
 //! A [`Client`] asks the metadata server *where* and moves chunk bytes directly to and from the
 //! storage nodes: [`upload`] cuts a stream into chunks, stores them through replication chains
 //! and commits the file; [`download`] fetches chunks in parallel, verifies each against its id
-//! and fails over to the next replica. Memory is bounded by the chunks in flight, never by the
+//! and fails over to the next replica; [`tree`] does both for whole directories, with batched
+//! placement and commits. Memory is bounded by the chunks in flight, never by the
 //! size of the file.
 
+mod chunker;
 pub mod client;
 pub mod download;
 pub mod progress;
+pub mod tree;
 pub mod upload;
 
 pub use client::Client;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use bigfs_client::download::Target;
 use bigfs_client::progress::Progress;
+use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::{PutOptions, Source};
 use bigfs_client::Client;
 use bigfs_proto::FsPath;
@@ -36,9 +37,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Upload a local file (or - for stdin) to REMOTE; a REMOTE ending in / gets the file's name.
+    /// With -r, upload every file below the directory LOCAL to the same place below REMOTE.
     Put {
         local: PathBuf,
         remote: String,
+        /// Upload a whole directory tree (chunks and commits batched across files).
+        #[arg(short, long)]
+        recursive: bool,
         /// Copies of each chunk (default: the cluster's replication factor).
         #[arg(long)]
         replicas: Option<u32>,
@@ -52,10 +57,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Download REMOTE to a local file (or - for stdout), verifying every chunk.
+    /// Download REMOTE to a local file (or - for stdout), verifying every chunk. With -r,
+    /// download every file below the directory REMOTE to the same place below LOCAL.
     Get {
         remote: String,
         local: PathBuf,
+        /// Download a whole directory tree.
+        #[arg(short, long)]
+        recursive: bool,
         /// Chunks downloaded at once.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
@@ -145,6 +154,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Put {
             local,
             remote,
+            recursive: true,
+            replicas,
+            force,
+            parallel,
+            json,
+        } => {
+            let root = FsPath::parse(&remote)?;
+            let options = PutOptions {
+                replication: replicas,
+                overwrite: force,
+                parallel: parallel as usize,
+            };
+            let label = format!("put {root}");
+            let report = client
+                .put_tree(&local, &root, &options, |total| {
+                    Progress::new(&label, Some(total), !json)
+                })
+                .await?;
+            output::tree_report("put", &report, json);
+            fail_if_incomplete("stored", &report)?;
+        }
+        Command::Put {
+            local,
+            remote,
+            recursive: false,
             replicas,
             force,
             parallel,
@@ -165,11 +199,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let report = client.put(source, &path, &options, &progress).await;
             progress.finish();
-            output::put_report(&report?, json);
+            output::put_report(&report.with_context(|| format!("put {path}"))?, json);
         }
         Command::Get {
             remote,
             local,
+            recursive: true,
+            parallel,
+        } => {
+            let root = FsPath::parse(&remote)?;
+            let label = format!("get {root}");
+            let report = client
+                .get_tree(&root, &local, parallel as usize, |total| {
+                    Progress::new(&label, Some(total), true)
+                })
+                .await?;
+            output::tree_report("get", &report, false);
+            fail_if_incomplete("fetched", &report)?;
+        }
+        Command::Get {
+            remote,
+            local,
+            recursive: false,
             parallel,
         } => {
             let path = parse_file_path(&remote)?;
@@ -221,6 +272,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A tree transfer that left files out fails, naming the first few.
+fn fail_if_incomplete(verb: &str, report: &TreeReport) -> anyhow::Result<()> {
+    if report.failed.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = report
+        .failed
+        .iter()
+        .take(3)
+        .map(|(path, why)| format!("{path}: {why}"))
+        .collect();
+    bail!(
+        "{} of {} files not {verb}: {}{}",
+        report.failed.len(),
+        report.failed.len() + report.files,
+        shown.join("; "),
+        if report.failed.len() > 3 { "; …" } else { "" }
+    )
 }
 
 fn parse_file_path(raw: &str) -> anyhow::Result<FsPath> {

@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytesize::ByteSize;
 use serde_json::{json, Value};
 
+use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::PutReport;
 use bigfs_proto::pb::{DirEntry, FsckResponse, GetFileResponse, ListNodesResponse};
 
@@ -229,5 +230,30 @@ pub fn drain(id: &str, chunks: u64, json: bool) {
         print_json(&json!({"id": id, "state": "draining", "chunks": chunks}));
     } else {
         println!("draining {id}: {chunks} chunk(s) to copy elsewhere; `bigfs nodes` shows \"drained\" when it is safe to remove");
+    }
+}
+
+pub fn tree_report(verb: &str, report: &TreeReport, json: bool) {
+    if json {
+        let failed: Vec<Value> = report
+            .failed
+            .iter()
+            .map(|(path, error)| json!({"path": path, "error": error}))
+            .collect();
+        print_json(&json!({
+            "files": report.files,
+            "bytes": report.bytes,
+            "failed": failed,
+            "seconds": report.elapsed.as_secs_f64(),
+        }));
+    } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let secs = report.elapsed.as_secs_f64().max(1e-6);
+        eprintln!(
+            "{verb}: {} files, {} in {:.2}s ({:.0} files/s)",
+            report.files,
+            human(report.bytes),
+            secs,
+            report.files as f64 / secs
+        );
     }
 }

@@ -15,7 +15,6 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
@@ -23,8 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use futures::{stream, StreamExt, TryStreamExt};
-use tokio::sync::mpsc;
+use futures::{stream, Stream, StreamExt, TryStreamExt};
 
 use bigfs_proto::pb::{
     AbandonChunksRequest, AllocateChunksRequest, ChunkPlacement, ChunkWant, CommitFileRequest,
@@ -32,6 +30,7 @@ use bigfs_proto::pb::{
 };
 use bigfs_proto::{ChunkId, FsPath};
 
+use crate::chunker::{self, Cut, Input, Piece};
 use crate::client::Client;
 use crate::progress::Progress;
 
@@ -64,7 +63,7 @@ pub struct PutReport {
 
 /// Where a put's bytes come from.
 pub struct Source {
-    reader: Box<dyn Read + Send>,
+    input: Input,
     /// A handle to read chunks again by offset; `None` for a stream such as standard input.
     rereadable: Option<File>,
     /// Known in advance for files, for the progress bar.
@@ -82,39 +81,50 @@ impl Source {
         }
         Ok(Self {
             rereadable: Some(file.try_clone().context("duplicate file handle")?),
-            reader: Box::new(file),
+            input: Input::Stream(Box::new(file)),
             size: Some(meta.len()),
         })
     }
 
     pub fn stdin() -> Self {
         Self {
-            reader: Box::new(io::stdin()),
+            input: Input::Stream(Box::new(std::io::stdin())),
             rereadable: None,
             size: None,
         }
     }
 }
 
-/// One chunk of the source, hashed.
-struct Piece {
-    index: usize,
-    id: ChunkId,
-    data: Bytes,
-}
-
 /// What one chunk's storing produced.
-struct Stored {
-    index: usize,
-    chunk: CommittedChunk,
-    deduplicated: bool,
+pub(crate) struct Stored {
+    pub file: usize,
+    pub index: usize,
+    pub chunk: CommittedChunk,
+    pub deduplicated: bool,
 }
 
-/// The settings one put runs with.
-struct PutPlan {
-    path: FsPath,
-    chunk_size: u64,
-    replication: u32,
+/// Progress of a put's pipeline, as it happens.
+pub(crate) enum Event {
+    Stored(Stored),
+    /// Source `file` has been read; it had `chunks` chunks.
+    End {
+        file: usize,
+        chunks: usize,
+    },
+}
+
+/// Work for the store stage: a piece to store, or a source's end passing through.
+enum Work {
+    Store(Piece, ChunkPlacement),
+    End { file: usize, chunks: usize },
+}
+
+/// The settings one put (of a file or a tree) runs with.
+pub(crate) struct PutPlan {
+    /// What the put writes: a file's path, or a tree's root. For messages.
+    pub path: FsPath,
+    pub chunk_size: u64,
+    pub replication: u32,
     min_copies: u32,
     parallel: usize,
     /// Every chunk the metadata server handed out to this put, to give back if it fails.
@@ -126,6 +136,11 @@ struct PutPlan {
 impl PutPlan {
     fn failed_nodes(&self) -> Vec<String> {
         lock(&self.failed_nodes).iter().cloned().collect()
+    }
+
+    /// The chunks handed out so far, to give back after a failure.
+    pub(crate) fn handed_out(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.handed_out))
     }
 }
 
@@ -149,9 +164,25 @@ impl Client {
         if !options.overwrite {
             self.check_absent(path).await?;
         }
+        let plan = self.plan(path, options).await?;
+        let result = self
+            .store_and_commit(source, &plan, options, progress, started)
+            .await;
+        if result.is_err() {
+            self.abandon(plan.handed_out()).await;
+        }
+        result
+    }
+
+    /// The settings for a put of `path`, with the cluster's chunk size and defaults.
+    pub(crate) async fn plan(
+        &self,
+        path: &FsPath,
+        options: &PutOptions,
+    ) -> anyhow::Result<PutPlan> {
         let info = self.cluster_info().await?;
         let replication = options.replication.unwrap_or(info.replication);
-        let plan = PutPlan {
+        Ok(PutPlan {
             path: path.clone(),
             chunk_size: info.chunk_size,
             replication,
@@ -159,18 +190,7 @@ impl Client {
             parallel: options.parallel.max(1),
             handed_out: Mutex::new(Vec::new()),
             failed_nodes: Mutex::new(HashSet::new()),
-        };
-        let result = self
-            .store_and_commit(source, &plan, options, progress, started)
-            .await;
-        if result.is_err() {
-            let chunks = plan
-                .handed_out
-                .into_inner()
-                .unwrap_or_else(|p| p.into_inner());
-            self.abandon(chunks).await;
-        }
-        result
+        })
     }
 
     async fn store_and_commit(
@@ -184,10 +204,19 @@ impl Client {
         let path = &plan.path;
         let replication = plan.replication;
         let Source {
-            reader, rereadable, ..
+            input, rereadable, ..
         } = source;
 
-        let mut stored = self.store_all(reader, plan, progress).await?;
+        let mut stored: Vec<Stored> = self
+            .store_stream(input, plan, progress)
+            .try_filter_map(|event| async move {
+                Ok(match event {
+                    Event::Stored(stored) => Some(stored),
+                    Event::End { .. } => None,
+                })
+            })
+            .try_collect()
+            .await?;
         stored.sort_by_key(|s| s.index);
         let size = stored.iter().map(|s| s.chunk.size).sum();
         let deduplicated = stored.iter().filter(|s| s.deduplicated).count();
@@ -212,7 +241,7 @@ impl Client {
                     ),
                     _ => self.meta_error(s),
                 })
-                .with_context(|| format!("commit {path}"))?
+                .context("commit")?
                 .into_inner();
             if reply.committed {
                 return Ok(PutReport {
@@ -231,20 +260,20 @@ impl Client {
             );
             let Some(file) = &rereadable else {
                 bail!(
-                    "commit {path}: {} chunk(s) lost copies during the put and standard input \
-                     cannot be read again; retry the put",
+                    "commit: {} chunk(s) lost copies during the put and standard input cannot \
+                     be read again; retry the put",
                     reply.short_chunks.len()
                 );
             };
             self.resend(file, plan, &mut chunks, &reply.short_chunks)
                 .await?;
         }
-        bail!("commit {path}: chunks kept losing copies after {COMMIT_ATTEMPTS} attempts")
+        bail!("commit: chunks kept losing copies after {COMMIT_ATTEMPTS} attempts")
     }
 
     /// Gives the chunks of a failed put back. Best effort: if this does not arrive, the write
     /// lease runs out instead.
-    async fn abandon(&self, chunk_ids: Vec<String>) {
+    pub(crate) async fn abandon(&self, chunk_ids: Vec<String>) {
         if chunk_ids.is_empty() {
             return;
         }
@@ -272,35 +301,51 @@ impl Client {
         }
     }
 
-    async fn store_all(
-        &self,
-        reader: Box<dyn Read + Send>,
-        plan: &PutPlan,
-        progress: &Progress,
-    ) -> anyhow::Result<Vec<Stored>> {
-        let mut pieces = read_pieces(reader, plan.chunk_size as usize, plan.parallel);
-        let batch_size = plan.parallel * 2;
-        let pieces = stream::poll_fn(move |cx| pieces.poll_recv(cx));
-        pieces
-            .ready_chunks(batch_size)
-            .then(|batch| async move {
-                let batch = batch
+    /// Cuts `input` into chunks and stores them: placed a batch at a time, stored `parallel` at
+    /// a time. Yields each stored chunk, and each source's end, as they happen (in no order).
+    pub(crate) fn store_stream<'a>(
+        &'a self,
+        input: Input,
+        plan: &'a PutPlan,
+        progress: &'a Progress,
+    ) -> impl Stream<Item = anyhow::Result<Event>> + 'a {
+        let mut cuts = chunker::cut(input, plan.chunk_size as usize, plan.parallel);
+        stream::poll_fn(move |cx| cuts.poll_recv(cx))
+            .ready_chunks(plan.parallel * 2)
+            .then(move |batch| async move {
+                let mut pieces = Vec::with_capacity(batch.len());
+                let mut ends = Vec::new();
+                for cut in batch {
+                    match cut? {
+                        Cut::Piece(piece) => pieces.push(piece),
+                        Cut::End { file, chunks } => ends.push(Work::End { file, chunks }),
+                    }
+                }
+                let placements = if pieces.is_empty() {
+                    Vec::new()
+                } else {
+                    lock(&plan.handed_out).extend(pieces.iter().map(|piece| piece.id.to_hex()));
+                    self.allocate(&pieces, plan).await?
+                };
+                let work = pieces
                     .into_iter()
-                    .collect::<io::Result<Vec<Piece>>>()
-                    .context("read source")?;
-                lock(&plan.handed_out).extend(batch.iter().map(|piece| piece.id.to_hex()));
-                let placements = self.allocate(&batch, plan).await?;
-                anyhow::Ok(stream::iter(batch.into_iter().zip(placements).map(Ok)))
+                    .zip(placements)
+                    .map(|(piece, placement)| Work::Store(piece, placement))
+                    .chain(ends);
+                anyhow::Ok(stream::iter(work.map(anyhow::Ok)))
             })
             .try_flatten()
-            .map_ok(|(piece, placement)| async move {
-                let stored = self.store_chunk(piece, placement, plan).await?;
-                progress.add(stored.chunk.size);
-                anyhow::Ok(stored)
+            .map_ok(move |work| async move {
+                match work {
+                    Work::Store(piece, placement) => {
+                        let stored = self.store_chunk(piece, placement, plan).await?;
+                        progress.add(stored.chunk.size);
+                        Ok(Event::Stored(stored))
+                    }
+                    Work::End { file, chunks } => Ok(Event::End { file, chunks }),
+                }
             })
             .try_buffer_unordered(plan.parallel)
-            .try_collect()
-            .await
     }
 
     /// Placement for a batch of new chunks, avoiding nodes that already failed this put.
@@ -360,6 +405,7 @@ impl Client {
         let hex = piece.id.to_hex();
         if placement.already_stored {
             return Ok(Stored {
+                file: piece.file,
                 index: piece.index,
                 chunk: CommittedChunk {
                     id: hex,
@@ -381,6 +427,7 @@ impl Client {
                 )
             })?;
         Ok(Stored {
+            file: piece.file,
             index: piece.index,
             chunk: CommittedChunk {
                 id: hex,
@@ -491,58 +538,8 @@ impl Client {
             chunk.nodes = self
                 .replicate(&chunk.id, Bytes::from(data), targets, plan, plan.min_copies)
                 .await
-                .with_context(|| format!("resend chunk {index} of {}", plan.path))?;
+                .with_context(|| format!("resend chunk {index}"))?;
         }
         Ok(())
     }
-}
-
-/// Cuts `reader` into `chunk_size` pieces on a blocking thread, hashing each, and hands them
-/// over through a channel of `depth` pieces. An empty source yields no pieces.
-fn read_pieces(
-    mut reader: Box<dyn Read + Send>,
-    chunk_size: usize,
-    depth: usize,
-) -> mpsc::Receiver<io::Result<Piece>> {
-    let (tx, rx) = mpsc::channel(depth);
-    tokio::task::spawn_blocking(move || {
-        for index in 0.. {
-            let mut buf = vec![0u8; chunk_size];
-            let filled = match fill(&mut reader, &mut buf) {
-                Ok(filled) => filled,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            };
-            if filled == 0 {
-                return;
-            }
-            buf.truncate(filled);
-            let piece = Piece {
-                index,
-                id: ChunkId::of(&buf),
-                data: Bytes::from(buf),
-            };
-            // The receiver is gone when the put failed: stop reading.
-            if tx.blocking_send(Ok(piece)).is_err() || filled < chunk_size {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Reads until `buf` is full or the source ends; returns how much was read.
-fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }

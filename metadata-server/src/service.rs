@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tonic::{Request, Response, Status};
 
-use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_REPLICATION};
+use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_COMMIT_BATCH, MAX_REPLICATION};
 use bigfs_proto::pb::meta_server::Meta;
 use bigfs_proto::pb::*;
 use bigfs_proto::{ChunkId, FsPath};
@@ -54,6 +54,33 @@ pub struct MetaService {
 impl MetaService {
     pub fn new(state: Arc<MetaState>) -> Self {
         Self { state }
+    }
+
+    /// Checks a commit request and turns it into the record to write.
+    fn prepare_commit(&self, request: CommitFileRequest) -> Result<PreparedCommit, MetaError> {
+        let path = FsPath::parse_file(&request.path)?;
+        let replication = self.replication(request.replication)?;
+        validate_layout(request.size, request.chunk_size, &request.chunks)?;
+        let mut acks = Vec::with_capacity(request.chunks.len());
+        let mut entries = Vec::with_capacity(request.chunks.len());
+        for chunk in request.chunks {
+            let id: ChunkId = chunk.id.parse()?;
+            entries.push(ChunkEntry::new(id, chunk.size));
+            acks.push((id, chunk.nodes));
+        }
+        Ok(PreparedCommit {
+            path,
+            record: FileRecord {
+                size: request.size,
+                chunk_size: request.chunk_size,
+                replication,
+                chunks: entries,
+                mtime_ms: now_ms(),
+                version: 0,
+            },
+            acks,
+            overwrite: request.overwrite,
+        })
     }
 
     fn replication(&self, requested: u32) -> Result<u32, MetaError> {
@@ -103,6 +130,42 @@ impl MetaService {
 
 /// How many problem chunks fsck lists when the request does not say.
 const DEFAULT_FSCK_PROBLEMS: u32 = 100;
+
+/// A checked commit: the record to write and the copies the client says it stored.
+struct PreparedCommit {
+    path: FsPath,
+    record: FileRecord,
+    acks: Vec<(ChunkId, Vec<String>)>,
+    overwrite: bool,
+}
+
+/// Applies one commit under the cluster lock, without flushing: refused (listing the chunks
+/// short of copies) when a chunk has fewer than W live copies, else written in one transaction.
+fn apply_commit(
+    ns: &Namespace,
+    cluster: &mut Cluster,
+    commit: PreparedCommit,
+    now: Instant,
+) -> Result<CommitFileResponse, MetaError> {
+    let need = cluster.config().min_replicas.min(commit.record.replication);
+    let short = cluster.check_commit(&commit.acks, need, now);
+    if !short.is_empty() {
+        tracing::info!(path = %commit.path, short = short.len(), "commit refused: chunks short of copies");
+        return Ok(CommitFileResponse {
+            short_chunks: short.iter().map(ChunkId::to_hex).collect(),
+            ..CommitFileResponse::default()
+        });
+    }
+    let committed = ns.commit(&commit.path, commit.record, commit.overwrite)?;
+    let ids: Vec<ChunkId> = commit.acks.iter().map(|(id, _)| *id).collect();
+    cluster.committed(&ids, &committed.freed, now);
+    tracing::debug!(path = %commit.path, version = committed.version, "committed");
+    Ok(CommitFileResponse {
+        committed: true,
+        version: committed.version,
+        ..CommitFileResponse::default()
+    })
+}
 
 fn parse_ids(ids: &[String]) -> Result<Vec<ChunkId>, MetaError> {
     ids.iter()
@@ -219,50 +282,66 @@ impl Meta for MetaService {
         &self,
         request: Request<CommitFileRequest>,
     ) -> Result<Response<CommitFileResponse>, Status> {
-        let request = request.into_inner();
-        let path = FsPath::parse_file(&request.path).map_err(MetaError::from)?;
-        let replication = self.replication(request.replication)?;
-        validate_layout(request.size, request.chunk_size, &request.chunks)?;
-        let mut acks = Vec::with_capacity(request.chunks.len());
-        let mut entries = Vec::with_capacity(request.chunks.len());
-        for chunk in request.chunks {
-            let id: ChunkId = chunk.id.parse().map_err(MetaError::from)?;
-            entries.push(ChunkEntry::new(id, chunk.size));
-            acks.push((id, chunk.nodes));
+        let commit = self.prepare_commit(request.into_inner())?;
+        let reply = apply_commit(
+            &self.state.ns,
+            &mut self.state.cluster(),
+            commit,
+            Instant::now(),
+        )?;
+        if reply.committed {
+            self.state.ns.flush().await?;
         }
-        let record = FileRecord {
-            size: request.size,
-            chunk_size: request.chunk_size,
-            replication,
-            chunks: entries,
-            mtime_ms: now_ms(),
-            version: 0,
-        };
+        Ok(Response::new(reply))
+    }
+
+    async fn commit_files(
+        &self,
+        request: Request<CommitFilesRequest>,
+    ) -> Result<Response<CommitFilesResponse>, Status> {
+        let files = request.into_inner().files;
+        if files.len() > MAX_COMMIT_BATCH {
+            return Err(MetaError::InvalidArgument(format!(
+                "{} files in one commit, the limit is {MAX_COMMIT_BATCH}",
+                files.len()
+            ))
+            .into());
+        }
+        let prepared: Vec<_> = files
+            .into_iter()
+            .map(|file| {
+                let path = file.path.clone();
+                self.prepare_commit(file).map_err(|e| (path, e))
+            })
+            .collect();
         let now = Instant::now();
-        let committed = {
+        let results: Vec<CommitFileResponse> = {
             let mut cluster = self.state.cluster();
-            let need = cluster.config().min_replicas.min(replication);
-            let short = cluster.check_commit(&acks, need, now);
-            if !short.is_empty() {
-                tracing::info!(path = %path, short = short.len(), "commit refused: chunks short of copies");
-                return Ok(Response::new(CommitFileResponse {
-                    committed: false,
-                    version: 0,
-                    short_chunks: short.iter().map(ChunkId::to_hex).collect(),
-                }));
-            }
-            let committed = self.state.ns.commit(&path, record, request.overwrite)?;
-            let ids: Vec<ChunkId> = acks.iter().map(|(id, _)| *id).collect();
-            cluster.committed(&ids, &committed.freed, now);
-            committed
+            prepared
+                .into_iter()
+                .map(|commit| {
+                    commit
+                        .and_then(|c| {
+                            let path = c.path.to_string();
+                            apply_commit(&self.state.ns, &mut cluster, c, now)
+                                .map_err(|e| (path, e))
+                        })
+                        .unwrap_or_else(|(path, e)| {
+                            tracing::debug!(path, "commit refused: {e}");
+                            let error = e.to_string();
+                            CommitFileResponse {
+                                error_code: Status::from(e).code() as i32,
+                                error,
+                                ..CommitFileResponse::default()
+                            }
+                        })
+                })
+                .collect()
         };
-        self.state.ns.flush().await?;
-        tracing::debug!(path = %path, version = committed.version, "committed");
-        Ok(Response::new(CommitFileResponse {
-            committed: true,
-            version: committed.version,
-            short_chunks: vec![],
-        }))
+        if results.iter().any(|r| r.committed) {
+            self.state.ns.flush().await?;
+        }
+        Ok(Response::new(CommitFilesResponse { results }))
     }
 
     async fn abandon_chunks(

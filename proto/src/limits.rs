@@ -14,3 +14,6 @@ pub const MAX_META_MESSAGE: usize = 256 * 1024 * 1024;
 
 /// The replication factor a file may ask for at most.
 pub const MAX_REPLICATION: u32 = 16;
+
+/// The most files one CommitFiles call may carry.
+pub const MAX_COMMIT_BATCH: usize = 10_000;

@@ -2,11 +2,18 @@
 //!
 //! `cargo test -p bigfs-tests` only builds this package and its dependencies, and the servers are
 //! not dependencies (they are run, not linked). So once per test process the harness runs
-//! `cargo build -p bigfs-meta -p bigfs-node -p bigfs-client --bins` with the same profile and
-//! target directory as the running test executable, then uses the binaries next to it. Cargo
-//! releases its build lock while tests run, so the nested build does not deadlock.
+//! `cargo build -p bigfs-meta -p bigfs-node -p bigfs-client --bins --features
+//! bigfs-node/failpoints` with the same profile and target directory as the running test
+//! executable, then uses the binaries next to it. Cargo releases its build lock while tests run,
+//! so the nested build does not deadlock.
 //!
-//! `BIGFS_BIN_DIR=/some/dir` skips the build and uses the binaries in that directory.
+//! The `failpoints` feature compiles the `fail` crate's failpoints into the storage node; they
+//! stay inert unless a node is started with `FAILPOINTS=…` (see
+//! [`crate::ClusterBuilder::failpoints`]). Note that a plain `cargo build` afterwards rebuilds
+//! `bigfs-node` without them (and the next test run rebuilds it with them).
+//!
+//! `BIGFS_BIN_DIR=/some/dir` skips the build and uses the binaries in that directory (the
+//! failpoint tests then need a `bigfs-node` built with the feature).
 
 use std::env;
 use std::ffi::OsString;
@@ -102,6 +109,8 @@ fn build() -> Result<PathBuf, String> {
             "-p",
             "bigfs-client",
             "--bins",
+            "--features",
+            "bigfs-node/failpoints",
         ])
         .arg("--profile")
         .arg(profile)

@@ -1,9 +1,11 @@
 //! Starting a cluster: the options, the command lines of the servers and the directory layout
 //! described in [`crate::cluster`].
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bins;
@@ -24,6 +26,16 @@ pub struct ClusterBuilder {
     gc_grace: Option<Duration>,
     node_capacity: Option<u64>,
     fsync: bool,
+    /// Extra `bigfs-meta` arguments, after the ones above.
+    meta_args: Vec<String>,
+    /// Extra arguments for every storage node, after the ones above.
+    all_node_args: Vec<String>,
+    /// Extra arguments of single storage nodes, after the ones for every node.
+    node_args: BTreeMap<usize, Vec<String>>,
+    /// Capacity of single storage nodes, overriding `node_capacity`.
+    capacity_of: BTreeMap<usize, u64>,
+    /// Extra environment variables of single storage nodes (e.g. `FAILPOINTS`).
+    node_env: BTreeMap<usize, Vec<(String, String)>>,
 }
 
 impl ClusterBuilder {
@@ -40,6 +52,11 @@ impl ClusterBuilder {
             gc_grace: None,
             node_capacity: None,
             fsync: false,
+            meta_args: Vec::new(),
+            all_node_args: Vec::new(),
+            node_args: BTreeMap::new(),
+            capacity_of: BTreeMap::new(),
+            node_env: BTreeMap::new(),
         }
     }
 
@@ -92,6 +109,71 @@ impl ClusterBuilder {
         self
     }
 
+    /// How long chunks handed out to a put in progress are protected (`--write-lease`).
+    pub fn write_lease(self, lease: Duration) -> Self {
+        self.meta_args(&["--write-lease", &millis(lease)])
+    }
+
+    /// How long a restarted metadata server waits for the nodes' reports before it deletes or
+    /// repairs anything (`--safe-mode-timeout`).
+    pub fn safe_mode_timeout(self, timeout: Duration) -> Self {
+        self.meta_args(&["--safe-mode-timeout", &millis(timeout)])
+    }
+
+    /// Copies in flight per node during repair (`--repair-concurrency`).
+    pub fn repair_concurrency(self, n: u32) -> Self {
+        self.meta_args(&["--repair-concurrency", &n.to_string()])
+    }
+
+    /// Extra arguments for `bigfs-meta`.
+    pub fn meta_args(mut self, extra: &[&str]) -> Self {
+        self.meta_args.extend(extra.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Every storage node re-hashes all its chunks every `interval` (`--scrub-interval`).
+    pub fn scrub_interval(self, interval: Duration) -> Self {
+        self.all_node_args(&["--scrub-interval", &millis(interval)])
+    }
+
+    /// Extra arguments for every storage node.
+    pub fn all_node_args(mut self, extra: &[&str]) -> Self {
+        self.all_node_args
+            .extend(extra.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Extra arguments for storage node `i` only.
+    pub fn node_args(mut self, i: usize, extra: &[&str]) -> Self {
+        self.node_args
+            .entry(i)
+            .or_default()
+            .extend(extra.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Capacity of storage node `i` in bytes, overriding [`ClusterBuilder::node_capacity`].
+    pub fn capacity_of(mut self, i: usize, bytes: u64) -> Self {
+        self.capacity_of.insert(i, bytes);
+        self
+    }
+
+    /// An environment variable for storage node `i` (kept across restarts; see
+    /// [`Cluster::set_node_env`] to change it).
+    pub fn node_env(mut self, i: usize, key: &str, value: &str) -> Self {
+        self.node_env
+            .entry(i)
+            .or_default()
+            .push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Storage node `i` starts with `FAILPOINTS=spec` (e.g. `chunk_store::fsync=return`). The
+    /// binaries are built with the `failpoints` feature (see [`crate::bins`]).
+    pub fn failpoints(self, i: usize, spec: &str) -> Self {
+        self.node_env(i, "FAILPOINTS", spec)
+    }
+
     /// Builds the binaries if needed, starts the metadata server and the nodes, and waits until
     /// every node is alive. Panics with the log tails if that does not happen in time.
     pub fn start(self) -> Cluster {
@@ -127,6 +209,7 @@ impl ClusterBuilder {
         if let Some(grace) = self.gc_grace {
             meta_args.extend(args(&["--gc-grace", &millis(grace)]));
         }
+        meta_args.extend(self.meta_args.iter().map(OsString::from));
         let meta_log = root.join("logs/meta.log");
         touch(&meta_log).expect("create meta log");
         let meta = ServerProcess::new("meta", bin_dir.join(bins::META), meta_args, meta_log);
@@ -151,20 +234,32 @@ impl ClusterBuilder {
                     "--heartbeat-interval",
                     &millis(self.heartbeat_interval),
                 ]));
-                if let Some(cap) = self.node_capacity {
+                if let Some(cap) = self.capacity_of.get(&i).or(self.node_capacity.as_ref()) {
                     a.extend(args(&["--capacity", &cap.to_string()]));
                 }
                 if self.fsync {
                     a.push("--fsync".into());
                 }
+                a.extend(self.all_node_args.iter().map(OsString::from));
+                a.extend(
+                    self.node_args
+                        .get(&i)
+                        .into_iter()
+                        .flatten()
+                        .map(OsString::from),
+                );
                 let log = root.join(format!("logs/{id}.log"));
                 touch(&log).expect("create node log");
-                let proc = ServerProcess::new(&id, bin_dir.join(bins::NODE), a, log);
+                let mut proc = ServerProcess::new(&id, bin_dir.join(bins::NODE), a, log);
+                for (key, value) in self.node_env.get(&i).into_iter().flatten() {
+                    proc.set_env(key, Some(value));
+                }
                 Node {
                     id,
                     port,
                     data,
                     proc,
+                    paused: AtomicBool::new(false),
                 }
             })
             .collect();
@@ -177,7 +272,8 @@ impl ClusterBuilder {
             nodes,
             chunk_size: self.chunk_size.map_or(CHUNK, |s| s as usize),
             heartbeat_timeout: self.heartbeat_timeout,
-            counter: AtomicU64::new(0),
+            counter: Arc::new(AtomicU64::new(0)),
+            allowed_panics: Vec::new(),
         };
         cluster.start_meta_process();
         for i in 0..cluster.nodes.len() {

@@ -4,6 +4,7 @@
 //! verification to `DATA/quarantine/` (DESIGN.md, "Storage node"). The harness reads and writes
 //! these files directly, behind the node's back, to simulate bit rot.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,14 @@ impl Cluster {
 
     /// Where node `i` keeps chunk `id` (the file need not exist).
     pub fn chunk_path(&self, i: usize, id: &str) -> PathBuf {
-        assert!(id.len() >= 2, "chunk id {id:?} is too short");
-        self.nodes[i].data.join("chunks").join(&id[..2]).join(id)
+        chunk_path_in(&self.nodes[i].data, id)
+    }
+
+    /// The nodes' data directories, to inspect chunk files from another thread.
+    pub fn disks(&self) -> NodeDisks {
+        NodeDisks {
+            dirs: self.nodes.iter().map(|n| n.data.clone()).collect(),
+        }
     }
 
     /// Every file under node `i`'s `chunks/` directory, sorted.
@@ -60,6 +67,84 @@ impl Cluster {
         bytes
     }
 
+    /// Every file under node `i`'s `tmp/` directory (writes in progress or torn by a crash).
+    pub fn tmp_files(&self, i: usize) -> Vec<PathBuf> {
+        files_under(&self.nodes[i].data.join("tmp"))
+    }
+
+    /// The chunk ids (file names) under node `i`'s `chunks/`, whatever their content.
+    pub fn disk_chunk_ids(&self, i: usize) -> BTreeSet<String> {
+        self.chunk_files(i)
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Whether node `i` holds a good copy of chunk `id` on disk: its file hashes to `id`.
+    pub fn has_good_copy(&self, i: usize, id: &str) -> bool {
+        is_good_copy(&self.chunk_path(i, id), id)
+    }
+
+    /// The nodes holding a good copy of chunk `id` on disk (see [`Cluster::has_good_copy`]).
+    pub fn good_copies(&self, id: &str) -> Vec<usize> {
+        self.disks().good_copies(id)
+    }
+
+    /// Checks that every replica a `stat --json` lists holds a good copy of its chunk on disk:
+    /// the metadata server must never count a copy that is not there. Returns the problems.
+    pub fn check_replicas_on_disk(&self, stat: &Value) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for (index, chunk) in stat["chunks"].as_array().into_iter().flatten().enumerate() {
+            let id = chunk["id"].as_str().unwrap_or_default();
+            for node in chunk["replicas"].as_array().into_iter().flatten() {
+                let node = node.as_str().unwrap_or_default();
+                let Some(i) = self.nodes.iter().position(|n| n.id == node) else {
+                    problems.push(format!("chunk {index} lists unknown node {node:?}"));
+                    continue;
+                };
+                if !self.has_good_copy(i, id) {
+                    problems.push(format!(
+                        "chunk {index} ({id}) lists {node}, which has no good copy at {}",
+                        self.chunk_path(i, id).display()
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: {}",
+                stat["path"].as_str().unwrap_or("?"),
+                problems.join("; ")
+            ))
+        }
+    }
+
+    /// Truncates node `i`'s copy of chunk `id` to half its length and returns the bytes left.
+    #[track_caller]
+    pub fn truncate_chunk(&self, i: usize, id: &str) -> Vec<u8> {
+        let path = self.chunk_path(i, id);
+        let mut bytes = fs::read(&path).unwrap_or_else(|e| {
+            self.fail(&format!(
+                "cannot read chunk {id} at {}: {e}",
+                path.display()
+            ))
+        });
+        bytes.truncate(bytes.len() / 2);
+        write_over(&path, &bytes)
+            .unwrap_or_else(|e| self.fail(&format!("cannot truncate {}: {e}", path.display())));
+        bytes
+    }
+
+    /// Deletes node `i`'s copy of chunk `id` behind the node's back.
+    #[track_caller]
+    pub fn delete_chunk_file(&self, i: usize, id: &str) {
+        let path = self.chunk_path(i, id);
+        fs::remove_file(&path)
+            .unwrap_or_else(|e| self.fail(&format!("cannot delete {}: {e}", path.display())));
+    }
+
     /// Whether node `i`'s `quarantine/` holds a file with exactly `bytes`.
     pub fn quarantine_holds(&self, i: usize, bytes: &[u8]) -> bool {
         self.quarantine_files(i)
@@ -91,6 +176,41 @@ impl Cluster {
             .unwrap_or_else(|| self.fail(&format!("stat has no chunks[{index}].id: {stat}")))
             .to_string()
     }
+}
+
+/// The storage nodes' data directories (node `i` at index `i`): a `Send` view of the chunk files
+/// for checks made outside the test's thread.
+#[derive(Clone, Debug)]
+pub struct NodeDisks {
+    dirs: Vec<PathBuf>,
+}
+
+impl NodeDisks {
+    /// Where node `i` keeps chunk `id`.
+    pub fn chunk_path(&self, i: usize, id: &str) -> PathBuf {
+        chunk_path_in(&self.dirs[i], id)
+    }
+
+    /// Whether node `i` holds a good copy of chunk `id` (its file hashes to `id`).
+    pub fn has_good_copy(&self, i: usize, id: &str) -> bool {
+        is_good_copy(&self.chunk_path(i, id), id)
+    }
+
+    /// The nodes holding a good copy of chunk `id`.
+    pub fn good_copies(&self, id: &str) -> Vec<usize> {
+        (0..self.dirs.len())
+            .filter(|&i| self.has_good_copy(i, id))
+            .collect()
+    }
+}
+
+fn chunk_path_in(data: &Path, id: &str) -> PathBuf {
+    assert!(id.len() >= 2, "chunk id {id:?} is too short");
+    data.join("chunks").join(&id[..2]).join(id)
+}
+
+fn is_good_copy(path: &Path, id: &str) -> bool {
+    fs::read(path).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == id)
 }
 
 /// Overwrites `path` in place, making it writable first if the node stored it read-only.

@@ -4,7 +4,8 @@ use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -47,7 +48,85 @@ where
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs the CLI against a cluster from any thread: it owns what it needs (the metadata server's
+/// URL and the cluster's `work/` directory), so a background workload can run while the test's
+/// thread kills and restarts servers (which needs `&mut Cluster`). Get one with
+/// [`Cluster::cli`]. Its methods never panic on a failed command: they return what happened.
+#[derive(Clone, Debug)]
+pub struct CliRunner {
+    meta_url: String,
+    work: PathBuf,
+    counter: Arc<AtomicU64>,
+}
+
+impl CliRunner {
+    /// Runs `bigfs --meta URL ARGS…`; `Err` if it did not finish within `timeout` (it was then
+    /// killed) or could not be started.
+    pub fn run<I, S>(&self, args: I, timeout: Duration) -> Result<Output, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run_with_timeout(&mut cli_command(Some(&self.meta_url), args), None, timeout)
+    }
+
+    /// A fresh path in the cluster's `work/` directory (nothing is created).
+    pub fn local_path(&self, name: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.work.join(format!("{n:03}-{name}"))
+    }
+
+    /// Puts `data` at `remote` with the `extra` arguments (e.g. `--force`) through a temporary
+    /// local file; returns the CLI's output (exit 0 means acknowledged).
+    pub fn put_bytes(
+        &self,
+        remote: &str,
+        data: &[u8],
+        extra: &[&str],
+        timeout: Duration,
+    ) -> Result<Output, String> {
+        let local = self.local_path("put");
+        fs::write(&local, data).map_err(|e| format!("writing {}: {e}", local.display()))?;
+        let mut args = vec![OsStr::new("put"), local.as_os_str(), OsStr::new(remote)];
+        args.extend(extra.iter().map(OsStr::new));
+        let out = self.run(args, timeout);
+        let _ = fs::remove_file(&local);
+        out
+    }
+
+    /// Gets `remote` into a temporary local file: `Ok(bytes)` if the CLI exited 0, else
+    /// `Err` with a description of the failure (exit status and stderr).
+    pub fn get_bytes(&self, remote: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+        let local = self.local_path("get");
+        let out = self.run(
+            [OsStr::new("get"), OsStr::new(remote), local.as_os_str()],
+            timeout,
+        )?;
+        let result = if out.status.success() {
+            fs::read(&local).map_err(|e| {
+                format!(
+                    "`bigfs get {remote}` exited 0 but {} cannot be read: {e}",
+                    local.display()
+                )
+            })
+        } else {
+            Err(describe(&out))
+        };
+        let _ = fs::remove_file(&local);
+        result
+    }
+}
+
 impl Cluster {
+    /// A [`CliRunner`] for this cluster, to run commands from other threads.
+    pub fn cli(&self) -> CliRunner {
+        CliRunner {
+            meta_url: self.meta_url(),
+            work: self.root.join("work"),
+            counter: Arc::clone(&self.counter),
+        }
+    }
+
     /// Runs `bigfs --meta URL ARGS…` and returns its output, whatever the exit status.
     pub fn bigfs<I, S>(&self, args: I) -> Output
     where
@@ -112,6 +191,38 @@ impl Cluster {
     pub fn local_path(&self, name: &str) -> PathBuf {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         self.root.join("work").join(format!("{n:03}-{name}"))
+    }
+
+    /// A fresh, empty directory in the cluster's `work/` directory.
+    pub fn local_dir(&self, name: &str) -> PathBuf {
+        let path = self.local_path(name);
+        fs::create_dir_all(&path)
+            .unwrap_or_else(|e| self.fail(&format!("creating {}: {e}", path.display())));
+        path
+    }
+
+    /// Puts one file per entry of `sizes` at `PREFIX/f<k>`, with pseudo-random content from
+    /// `seed + k`; all must succeed. Returns the paths and contents.
+    #[track_caller]
+    pub fn put_files(&self, prefix: &str, seed: u64, sizes: &[usize]) -> Vec<(String, Vec<u8>)> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &len)| {
+                let path = format!("{prefix}/f{k}");
+                let data = crate::data::pseudo_random(seed + k as u64, len);
+                self.must_put_bytes(&path, &data);
+                (path, data)
+            })
+            .collect()
+    }
+
+    /// Gets every file and fails unless each reads back exactly.
+    #[track_caller]
+    pub fn assert_files(&self, files: &[(String, Vec<u8>)]) {
+        for (path, data) in files {
+            self.assert_content(path, data);
+        }
     }
 
     /// Writes `data` to a fresh local file and returns its path.

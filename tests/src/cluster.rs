@@ -13,7 +13,9 @@ use std::env;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -31,6 +33,8 @@ pub(crate) struct Node {
     pub(crate) port: u16,
     pub(crate) data: PathBuf,
     pub(crate) proc: ServerProcess,
+    /// Stopped with SIGSTOP and not resumed yet.
+    pub(crate) paused: AtomicBool,
 }
 
 /// A running cluster. See the module documentation for its layout.
@@ -42,8 +46,10 @@ pub struct Cluster {
     pub(crate) nodes: Vec<Node>,
     pub(crate) chunk_size: usize,
     pub(crate) heartbeat_timeout: Duration,
-    /// Source of unique names for local files in `work/`.
-    pub(crate) counter: AtomicU64,
+    /// Source of unique names for local files in `work/` (shared with [`crate::CliRunner`]s).
+    pub(crate) counter: Arc<AtomicU64>,
+    /// Panics the test expects in server logs (see [`Cluster::allow_panic`]).
+    pub(crate) allowed_panics: Vec<String>,
 }
 
 impl Cluster {
@@ -105,16 +111,57 @@ impl Cluster {
     /// SIGKILL storage node `i` (a no-op if it is not running).
     pub fn kill_node(&mut self, i: usize) {
         self.nodes[i].proc.kill();
+        self.nodes[i].paused.store(false, Ordering::Relaxed);
     }
 
     /// SIGSTOP storage node `i`: it keeps its sockets but answers nothing.
     pub fn pause_node(&self, i: usize) {
         self.nodes[i].proc.signal(libc::SIGSTOP);
+        self.nodes[i].paused.store(true, Ordering::Relaxed);
     }
 
     /// SIGCONT storage node `i` after [`Cluster::pause_node`].
     pub fn resume_node(&self, i: usize) {
         self.nodes[i].proc.signal(libc::SIGCONT);
+        self.nodes[i].paused.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether storage node `i` is stopped by [`Cluster::pause_node`].
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.nodes[i].paused.load(Ordering::Relaxed)
+    }
+
+    /// Whether storage node `i` was started and not killed by the harness (it may have exited
+    /// by itself since: see [`Cluster::node_exited`]).
+    pub fn is_started(&self, i: usize) -> bool {
+        self.nodes[i].proc.is_started()
+    }
+
+    /// `Some(status)` if storage node `i` exited by itself (a crash, an abort).
+    pub fn node_exited(&mut self, i: usize) -> Option<ExitStatus> {
+        self.nodes[i].proc.exited()
+    }
+
+    /// The process id of storage node `i` while the harness considers it started.
+    pub fn node_pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].proc.pid()
+    }
+
+    /// Storage node `i`'s whole log (all its starts).
+    pub fn node_log(&self, i: usize) -> String {
+        self.nodes[i].proc.log_text()
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable of storage node `i` for its
+    /// next starts, e.g. to restart it without `FAILPOINTS`.
+    pub fn set_node_env(&mut self, i: usize, key: &str, value: Option<&str>) {
+        self.nodes[i].proc.set_env(key, value);
+    }
+
+    /// Tells [`Cluster::check_logs`] that a panic whose message contains `message` is expected
+    /// (e.g. a `panic` failpoint); other panics still fail the test.
+    pub fn allow_panic(&mut self, message: &str) {
+        self.allowed_panics.push(message.to_string());
     }
 
     /// Kills storage node `i` if it runs, starts it again with the same port, data directory and
@@ -124,7 +171,7 @@ impl Cluster {
     /// passed), so this does not prove the node has re-registered its chunks; wait on `stat` for
     /// that.
     pub fn restart_node(&mut self, i: usize) {
-        self.nodes[i].proc.kill();
+        self.kill_node(i);
         let port = self.nodes[i].port;
         let name = self.nodes[i].id.clone();
         self.start_with_retries(&name, port, |c| &mut c.nodes[i].proc);
@@ -187,13 +234,14 @@ impl Cluster {
         }
     }
 
-    /// Waits until every storage node the harness has started is listed as alive by
-    /// `bigfs nodes --json`; fails early if a server process exits.
+    /// Waits until every storage node the harness has started (and not paused) is listed as up
+    /// (alive, or draining/drained) by `bigfs nodes --json`; fails early if a server process
+    /// exits.
     pub fn wait_ready(&mut self) {
         let want: Vec<String> = self
             .nodes
             .iter()
-            .filter(|n| n.proc.is_started())
+            .filter(|n| n.proc.is_started() && !n.paused.load(Ordering::Relaxed))
             .map(|n| n.id.clone())
             .collect();
         let mut last = String::new();
@@ -204,7 +252,7 @@ impl Cluster {
             }
             let out = self.bigfs_timeout(["nodes", "--json"], Duration::from_secs(30));
             last = crate::output::describe(&out);
-            let alive = alive_ids(&out.stdout);
+            let alive = up_ids(&out.stdout);
             want.iter().all(|id| alive.contains(id))
         });
         if let Some(msg) = self.crashed() {
@@ -279,9 +327,16 @@ impl Cluster {
         let mut report = String::new();
         for proc in std::iter::once(&self.meta).chain(self.nodes.iter().map(|n| &n.proc)) {
             let text = proc.log_text();
-            let hits: Vec<&str> = text
-                .lines()
-                .filter(|l| l.contains("panicked"))
+            let lines: Vec<&str> = text.lines().collect();
+            // The panic message is on the "panicked at" line (older Rust) or the next one.
+            let allowed = |at: usize| {
+                lines[at..lines.len().min(at + 2)]
+                    .iter()
+                    .any(|l| self.allowed_panics.iter().any(|a| l.contains(a.as_str())))
+            };
+            let hits: Vec<&str> = (0..lines.len())
+                .filter(|&at| lines[at].contains("panicked") && !allowed(at))
+                .map(|at| lines[at])
                 .take(5)
                 .collect();
             if !hits.is_empty() {
@@ -329,15 +384,15 @@ impl Drop for Cluster {
     }
 }
 
-/// The ids of the nodes in state "alive" in the output of `bigfs nodes --json` (none if it does
-/// not parse).
-pub(crate) fn alive_ids(stdout: &[u8]) -> Vec<String> {
+/// The ids of the nodes that are up (state "alive", "draining" or "drained": a draining node still
+/// heartbeats) in the output of `bigfs nodes --json` (none if it does not parse).
+pub(crate) fn up_ids(stdout: &[u8]) -> Vec<String> {
     let Ok(serde_json::Value::Array(nodes)) = serde_json::from_slice(stdout) else {
         return Vec::new();
     };
     nodes
         .iter()
-        .filter(|n| n["state"] == "alive")
+        .filter(|n| matches!(n["state"].as_str(), Some("alive" | "draining" | "drained")))
         .filter_map(|n| n["id"].as_str().map(str::to_string))
         .collect()
 }

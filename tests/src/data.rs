@@ -52,3 +52,15 @@ pub fn diff_summary(expected: &[u8], actual: &[u8]) -> String {
         first / CHUNK
     )
 }
+
+/// The distinct chunks of several files cut at `chunk_size`: id → size. With R copies of each on
+/// an R-node cluster, every node holds exactly these (the sum of sizes is its `used`).
+pub fn distinct_chunks<'a>(
+    files: impl IntoIterator<Item = &'a [u8]>,
+    chunk_size: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    files
+        .into_iter()
+        .flat_map(|data| expected_chunks(data, chunk_size))
+        .collect()
+}

@@ -8,6 +8,16 @@
 //! [`Cluster::restart_meta`] and [`Cluster::corrupt_chunk`] break it; [`Cluster::must_put`] and
 //! [`Cluster::must_get`] drive the CLI and fail with the tail of every log.
 //!
+//! For the self-healing suites: [`ClusterBuilder`] takes extra metadata server and per-node
+//! arguments and environment (e.g. [`ClusterBuilder::failpoints`]; the binaries are built with
+//! the storage node's `failpoints` feature); [`Cluster::fsck_json`] and
+//! [`Cluster::wait_healthy_with`] watch the cluster heal; [`Cluster::check_replicas_on_disk`]
+//! and [`Cluster::holds_exactly`] compare what the metadata server claims with the chunk files
+//! on the nodes' disks; [`Cluster::truncate_chunk`] and [`Cluster::delete_chunk_file`] damage
+//! them; [`CliRunner`] runs the CLI from a background thread while the test's thread injects
+//! faults; [`ContentModel`] tracks what each path may hold when puts fail; [`Rng`] makes
+//! randomized tests replayable from a seed.
+//!
 //! Failures are made debuggable rather than hidden: every panic raised by the harness carries the
 //! log tails, and a cluster dropped while its test is panicking keeps its directory (the path is
 //! printed on stderr) instead of deleting it.
@@ -24,16 +34,24 @@ mod chunks;
 mod client;
 pub mod cluster;
 pub mod data;
+mod health;
+pub mod model;
 pub mod output;
 mod ports;
 mod process;
+pub mod rng;
 mod stat;
 pub mod wait;
 
-pub use client::{cli_command, run_cli, CLI_TIMEOUT};
+pub use chunks::NodeDisks;
+pub use client::{cli_command, run_cli, CliRunner, CLI_TIMEOUT};
 pub use cluster::{Cluster, ClusterBuilder, READY_TIMEOUT};
-pub use data::{diff_summary, expected_chunks, pseudo_random, CHUNK, KIB, MIB};
+pub use data::{diff_summary, distinct_chunks, expected_chunks, pseudo_random, CHUNK, KIB, MIB};
+pub use health::fsck_problems;
+pub use model::ContentModel;
 pub use output::{assert_failed_naming, check_failed_naming, describe, stderr_of, stdout_of};
 pub use ports::free_port;
 pub use process::run_with_timeout;
+pub use rng::Rng;
+pub use stat::{stat_chunks, StatChunk};
 pub use wait::wait_until;

@@ -19,6 +19,8 @@ pub(crate) struct ServerProcess {
     program: PathBuf,
     args: Vec<OsString>,
     log: PathBuf,
+    /// Extra environment variables (e.g. `FAILPOINTS`), applied at every start.
+    env: Vec<(OsString, OsString)>,
     child: Option<Child>,
     starts: u32,
 }
@@ -31,8 +33,17 @@ impl ServerProcess {
             program,
             args,
             log,
+            env: Vec::new(),
             child: None,
             starts: 0,
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) an extra environment variable for the next starts.
+    pub(crate) fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.env.push((key.into(), value.into()));
         }
     }
 
@@ -46,9 +57,13 @@ impl ServerProcess {
         self.starts += 1;
         writeln!(
             log,
-            "=== bigfs-tests: start #{} of {}: {} {} ===",
+            "=== bigfs-tests: start #{} of {}: {}{} {} ===",
             self.starts,
             self.name,
+            self.env
+                .iter()
+                .map(|(k, v)| format!("{}={} ", k.to_string_lossy(), v.to_string_lossy()))
+                .collect::<String>(),
             self.program.display(),
             self.args
                 .iter()
@@ -64,7 +79,9 @@ impl ServerProcess {
             .env("RUST_BACKTRACE", "1")
             // Plain logs: they are read by people in failure messages, not by a terminal.
             .env("NO_COLOR", "1")
-            .env_remove("BIGFS_META");
+            .env_remove("BIGFS_META")
+            .env_remove("FAILPOINTS")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         die_with_parent(&mut cmd);
         self.child = Some(cmd.spawn()?);
         Ok(())

@@ -131,3 +131,85 @@ impl Cluster {
         }
     }
 }
+
+impl Cluster {
+    /// [`Cluster::wait_stat`] for every file; returns their stats.
+    #[track_caller]
+    pub fn wait_files(
+        &self,
+        files: &[(String, Vec<u8>)],
+        replicas: Option<usize>,
+        timeout: Duration,
+    ) -> Vec<Value> {
+        files
+            .iter()
+            .map(|(path, data)| self.wait_stat(path, data, replicas, timeout))
+            .collect()
+    }
+
+    /// Checks that `path` holds `data` per `stat` with exactly `replicas` listed copies, none on
+    /// a node of `exclude`, each a good copy on disk. Returns the problems.
+    pub fn check_placed(
+        &self,
+        path: &str,
+        data: &[u8],
+        replicas: usize,
+        exclude: &[usize],
+    ) -> Result<(), String> {
+        let stat = self.stat_json(path);
+        self.check_stat(&stat, path, data, Some(replicas))?;
+        self.check_replicas_on_disk(&stat)?;
+        for (index, chunk) in stat_chunks(&stat).iter().enumerate() {
+            if let Some(node) = chunk
+                .replicas
+                .iter()
+                .find(|r| exclude.iter().any(|&i| self.node_id(i) == r.as_str()))
+            {
+                return Err(format!(
+                    "{path}: chunk {index} still lists {node}: {:?}",
+                    chunk.replicas
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Cluster::check_placed`] for every file, stopping at the first problem.
+    pub fn check_all_placed(
+        &self,
+        files: &[(String, Vec<u8>)],
+        replicas: usize,
+        exclude: &[usize],
+    ) -> Result<(), String> {
+        files
+            .iter()
+            .try_for_each(|(path, data)| self.check_placed(path, data, replicas, exclude))
+    }
+}
+
+/// One chunk of a `stat --json` document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatChunk {
+    pub id: String,
+    pub size: u64,
+    pub replicas: Vec<String>,
+}
+
+/// The chunks of a `stat --json` document, in order (missing fields read as empty).
+pub fn stat_chunks(stat: &Value) -> Vec<StatChunk> {
+    stat["chunks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| StatChunk {
+            id: c["id"].as_str().unwrap_or_default().to_string(),
+            size: c["size"].as_u64().unwrap_or_default(),
+            replicas: c["replicas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect(),
+        })
+        .collect()
+}

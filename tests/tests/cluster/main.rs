@@ -6,14 +6,23 @@
 //! - `namespace`: overwrite and `--force`, `rm`, `rm -r`, `ls`;
 //! - `bad_input`: invalid paths, missing files, an unreachable metadata server, usage errors;
 //! - `faults`: `kill -9` and SIGSTOP of servers, restarts, writes with a dead node;
-//! - `corruption`: flipped bytes in chunk files, failover and quarantine.
+//! - `corruption`: flipped bytes in chunk files, failover and quarantine;
+//! - `healing`: re-replication, scrubbing, stale copies, garbage collection, draining;
+//! - `crashes`: nodes killed or frozen and the metadata server killed in mid-operation;
+//! - `disk_faults`: a cluster too small for W, a full node, failing disks (failpoints);
+//! - `nemesis`: randomized faults under a workload, checked against a model (see its doc for
+//!   `BIGFS_NEMESIS_SECS` and `BIGFS_NEMESIS_SEED`).
 //!
 //! Every test ends with `check_logs()`, which fails on a "panicked" line in any server log.
 
 mod bad_input;
 mod corruption;
+mod crashes;
+mod disk_faults;
 mod faults;
+mod healing;
 mod namespace;
+mod nemesis;
 mod roundtrip;
 
 use std::path::Path;

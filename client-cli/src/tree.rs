@@ -1,0 +1,316 @@
+//! Whole directory trees: `put -r` and `get -r`.
+//!
+//! A tree put sends every file through one pipeline: chunks of many files share placement
+//! calls and parallel stores, and files are committed in batches (one metadata call and one
+//! flush for up to [`COMMIT_BATCH`] files) as soon as all their chunks are stored. Each file is
+//! its own transaction: one refused file (it exists and `--force` was not given) does not stop
+//! the others, and is reported. A tree get lists the remote tree one directory per call and
+//! fetches files in parallel, each verified and renamed into place like a single get.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::{stream, StreamExt, TryStreamExt};
+
+use bigfs_proto::pb::{CommitFileRequest, CommitFilesRequest, CommittedChunk};
+use bigfs_proto::FsPath;
+
+use crate::chunker::Input;
+use crate::client::Client;
+use crate::download::Target;
+use crate::progress::Progress;
+use crate::upload::{Event, PutOptions, PutPlan, Source, Stored};
+
+/// Files committed per metadata call.
+const COMMIT_BATCH: usize = 512;
+
+/// Files fetched at once by a tree get.
+const FILES_IN_FLIGHT: usize = 16;
+
+/// What a tree transfer did.
+#[derive(Debug, Default)]
+pub struct TreeReport {
+    pub files: usize,
+    pub bytes: u64,
+    /// Files that were not transferred, with why.
+    pub failed: Vec<(String, String)>,
+    pub elapsed: Duration,
+}
+
+/// One local file of a tree put.
+struct LocalFile {
+    local: PathBuf,
+    remote: FsPath,
+    size: u64,
+}
+
+/// A file's chunks as they are stored, until all have been.
+#[derive(Default)]
+struct Pending {
+    stored: Vec<Stored>,
+    chunks: Option<usize>,
+    committed: bool,
+}
+
+impl Client {
+    /// Stores every regular file below `local` at the same relative path below `remote`.
+    pub async fn put_tree(
+        &self,
+        local: &Path,
+        remote: &FsPath,
+        options: &PutOptions,
+        progress: impl Fn(u64) -> Progress,
+    ) -> anyhow::Result<TreeReport> {
+        let started = Instant::now();
+        let files = walk_local(local, remote)?;
+        let progress = progress(files.iter().map(|f| f.size).sum());
+        let plan = self.plan(remote, options).await?;
+        let mut report = TreeReport::default();
+        let result = self
+            .put_files(&files, &plan, options, &progress, &mut report)
+            .await;
+        progress.finish();
+        // Chunks of committed files are referenced: giving them back only ends their lease.
+        self.abandon(plan.handed_out()).await;
+        result?;
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    async fn put_files(
+        &self,
+        files: &[LocalFile],
+        plan: &PutPlan,
+        options: &PutOptions,
+        progress: &Progress,
+        report: &mut TreeReport,
+    ) -> anyhow::Result<()> {
+        let mut pending: Vec<Pending> = files.iter().map(|_| Pending::default()).collect();
+        let mut ready = Vec::new();
+        let input = Input::Files(files.iter().map(|f| f.local.clone()).collect());
+        let mut events = std::pin::pin!(self.store_stream(input, plan, progress));
+        while let Some(event) = events
+            .try_next()
+            .await
+            .with_context(|| format!("put {}", plan.path))?
+        {
+            let file = match event {
+                Event::Stored(stored) => {
+                    let file = stored.file;
+                    pending[file].stored.push(stored);
+                    file
+                }
+                Event::End { file, chunks } => {
+                    pending[file].chunks = Some(chunks);
+                    file
+                }
+            };
+            let p = &pending[file];
+            if !p.committed && p.chunks == Some(p.stored.len()) {
+                pending[file].committed = true;
+                ready.push(file);
+                if ready.len() == COMMIT_BATCH {
+                    self.commit_batch(files, &mut pending, &mut ready, plan, options, report)
+                        .await?;
+                }
+            }
+        }
+        self.commit_batch(files, &mut pending, &mut ready, plan, options, report)
+            .await
+    }
+
+    /// Commits the `ready` files in one call. A file refused for lack of copies is put again on
+    /// its own (the single-file put resends what is short); any other refusal is reported.
+    async fn commit_batch(
+        &self,
+        files: &[LocalFile],
+        pending: &mut [Pending],
+        ready: &mut Vec<usize>,
+        plan: &PutPlan,
+        options: &PutOptions,
+        report: &mut TreeReport,
+    ) -> anyhow::Result<()> {
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(ready);
+        let requests = batch
+            .iter()
+            .map(|&file| {
+                let mut stored = std::mem::take(&mut pending[file].stored);
+                stored.sort_by_key(|s| s.index);
+                let chunks: Vec<CommittedChunk> = stored.into_iter().map(|s| s.chunk).collect();
+                CommitFileRequest {
+                    path: files[file].remote.to_string(),
+                    size: chunks.iter().map(|c| c.size).sum(),
+                    chunk_size: plan.chunk_size,
+                    replication: plan.replication,
+                    chunks,
+                    overwrite: options.overwrite,
+                }
+            })
+            .collect();
+        let (mut meta, request) = self.meta(CommitFilesRequest { files: requests });
+        let results = meta
+            .commit_files(request)
+            .await
+            .map_err(|s| self.meta_error(s))
+            .with_context(|| format!("commit {} files below {}", batch.len(), plan.path))?
+            .into_inner()
+            .results;
+        if results.len() != batch.len() {
+            bail!(
+                "metadata server answered {} commits of {}",
+                results.len(),
+                batch.len()
+            );
+        }
+        for (&file, result) in batch.iter().zip(results) {
+            let file = &files[file];
+            if result.committed {
+                report.files += 1;
+                report.bytes += file.size;
+            } else if !result.short_chunks.is_empty() {
+                let source = Source::file(&file.local)?;
+                match self
+                    .put(source, &file.remote, options, &Progress::hidden())
+                    .await
+                {
+                    Ok(_) => {
+                        report.files += 1;
+                        report.bytes += file.size;
+                    }
+                    Err(e) => report
+                        .failed
+                        .push((file.remote.to_string(), format!("{e:#}"))),
+                }
+            } else {
+                let mut error = result.error;
+                if result.error_code == tonic::Code::AlreadyExists as i32 {
+                    error.push_str(" (use --force to overwrite)");
+                }
+                report.failed.push((file.remote.to_string(), error));
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies every file below `remote` to the same relative path below `local`.
+    pub async fn get_tree(
+        &self,
+        remote: &FsPath,
+        local: &Path,
+        parallel: usize,
+        progress: impl Fn(u64) -> Progress,
+    ) -> anyhow::Result<TreeReport> {
+        let started = Instant::now();
+        let files = self.walk_remote(remote).await?;
+        let progress = progress(files.iter().map(|(_, size)| size).sum());
+        let prefix = remote.dir_prefix();
+        let targets = files
+            .into_iter()
+            .map(|(path, size)| {
+                let relative = path.as_str().strip_prefix(&prefix).unwrap_or(path.name());
+                let target = local.join(relative);
+                if let Some(dir) = target.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("create directory {}", dir.display()))?;
+                }
+                Ok((path, target, size))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let progress = &progress;
+        let results: Vec<(FsPath, u64, anyhow::Result<()>)> = stream::iter(targets)
+            .map(|(path, target, size)| async move {
+                let got = self
+                    .get(&path, &Target::File(target), parallel, &Progress::hidden())
+                    .await
+                    .map(|_| progress.add(size));
+                (path, size, got)
+            })
+            .buffer_unordered(FILES_IN_FLIGHT)
+            .collect()
+            .await;
+        progress.finish();
+        let mut report = TreeReport::default();
+        for (path, size, got) in results {
+            match got {
+                Ok(()) => {
+                    report.files += 1;
+                    report.bytes += size;
+                }
+                Err(e) => report.failed.push((path.to_string(), format!("{e:#}"))),
+            }
+        }
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Every file below `dir` (or `dir` itself if it is a file), with its size.
+    async fn walk_remote(&self, dir: &FsPath) -> anyhow::Result<Vec<(FsPath, u64)>> {
+        let mut files = Vec::new();
+        let mut dirs = VecDeque::from([dir.clone()]);
+        while let Some(dir) = dirs.pop_front() {
+            for entry in self.list(&dir).await? {
+                let path = FsPath::parse(&entry.path)?;
+                if entry.is_dir {
+                    dirs.push_back(path);
+                } else {
+                    files.push((path, entry.size));
+                }
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// Every regular file below `root`, in a stable order, with its remote path below `remote`.
+/// Symbolic links are skipped (and said so), as `rsync` does without `-L`.
+fn walk_local(root: &Path, remote: &FsPath) -> anyhow::Result<Vec<LocalFile>> {
+    if !root.is_dir() {
+        bail!(
+            "{} is not a directory (put -r takes a directory)",
+            root.display()
+        );
+    }
+    let mut files = Vec::new();
+    let mut dirs = vec![(root.to_path_buf(), remote.clone())];
+    while let Some((dir, remote_dir)) = dirs.pop() {
+        let mut entries = std::fs::read_dir(&dir)
+            .with_context(|| format!("list {}", dir.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("list {}", dir.display()))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let local = entry.path();
+            let name = entry.file_name();
+            let name = name
+                .to_str()
+                .with_context(|| format!("{} is not a UTF-8 name", local.display()))?;
+            let remote = remote_dir
+                .join(name)
+                .with_context(|| format!("remote path for {}", local.display()))?;
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("stat {}", local.display()))?;
+            if kind.is_dir() {
+                dirs.push((local, remote));
+            } else if kind.is_file() {
+                let size = entry
+                    .metadata()
+                    .with_context(|| format!("stat {}", local.display()))?
+                    .len();
+                files.push(LocalFile {
+                    local,
+                    remote,
+                    size,
+                });
+            } else {
+                eprintln!("bigfs: skipping {} (not a regular file)", local.display());
+            }
+        }
+    }
+    Ok(files)
+}
