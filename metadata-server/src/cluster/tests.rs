@@ -53,6 +53,21 @@ fn beat(
         .deletes
 }
 
+/// A heartbeat in which `node` reports its copy of `chunk` corrupt.
+fn report_corrupt(c: &mut Cluster, node: &str, chunk: ChunkId, now: Instant) {
+    c.heartbeat(
+        node,
+        usage(),
+        vec![],
+        vec![],
+        vec![chunk],
+        vec![],
+        |_| 3,
+        now,
+    )
+    .expect("known node");
+}
+
 fn ids(targets: &[(String, String)]) -> Vec<String> {
     targets.iter().map(|(id, _)| id.clone()).collect()
 }
@@ -341,17 +356,7 @@ fn corrupt_and_reported_bad_copies_are_dropped() {
     let mut c = cluster(3, t0);
     let chunk = ChunkId::of(b"rot");
     let holders = store_and_commit(&mut c, chunk, t0);
-    c.heartbeat(
-        &holders[0],
-        usage(),
-        vec![],
-        vec![],
-        vec![chunk],
-        vec![],
-        |_| 3,
-        t0,
-    )
-    .unwrap();
+    report_corrupt(&mut c, &holders[0], chunk, t0);
     c.report_bad(&chunk, &holders[1]).unwrap();
     assert_eq!(
         ids(&c.read_locations(&chunk, 0, t0)),
@@ -574,17 +579,7 @@ fn corrupt_copies_are_counted_until_replaced() {
     let chunk = ChunkId::of(b"bitrot");
     let holders = store_and_commit(&mut c, chunk, t0);
     c.plan_repairs(|_| 3, t0);
-    c.heartbeat(
-        &holders[0],
-        usage(),
-        vec![],
-        vec![],
-        vec![chunk],
-        vec![],
-        |_| 3,
-        t0,
-    )
-    .unwrap();
+    report_corrupt(&mut c, &holders[0], chunk, t0);
     assert_eq!(
         c.classify(&chunk, 3, t0),
         (2, ChunkHealth::UnderReplicated, true)
