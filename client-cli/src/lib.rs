@@ -7,6 +7,7 @@
 //! placement and commits. Memory is bounded by the chunks in flight, never by the
 //! size of the file.
 
+pub mod bench;
 mod chunker;
 pub mod client;
 pub mod download;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
+use bigfs_client::bench::MetaBenchOptions;
 use bigfs_client::download::Target;
 use bigfs_client::progress::Progress;
 use bigfs_client::tree::TreeReport;
@@ -109,6 +110,33 @@ enum Command {
     Node {
         #[command(subcommand)]
         command: NodeCommand,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Commit many empty-file records in batches, then list one full directory: creates/s and
+    /// listing time of the metadata server alone (no storage node is involved).
+    Meta {
+        /// Records to create.
+        #[arg(long, default_value_t = 1_000_000)]
+        files: u64,
+        /// Records per commit call.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Records per directory (the first directory is listed).
+        #[arg(long = "dir-files", default_value_t = 100_000)]
+        per_dir: u64,
+        /// Where to create them; must not exist yet.
+        #[arg(long, default_value = "/bench-meta")]
+        root: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -263,6 +291,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     report.missing
                 );
             }
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Meta {
+                    files,
+                    batch,
+                    per_dir,
+                    root,
+                    json,
+                },
+        } => {
+            let options = MetaBenchOptions {
+                root: FsPath::parse(&root)?,
+                files,
+                batch,
+                per_dir,
+            };
+            output::meta_bench(&client.bench_meta(&options).await?, json);
         }
         Command::Node {
             command: NodeCommand::Drain { id, json },

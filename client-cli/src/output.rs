@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytesize::ByteSize;
 use serde_json::{json, Value};
 
+use bigfs_client::bench::MetaBenchReport;
 use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::PutReport;
 use bigfs_proto::pb::{DirEntry, FsckResponse, GetFileResponse, ListNodesResponse};
@@ -254,6 +255,30 @@ pub fn tree_report(verb: &str, report: &TreeReport, json: bool) {
             human(report.bytes),
             secs,
             report.files as f64 / secs
+        );
+    }
+}
+
+pub fn meta_bench(report: &MetaBenchReport, json: bool) {
+    if json {
+        print_json(&json!({
+            "files": report.files,
+            "create_seconds": report.create_time.as_secs_f64(),
+            "creates_per_sec": report.creates_per_sec(),
+            "listed_entries": report.listed_entries,
+            "list_seconds": report.list_time.as_secs_f64(),
+        }));
+    } else {
+        println!(
+            "created {} records in {:.2}s: {:.0} creates/s",
+            report.files,
+            report.create_time.as_secs_f64(),
+            report.creates_per_sec()
+        );
+        println!(
+            "listed {} entries in {:.3}s",
+            report.listed_entries,
+            report.list_time.as_secs_f64()
         );
     }
 }

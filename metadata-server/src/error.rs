@@ -25,6 +25,8 @@ pub enum MetaError {
     UnknownNode(String),
     #[error("metadata store: {0}")]
     Store(#[from] sled::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("metadata store holds a bad record for {key}: {reason}")]
     BadRecord { key: String, reason: String },
 }
@@ -42,7 +44,7 @@ impl From<MetaError> for Status {
                 Status::failed_precondition(message)
             }
             MetaError::NotEnoughNodes { .. } => Status::unavailable(message),
-            MetaError::Store(_) => Status::internal(message),
+            MetaError::Store(_) | MetaError::Internal(_) => Status::internal(message),
             MetaError::BadRecord { .. } => Status::data_loss(message),
         }
     }

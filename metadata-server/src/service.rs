@@ -18,7 +18,7 @@ use bigfs_proto::{ChunkId, FsPath};
 
 use crate::cluster::{ChunkHealth, Cluster, Commands, FsckCounts, NodeUsage, Want};
 use crate::error::MetaError;
-use crate::namespace::{Entry, Namespace};
+use crate::namespace::{Entry, FileWrite, Namespace};
 use crate::records::{ChunkEntry, FileRecord};
 
 /// How many files `rm -r` removes per hold of the cluster lock.
@@ -54,6 +54,17 @@ pub struct MetaService {
 impl MetaService {
     pub fn new(state: Arc<MetaState>) -> Self {
         Self { state }
+    }
+
+    /// Applies checked commits on the blocking pool (sled's writes block), under the cluster
+    /// lock, without flushing.
+    async fn apply(
+        &self,
+        commits: Vec<PreparedCommit>,
+    ) -> Result<Vec<Result<CommitFileResponse, MetaError>>, MetaError> {
+        let state = self.state.clone();
+        blocking(move || apply_commits(&state.ns, &mut state.cluster(), commits, Instant::now()))
+            .await
     }
 
     /// Checks a commit request and turns it into the record to write.
@@ -114,18 +125,6 @@ impl MetaService {
         }
         Ok(found)
     }
-
-    fn remove_tree(&self, dir: &FsPath) -> Result<u64, MetaError> {
-        let paths = self.state.ns.files_under(dir)?;
-        for batch in paths.chunks(REMOVE_BATCH) {
-            let mut cluster = self.state.cluster();
-            for path in batch {
-                let freed = self.state.ns.remove(path)?;
-                cluster.freed(&freed, Instant::now());
-            }
-        }
-        Ok(paths.len() as u64)
-    }
 }
 
 /// How many problem chunks fsck lists when the request does not say.
@@ -139,32 +138,95 @@ struct PreparedCommit {
     overwrite: bool,
 }
 
-/// Applies one commit under the cluster lock, without flushing: refused (listing the chunks
-/// short of copies) when a chunk has fewer than W live copies, else written in one transaction.
-fn apply_commit(
+/// Applies commits under the cluster lock, without flushing, each with its own outcome: refused
+/// (listing the chunks short of copies) when a chunk has fewer than W live copies, otherwise
+/// written, all accepted files in one transaction.
+fn apply_commits(
     ns: &Namespace,
     cluster: &mut Cluster,
-    commit: PreparedCommit,
+    commits: Vec<PreparedCommit>,
     now: Instant,
-) -> Result<CommitFileResponse, MetaError> {
-    let need = cluster.config().min_replicas.min(commit.record.replication);
-    let short = cluster.check_commit(&commit.acks, need, now);
-    if !short.is_empty() {
-        tracing::info!(path = %commit.path, short = short.len(), "commit refused: chunks short of copies");
-        return Ok(CommitFileResponse {
-            short_chunks: short.iter().map(ChunkId::to_hex).collect(),
-            ..CommitFileResponse::default()
+) -> Result<Vec<Result<CommitFileResponse, MetaError>>, MetaError> {
+    let mut outcomes: Vec<Option<Result<CommitFileResponse, MetaError>>> =
+        (0..commits.len()).map(|_| None).collect();
+    let mut writes = Vec::with_capacity(commits.len());
+    let mut written = Vec::with_capacity(commits.len());
+    for (i, commit) in commits.into_iter().enumerate() {
+        let need = cluster.config().min_replicas.min(commit.record.replication);
+        let short = cluster.check_commit(&commit.acks, need, now);
+        if !short.is_empty() {
+            tracing::info!(path = %commit.path, short = short.len(), "commit refused: chunks short of copies");
+            outcomes[i] = Some(Ok(CommitFileResponse {
+                short_chunks: short.iter().map(ChunkId::to_hex).collect(),
+                ..CommitFileResponse::default()
+            }));
+            continue;
+        }
+        written.push((i, commit.acks.iter().map(|(id, _)| *id).collect::<Vec<_>>()));
+        writes.push(FileWrite {
+            path: commit.path,
+            record: commit.record,
+            overwrite: commit.overwrite,
         });
     }
-    let committed = ns.commit(&commit.path, commit.record, commit.overwrite)?;
-    let ids: Vec<ChunkId> = commit.acks.iter().map(|(id, _)| *id).collect();
-    cluster.committed(&ids, &committed.freed, now);
-    tracing::debug!(path = %commit.path, version = committed.version, "committed");
-    Ok(CommitFileResponse {
-        committed: true,
-        version: committed.version,
+    for ((i, ids), result) in written.into_iter().zip(ns.commit_many(&writes)?) {
+        outcomes[i] = Some(result.map(|committed| {
+            cluster.committed(&ids, &committed.freed, now);
+            CommitFileResponse {
+                committed: true,
+                version: committed.version,
+                ..CommitFileResponse::default()
+            }
+        }));
+    }
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// Removes the file at `path`, or with `recursive` every file below the directory `path`;
+/// returns how many. Not flushed.
+fn remove(state: &MetaState, path: &FsPath, recursive: bool) -> Result<u64, MetaError> {
+    if state.ns.get(path)?.is_some() {
+        let mut cluster = state.cluster();
+        let freed = state.ns.remove(path)?;
+        cluster.freed(&freed, Instant::now());
+        return Ok(1);
+    }
+    if !state.ns.is_dir(path)? {
+        return Err(MetaError::NotFound(path.to_string()));
+    }
+    if !recursive {
+        return Err(MetaError::IsDirectory(path.to_string()));
+    }
+    let paths = state.ns.files_under(path)?;
+    for batch in paths.chunks(REMOVE_BATCH) {
+        let mut cluster = state.cluster();
+        for path in batch {
+            let freed = state.ns.remove(path)?;
+            cluster.freed(&freed, Instant::now());
+        }
+    }
+    Ok(paths.len() as u64)
+}
+
+/// Runs sled work on the blocking pool, so a long batch never stalls the runtime's threads
+/// (and with them every other call and the HTTP/2 keep-alives).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, MetaError> + Send + 'static,
+) -> Result<T, MetaError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| MetaError::Internal(format!("metadata task failed: {e}")))?
+}
+
+/// A file a CommitFiles call could not commit, and why.
+fn refusal(path: &str, error: MetaError) -> CommitFileResponse {
+    tracing::debug!(path, "commit refused: {error}");
+    let message = error.to_string();
+    CommitFileResponse {
+        error_code: Status::from(error).code() as i32,
+        error: message,
         ..CommitFileResponse::default()
-    })
+    }
 }
 
 fn parse_ids(ids: &[String]) -> Result<Vec<ChunkId>, MetaError> {
@@ -283,16 +345,15 @@ impl Meta for MetaService {
         request: Request<CommitFileRequest>,
     ) -> Result<Response<CommitFileResponse>, Status> {
         let commit = self.prepare_commit(request.into_inner())?;
-        let reply = apply_commit(
-            &self.state.ns,
-            &mut self.state.cluster(),
-            commit,
-            Instant::now(),
-        )?;
-        if reply.committed {
+        let outcome = self
+            .apply(vec![commit])
+            .await?
+            .pop()
+            .expect("one outcome per commit")?;
+        if outcome.committed {
             self.state.ns.flush().await?;
         }
-        Ok(Response::new(reply))
+        Ok(Response::new(outcome))
     }
 
     async fn commit_files(
@@ -307,37 +368,22 @@ impl Meta for MetaService {
             ))
             .into());
         }
-        let prepared: Vec<_> = files
-            .into_iter()
-            .map(|file| {
-                let path = file.path.clone();
-                self.prepare_commit(file).map_err(|e| (path, e))
-            })
-            .collect();
-        let now = Instant::now();
-        let results: Vec<CommitFileResponse> = {
-            let mut cluster = self.state.cluster();
-            prepared
-                .into_iter()
-                .map(|commit| {
-                    commit
-                        .and_then(|c| {
-                            let path = c.path.to_string();
-                            apply_commit(&self.state.ns, &mut cluster, c, now)
-                                .map_err(|e| (path, e))
-                        })
-                        .unwrap_or_else(|(path, e)| {
-                            tracing::debug!(path, "commit refused: {e}");
-                            let error = e.to_string();
-                            CommitFileResponse {
-                                error_code: Status::from(e).code() as i32,
-                                error,
-                                ..CommitFileResponse::default()
-                            }
-                        })
-                })
-                .collect()
-        };
+        let mut results: Vec<Option<CommitFileResponse>> = vec![None; files.len()];
+        let mut valid = Vec::with_capacity(files.len());
+        for (i, file) in files.into_iter().enumerate() {
+            let path = file.path.clone();
+            match self.prepare_commit(file) {
+                Ok(commit) => valid.push((i, commit)),
+                Err(e) => results[i] = Some(refusal(&path, e)),
+            }
+        }
+        let (slots, commits): (Vec<usize>, Vec<PreparedCommit>) = valid.into_iter().unzip();
+        let paths: Vec<String> = commits.iter().map(|c| c.path.to_string()).collect();
+        let outcomes = self.apply(commits).await?;
+        for ((slot, path), outcome) in slots.into_iter().zip(paths).zip(outcomes) {
+            results[slot] = Some(outcome.unwrap_or_else(|e| refusal(&path, e)));
+        }
+        let results: Vec<CommitFileResponse> = results.into_iter().flatten().collect();
         if results.iter().any(|r| r.committed) {
             self.state.ns.flush().await?;
         }
@@ -430,19 +476,9 @@ impl Meta for MetaService {
     ) -> Result<Response<DeleteResponse>, Status> {
         let request = request.into_inner();
         let path = FsPath::parse_file(&request.path).map_err(MetaError::from)?;
-        let files_removed = if self.state.ns.get(&path)?.is_some() {
-            let mut cluster = self.state.cluster();
-            let freed = self.state.ns.remove(&path)?;
-            cluster.freed(&freed, Instant::now());
-            1
-        } else if self.state.ns.is_dir(&path)? {
-            if !request.recursive {
-                return Err(MetaError::IsDirectory(path.to_string()).into());
-            }
-            self.remove_tree(&path)?
-        } else {
-            return Err(MetaError::NotFound(path.to_string()).into());
-        };
+        let state = self.state.clone();
+        let target = path.clone();
+        let files_removed = blocking(move || remove(&state, &target, request.recursive)).await?;
         self.state.ns.flush().await?;
         tracing::info!(path = %path, files_removed, "removed");
         Ok(Response::new(DeleteResponse { files_removed }))
