@@ -156,7 +156,7 @@ impl Client {
             format!(
                 "chunk {} ({}) of {path}",
                 chunk.index,
-                &chunk.id[..12.min(chunk.id.len())]
+                chunk.id.chars().take(12).collect::<String>()
             )
         };
         let id: ChunkId = chunk

@@ -14,6 +14,7 @@ use bigfs_client::progress::Progress;
 use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::{PutOptions, Source};
 use bigfs_client::Client;
+use bigfs_proto::limits::MAX_REPLICATION;
 use bigfs_proto::FsPath;
 
 /// BigFS client: store, fetch, list and remove files in a BigFS cluster.
@@ -46,7 +47,7 @@ enum Command {
         #[arg(short, long)]
         recursive: bool,
         /// Copies of each chunk (default: the cluster's replication factor).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_REPLICATION)))]
         replicas: Option<u32>,
         /// Replace REMOTE if it exists.
         #[arg(long)]

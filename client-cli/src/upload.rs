@@ -38,7 +38,10 @@ use crate::progress::Progress;
 const PLACEMENT_ROUNDS: usize = 4;
 
 /// Commit attempts (each after resending the chunks the previous one found short).
-const COMMIT_ATTEMPTS: usize = 3;
+const COMMIT_ATTEMPTS: usize = 4;
+
+/// The pause before committing again after a resend, times the attempt number.
+const COMMIT_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct PutOptions {
@@ -267,6 +270,9 @@ impl Client {
             };
             self.resend(file, plan, &mut chunks, &reply.short_chunks)
                 .await?;
+            // A node that had deleted a chunk is trusted with it again only once its own
+            // heartbeat reports the new copy.
+            tokio::time::sleep(COMMIT_RETRY_PAUSE * attempt as u32).await;
         }
         bail!("commit: chunks kept losing copies after {COMMIT_ATTEMPTS} attempts")
     }
@@ -415,8 +421,9 @@ impl Client {
                 deduplicated: true,
             });
         }
+        let holders: Vec<String> = placement.holders.into_iter().map(|h| h.id).collect();
         let nodes = self
-            .replicate(&hex, piece.data, placement.targets, plan, 0)
+            .replicate(&hex, piece.data, holders, placement.targets, plan, 0)
             .await
             .with_context(|| {
                 format!(
@@ -438,12 +445,14 @@ impl Client {
         })
     }
 
-    /// Sends a chunk down `targets`, then to replacements for failed nodes, until `copies`
-    /// (or R when 0) new nodes hold it. Returns the nodes that acknowledged it.
+    /// Sends a chunk down `targets`, then to replacements for failed nodes, until it has
+    /// `copies` (or R when 0) copies, counting the live `holders` it already had. Returns the
+    /// nodes that hold it: those holders and the nodes that acknowledged it.
     async fn replicate(
         &self,
         hex: &str,
         data: Bytes,
+        holders: Vec<String>,
         mut targets: Vec<bigfs_proto::pb::NodeAddr>,
         plan: &PutPlan,
         copies: u32,
@@ -453,7 +462,7 @@ impl Client {
         } else {
             copies
         } as usize;
-        let mut acked: Vec<String> = Vec::new();
+        let mut acked: Vec<String> = holders;
         let mut failures: Vec<String> = Vec::new();
         let mut excluded: Vec<String> = Vec::new();
         for round in 0..PLACEMENT_ROUNDS {
@@ -536,7 +545,14 @@ impl Client {
                 .remove(0)
                 .targets;
             chunk.nodes = self
-                .replicate(&chunk.id, Bytes::from(data), targets, plan, plan.min_copies)
+                .replicate(
+                    &chunk.id,
+                    Bytes::from(data),
+                    Vec::new(),
+                    targets,
+                    plan,
+                    plan.min_copies,
+                )
                 .await
                 .with_context(|| format!("resend chunk {index}"))?;
         }

@@ -41,6 +41,10 @@ const DELETES_PER_BEAT: usize = 4096;
 /// How many copy orders one heartbeat reply carries at most.
 const REPLICATIONS_PER_BEAT: usize = 64;
 
+/// Tombstones outlive any ack that could still arrive: a put older than the write lease has lost
+/// its chunks' protection anyway.
+const TOMBSTONE_LEASES: u32 = 2;
+
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     pub replication: u32,
@@ -100,6 +104,9 @@ struct NodeEntry {
     chunks: HashSet<ChunkId>,
     pending_deletes: HashSet<ChunkId>,
     inflight_deletes: HashSet<ChunkId>,
+    /// Chunks this node deleted or lost, and when: acks for them are not trusted until the
+    /// node reports the chunk again. Forgotten after [`TOMBSTONE_LEASES`] write leases.
+    tombstones: HashMap<ChunkId, Instant>,
     /// Copy orders waiting for this node's next heartbeat.
     pending_replications: Vec<Replication>,
     repairs_as_source: usize,
@@ -158,6 +165,8 @@ pub struct Allocation {
     pub already_stored: bool,
     /// (id, address) pairs, in chain order.
     pub targets: Vec<(String, String)>,
+    /// Live copies it already has, when not already stored.
+    pub holders: Vec<(String, String)>,
 }
 
 /// A chunk a client asks to store.
@@ -245,7 +254,7 @@ impl Cluster {
         node.inflight_deletes.clear();
         let old = std::mem::take(&mut node.chunks);
         for chunk in old {
-            self.remove_location(idx, &chunk);
+            self.remove_location(idx, &chunk, now);
         }
         for chunk in chunks {
             self.add_location(idx, chunk, &wanted, now);
@@ -280,13 +289,25 @@ impl Cluster {
         }
         node.usage = usage;
         node.last_heartbeat = now;
-        node.inflight_deletes.clear();
+        let sent = std::mem::take(&mut node.inflight_deletes);
         for chunk in &corrupt {
             tracing::warn!(node = id, chunk = %chunk, "node reports a corrupt copy");
             self.corrupt.insert(*chunk);
         }
         for chunk in removed.iter().chain(&corrupt) {
-            self.remove_location(idx, chunk);
+            self.remove_location(idx, chunk, now);
+        }
+        // Deletes the node did not confirm (the reply carrying them was lost) are decided anew.
+        let confirmed: HashSet<&ChunkId> = removed.iter().chain(&corrupt).collect();
+        for chunk in sent.iter().filter(|c| !confirmed.contains(c)) {
+            if !self.nodes[idx as usize].chunks.contains(chunk) {
+                continue;
+            }
+            if wanted(chunk) == 0 && !self.leases.contains_key(chunk) {
+                self.nodes[idx as usize].pending_deletes.insert(*chunk);
+            } else {
+                self.attention.insert(*chunk);
+            }
         }
         for chunk in added {
             self.add_location(idx, chunk, &wanted, now);
@@ -345,11 +366,18 @@ impl Cluster {
             .iter()
             .map(|want| {
                 self.renew_lease(&want.id, now);
-                let holders = self.live_holders(&want.id, now);
+                // Only copies on nodes heard from lately count: a put must not lean on a node
+                // that may have died a moment ago.
+                let holders: Vec<NodeIdx> = self
+                    .live_holders(&want.id, now)
+                    .into_iter()
+                    .filter(|&idx| self.state(&self.nodes[idx as usize], now) == NodeState::Alive)
+                    .collect();
                 if want.copies == 0 && holders.len() >= replication as usize {
                     return Ok(Allocation {
                         already_stored: true,
                         targets: self.addresses(&holders),
+                        holders: Vec::new(),
                     });
                 }
                 let copies = match want.copies {
@@ -372,6 +400,7 @@ impl Cluster {
                 Ok(Allocation {
                     already_stored: false,
                     targets: self.addresses(&targets),
+                    holders: self.addresses(&holders),
                 })
             })
             .collect()
@@ -411,7 +440,7 @@ impl Cluster {
             return;
         };
         let node = &mut self.nodes[idx as usize];
-        if node.inflight_deletes.contains(&chunk) {
+        if node.inflight_deletes.contains(&chunk) || node.tombstones.contains_key(&chunk) {
             return;
         }
         node.pending_deletes.remove(&chunk);
@@ -446,7 +475,7 @@ impl Cluster {
             .ok_or_else(|| MetaError::UnknownNode(node_id.to_string()))?;
         tracing::warn!(node = node_id, chunk = %chunk, "client reports a bad copy");
         self.corrupt.insert(*chunk);
-        self.remove_location(idx, chunk);
+        self.remove_location(idx, chunk, Instant::now());
         Ok(())
     }
 
@@ -505,6 +534,7 @@ impl Cluster {
             chunks: HashSet::new(),
             pending_deletes: HashSet::new(),
             inflight_deletes: HashSet::new(),
+            tombstones: HashMap::new(),
             pending_replications: Vec::new(),
             repairs_as_source: 0,
             repairs_as_target: 0,
@@ -584,7 +614,9 @@ impl Cluster {
         now: Instant,
     ) {
         self.finish_repair(&chunk, idx);
-        if !self.nodes[idx as usize].chunks.insert(chunk) {
+        let node = &mut self.nodes[idx as usize];
+        node.tombstones.remove(&chunk);
+        if !node.chunks.insert(chunk) {
             return;
         }
         self.locations.entry(chunk).or_default().push(idx);
@@ -595,8 +627,10 @@ impl Cluster {
         }
     }
 
-    fn remove_location(&mut self, idx: NodeIdx, chunk: &ChunkId) {
+    /// The node no longer holds `chunk` (deleted, lost or corrupt).
+    fn remove_location(&mut self, idx: NodeIdx, chunk: &ChunkId, now: Instant) {
         let node = &mut self.nodes[idx as usize];
+        node.tombstones.insert(*chunk, now);
         if node.chunks.remove(chunk) {
             self.attention.insert(*chunk);
         }

@@ -198,14 +198,21 @@ fn remove(state: &MetaState, path: &FsPath, recursive: bool) -> Result<u64, Meta
         return Err(MetaError::IsDirectory(path.to_string()));
     }
     let paths = state.ns.files_under(path)?;
+    let mut removed = 0;
     for batch in paths.chunks(REMOVE_BATCH) {
         let mut cluster = state.cluster();
         for path in batch {
-            let freed = state.ns.remove(path)?;
+            let freed = match state.ns.remove(path) {
+                Ok(freed) => freed,
+                // Removed by someone else meanwhile: that is what was asked anyway.
+                Err(MetaError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
             cluster.freed(&freed, Instant::now());
+            removed += 1;
         }
     }
-    Ok(paths.len() as u64)
+    Ok(removed)
 }
 
 /// Runs sled work on the blocking pool, so a long batch never stalls the runtime's threads
@@ -335,6 +342,7 @@ impl Meta for MetaService {
                 id: want.id.to_hex(),
                 already_stored: allocation.already_stored,
                 targets: node_addrs(allocation.targets),
+                holders: node_addrs(allocation.holders),
             })
             .collect();
         Ok(Response::new(AllocateChunksResponse { chunks }))
@@ -478,8 +486,10 @@ impl Meta for MetaService {
         let path = FsPath::parse_file(&request.path).map_err(MetaError::from)?;
         let state = self.state.clone();
         let target = path.clone();
-        let files_removed = blocking(move || remove(&state, &target, request.recursive)).await?;
+        let removed = blocking(move || remove(&state, &target, request.recursive)).await;
+        // Whatever was removed before an error must be durable too.
         self.state.ns.flush().await?;
+        let files_removed = removed?;
         tracing::info!(path = %path, files_removed, "removed");
         Ok(Response::new(DeleteResponse { files_removed }))
     }

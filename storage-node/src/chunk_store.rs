@@ -237,6 +237,9 @@ impl ChunkStore {
             });
         }
         if self.holds_good_copy(id, len.into())? {
+            // Reported again: the metadata server trusts a node's acknowledgement of a chunk it
+            // had told that node to delete only once the node itself reports holding it.
+            self.state().changes.insert(id, true);
             return Ok(());
         }
         let reservation = self.reserve(len)?;
@@ -328,14 +331,15 @@ impl ChunkStore {
     pub fn delete(&self, id: ChunkId) -> Result<(), NodeError> {
         let path = self.chunk_path(&id);
         let _guard = self.lock(&id);
-        let removed = match fs::remove_file(&path) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(NodeError::io(format!("delete chunk {id}"), e)),
-        };
+        }
         let mut state = self.state();
-        if !state.remove(id) && removed {
-            // A file the index did not know of: report it gone all the same.
+        if !state.remove(id) {
+            // Not indexed (an unknown file, or nothing at all): report it gone all the same, so
+            // the metadata server sees every delete it ordered confirmed.
             state.changes.insert(id, false);
         }
         Ok(())
@@ -350,6 +354,11 @@ impl ChunkStore {
             .as_millis();
         let target = self.quarantine_dir.join(format!("{id}.{stamp}"));
         let _guard = self.lock(&id);
+        // The bad copy was read outside the lock: a concurrent put may have replaced it with a
+        // good one since, which must stay.
+        if fs::read(&path).is_ok_and(|data| id.matches(&data)) {
+            return Ok(());
+        }
         match fs::rename(&path, &target) {
             Ok(()) => {}
             // Another reader quarantined it first (and updated the index), or it was deleted.

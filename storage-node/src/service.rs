@@ -1,15 +1,16 @@
 //! The storage node's gRPC service: a thin edge over [`ChunkStore`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
 
-use bigfs_proto::limits::MAX_CHUNK_SIZE;
+use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_REPLICATION};
 use bigfs_proto::node_pool::NodePool;
 use bigfs_proto::pb::node_server::Node;
 use bigfs_proto::pb::{
-    GetChunkRequest, GetChunkResponse, NodeFailure, NodeInfoRequest, NodeInfoResponse,
+    GetChunkRequest, GetChunkResponse, NodeAddr, NodeFailure, NodeInfoRequest, NodeInfoResponse,
     PutChunkRequest, PutChunkResponse,
 };
 use bigfs_proto::ChunkId;
@@ -32,6 +33,28 @@ impl NodeService {
         }
     }
 
+    /// A chain is at most a replication factor long and names each node once, never this one:
+    /// otherwise one request could make the cluster hold and forward a chunk without end.
+    fn check_chain(&self, chain: &[NodeAddr]) -> Result<(), NodeError> {
+        if chain.len() >= MAX_REPLICATION as usize {
+            return Err(NodeError::InvalidArgument(format!(
+                "replication chain of {} nodes is longer than {}",
+                chain.len(),
+                MAX_REPLICATION - 1
+            )));
+        }
+        let (mut ids, mut addrs) = (HashSet::new(), HashSet::new());
+        for hop in chain {
+            if hop.id == self.node_id || !ids.insert(&hop.id) || !addrs.insert(&hop.addr) {
+                return Err(NodeError::InvalidArgument(format!(
+                    "replication chain names node {} twice",
+                    hop.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn store_locally(&self, id: ChunkId, data: Bytes) -> Result<(), NodeError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.put(id, &data))
@@ -52,6 +75,7 @@ impl Node for NodeService {
             chain,
         } = request.into_inner();
         let id: ChunkId = chunk_id.parse().map_err(NodeError::from)?;
+        self.check_chain(&chain)?;
         if data.len() as u64 > MAX_CHUNK_SIZE {
             return Err(NodeError::InvalidArgument(format!(
                 "chunk {id} is {} bytes, the limit is {MAX_CHUNK_SIZE}",

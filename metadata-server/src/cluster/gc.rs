@@ -38,11 +38,17 @@ impl Cluster {
             .filter(|(_, &since)| now.duration_since(since) >= lease)
             .map(|(id, since)| (*id, *since))
             .collect();
-        for (chunk, since) in expired {
+        for (chunk, _) in expired {
             self.leases.remove(&chunk);
+            // The grace period starts now: a slow put may still be about to commit.
             if self.locations.contains_key(&chunk) {
-                self.unreferenced.entry(chunk).or_insert(since);
+                self.unreferenced.entry(chunk).or_insert(now);
             }
+        }
+        let keep = lease * super::TOMBSTONE_LEASES;
+        for node in &mut self.nodes {
+            node.tombstones
+                .retain(|_, &mut since| now.duration_since(since) < keep);
         }
         let grace = self.config.gc_grace;
         let due: Vec<ChunkId> = self

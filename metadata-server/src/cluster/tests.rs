@@ -269,11 +269,76 @@ fn a_new_allocation_cancels_queued_deletes_and_in_flight_ones_make_acks_untruste
     assert!(c
         .check_commit(&[(chunk, vec![holders[0].clone()])], 3, t1)
         .contains(&chunk));
-    // It carries out the delete and reports it; a rewrite then counts again.
+    // It carries out the delete and reports it. The same ack still does not count (it may
+    // predate the delete); the node's own report of the rewritten copy does.
     beat(&mut c, &holders[0], vec![], vec![chunk], t1 + SEC);
     assert!(c
         .check_commit(&[(chunk, vec![holders[0].clone()])], 3, t1 + SEC)
+        .contains(&chunk));
+    beat(&mut c, &holders[0], vec![chunk], vec![], t1 + 2 * SEC);
+    assert!(c
+        .check_commit(&[(chunk, vec![holders[0].clone()])], 3, t1 + 2 * SEC)
         .is_empty());
+}
+
+#[test]
+fn a_stale_ack_never_brings_back_a_deleted_copy() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"slow put");
+    // A put is handed the chunk and stores it everywhere, then stalls past its lease.
+    c.allocate(&[want(chunk)], 3, t0).unwrap();
+    for id in ["n0", "n1", "n2"] {
+        beat(&mut c, id, vec![chunk], vec![], t0);
+    }
+    let t1 = t0 + 601 * SEC;
+    for id in ["n0", "n1", "n2"] {
+        beat(&mut c, id, vec![], vec![], t1);
+    }
+    c.collect_garbage(|_| 0, t1);
+    let t2 = t1 + 31 * SEC;
+    c.collect_garbage(|_| 0, t2);
+    for id in ["n0", "n1", "n2"] {
+        assert_eq!(beat(&mut c, id, vec![], vec![], t2), vec![chunk]);
+        beat(&mut c, id, vec![], vec![chunk], t2 + SEC);
+    }
+    // The put finally commits, naming the nodes that acked long ago: refused, not a phantom.
+    let acks = vec!["n0".to_string(), "n1".to_string(), "n2".to_string()];
+    assert_eq!(c.check_commit(&[(chunk, acks)], 2, t2 + SEC), vec![chunk]);
+    assert!(c.read_locations(&chunk, 0, t2 + SEC).is_empty());
+}
+
+#[test]
+fn a_delete_the_node_did_not_confirm_is_sent_again() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let orphan = ChunkId::of(b"lost reply");
+    beat(&mut c, "n0", vec![orphan], vec![], t0);
+    let t1 = t0 + 31 * SEC;
+    for id in ["n1", "n2"] {
+        beat(&mut c, id, vec![], vec![], t1);
+    }
+    c.collect_garbage(|_| 0, t1);
+    assert_eq!(beat(&mut c, "n0", vec![], vec![], t1), vec![orphan]);
+    // That reply never arrived: the next beat does not confirm the delete, so its reply
+    // carries it again; once confirmed, it is not sent any more.
+    assert_eq!(beat(&mut c, "n0", vec![], vec![], t1 + SEC), vec![orphan]);
+    assert!(beat(&mut c, "n0", vec![], vec![orphan], t1 + 2 * SEC).is_empty());
+    assert!(beat(&mut c, "n0", vec![], vec![], t1 + 3 * SEC).is_empty());
+}
+
+#[test]
+fn existing_copies_count_towards_a_new_put() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"half there");
+    c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
+    let alloc = c.allocate(&[want(chunk)], 3, t0).unwrap().remove(0);
+    assert!(!alloc.already_stored);
+    let mut holders = ids(&alloc.holders);
+    holders.sort();
+    assert_eq!(holders, ["n0", "n1"]);
+    assert_eq!(ids(&alloc.targets), ["n2"]);
 }
 
 #[test]
@@ -288,11 +353,16 @@ fn orphans_are_deleted_after_grace_and_leases_protect_puts_in_progress() {
     let t1 = t0 + 31 * SEC;
     c.collect_garbage(|_| 0, t1);
     assert_eq!(beat(&mut c, "n0", vec![], vec![], t1), vec![orphan]);
+    beat(&mut c, "n0", vec![], vec![orphan], t1 + SEC);
 
-    // The lease ran out and the put never committed: the chunk is an orphan now.
+    // The lease ran out and the put never committed: the chunk is an orphan now, deleted after
+    // the grace period counted from then.
     let t2 = t0 + 601 * SEC;
     c.collect_garbage(|_| 0, t2);
-    assert_eq!(beat(&mut c, "n0", vec![], vec![], t2), vec![leased]);
+    assert!(beat(&mut c, "n0", vec![], vec![], t2).is_empty());
+    let t3 = t2 + 31 * SEC;
+    c.collect_garbage(|_| 0, t3);
+    assert_eq!(beat(&mut c, "n0", vec![], vec![], t3), vec![leased]);
 }
 
 #[test]

@@ -105,3 +105,19 @@ fn stdin_to_stdout() {
     );
     c.check_logs();
 }
+
+/// Chunks that already have some copies (fewer than R) count them towards W: a put of the same
+/// bytes at a higher replication succeeds on a cluster with exactly R nodes, and tops the
+/// chunks up to R copies.
+#[test]
+fn a_put_tops_up_chunks_that_already_have_fewer_copies() {
+    let c = Cluster::start(3);
+    let data = pseudo_random(77, 2 * MIB + 3 * KIB);
+    let local = c.write_local("shared", &data);
+    c.must_put_with(&local, "/two", &["--replicas", "2"]);
+    c.wait_stat("/two", &data, Some(2), STAT_WAIT);
+    c.must_put(&local, "/three");
+    c.assert_content("/three", &data);
+    c.wait_stat("/three", &data, Some(3), STAT_WAIT);
+    c.check_logs();
+}
