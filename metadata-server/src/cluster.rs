@@ -188,6 +188,9 @@ pub struct Cluster {
     leases: HashMap<ChunkId, Instant>,
     /// Chunks on some node that no file references, with when that was first seen.
     unreferenced: HashMap<ChunkId, Instant>,
+    /// After a restart, the leases of puts that were in progress are unknown: until this time
+    /// every chunk first seen unreferenced is treated as still handed out.
+    leases_unknown_until: Option<Instant>,
     /// Chunks whose copies changed: the next maintenance tick checks them for repair or trim.
     attention: HashSet<ChunkId>,
     /// Copies being made, by chunk.
@@ -206,10 +209,12 @@ impl Cluster {
     /// `known_nodes` are the nodes that registered before a restart: until they report again
     /// (or the safe-mode timeout passes) nothing is deleted.
     pub fn new(config: ClusterConfig, known_nodes: Vec<String>, now: Instant) -> Self {
-        let safe_mode = (!known_nodes.is_empty()).then(|| SafeMode {
+        let restarted = !known_nodes.is_empty();
+        let safe_mode = restarted.then(|| SafeMode {
             until: now + config.safe_mode_timeout,
             waiting_for: known_nodes.into_iter().collect(),
         });
+        let leases_unknown_until = restarted.then(|| now + config.write_lease);
         Self {
             config,
             nodes: Vec::new(),
@@ -218,6 +223,7 @@ impl Cluster {
             locations: HashMap::new(),
             leases: HashMap::new(),
             unreferenced: HashMap::new(),
+            leases_unknown_until,
             attention: HashSet::new(),
             repairs: HashMap::new(),
             corrupt: HashSet::new(),
@@ -623,7 +629,13 @@ impl Cluster {
         // A new copy may make one too many (a node came back).
         self.attention.insert(chunk);
         if !self.leases.contains_key(&chunk) && wanted(&chunk) == 0 {
-            self.unreferenced.entry(chunk).or_insert(now);
+            // Deletable no earlier than a grace period from now, nor (after a restart) before
+            // a put that was in progress could have lost its lease.
+            let since = match self.leases_unknown_until {
+                Some(until) => now.max(until.checked_sub(self.config.gc_grace).unwrap_or(now)),
+                None => now,
+            };
+            self.unreferenced.entry(chunk).or_insert(since);
         }
     }
 

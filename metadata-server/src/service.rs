@@ -103,32 +103,13 @@ impl MetaService {
             ))),
         }
     }
-
-    /// A file referencing each of `chunks` (one scan of the namespace).
-    fn paths_of(&self, chunks: Vec<ChunkId>) -> Result<HashMap<ChunkId, String>, MetaError> {
-        let mut wanted: HashSet<ChunkId> = chunks.into_iter().collect();
-        let mut found = HashMap::new();
-        if wanted.is_empty() {
-            return Ok(found);
-        }
-        for file in self.state.ns.all_files() {
-            let (path, record) = file?;
-            for entry in &record.chunks {
-                let id = entry.chunk_id()?;
-                if wanted.remove(&id) {
-                    found.insert(id, path.clone());
-                }
-            }
-            if wanted.is_empty() {
-                break;
-            }
-        }
-        Ok(found)
-    }
 }
 
 /// How many problem chunks fsck lists when the request does not say.
 const DEFAULT_FSCK_PROBLEMS: u32 = 100;
+
+/// Chunks fsck classifies per hold of the cluster lock.
+const FSCK_BATCH: usize = 4096;
 
 /// A checked commit: the record to write and the copies the client says it stored.
 struct PreparedCommit {
@@ -213,6 +194,84 @@ fn remove(state: &MetaState, path: &FsPath, recursive: bool) -> Result<u64, Meta
         }
     }
     Ok(removed)
+}
+
+/// Every referenced chunk classified by its live copies, and up to `limit` problem chunks with
+/// a file each. The cluster lock is taken one batch of chunks at a time, so heartbeats are
+/// never held up by a long check.
+fn fsck(state: &MetaState, limit: usize) -> Result<FsckResponse, MetaError> {
+    let mut counts = FsckCounts::default();
+    let mut problems = Vec::new();
+    let mut table = state.ns.chunk_table();
+    loop {
+        let batch = table
+            .by_ref()
+            .take(FSCK_BATCH)
+            .collect::<Result<Vec<_>, MetaError>>()?;
+        if batch.is_empty() {
+            break;
+        }
+        let cluster = state.cluster();
+        let now = Instant::now();
+        for (id, refs) in batch {
+            let (live, health, corrupt) = cluster.classify(&id, refs.wanted, now);
+            counts.add(health, corrupt);
+            if (health != ChunkHealth::Healthy || corrupt) && problems.len() < limit {
+                let name = match health {
+                    ChunkHealth::Healthy => "corrupt",
+                    other => other.as_str(),
+                };
+                problems.push((id, name, live, refs.wanted));
+            }
+        }
+    }
+    let (safe_mode, repairs_in_flight) = {
+        let cluster = state.cluster();
+        (cluster.in_safe_mode(), cluster.repairs_in_flight() as u64)
+    };
+    let paths = paths_of(&state.ns, problems.iter().map(|(id, ..)| *id).collect())?;
+    Ok(FsckResponse {
+        files: state.ns.file_count() as u64,
+        chunks: counts.chunks,
+        healthy: counts.healthy,
+        under_replicated: counts.under_replicated,
+        missing: counts.missing,
+        corrupt: counts.corrupt,
+        problems: problems
+            .into_iter()
+            .map(|(id, state, live, wanted)| FsckProblem {
+                chunk_id: id.to_hex(),
+                state: state.to_string(),
+                live_copies: live,
+                wanted_copies: wanted,
+                path: paths.get(&id).cloned().unwrap_or_default(),
+            })
+            .collect(),
+        safe_mode,
+        repairs_in_flight,
+    })
+}
+
+/// A file referencing each of `chunks` (one scan of the namespace).
+fn paths_of(ns: &Namespace, chunks: Vec<ChunkId>) -> Result<HashMap<ChunkId, String>, MetaError> {
+    let mut wanted: HashSet<ChunkId> = chunks.into_iter().collect();
+    let mut found = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    for file in ns.all_files() {
+        let (path, record) = file?;
+        for entry in &record.chunks {
+            let id = entry.chunk_id()?;
+            if wanted.remove(&id) {
+                found.insert(id, path.clone());
+            }
+        }
+        if wanted.is_empty() {
+            break;
+        }
+    }
+    Ok(found)
 }
 
 /// Runs sled work on the blocking pool, so a long batch never stalls the runtime's threads
@@ -534,46 +593,9 @@ impl Meta for MetaService {
             0 => DEFAULT_FSCK_PROBLEMS,
             n => n,
         } as usize;
-        let now = Instant::now();
-        let mut counts = FsckCounts::default();
-        let mut problems = Vec::new();
-        let (safe_mode, repairs_in_flight) = {
-            let cluster = self.state.cluster();
-            for entry in self.state.ns.chunk_table() {
-                let (id, refs) = entry?;
-                let (live, health, corrupt) = cluster.classify(&id, refs.wanted, now);
-                counts.add(health, corrupt);
-                if (health != ChunkHealth::Healthy || corrupt) && problems.len() < limit {
-                    let state = match health {
-                        ChunkHealth::Healthy => "corrupt",
-                        other => other.as_str(),
-                    };
-                    problems.push((id, state, live, refs.wanted));
-                }
-            }
-            (cluster.in_safe_mode(), cluster.repairs_in_flight() as u64)
-        };
-        let paths = self.paths_of(problems.iter().map(|(id, ..)| *id).collect())?;
-        Ok(Response::new(FsckResponse {
-            files: self.state.ns.file_count() as u64,
-            chunks: counts.chunks,
-            healthy: counts.healthy,
-            under_replicated: counts.under_replicated,
-            missing: counts.missing,
-            corrupt: counts.corrupt,
-            problems: problems
-                .into_iter()
-                .map(|(id, state, live, wanted)| FsckProblem {
-                    chunk_id: id.to_hex(),
-                    state: state.to_string(),
-                    live_copies: live,
-                    wanted_copies: wanted,
-                    path: paths.get(&id).cloned().unwrap_or_default(),
-                })
-                .collect(),
-            safe_mode,
-            repairs_in_flight,
-        }))
+        let state = self.state.clone();
+        let reply = blocking(move || fsck(&state, limit)).await?;
+        Ok(Response::new(reply))
     }
 
     async fn drain_node(

@@ -224,7 +224,8 @@ impl Cluster {
 
     fn update_drained(&mut self, wanted: &impl Fn(&ChunkId) -> u32, now: Instant) {
         for idx in 0..self.nodes.len() {
-            if !self.nodes[idx].draining {
+            // Once drained, a node stays drained: only its removal is left to the operator.
+            if !self.nodes[idx].draining || self.nodes[idx].drained {
                 continue;
             }
             let drained = self.nodes[idx]
@@ -232,7 +233,7 @@ impl Cluster {
                 .iter()
                 .all(|chunk| self.repair_holders(chunk, now).len() >= wanted(chunk) as usize);
             let node = &mut self.nodes[idx];
-            if drained && !node.drained {
+            if drained {
                 tracing::info!(node = %node.id, "node drained: every chunk on it has enough copies elsewhere");
             }
             node.drained = drained;
