@@ -23,6 +23,9 @@ use bigfs_proto::{ChunkId, FsPath};
 use crate::error::MetaError;
 use crate::records::FileRecord;
 
+/// sled's log segment size (its default is 512 KiB).
+const SEGMENT_SIZE: usize = 8 << 20;
+
 pub struct Namespace {
     db: sled::Db,
     files: sled::Tree,
@@ -86,7 +89,15 @@ pub enum Entry {
 
 impl Namespace {
     pub fn open(dir: &Path) -> Result<Self, MetaError> {
-        let db = sled::Config::new().path(dir).open()?;
+        // Every acknowledged change is flushed explicitly, so sled's periodic flusher only adds
+        // a concurrent writer; larger segments roll over less often. Both narrow the window of
+        // a deadlock sled 0.34 has between a segment roll-over and a concurrent log write
+        // (spacejam/sled#1412), seen here under sustained commits and removals.
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .segment_size(SEGMENT_SIZE)
+            .open()?;
         Ok(Self {
             files: db.open_tree("files")?,
             chunk_refs: db.open_tree("chunk_refs")?,
@@ -232,12 +243,30 @@ impl Namespace {
 
     /// Removes the file at `path`, returning the chunks whose reference count fell to zero.
     pub fn remove(&self, path: &FsPath) -> Result<Vec<ChunkId>, MetaError> {
+        let (removed, freed) = self.remove_many(std::slice::from_ref(path))?;
+        if removed == 0 {
+            return Err(MetaError::NotFound(path.to_string()));
+        }
+        Ok(freed)
+    }
+
+    /// Removes the files at `paths` that exist, in one transaction; returns how many there were
+    /// and the chunks whose reference count fell to zero.
+    pub fn remove_many(&self, paths: &[FsPath]) -> Result<(u64, Vec<ChunkId>), MetaError> {
         let result = (&self.files, &self.chunk_refs).transaction(|(files, refs)| {
-            let Some(bytes) = files.remove(path.as_str())? else {
-                return Err(abort(MetaError::NotFound(path.to_string())));
-            };
-            let old = decode(path.as_str(), &bytes).map_err(abort)?;
-            apply_ref_deltas(refs, &ref_deltas(&old, -1).map_err(abort)?)
+            let mut deltas: HashMap<ChunkId, RefDelta> = HashMap::new();
+            let mut removed = 0;
+            for path in paths {
+                let Some(bytes) = files.remove(path.as_str())? else {
+                    continue;
+                };
+                removed += 1;
+                let old = decode(path.as_str(), &bytes).map_err(abort)?;
+                for (id, delta) in ref_deltas(&old, -1).map_err(abort)? {
+                    deltas.entry(id).or_default().refs += delta.refs;
+                }
+            }
+            Ok((removed, apply_ref_deltas(refs, &deltas)?))
         });
         unwrap_transaction(result)
     }

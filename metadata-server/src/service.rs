@@ -182,16 +182,10 @@ fn remove(state: &MetaState, path: &FsPath, recursive: bool) -> Result<u64, Meta
     let mut removed = 0;
     for batch in paths.chunks(REMOVE_BATCH) {
         let mut cluster = state.cluster();
-        for path in batch {
-            let freed = match state.ns.remove(path) {
-                Ok(freed) => freed,
-                // Removed by someone else meanwhile: that is what was asked anyway.
-                Err(MetaError::NotFound(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            cluster.freed(&freed, Instant::now());
-            removed += 1;
-        }
+        // Files removed by someone else meanwhile are skipped: that is what was asked anyway.
+        let (count, freed) = state.ns.remove_many(batch)?;
+        cluster.freed(&freed, Instant::now());
+        removed += count;
     }
     Ok(removed)
 }
