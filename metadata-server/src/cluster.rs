@@ -35,8 +35,9 @@ mod repair;
 
 pub use fsck::{ChunkHealth, FsckCounts};
 
-/// How many deletes one heartbeat reply carries at most.
-const DELETES_PER_BEAT: usize = 4096;
+/// How many deletes one heartbeat reply carries at most: the node carries them out before its
+/// next beat, which must not be late.
+const DELETES_PER_BEAT: usize = 1024;
 
 /// How many copy orders one heartbeat reply carries at most.
 const REPLICATIONS_PER_BEAT: usize = 64;

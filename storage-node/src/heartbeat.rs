@@ -83,6 +83,11 @@ impl Heartbeat {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut registered = false;
         let mut failures = 0u32;
+        // Beats keep their pace whatever a beat's work took (deleting thousands of chunks, say):
+        // a late beat would make the metadata server think the node is failing.
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
         loop {
             let outcome = if registered {
                 self.beat().await
@@ -114,7 +119,7 @@ impl Heartbeat {
             let wake = self.copied_wake.clone();
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(self.interval) => {}
+                _ = ticks.tick() => {}
                 _ = wake.notified() => tokio::time::sleep(EARLY_BEAT_GAP).await,
             }
         }
