@@ -1,0 +1,561 @@
+#!/usr/bin/env bash
+# BigFS benchmark: the fs-bench.sh workload through the bigfs CLI on a fresh local cluster per
+# replication factor, optionally beside the MooseFS peer. Run `scripts/bench.sh --help`.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$SCRIPT_DIR/.." && pwd)
+SHARED=${BIGFS_SHARED_BENCH:-$(dirname "$0")/../../shared/bench}
+PROG=$(basename "$0")
+COMMAND_LINE="$0${*:+ $*}"
+
+usage() {
+    cat <<EOF
+Usage: $PROG [OPTIONS]
+
+Measures BigFS with the workload of the shared peer benchmark (fs-bench.sh), through the
+bigfs CLI, timing whole commands. It builds the release binaries (cargo build --release
+-p bigfs-meta -p bigfs-node -p bigfs-client), copies them aside (a concurrent build cannot
+swap them mid-run), then for each replication factor R starts a FRESH cluster like the
+MooseFS peer's: 1 metadata server + 3 storage nodes on 127.0.0.1 (scripts/cluster.sh up
+--no-build, data under /tmp, the same disk), with bigfs-meta --replication R
+--min-replicas min(R,2); the cluster is stopped and wiped (scripts/cluster.sh down --wipe)
+after its runs, also on error or interrupt.
+
+Options:
+  --runs N            runs per replication factor (default 3)
+  --size-mib M        size of the big file, MiB (default 1024)
+  --files F           number of small files (default 2000)
+  --file-kib K        size of each small file, KiB (default 64)
+  --replication R ... replication factors to measure, each 1..3; repeat the option, list
+                      several values after it or separate them with commas
+                      (default: 2 3)
+  --peer              also run the MooseFS peer at goal R for each R, in this invocation:
+                      \$BIGFS_SHARED_BENCH/moosefs-peer.sh start --goal R (installs MooseFS from
+                      Debian packages if missing; needs root), fs-bench.sh on its mount with
+                      the same --runs/--size-mib/--files, then stop and clean; prints one
+                      markdown table per R: BigFS, MooseFS, BigFS/MooseFS ratio of medians
+  --node-fsync        start the BigFS nodes with --fsync (and the peer with start --fsync);
+                      default: neither fsyncs chunks, like the peer results' main set-up
+  --cluster-per-run   a fresh BigFS cluster for every run instead of one per R (the peer
+                      keeps one cluster per goal); a workaround for a metadata server that
+                      stops answering after the first run; say so when quoting its figures
+  --out DIR           where raw outputs, logs and tables go
+                      (default /tmp/bigfs-bench-<UTC date>)
+  --step-timeout S    time limit of every timed step, seconds (default 300)
+  --base-port P       BigFS metadata server port, nodes on P+1..P+3 (default: the first
+                      free block from 24400 upwards)
+  --no-build          do not run cargo build; use the release binaries already built (they
+                      may not match the commit env.txt records)
+  -h, --help          this text
+
+Per run and replication (the source data is random, generated beforehand in /dev/shm and
+fresh for every run, so nothing deduplicates against an earlier run; not timed):
+  seq_write_fsync   MiB/s    bigfs put of the big file (acknowledged once min(R,2) copies
+                             of every chunk are stored and the commit is flushed)
+  peak_rss_put_kib  KiB      peak RSS of that bigfs put (/usr/bin/time -f %M)
+  seq_read_cold     MiB/s    page cache dropped, then bigfs get of it to a file in /dev/shm
+                             (tmpfs: no disk write; fs-bench reads with dd to /dev/null);
+                             its checksum is compared afterwards
+  peak_rss_get_kib  KiB      peak RSS of that bigfs get
+  small_write       files/s  bigfs put -r DIR /small-RUN of F files of K KiB in one directory
+  small_read        files/s  cache dropped, bigfs get -r /small-RUN DIR (in /dev/shm);
+                             checksums and file count compared
+  list_ls_l         s        cache dropped, bigfs ls -l /small-RUN
+  delete_all        s        bigfs rm -r /small-RUN, then bigfs rm of the big file
+  NAME_cpu          cpu-s    whole-machine CPU seconds (all processes, both cores) during
+                             step NAME, from bench-lib.sh's cpu_busy, as fs-bench.sh does
+Figure names and units are fs-bench.sh's, so bench-table.sh sets them side by side.
+
+Output: "run ..." lines per run and one "figure NAME UNIT median min max n=" line per
+figure, in DIR/bigfs-rR.txt (and DIR/moosefs-goalR.txt with --peer); progress goes to
+stderr, the final markdown tables to stdout and DIR/summary.md. DIR also holds env.txt
+(machine, commit), build.log, the cluster logs (bigfs-rR-logs/), the bigfs client's stderr
+(bigfs-rR-client.log) and the peer's status. The page cache is dropped as root; if that
+is not possible the output says drop_caches=unavailable.
+
+A step whose write failed makes the steps that read it "skipped" (not measured); failed
+and skipped runs are left out of the medians and shown as n=.. failed=.. in the figures.
+
+Stopping: Ctrl-C (SIGINT to the whole process group) stops at once; a signal to the
+script's pid alone takes effect when the current cluster's runs end. Either way every
+cluster it started is stopped and wiped and the peer is stopped.
+
+Exit status: 0 if every step succeeded and every checksum matched; 1 on a checksum
+mismatch, a failed step or a failed cluster; 2 on a usage error.
+
+Environment:
+  BIGFS_SHARED_BENCH  directory of the shared bench scripts (bench-lib.sh, fs-bench.sh,
+                      moosefs-peer.sh, bench-table.sh); default <repo>/../shared/bench
+  CARGO_TARGET_DIR    honoured when locating the built binaries
+Examples:
+  $PROG --runs 1 --size-mib 256 --files 200     # quick check, R=2 and R=3
+  $PROG --peer --runs 3                         # the full comparison (~10 min + build)
+  $PROG --peer --replication 2                  # goal/replication 2 only
+EOF
+}
+
+die() { echo "$PROG: $*" >&2; exit 1; }
+usage_error() { echo "$PROG: $*" >&2; echo "run '$PROG --help' for usage" >&2; exit 2; }
+
+# ---------------------------------------------------------------- options
+
+RUNS=3 SIZE_MIB=1024 FILES=2000 FILE_KIB=64 STEP_TIMEOUT=300 PEER="" NODE_FSYNC="" BUILD=1
+CLUSTER_PER_RUN=""
+BASE_PORT="" OUT=""
+REPLICATIONS=()
+need_value() { [ $# -ge 2 ] || usage_error "$1 needs a value"; }
+while [ $# -gt 0 ]; do
+    case $1 in
+        --runs) need_value "$@"; RUNS=$2; shift 2 ;;
+        --size-mib) need_value "$@"; SIZE_MIB=$2; shift 2 ;;
+        --files) need_value "$@"; FILES=$2; shift 2 ;;
+        --file-kib) need_value "$@"; FILE_KIB=$2; shift 2 ;;
+        --replication)
+            need_value "$@"
+            [[ $2 =~ ^[0-9]+(,[0-9]+)*$ ]] || usage_error "--replication needs numbers, got '$2'"
+            shift
+            while [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+(,[0-9]+)*$ ]]; do
+                IFS=, read -r -a vals <<<"$1"
+                REPLICATIONS+=("${vals[@]}")
+                shift
+            done
+            ;;
+        --peer) PEER=1; shift ;;
+        --node-fsync) NODE_FSYNC=1; shift ;;
+        --cluster-per-run) CLUSTER_PER_RUN=1; shift ;;
+        --out) need_value "$@"; OUT=$2; shift 2 ;;
+        --step-timeout) need_value "$@"; STEP_TIMEOUT=$2; shift 2 ;;
+        --base-port) need_value "$@"; BASE_PORT=$2; shift 2 ;;
+        --no-build) BUILD=""; shift ;;
+        -h | --help | help) usage; exit 0 ;;
+        *) usage_error "unknown option '$1'" ;;
+    esac
+done
+((${#REPLICATIONS[@]})) || REPLICATIONS=(2 3)
+for v in "$RUNS" "$SIZE_MIB" "$FILES" "$FILE_KIB" "$STEP_TIMEOUT"; do
+    [[ $v =~ ^[1-9][0-9]*$ ]] || usage_error "expected a positive number, got '$v'"
+done
+for r in "${REPLICATIONS[@]}"; do
+    [[ $r =~ ^[1-3]$ ]] || usage_error "--replication must be 1, 2 or 3 with 3 nodes (got '$r')"
+done
+if [ -n "$BASE_PORT" ]; then
+    if ! [[ $BASE_PORT =~ ^[0-9]+$ ]] || ((BASE_PORT < 1024 || BASE_PORT > 65000)); then
+        usage_error "--base-port must be 1024..65000"
+    fi
+fi
+OUT=${OUT:-/tmp/bigfs-bench-$(date -u +%Y%m%dT%H%M%SZ)}
+
+# ---------------------------------------------------------------- set-up
+
+[ -r "$SHARED/bench-lib.sh" ] || die "no $SHARED/bench-lib.sh; set BIGFS_SHARED_BENCH to the shared bench directory"
+SHARED=$(cd "$SHARED" && pwd)
+# bench-lib.sh keeps per-run records in $BENCH_RECORDS; each suite below sets its own file.
+# Never exported: fs-bench.sh (run for the peer) must keep its own.
+unset BENCH_RECORDS
+BENCH_RECORDS=/dev/null
+# shellcheck source-path=SCRIPTDIR source=../../shared/bench/bench-lib.sh disable=SC1091
+. "$SHARED/bench-lib.sh"
+
+for tool in timeout split dd ss awk cargo; do
+    command -v "$tool" >/dev/null || die "$tool is needed but not installed"
+done
+[ -x /usr/bin/time ] || die "/usr/bin/time is needed for peak RSS (apt-get install -y time)"
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d /tmp/bigfs-bench-work.XXXXXX) # binaries, cluster directories (disk)
+SHM=$(mktemp -d /dev/shm/bigfs-bench.XXXXXX)   # source data and downloads (memory)
+MFS_DIR=/tmp/bigfs-bench-mfs.$$ # not under $WORK: the mfs user must reach it (WORK is 0700)
+CLUSTERS=() # cluster directories started, for cleanup
+PEER_STARTED=""
+
+cluster() { # cluster DIR ARGS...: scripts/cluster.sh on cluster directory DIR
+    local dir=$1
+    shift
+    BIGFS_CLUSTER_DIR=$dir BIGFS_BIN_DIR=$WORK/bin timeout --kill-after=10 120 "$SCRIPT_DIR/cluster.sh" "$@"
+}
+# cluster_down DIR LOGCOPY: keeps the logs, then stops and wipes the cluster.
+cluster_down() {
+    local dir=$1 logs=$2
+    [ -d "$dir" ] || return 0
+    if [ -d "$dir/logs" ]; then
+        mkdir -p "$logs"
+        cp -r "$dir/logs/." "$logs/" 2>/dev/null || true
+    fi
+    cluster "$dir" down --wipe >&2 || echo "$PROG: cluster.sh down --wipe failed for $dir" >&2
+}
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+    local i
+    set +e
+    for i in "${!CLUSTERS[@]}"; do
+        cluster_down "${CLUSTERS[$i]}" "$OUT/$(basename "${CLUSTERS[$i]}")-logs"
+    done
+    if [ -n "$PEER_STARTED" ]; then
+        timeout 180 "$SHARED/moosefs-peer.sh" stop >&2
+        timeout 60 "$SHARED/moosefs-peer.sh" clean >&2
+    fi
+    rm -rf "$SHM" "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! ss -Hltan "( sport = :$1 or dport = :$1 )" | grep -q .; }
+# first_free_block START COUNT: the first P >= START (in steps of 10) with P..P+COUNT-1 free.
+first_free_block() {
+    local p=$1 n=$2 i ok
+    while ((p + n < 65535)); do
+        ok=1
+        for ((i = 0; i < n; i++)); do port_free $((p + i)) || { ok=""; break; }; done
+        [ -n "$ok" ] && { echo "$p"; return 0; }
+        p=$((p + 10))
+    done
+    return 1
+}
+
+# Room: the big file and the small files twice in /dev/shm (source + download), R copies on /tmp.
+need_kib=$(((SIZE_MIB * 1024 + FILES * FILE_KIB) * 2 + 65536))
+shm_kib=$(df -Pk "$SHM" | awk 'NR == 2 {print $4}')
+((shm_kib > need_kib)) || die "/dev/shm has ${shm_kib} KiB free, needs ${need_kib}"
+need_kib=$(((SIZE_MIB * 1024 + FILES * FILE_KIB) * 3 * 2))
+tmp_kib=$(df -Pk "$WORK" | awk 'NR == 2 {print $4}')
+((tmp_kib > need_kib)) || die "/tmp has ${tmp_kib} KiB free, needs ${need_kib}"
+
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+{
+    echo "date: $(date -u '+%F %T UTC')"
+    echo "command: $COMMAND_LINE"
+    echo "settings: --runs $RUNS --size-mib $SIZE_MIB --files $FILES --file-kib $FILE_KIB" \
+        "--replication ${REPLICATIONS[*]}${PEER:+ --peer}${NODE_FSYNC:+ --node-fsync}${CLUSTER_PER_RUN:+ --cluster-per-run}" \
+        "--step-timeout $STEP_TIMEOUT"
+    echo "bigfs commit: $COMMIT (tracked files modified in the working tree: $DIRTY)"
+    echo "load before the build: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; the machine is shared)"
+    echo "kernel: $(uname -r)"
+    echo "cpu: $(nproc) x $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    free -h
+    echo "disk (/tmp): $(df -hT /tmp | awk 'NR == 2 {print $1, $2, $3 " total", $5 " free"}')"
+    echo "rustc: $(rustc --version 2>/dev/null)"
+    echo "checksum: $(command -v b3sum >/dev/null && echo "b3sum $(b3sum --version)" || echo sha256sum)"
+} >"$OUT/env.txt"
+git -C "$REPO" diff --stat HEAD >"$OUT/git-diff-stat.txt" 2>/dev/null || true
+
+# ---------------------------------------------------------------- build
+
+target_dir() { echo "${CARGO_TARGET_DIR:-$REPO/target}"; }
+t_build=$SECONDS
+if [ -n "$BUILD" ]; then
+    echo "== cargo build --release -p bigfs-meta -p bigfs-node -p bigfs-client" >&2
+    (cd "$REPO" && timeout 3600 cargo build --release -p bigfs-meta -p bigfs-node -p bigfs-client) \
+        >"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "cargo build failed; see $OUT/build.log"; }
+fi
+# Private copies: other builds in the shared target directory cannot swap them mid-run.
+mkdir -p "$WORK/bin"
+for b in bigfs-meta bigfs-node bigfs; do
+    [ -x "$(target_dir)/release/$b" ] || die "$(target_dir)/release/$b not built"
+    cp "$(target_dir)/release/$b" "$WORK/bin/$b"
+done
+BIGFS=$WORK/bin/bigfs
+echo "bigfs: $("$BIGFS" --version); build step took $((SECONDS - t_build)) s" >>"$OUT/env.txt"
+
+# ---------------------------------------------------------------- the BigFS suite
+
+# bigfs_suite R: one fresh cluster at replication R, RUNS runs; "run"/"figure" lines on stdout.
+# Runs in a subshell (the producer side of a pipe).
+bigfs_suite() {
+    set -euo pipefail
+    local r=$1 w dir port run mismatches=0 failures=0 cache_drops=ok
+    local src=$SHM/src dl=$SHM/dl clog=$OUT/bigfs-r$r-client.log last_ok big_ok small_ok
+    w=$((r < 2 ? r : 2))
+    dir=$WORK/bigfs-r$r
+    BENCH_RECORDS=$WORK/bigfs-r$r.records
+    : >"$BENCH_RECORDS"
+    : >"$clog"
+
+    if [ -n "$BASE_PORT" ]; then port=$BASE_PORT; else port=$(first_free_block 24400 4) || die "no free ports"; fi
+    # logs_dest RUN: where the cluster logs are kept when the cluster of RUN is stopped.
+    logs_dest() { if [ -n "$CLUSTER_PER_RUN" ]; then echo "$OUT/bigfs-r$r-logs/run$1"; else echo "$OUT/bigfs-r$r-logs"; fi; }
+    cluster_up() {
+        echo "== BigFS R=$r: cluster.sh up on 127.0.0.1:$port..$((port + 3)), data in $dir" >&2
+        BIGFS_META_ARGS="--replication $r --min-replicas $w" \
+            BIGFS_NODE_ARGS="${NODE_FSYNC:+--fsync}" \
+            cluster "$dir" up --no-build --nodes 3 --base-port "$port" >&2 ||
+            { echo "$PROG: cluster.sh up failed at R=$r" >&2; return 1; }
+    }
+    cluster_up || return 1
+    local cluster_run=1 # the run the running cluster was started for
+    export BIGFS_META=http://127.0.0.1:$port
+
+    echo "bigfs-bench: replication=$r min_replicas=$w nodes=3 node_fsync=${NODE_FSYNC:-0} runs=$RUNS" \
+        "big=${SIZE_MIB}MiB small=${FILES}x${FILE_KIB}KiB step_timeout=${STEP_TIMEOUT}s cluster_per_run=${CLUSTER_PER_RUN:-0}" \
+        "commit=$COMMIT load=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) $(date -u +%FT%TZ)"
+
+    verify() {
+        if [ "$2" = "$3" ]; then
+            echo "run  check $1 ok"
+        else
+            echo "run  check $1 MISMATCH (expected $2, got $3)"
+            mismatches=$((mismatches + 1))
+        fi
+    }
+    cold() { [ "$(drop_caches)" = ok ] || cache_drops=unavailable; }
+    # step NAME UNIT AMOUNT RSSFIGURE CMD...: as fs-bench.sh's step (AMOUNT/seconds, or seconds
+    # for unit s, then NAME_cpu), with the client's stderr in the client log; RSSFIGURE (or -)
+    # also records the command's peak RSS under that name.
+    step() {
+        local name=$1 unit=$2 amount=$3 rss=$4 secs cpu0 rc rssfile=$WORK/rss
+        shift 4
+        if [ "$rss" != - ]; then set -- /usr/bin/time -f %M -o "$rssfile" "$@"; fi
+        echo "=== run $run $name: $*" >>"$clog"
+        cpu0=$(cpu_busy)
+        if secs=$(timed "$STEP_TIMEOUT" "$@" 2>>"$clog"); then
+            if [ "$unit" = s ]; then record "$name" s "$secs"; else record "$name" "$unit" "$(rate "$amount" "$secs")"; fi
+        else
+            rc=$?
+            record "$name" "$unit" "failed(rc=$rc,${secs}s)"
+            failures=$((failures + 1))
+            echo "$PROG: R=$r run $run: $name failed (rc=$rc after ${secs}s): $*; client log:" >&2
+            tail -n 5 "$clog" | sed 's/^/    /' >&2
+        fi
+        # A failed step's CPU figure is not a measurement of the step: kept out of the medians.
+        if [ -z "${rc:-}" ]; then record "${name}_cpu" cpu-s "$(elapsed "$cpu0" "$(cpu_busy)")"; else record "${name}_cpu" cpu-s failed; fi
+        if [ "$rss" != - ]; then
+            if [ -z "${rc:-}" ]; then record "$rss" KiB "$(tail -n 1 "$rssfile" 2>/dev/null || echo NA)"; else record "$rss" KiB failed; fi
+        fi
+        if [ -z "${rc:-}" ]; then last_ok=1; else last_ok=""; fi
+    }
+    # skip NAME UNIT RSSFIGURE: a step not measured because the write it reads did not succeed
+    # (a read of a partial tree is no figure); counted like a failed run.
+    skip() {
+        record "$1" "$2" skipped
+        record "${1}_cpu" cpu-s skipped
+        if [ "$3" != - ]; then record "$3" KiB skipped; fi
+    }
+    # meta_answers: the metadata server answers `bigfs nodes` within 30 s.
+    meta_answers() { timeout 30 "$BIGFS" nodes --json >/dev/null 2>>"$clog"; }
+    # hang_report: what a metadata server that stopped answering is doing (threads, stacks).
+    hang_report() {
+        local pid report=$OUT/bigfs-r$r-meta-hang.txt
+        pid=$(cat "$dir/pids/meta.pid" 2>/dev/null) || return 0
+        {
+            echo "metadata server pid $pid, $(date -u +%FT%TZ)"
+            for t in /proc/"$pid"/task/*; do
+                echo "thread $(basename "$t") $(cat "$t/comm" 2>/dev/null) state $(awk '{print $3}' "$t/stat" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+            done
+            ss -tanp 2>/dev/null | grep ":$port " || true
+            if command -v gdb >/dev/null; then
+                timeout 120 gdb -p "$pid" -batch -ex "set pagination off" -ex "thread apply all bt" 2>&1
+            fi
+        } >"$report" 2>&1
+        echo "$PROG: R=$r: metadata server stack dump in $report" >&2
+    }
+
+    for ((run = 1; run <= RUNS; run++)); do
+        echo "run  --- $run/$RUNS"
+        if [ -n "$CLUSTER_PER_RUN" ] && ((run > 1)); then
+            cluster_down "$dir" "$(logs_dest "$cluster_run")"
+            cluster_run=$run
+            if ! cluster_up; then
+                echo "run  check cluster_up FAILED; runs $run..$RUNS not done"
+                failures=$((failures + 1))
+                break
+            fi
+        fi
+        if ! meta_answers; then
+            echo "run  check cluster_answers FAILED: the metadata server does not answer; runs $run..$RUNS not done"
+            echo "$PROG: R=$r: the metadata server at $BIGFS_META stopped answering; skipping runs $run..$RUNS. Its log:" >&2
+            tail -n 5 "$dir/logs/meta.log" | sed 's/^/    /' >&2
+            hang_report
+            failures=$((failures + 1))
+            break
+        fi
+        # Fresh random data for every run (not timed).
+        rm -rf "$src" "$dl"
+        mkdir -p "$src/small" "$dl"
+        dd if=/dev/urandom of="$src/big" bs=1M count="$SIZE_MIB" iflag=fullblock status=none
+        dd if=/dev/urandom of="$src/small.blob" bs=1K count=$((FILES * FILE_KIB)) iflag=fullblock status=none
+        local big_sum small_sum
+        big_sum=$(checksum "$src/big")
+        small_sum=$(checksum "$src/small.blob")
+        split -b "${FILE_KIB}K" -a "${#FILES}" -d "$src/small.blob" "$src/small/f"
+        rm -f "$src/small.blob"
+        sync
+
+        step seq_write_fsync MiB/s "$SIZE_MIB" peak_rss_put_kib "$BIGFS" put "$src/big" "/big-$run"
+        big_ok=$last_ok
+        if [ -n "$big_ok" ]; then
+            cold
+            step seq_read_cold MiB/s "$SIZE_MIB" peak_rss_get_kib "$BIGFS" get "/big-$run" "$dl/big"
+            verify big_file "$big_sum" "$(checksum "$dl/big" 2>/dev/null || echo missing)"
+            rm -f "$dl/big"
+        else
+            skip seq_read_cold MiB/s peak_rss_get_kib
+        fi
+
+        step small_write files/s "$FILES" - "$BIGFS" put -r "$src/small" "/small-$run"
+        small_ok=$last_ok
+        if [ -n "$small_ok" ]; then
+            cold
+            step small_read files/s "$FILES" - "$BIGFS" get -r "/small-$run" "$dl/small"
+            # shellcheck disable=SC2016 # the inner bash expands its own arguments
+            verify small_files "$small_sum" "$(timeout "$STEP_TIMEOUT" bash -c 'cat "$1"/f*' _ "$dl/small" 2>/dev/null | checksum -)"
+            verify small_count_get "$FILES" "$(find "$dl/small" -type f 2>/dev/null | wc -l)"
+            rm -rf "$dl/small"
+
+            cold
+            step list_ls_l s 0 - "$BIGFS" ls -l "/small-$run"
+            verify small_count_ls "$FILES" "$(timeout "$STEP_TIMEOUT" "$BIGFS" ls "/small-$run" 2>>"$clog" | wc -l)"
+        else
+            skip small_read files/s -
+            skip list_ls_l s -
+        fi
+
+        if [ -n "$big_ok" ] && [ -n "$small_ok" ]; then
+            # shellcheck disable=SC2016
+            step delete_all s 0 - bash -c '"$1" rm -r "$2" && "$1" rm "$3"' _ "$BIGFS" "/small-$run" "/big-$run"
+        else
+            # Whatever a failed put left behind goes, unmeasured.
+            skip delete_all s -
+            timeout "$STEP_TIMEOUT" "$BIGFS" rm -r "/small-$run" 2>>"$clog" || true
+            timeout "$STEP_TIMEOUT" "$BIGFS" rm "/big-$run" 2>>"$clog" || true
+        fi
+        local root_listing
+        if root_listing=$(timeout "$STEP_TIMEOUT" "$BIGFS" ls / 2>>"$clog"); then
+            verify deleted 0 "$(grep -c -e "^small-$run/\$" -e "^big-$run\$" <<<"$root_listing" || true)"
+        else
+            verify deleted 0 "unknown (bigfs ls / failed)"
+        fi
+    done
+    rm -rf "$src" "$dl"
+
+    echo "bigfs-bench: drop_caches=$cache_drops checksum_mismatches=$mismatches failed_steps=$failures"
+    if ((failures)) && [ ! -e "$OUT/bigfs-r$r-meta-hang.txt" ] && ! meta_answers; then
+        echo "$PROG: R=$r: the metadata server does not answer any more" >&2
+        hang_report
+    fi
+    {
+        echo "--- bigfs nodes at the end"
+        timeout 30 "$BIGFS" nodes 2>&1 || true
+        echo "--- bigfs fsck at the end"
+        timeout 60 "$BIGFS" fsck 2>&1 || true
+        echo "--- disk use of the cluster directory"
+        du -sh "$dir"/* 2>&1 || true
+    } >"$OUT/bigfs-r$r.status"
+    cluster_down "$dir" "$(logs_dest "$cluster_run")"
+    summarise
+    [ "$mismatches" = 0 ] && [ "$failures" = 0 ]
+}
+
+# moosefs_suite R: the peer at goal R; fs-bench.sh's output on stdout.
+moosefs_suite() {
+    set -euo pipefail
+    local r=$1 mnt=$MFS_DIR/mnt rc=0
+    # peer_down: stops the peer, keeps its logs, removes its tree.
+    peer_down() {
+        timeout 180 "$SHARED/moosefs-peer.sh" stop >&2 || true
+        if [ -d "$MFS_DIR/log" ]; then
+            mkdir -p "$OUT/moosefs-goal$r-logs"
+            cp -r "$MFS_DIR/log/." "$OUT/moosefs-goal$r-logs/" 2>/dev/null || true
+        fi
+        timeout 60 "$SHARED/moosefs-peer.sh" clean >&2 || true
+    }
+    echo "== MooseFS goal $r (fresh cluster, 3 chunkservers, $MFS_DIR, ports $MFS_PORT..$((MFS_PORT + 5)))" >&2
+    if ! timeout 900 "$SHARED/moosefs-peer.sh" start --goal "$r" --chunkservers 3 ${NODE_FSYNC:+--fsync} >&2; then
+        echo "$PROG: moosefs-peer.sh start failed; its logs:" >&2
+        tail -n 20 "$MFS_DIR"/log/*.log >&2 2>/dev/null || true
+        peer_down
+        return 1
+    fi
+    timeout 60 "$SHARED/moosefs-peer.sh" status >"$OUT/moosefs-goal$r.status" 2>&1 || true
+    timeout $((RUNS * STEP_TIMEOUT * 8 + 600)) "$SHARED/fs-bench.sh" --runs "$RUNS" --size-mib "$SIZE_MIB" \
+        --files "$FILES" --file-kib "$FILE_KIB" --step-timeout "$STEP_TIMEOUT" "$mnt" || rc=$?
+    peer_down
+    return "$rc"
+}
+export MFS_PEER_DIR=$MFS_DIR
+
+# ---------------------------------------------------------------- tables
+
+# compare_table BIGFS_OUT MOOSEFS_OUT R: markdown, one row per figure of either output.
+compare_table() {
+    awk -v r="$3" '
+        function num(x) { return (x + 0 >= 100) ? sprintf("%.0f", x) : (x + 0 >= 10) ? sprintf("%.1f", x) : sprintf("%.3g", x) }
+        function cell(f, k) {
+            if (!(f SUBSEP k in med)) return (f SUBSEP k in bad) ? "all runs failed" : "–"
+            return num(med[f, k]) " (" num(lo[f, k]) "–" num(hi[f, k]) ")" ((f SUBSEP k in nfail) ? ", " runs[f, k] " runs, " nfail[f, k] " not measured" : "")
+        }
+        FNR == 1 { f++ }
+        $1 == "figure" {
+            if (!($2 in unit)) { unit[$2] = $3; rows[++n] = $2 }
+            if ($4 == "median") {
+                med[f, $2] = $5; lo[f, $2] = $7; hi[f, $2] = $9; runs[f, $2] = substr($10, 3)
+                if ($11 ~ /^failed=/) nfail[f, $2] = substr($11, 8)
+            } else bad[f, $2] = 1
+        }
+        END {
+            printf "| figure | unit | BigFS R=%s | MooseFS goal %s | BigFS / MooseFS | better |\n", r, r
+            printf "|---|---|---|---|---|---|\n"
+            for (i = 1; i <= n; i++) {
+                k = rows[i]; u = unit[k]
+                better = (u ~ /\/s$/) ? "higher" : "lower"
+                ratio = ((1 SUBSEP k in med) && (2 SUBSEP k in med) && med[2, k] > 0) ? sprintf("%.2f×", med[1, k] / med[2, k]) : "–"
+                printf "| %s | %s | %s | %s | %s | %s |\n", k, u, cell(1, k), cell(2, k), ratio, better
+            }
+        }' "$1" "$2"
+}
+
+# ---------------------------------------------------------------- main
+
+if [ -n "$PEER" ]; then
+    MFS_PORT=$(first_free_block 29419 6) || die "no free ports for the MooseFS peer"
+else
+    MFS_PORT=29419
+fi
+export MFS_PEER_PORT=$MFS_PORT
+
+status=0 t_start=$SECONDS
+for r in "${REPLICATIONS[@]}"; do
+    CLUSTERS+=("$WORK/bigfs-r$r")
+    set +e
+    bigfs_suite "$r" | tee "$OUT/bigfs-r$r.txt" >&2
+    rc=$?
+    set -e
+    cluster_down "$WORK/bigfs-r$r" "$OUT/bigfs-r$r-logs"
+    [ "$rc" = 0 ] || { status=1; echo "$PROG: BigFS R=$r: failures or checksum mismatches (see above)" >&2; }
+    if [ -n "$PEER" ]; then
+        PEER_STARTED=1
+        set +e
+        moosefs_suite "$r" | tee "$OUT/moosefs-goal$r.txt" >&2
+        rc=$?
+        set -e
+        PEER_STARTED=""
+        [ "$rc" = 0 ] || { status=1; echo "$PROG: MooseFS goal $r: failed (rc=$rc; see above)" >&2; }
+    fi
+done
+[ -z "$PEER" ] || echo "mfsmaster: $(mfsmaster -v 2>&1 | head -n 1)" >>"$OUT/env.txt"
+echo "elapsed (benchmarks, after the build): $((SECONDS - t_start)) s" >>"$OUT/env.txt"
+
+{
+    echo "# BigFS benchmark $(date -u '+%F %T UTC'), commit $COMMIT"
+    echo
+    for r in "${REPLICATIONS[@]}"; do
+        if [ -n "$PEER" ] && [ -s "$OUT/moosefs-goal$r.txt" ]; then
+            echo "## Replication $r: BigFS vs MooseFS goal $r, median (min–max) of $RUNS runs"
+            echo
+            compare_table "$OUT/bigfs-r$r.txt" "$OUT/moosefs-goal$r.txt" "$r"
+            echo
+        fi
+    done
+    echo "## All outputs side by side (bench-table.sh)"
+    echo
+    args=()
+    for r in "${REPLICATIONS[@]}"; do
+        [ -s "$OUT/bigfs-r$r.txt" ] && args+=("bigfs-R$r=$OUT/bigfs-r$r.txt")
+        [ -s "$OUT/moosefs-goal$r.txt" ] && args+=("moosefs-goal$r=$OUT/moosefs-goal$r.txt")
+    done
+    if ((${#args[@]})); then "$SHARED/bench-table.sh" "${args[@]}"; else echo "(no outputs)"; fi
+} >"$OUT/summary.md"
+cat "$OUT/summary.md"
+echo "$PROG: raw outputs and logs in $OUT ($((SECONDS - t_start)) s)" >&2
+exit "$status"
