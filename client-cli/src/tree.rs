@@ -7,7 +7,7 @@
 //! the others, and is reported. A tree get lists the remote tree one directory per call and
 //! fetches files in parallel, each verified and renamed into place like a single get.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -68,12 +68,34 @@ impl Client {
         let progress = progress(files.iter().map(|f| f.size).sum());
         let plan = self.plan(remote, options).await?;
         let mut report = TreeReport::default();
+        let mut committed = HashMap::new();
         let result = self
-            .put_files(&files, &plan, options, &progress, &mut report)
+            .put_files(
+                &files,
+                &plan,
+                options,
+                &progress,
+                &mut report,
+                &mut committed,
+            )
             .await;
         progress.finish();
-        // Chunks of committed files are referenced: giving them back only ends their lease.
-        self.abandon(plan.handed_out()).await;
+        if result.is_err() || !report.failed.is_empty() {
+            // Give back what no committed file uses. (Another put may hold the same chunks:
+            // giving back more than needed would end its lease too.)
+            let unused = plan
+                .handed_out()
+                .into_iter()
+                .filter(|id| match committed.get_mut(id) {
+                    Some(n) if *n > 0 => {
+                        *n -= 1;
+                        false
+                    }
+                    _ => true,
+                })
+                .collect();
+            self.abandon(unused).await;
+        }
         result?;
         report.elapsed = started.elapsed();
         Ok(report)
@@ -86,6 +108,7 @@ impl Client {
         options: &PutOptions,
         progress: &Progress,
         report: &mut TreeReport,
+        committed: &mut HashMap<String, usize>,
     ) -> anyhow::Result<()> {
         let mut pending: Vec<Pending> = files.iter().map(|_| Pending::default()).collect();
         let mut ready = Vec::new();
@@ -112,17 +135,35 @@ impl Client {
                 pending[file].committed = true;
                 ready.push(file);
                 if ready.len() == COMMIT_BATCH {
-                    self.commit_batch(files, &mut pending, &mut ready, plan, options, report)
-                        .await?;
+                    self.commit_batch(
+                        files,
+                        &mut pending,
+                        &mut ready,
+                        plan,
+                        options,
+                        report,
+                        committed,
+                    )
+                    .await?;
                 }
             }
         }
-        self.commit_batch(files, &mut pending, &mut ready, plan, options, report)
-            .await
+        self.commit_batch(
+            files,
+            &mut pending,
+            &mut ready,
+            plan,
+            options,
+            report,
+            committed,
+        )
+        .await
     }
 
-    /// Commits the `ready` files in one call. A file refused for lack of copies is put again on
-    /// its own (the single-file put resends what is short); any other refusal is reported.
+    /// Commits the `ready` files in one call, counting the chunks of committed files in
+    /// `committed`. A file refused for lack of copies is put again on its own (the single-file
+    /// put resends what is short); any other refusal is reported.
+    #[allow(clippy::too_many_arguments)]
     async fn commit_batch(
         &self,
         files: &[LocalFile],
@@ -131,12 +172,13 @@ impl Client {
         plan: &PutPlan,
         options: &PutOptions,
         report: &mut TreeReport,
+        committed: &mut HashMap<String, usize>,
     ) -> anyhow::Result<()> {
         if ready.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(ready);
-        let requests = batch
+        let requests: Vec<CommitFileRequest> = batch
             .iter()
             .map(|&file| {
                 let mut stored = std::mem::take(&mut pending[file].stored);
@@ -151,6 +193,10 @@ impl Client {
                     overwrite: options.overwrite,
                 }
             })
+            .collect();
+        let chunk_ids: Vec<Vec<String>> = requests
+            .iter()
+            .map(|r| r.chunks.iter().map(|c| c.id.clone()).collect())
             .collect();
         let (mut meta, request) = self.meta(CommitFilesRequest { files: requests });
         let results = meta
@@ -167,9 +213,12 @@ impl Client {
                 batch.len()
             );
         }
-        for (&file, result) in batch.iter().zip(results) {
+        for ((&file, result), ids) in batch.iter().zip(results).zip(chunk_ids) {
             let file = &files[file];
             if result.committed {
+                for id in ids {
+                    *committed.entry(id).or_default() += 1;
+                }
                 report.files += 1;
                 report.bytes += file.size;
             } else if !result.short_chunks.is_empty() {
