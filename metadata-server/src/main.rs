@@ -47,6 +47,9 @@ struct Args {
     repair_concurrency: u16,
 }
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     process::abort_on_panic();

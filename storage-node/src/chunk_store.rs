@@ -45,7 +45,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,6 +54,7 @@ use bytes::Bytes;
 
 use bigfs_proto::ChunkId;
 
+use crate::chunk_io::{ChunkIo, IoMode};
 use crate::error::NodeError;
 
 /// Writes, renames and deletes of one chunk are serialised by one of these locks, so that the
@@ -80,6 +81,7 @@ pub struct ChunkStore {
     tmp_dir: PathBuf,
     quarantine_dir: PathBuf,
     fsync: bool,
+    io: ChunkIo,
     capacity: u64,
     shards: Vec<Mutex<()>>,
     state: Mutex<StoreState>,
@@ -168,7 +170,7 @@ pub enum Scrubbed {
 
 /// The outcome of reading a chunk file and verifying it.
 enum Read {
-    Good(Vec<u8>),
+    Good(Bytes),
     /// Failed verification and quarantined.
     Corrupt {
         bytes: u64,
@@ -199,12 +201,18 @@ impl ChunkStore {
     /// Opens (creating if needed) the store under `data_dir`, removes writes left unfinished
     /// by a crash, and indexes the chunks it holds. Files under `chunks/` that are not named
     /// like a chunk in its shard directory are logged and left alone, never counted.
-    pub fn open(data_dir: &Path, capacity: u64, fsync: bool) -> Result<Self, NodeError> {
+    pub fn open(
+        data_dir: &Path,
+        capacity: u64,
+        fsync: bool,
+        io: IoMode,
+    ) -> Result<Self, NodeError> {
         let store = Self {
             chunks_dir: data_dir.join("chunks"),
             tmp_dir: data_dir.join("tmp"),
             quarantine_dir: data_dir.join("quarantine"),
             fsync,
+            io: ChunkIo::new(io),
             capacity,
             shards: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
             state: Mutex::new(StoreState::default()),
@@ -251,7 +259,7 @@ impl ChunkStore {
     /// lists it is reported removed.
     pub fn get(&self, id: ChunkId) -> Result<Bytes, NodeError> {
         match self.read_verified(id)? {
-            Read::Good(data) => Ok(Bytes::from(data)),
+            Read::Good(data) => Ok(data),
             Read::Corrupt { .. } => Err(NodeError::ChunkCorrupt(id)),
             Read::Missing { .. } => Err(NodeError::ChunkNotFound(id)),
         }
@@ -271,7 +279,7 @@ impl ChunkStore {
     }
 
     fn read_verified(&self, id: ChunkId) -> Result<Read, NodeError> {
-        let data = match fs::read(self.chunk_path(&id)) {
+        let data = match self.io.read(&self.chunk_path(&id)) {
             Ok(data) => data,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let indexed = self.forget_missing(id);
@@ -356,7 +364,7 @@ impl ChunkStore {
         let _guard = self.lock(&id);
         // The bad copy was read outside the lock: a concurrent put may have replaced it with a
         // good one since, which must stay.
-        if fs::read(&path).is_ok_and(|data| id.matches(&data)) {
+        if self.io.read(&path).is_ok_and(|data| id.matches(&data)) {
             return Ok(());
         }
         match fs::rename(&path, &target) {
@@ -379,6 +387,11 @@ impl ChunkStore {
     /// Every chunk id in the index (the full report sent when registering), in no order.
     pub fn list(&self) -> Result<Vec<ChunkId>, NodeError> {
         Ok(self.state().index.keys().copied().collect())
+    }
+
+    /// How chunk files are read and written: buffered once the file system refused O_DIRECT.
+    pub fn io_mode(&self) -> IoMode {
+        self.io.mode()
     }
 
     pub fn usage(&self) -> Usage {
@@ -463,7 +476,7 @@ impl ChunkStore {
             }
         }
         // The temp file removes itself if anything below fails.
-        let mut tmp = tempfile::Builder::new()
+        let tmp = tempfile::Builder::new()
             .prefix(&format!("{}.", id.short()))
             .tempfile_in(&self.tmp_dir)
             .map_err(|e| NodeError::io(format!("create temp file for chunk {id}"), e))?;
@@ -475,7 +488,7 @@ impl ChunkStore {
         chunk_failpoint!(
             "chunk_store::short_write",
             id,
-            match tmp.write_all(&data[..data.len() / 2]) {
+            match self.io.write(tmp.as_file(), &data[..data.len() / 2]) {
                 Ok(()) => injected(
                     format!("write chunk {id}"),
                     "chunk_store::short_write",
@@ -484,7 +497,8 @@ impl ChunkStore {
                 Err(e) => NodeError::io(format!("write chunk {id}"), e),
             }
         );
-        tmp.write_all(data)
+        self.io
+            .write(tmp.as_file(), data)
             .map_err(|e| NodeError::io(format!("write chunk {id}"), e))?;
         if self.fsync {
             chunk_failpoint!(

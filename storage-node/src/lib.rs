@@ -5,6 +5,7 @@
 //! metadata server ([`heartbeat`]). A background [`scrubber`] re-verifies stored chunks. Its
 //! identity lives in its data directory ([`node_id`]).
 
+pub mod chunk_io;
 pub mod chunk_store;
 pub mod error;
 pub mod heartbeat;
@@ -24,6 +25,7 @@ use bigfs_proto::limits::MAX_CHUNK_MESSAGE;
 use bigfs_proto::pb::node_server::NodeServer;
 use bigfs_proto::transport;
 
+use crate::chunk_io::IoMode;
 use crate::chunk_store::ChunkStore;
 use crate::heartbeat::Heartbeat;
 use crate::scrubber::Scrubber;
@@ -36,6 +38,8 @@ pub struct NodeConfig {
     pub capacity: u64,
     pub heartbeat_interval: Duration,
     pub fsync: bool,
+    /// How chunk files are read and written.
+    pub io: IoMode,
     /// Time from the start of one scrub pass to the start of the next; zero disables scrubbing.
     pub scrub_interval: Duration,
     /// Most bytes a second the scrubber reads.
@@ -53,7 +57,7 @@ pub async fn run(
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let node_id = node_id::load_or_create(&config.data_dir, config.id.as_deref())?;
     let store = Arc::new(
-        ChunkStore::open(&config.data_dir, config.capacity, config.fsync)
+        ChunkStore::open(&config.data_dir, config.capacity, config.fsync, config.io)
             .with_context(|| format!("open chunk store in {}", config.data_dir.display()))?,
     );
     let local = listener.local_addr().context("read listening address")?;
@@ -61,7 +65,7 @@ pub async fn run(
     let usage = store.usage();
     tracing::info!(
         node = %node_id, %addr, chunks = usage.chunks, used = usage.used,
-        capacity = usage.capacity, fsync = config.fsync, scrub_interval = ?config.scrub_interval,
+        capacity = usage.capacity, fsync = config.fsync, io = ?store.io_mode(), scrub_interval = ?config.scrub_interval,
         scrub_rate = config.scrub_rate, "storage node listening on {local}"
     );
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
+use bigfs_node::chunk_io::IoMode;
 use bigfs_proto::units::{ReadableDuration, Size};
 use bigfs_proto::{process, transport};
 
@@ -35,6 +36,11 @@ struct Args {
     /// Fsync each chunk file and its directory before acknowledging a write.
     #[arg(long)]
     fsync: bool,
+    /// Read and write chunk files through the page cache. By default they bypass it
+    /// (O_DIRECT) where the file system allows: chunks are verified on every read, so caching
+    /// them buys little and costs a copy of every byte written.
+    #[arg(long)]
+    buffered_io: bool,
     /// How often to re-read and verify every stored chunk, from the start of one pass to the
     /// start of the next (e.g. 24h, 30m); 0s disables scrubbing.
     #[arg(long, default_value = "24h")]
@@ -50,6 +56,9 @@ fn scrub_rate(s: &str) -> Result<Size, String> {
         rate => Ok(rate),
     }
 }
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     process::abort_on_panic();
@@ -91,6 +100,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         capacity: args.capacity.0,
         heartbeat_interval: args.heartbeat_interval.0,
         fsync: args.fsync,
+        io: if args.buffered_io {
+            IoMode::Buffered
+        } else {
+            IoMode::Direct
+        },
         scrub_interval: args.scrub_interval.0,
         scrub_rate: args.scrub_rate.0,
     };

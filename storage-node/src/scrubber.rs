@@ -205,6 +205,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
+    use crate::chunk_io::IoMode;
 
     fn chunk_file(dir: &Path, id: &ChunkId) -> PathBuf {
         let hex = id.to_hex();
@@ -214,7 +215,7 @@ mod tests {
     /// A store holding `count` chunks of `len` bytes each.
     fn store_with(count: u8, len: usize) -> (tempfile::TempDir, Arc<ChunkStore>, Vec<ChunkId>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = ChunkStore::open(dir.path(), 1 << 30, false).unwrap();
+        let store = ChunkStore::open(dir.path(), 1 << 30, false, IoMode::Direct).unwrap();
         let ids = (0..count)
             .map(|i| {
                 let data = vec![i; len];

@@ -2,7 +2,7 @@ use super::*;
 
 fn store(capacity: u64) -> (tempfile::TempDir, ChunkStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = ChunkStore::open(dir.path(), capacity, true).unwrap();
+    let store = ChunkStore::open(dir.path(), capacity, true, IoMode::Direct).unwrap();
     (dir, store)
 }
 
@@ -194,7 +194,7 @@ fn reopen_indexes_chunks_and_drops_unfinished_writes() {
     let data = vec![9u8; 1000];
     let id = ChunkId::of(&data);
     {
-        let store = ChunkStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = ChunkStore::open(dir.path(), 1 << 20, false, IoMode::Direct).unwrap();
         store.put(id, &data).unwrap();
     }
     let tmp = dir.path().join("tmp");
@@ -205,7 +205,7 @@ fn reopen_indexes_chunks_and_drops_unfinished_writes() {
     let whole_id = ChunkId::of(&whole);
     fs::write(tmp.join(format!("{}.a1b2c3", whole_id.short())), &whole).unwrap();
 
-    let store = ChunkStore::open(dir.path(), 1 << 20, false).unwrap();
+    let store = ChunkStore::open(dir.path(), 1 << 20, false, IoMode::Direct).unwrap();
     assert_eq!(store.usage().chunks, 1);
     assert_eq!(store.usage().used, 1000);
     assert_eq!(store.list().unwrap(), vec![id]);
@@ -223,7 +223,7 @@ fn open_ignores_stray_files() {
     let data = vec![2u8; 500];
     let id = ChunkId::of(&data);
     {
-        let store = ChunkStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = ChunkStore::open(dir.path(), 1 << 20, false, IoMode::Direct).unwrap();
         store.put(id, &data).unwrap();
     }
     let chunks = dir.path().join("chunks");
@@ -239,7 +239,7 @@ fn open_ignores_stray_files() {
     fs::create_dir_all(chunks.join(wrong_shard)).unwrap();
     fs::write(chunks.join(wrong_shard).join(other.to_hex()), b"elsewhere").unwrap();
 
-    let store = ChunkStore::open(dir.path(), 1 << 20, false).unwrap();
+    let store = ChunkStore::open(dir.path(), 1 << 20, false, IoMode::Direct).unwrap();
     assert_eq!(store.list().unwrap(), vec![id]);
     assert_eq!(store.usage().used, 500);
 }
@@ -247,7 +247,7 @@ fn open_ignores_stray_files() {
 #[test]
 fn reservations_are_given_back_when_a_write_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let store = ChunkStore::open(dir.path(), 1 << 20, false).unwrap();
+    let store = ChunkStore::open(dir.path(), 1 << 20, false, IoMode::Direct).unwrap();
     let data = vec![1u8; 700];
     let id = ChunkId::of(&data);
     // No temp directory: the write fails after the space was reserved.
@@ -281,7 +281,7 @@ mod failpoints {
     fn assert_write_fails_cleanly(failpoint: &str, actions: &str, fsync: bool, errno: i32) {
         let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
-        let store = ChunkStore::open(dir.path(), 1 << 20, fsync).unwrap();
+        let store = ChunkStore::open(dir.path(), 1 << 20, fsync, IoMode::Direct).unwrap();
         let first = vec![1u8; 1000];
         store.put(ChunkId::of(&first), &first).unwrap();
         store.take_changes();
@@ -343,7 +343,7 @@ mod failpoints {
     fn fsync_failpoint_is_not_reached_without_fsync() {
         let _serial = serial();
         let (dir, data) = (tempfile::tempdir().unwrap(), vec![4u8; 4096]);
-        let store = ChunkStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = ChunkStore::open(dir.path(), 1 << 20, false, IoMode::Direct).unwrap();
         let id = ChunkId::of(&data);
         let _fp = fail::FailGuard::new("chunk_store::fsync", &format!("return({id})")).unwrap();
         store.put(id, &data).unwrap();
@@ -358,7 +358,7 @@ mod failpoints {
     fn write_failpoint_sleep_slows_the_write() {
         let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
-        let store = ChunkStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = ChunkStore::open(dir.path(), 1 << 20, false, IoMode::Direct).unwrap();
         let data = vec![6u8; 4096];
         let started = std::time::Instant::now();
         {
