@@ -23,6 +23,10 @@ pub const CHUNK_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 
+/// The largest HTTP/2 frame each end accepts. The default, 16 KiB, cuts a 1 MiB chunk into 64
+/// DATA frames, each parsed, flow-controlled and handed to the decoder on its own.
+const MAX_FRAME: u32 = 1024 * 1024;
+
 /// The deadline for storing one chunk through a chain of `hops` nodes: each hop stores and then
 /// waits for the hops behind it, so every hop gets its own allowance.
 pub fn chunk_write_timeout(hops: usize) -> Duration {
@@ -39,7 +43,8 @@ pub fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true)
         .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW))
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME))
 }
 
 /// A server builder with the cluster's settings.
@@ -47,6 +52,7 @@ pub fn server() -> Server {
     Server::builder()
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
 }
 
