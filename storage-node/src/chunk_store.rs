@@ -4,7 +4,8 @@
 //! - `chunks/<first 2 hex>/<64 hex>`: one file per chunk, named by its BLAKE3 id;
 //! - `tmp/`: chunks being written, renamed into `chunks/` only once complete (and, with fsync,
 //!   durable), so a crash never leaves a torn file under a chunk's name;
-//! - `quarantine/<64 hex>.<unix ms>`: copies that failed verification, kept for inspection.
+//! - `quarantine/<64 hex>.<unix ms>`: copies that failed verification, kept for inspection;
+//! - `free/<n>`: emptied files of deleted chunks, reused by later writes ([`free_files`]).
 //!
 //! Every write is verified against the claimed id and every read is verified before its bytes
 //! are returned. The store also records what changed since the last heartbeat, so the metadata
@@ -56,6 +57,7 @@ use bigfs_proto::ChunkId;
 
 use crate::chunk_io::{ChunkIo, IoMode};
 use crate::error::NodeError;
+use free_files::FreeFiles;
 
 /// Writes, renames and deletes of one chunk are serialised by one of these locks, so that the
 /// index sees each file appear and disappear exactly once, in the order the disk did.
@@ -76,10 +78,13 @@ macro_rules! chunk_failpoint {
     };
 }
 
+mod free_files;
+
 pub struct ChunkStore {
     chunks_dir: PathBuf,
     tmp_dir: PathBuf,
     quarantine_dir: PathBuf,
+    free: FreeFiles,
     fsync: bool,
     io: ChunkIo,
     capacity: u64,
@@ -211,6 +216,9 @@ impl ChunkStore {
             chunks_dir: data_dir.join("chunks"),
             tmp_dir: data_dir.join("tmp"),
             quarantine_dir: data_dir.join("quarantine"),
+            free: FreeFiles::open(data_dir.join("free")).map_err(|e| {
+                NodeError::io(format!("clear {}", data_dir.join("free").display()), e)
+            })?,
             fsync,
             io: ChunkIo::new(io),
             capacity,
@@ -339,7 +347,7 @@ impl ChunkStore {
     pub fn delete(&self, id: ChunkId) -> Result<(), NodeError> {
         let path = self.chunk_path(&id);
         let _guard = self.lock(&id);
-        match fs::remove_file(&path) {
+        match self.free.discard(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(NodeError::io(format!("delete chunk {id}"), e)),
@@ -476,10 +484,13 @@ impl ChunkStore {
             }
         }
         // The temp file removes itself if anything below fails.
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{}.", id.short()))
-            .tempfile_in(&self.tmp_dir)
-            .map_err(|e| NodeError::io(format!("create temp file for chunk {id}"), e))?;
+        let tmp = match self.free.take() {
+            Some(recycled) => recycled,
+            None => tempfile::Builder::new()
+                .prefix(&format!("{}.", id.short()))
+                .tempfile_in(&self.tmp_dir)
+                .map_err(|e| NodeError::io(format!("create temp file for chunk {id}"), e))?,
+        };
         chunk_failpoint!(
             "chunk_store::write",
             id,

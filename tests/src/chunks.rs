@@ -67,9 +67,14 @@ impl Cluster {
         bytes
     }
 
-    /// Every file under node `i`'s `tmp/` directory (writes in progress or torn by a crash).
+    /// Every file under node `i`'s `tmp/` and `free/` directories: writes in progress or torn
+    /// by a crash (a write goes to a fresh file in `tmp/` or reuses one in `free/`), and the
+    /// emptied files of deleted chunks waiting in `free/`.
     pub fn tmp_files(&self, i: usize) -> Vec<PathBuf> {
-        files_under(&self.nodes[i].data.join("tmp"))
+        let data = &self.nodes[i].data;
+        let mut files = files_under(&data.join("tmp"));
+        files.extend(files_under(&data.join("free")));
+        files
     }
 
     /// The chunk ids (file names) under node `i`'s `chunks/`, whatever their content.

@@ -218,6 +218,54 @@ fn reopen_indexes_chunks_and_drops_unfinished_writes() {
 }
 
 #[test]
+fn deleted_chunk_files_are_emptied_and_reused() {
+    use std::os::unix::fs::MetadataExt;
+
+    let (dir, store) = store(1 << 20);
+    let old = vec![3u8; 10_000];
+    let old_id = ChunkId::of(&old);
+    store.put(old_id, &old).unwrap();
+    let inode = fs::metadata(chunk_file(dir.path(), &old_id)).unwrap().ino();
+    store.delete(old_id).unwrap();
+    let free: Vec<_> = fs::read_dir(dir.path().join("free")).unwrap().collect();
+    assert_eq!(free.len(), 1);
+    assert_eq!(free[0].as_ref().unwrap().metadata().unwrap().len(), 0);
+    assert!(!chunk_file(dir.path(), &old_id).exists());
+    assert_eq!(store.free.ready(), 1);
+
+    let new = vec![4u8; 5000];
+    let new_id = ChunkId::of(&new);
+    store.put(new_id, &new).unwrap();
+    let path = chunk_file(dir.path(), &new_id);
+    assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+    assert_eq!(fs::read(&path).unwrap(), new);
+    assert_eq!(files_in(&dir.path().join("free")), 0);
+    assert_eq!(store.free.ready(), 0);
+    assert!(matches!(
+        store.get(old_id),
+        Err(NodeError::ChunkNotFound(_))
+    ));
+}
+
+#[test]
+fn open_clears_free_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = vec![5u8; 1000];
+    {
+        let store = ChunkStore::open(dir.path(), 1 << 20, false, IoMode::Direct).unwrap();
+        store.put(ChunkId::of(&data), &data).unwrap();
+        store.delete(ChunkId::of(&data)).unwrap();
+    }
+    // What a crash between moving a deleted chunk in and emptying it leaves.
+    fs::write(dir.path().join("free").join("77"), b"stale bytes").unwrap();
+    let store = ChunkStore::open(dir.path(), 1 << 20, false, IoMode::Direct).unwrap();
+    assert_eq!(files_in(&dir.path().join("free")), 0);
+    assert_eq!(store.usage().chunks, 0);
+    store.put(ChunkId::of(&data), &data).unwrap();
+    assert_eq!(store.get(ChunkId::of(&data)).unwrap(), data);
+}
+
+#[test]
 fn open_ignores_stray_files() {
     let dir = tempfile::tempdir().unwrap();
     let data = vec![2u8; 500];
@@ -277,13 +325,32 @@ mod failpoints {
 
     /// Puts a chunk with `failpoint` set to `actions` (where `{id}` stands for the chunk's
     /// id), expects the put to fail with `errno`, and checks that it left nothing behind;
-    /// then checks that the same put succeeds once the failpoint is gone.
+    /// then checks that the same put succeeds once the failpoint is gone. Does so writing a
+    /// fresh temp file and writing a reused free one.
     fn assert_write_fails_cleanly(failpoint: &str, actions: &str, fsync: bool, errno: i32) {
+        for reused in [false, true] {
+            assert_write_fails_cleanly_in(failpoint, actions, fsync, errno, reused);
+        }
+    }
+
+    fn assert_write_fails_cleanly_in(
+        failpoint: &str,
+        actions: &str,
+        fsync: bool,
+        errno: i32,
+        reused: bool,
+    ) {
         let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let store = ChunkStore::open(dir.path(), 1 << 20, fsync, IoMode::Direct).unwrap();
         let first = vec![1u8; 1000];
         store.put(ChunkId::of(&first), &first).unwrap();
+        if reused {
+            let freed = vec![2u8; 1000];
+            store.put(ChunkId::of(&freed), &freed).unwrap();
+            store.delete(ChunkId::of(&freed)).unwrap();
+            assert_eq!(store.free.ready(), 1);
+        }
         store.take_changes();
         let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
         let id = ChunkId::of(&data);
@@ -304,6 +371,11 @@ mod failpoints {
             files_in(&dir.path().join("tmp")),
             0,
             "{failpoint} left a temp file"
+        );
+        assert_eq!(
+            files_in(&dir.path().join("free")),
+            0,
+            "{failpoint} left a reused file"
         );
         assert!(!store.list().unwrap().contains(&id));
         assert_eq!(store.take_changes(), ChunkChanges::default());
