@@ -52,7 +52,8 @@ enum Command {
         /// Replace REMOTE if it exists.
         #[arg(long)]
         force: bool,
-        /// Chunks uploaded at once.
+        /// Chunks uploaded at once. With -r, a tree of small files keeps up to 4 times as
+        /// many in flight (as many as fit in the same bytes).
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
         /// Print a JSON summary on stdout.
@@ -67,7 +68,8 @@ enum Command {
         /// Download a whole directory tree.
         #[arg(short, long)]
         recursive: bool,
-        /// Chunks downloaded at once.
+        /// Chunks downloaded at once. With -r, that many per file, 16 files at a time (up to
+        /// 64 when they are small).
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
     },

@@ -129,7 +129,8 @@ pub(crate) struct PutPlan {
     pub chunk_size: u64,
     pub replication: u32,
     min_copies: u32,
-    parallel: usize,
+    /// Chunks stored at once.
+    pub parallel: usize,
     /// Every chunk the metadata server handed out to this put, to give back if it fails.
     handed_out: Mutex<Vec<String>>,
     /// Nodes that failed a write of this put; later placements avoid them.
