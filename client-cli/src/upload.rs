@@ -226,6 +226,7 @@ impl Client {
         let deduplicated = stored.iter().filter(|s| s.deduplicated).count();
         let mut chunks: Vec<CommittedChunk> = stored.into_iter().map(|s| s.chunk).collect();
 
+        let mut short = 0;
         for attempt in 1..=COMMIT_ATTEMPTS {
             let (mut meta, request) = self.meta(CommitFileRequest {
                 path: path.to_string(),
@@ -257,23 +258,25 @@ impl Client {
                     elapsed: started.elapsed(),
                 });
             }
-            tracing::info!(
-                attempt,
-                short = reply.short_chunks.len(),
-                "commit found chunks short of copies; sending them again"
-            );
-            let Some(file) = &rereadable else {
-                bail!(
-                    "commit: {} chunk(s) lost copies during the put and standard input cannot \
-                     be read again; retry the put",
-                    reply.short_chunks.len()
-                );
-            };
-            self.resend(file, plan, &mut chunks, &reply.short_chunks)
-                .await?;
-            // A node that had deleted a chunk is trusted with it again only once its own
-            // heartbeat reports the new copy.
+            short = reply.short_chunks.len();
+            tracing::info!(attempt, short, "commit found chunks short of copies");
+            if attempt == COMMIT_ATTEMPTS {
+                break;
+            }
+            // Standard input cannot be sent again, but waiting may be enough: a node that had
+            // deleted a chunk is trusted with it again once its own heartbeat reports the new
+            // copy.
+            if let Some(file) = &rereadable {
+                self.resend(file, plan, &mut chunks, &reply.short_chunks)
+                    .await?;
+            }
             tokio::time::sleep(COMMIT_RETRY_PAUSE * attempt as u32).await;
+        }
+        if rereadable.is_none() {
+            bail!(
+                "commit: {short} chunk(s) lost copies during the put and standard input cannot \
+                 be read again; retry the put"
+            );
         }
         bail!("commit: chunks kept losing copies after {COMMIT_ATTEMPTS} attempts")
     }
@@ -318,7 +321,7 @@ impl Client {
     ) -> impl Stream<Item = anyhow::Result<Event>> + 'a {
         let mut cuts = chunker::cut(input, plan.chunk_size as usize, plan.parallel);
         stream::poll_fn(move |cx| cuts.poll_recv(cx))
-            .ready_chunks(plan.parallel * 2)
+            .ready_chunks(plan.parallel)
             .then(move |batch| async move {
                 let mut pieces = Vec::with_capacity(batch.len());
                 let mut ends = Vec::new();
@@ -424,7 +427,7 @@ impl Client {
         }
         let holders: Vec<String> = placement.holders.into_iter().map(|h| h.id).collect();
         let nodes = self
-            .replicate(&hex, piece.data, holders, placement.targets, plan, 0)
+            .replicate(&hex, piece.data, holders, placement.targets, plan)
             .await
             .with_context(|| {
                 format!(
@@ -446,8 +449,8 @@ impl Client {
         })
     }
 
-    /// Sends a chunk down `targets`, then to replacements for failed nodes, until it has
-    /// `copies` (or R when 0) copies, counting the live `holders` it already had. Returns the
+    /// Sends a chunk down `targets`, then to replacements for failed nodes, until it has R
+    /// copies, counting the live `holders` it already had; fails with fewer than W. Returns the
     /// nodes that hold it: those holders and the nodes that acknowledged it.
     async fn replicate(
         &self,
@@ -456,13 +459,8 @@ impl Client {
         holders: Vec<String>,
         mut targets: Vec<bigfs_proto::pb::NodeAddr>,
         plan: &PutPlan,
-        copies: u32,
     ) -> anyhow::Result<Vec<String>> {
-        let wanted = if copies == 0 {
-            plan.replication
-        } else {
-            copies
-        } as usize;
+        let wanted = plan.replication as usize;
         let mut acked: Vec<String> = holders;
         let mut failures: Vec<String> = Vec::new();
         let mut excluded: Vec<String> = Vec::new();
@@ -500,7 +498,7 @@ impl Client {
                 break;
             }
         }
-        let need = if copies == 0 { plan.min_copies } else { copies } as usize;
+        let need = plan.min_copies as usize;
         if acked.len() < need {
             bail!(
                 "only {} of the {need} required copies stored{}",
@@ -516,6 +514,8 @@ impl Client {
     }
 
     /// Stores again the chunks a commit found short of copies, reading them back from `file`.
+    /// Each is placed afresh: copies that count now (a node that had deleted the chunk and has
+    /// since reported the new copy) are kept, and only what is missing is sent.
     async fn resend(
         &self,
         file: &File,
@@ -531,31 +531,26 @@ impl Client {
             let mut data = vec![0u8; chunk.size as usize];
             file.read_exact_at(&mut data, offset)
                 .with_context(|| format!("read chunk {index} again at offset {offset}"))?;
-            if ChunkId::of(&data).to_hex() != chunk.id {
+            let id = ChunkId::of(&data);
+            if id.to_hex() != chunk.id {
                 bail!("the source changed during the put (chunk {index} reads differently now)");
             }
-            let want = ChunkWant {
-                id: chunk.id.clone(),
-                size: chunk.size,
-                exclude: vec![],
-                copies: plan.replication,
+            let piece = Piece {
+                file: 0,
+                index,
+                id,
+                data: Bytes::from(data),
             };
-            let targets = self
-                .allocate_wants(vec![want], plan.replication)
+            let placement = self
+                .allocate(std::slice::from_ref(&piece), plan)
                 .await?
-                .remove(0)
-                .targets;
+                .remove(0);
             chunk.nodes = self
-                .replicate(
-                    &chunk.id,
-                    Bytes::from(data),
-                    Vec::new(),
-                    targets,
-                    plan,
-                    plan.min_copies,
-                )
+                .store_chunk(piece, placement, plan)
                 .await
-                .with_context(|| format!("resend chunk {index}"))?;
+                .with_context(|| format!("resend chunk {index}"))?
+                .chunk
+                .nodes;
         }
         Ok(())
     }

@@ -262,6 +262,48 @@ fn gc_reclaims_space_after_rm_and_overwrite() {
     c.check_logs();
 }
 
+/// Putting back what was just deleted: the nodes stored those chunks, deleted them on the
+/// metadata server's order, and now store them again. Their acks are not trusted until their
+/// own heartbeats report the new copies (an ack may predate the delete), so the first commit
+/// finds every chunk short; the put must still succeed, from a file and from stdin.
+#[test]
+fn content_deleted_by_gc_can_be_put_again() {
+    let c = Cluster::builder(3)
+        .replication(2)
+        .chunk_size(64 * KIB as u64)
+        .gc_grace(GC_GRACE)
+        .write_lease(GC_GRACE)
+        .start();
+    let chunk = c.chunk_size();
+    let data = pseudo_random(420, 6 * chunk + 11);
+    let ids: BTreeSet<String> = distinct_chunks([&data[..]], chunk).into_keys().collect();
+    let nodes: Vec<usize> = (0..3).collect();
+    let put_back_after_gc = |path: &str, how: &str| {
+        c.must(["rm", path]);
+        c.wait_for(WAIT, "the nodes delete the removed file's chunks", || {
+            leftover(&c, &ids, &nodes)
+        });
+        let out = match how {
+            "file" => {
+                let local = c.write_local("again", &data);
+                c.bigfs(["put".as_ref(), local.as_os_str(), path.as_ref()])
+            }
+            _ => c.bigfs_stdin(["put", "-", path], &data),
+        };
+        assert!(
+            out.status.success(),
+            "put from {how} of deleted content failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c.assert_content(path, &data);
+    };
+    c.must_put_bytes("/again/file", &data);
+    put_back_after_gc("/again/file", "file");
+    put_back_after_gc("/again/file", "stdin");
+    c.wait_files(&[("/again/file".to_string(), data.clone())], Some(2), WAIT);
+    c.check_logs();
+}
+
 #[test]
 fn drained_node_can_be_removed() {
     let mut c = Cluster::builder(4)
