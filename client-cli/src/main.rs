@@ -52,8 +52,8 @@ enum Command {
         /// Replace REMOTE if it exists.
         #[arg(long)]
         force: bool,
-        /// Chunks uploaded at once. With -r, a tree of small files keeps up to 4 times as
-        /// many in flight (as many as fit in the same bytes).
+        /// Chunks uploaded at once. With -r, a tree of small files only (256 KiB or less
+        /// each) keeps 4 times as many in flight.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
         /// Print a JSON summary on stdout.
@@ -68,8 +68,8 @@ enum Command {
         /// Download a whole directory tree.
         #[arg(short, long)]
         recursive: bool,
-        /// Chunks downloaded at once. With -r, that many per file, 16 files at a time (up to
-        /// 64 when they are small).
+        /// Chunks downloaded at once. With -r, that many per file, 16 files at a time (64
+        /// at a time for files of 256 KiB or less).
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
     },

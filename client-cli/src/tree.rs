@@ -26,27 +26,17 @@ use crate::upload::{Event, PutOptions, PutPlan, Source, Stored};
 /// Files committed per metadata call.
 const COMMIT_BATCH: usize = 512;
 
-/// Files fetched at once by a tree get of files of a chunk or more.
+/// Files fetched at once by a tree get (files of more than [`SMALL_FILE`] bytes).
 const FILES_IN_FLIGHT: usize = 16;
 
-/// The size small-file trees are weighed against (the default chunk size): see
-/// [`small_file_factor`].
-const TRANSFER_UNIT: u64 = 1 << 20;
+/// Files of at most this size count as small.
+const SMALL_FILE: u64 = 256 << 10;
 
-/// How many times more transfers a tree of files `mean` bytes long on average keeps in flight
-/// than a tree of whole chunks: up to 4, about the same bytes in flight. Small files cost
-/// round trips, not bytes, so more of them at once keep both cores busy: 2,000 × 64 KiB put
-/// at R=2 took 1.5-2.0 s at 8 chunks in flight and 1.2-1.3 s at 32; the get 0.9-1.05 s at 16
-/// files in flight and 0.72-0.85 s at 48.
-fn small_file_factor(mean: u64) -> usize {
-    (TRANSFER_UNIT / mean.max(1)).clamp(1, 4) as usize
-}
-
-/// The mean of `sizes`, 0 for none.
-fn mean(sizes: impl ExactSizeIterator<Item = u64>) -> u64 {
-    let count = sizes.len() as u64;
-    sizes.sum::<u64>() / count.max(1)
-}
+/// How many times more transfers small files keep in flight: within the bytes in flight of
+/// files of a chunk or more. Small files cost round trips, not bytes, so more of them at once
+/// keep both cores busy: 2,000 × 64 KiB put at R=2 took 1.5-2.0 s at 8 chunks in flight and
+/// 1.2-1.3 s at 32; the get 0.9-1.05 s at 16 files in flight and 0.72-0.85 s at 48.
+const SMALL_FILE_FACTOR: usize = 4;
 
 /// What a tree transfer did.
 #[derive(Debug, Default)]
@@ -86,7 +76,9 @@ impl Client {
         let files = walk_local(local, remote)?;
         let progress = progress(files.iter().map(|f| f.size).sum());
         let mut plan = self.plan(remote, options).await?;
-        plan.parallel *= small_file_factor(mean(files.iter().map(|f| f.size)));
+        if files.iter().all(|f| f.size <= SMALL_FILE) {
+            plan.parallel *= SMALL_FILE_FACTOR;
+        }
         let mut report = TreeReport::default();
         let mut committed = HashMap::new();
         let result = self
@@ -277,7 +269,6 @@ impl Client {
         let started = Instant::now();
         let files = self.walk_remote(remote).await?;
         let progress = progress(files.iter().map(|(_, size)| size).sum());
-        let in_flight = FILES_IN_FLIGHT * small_file_factor(mean(files.iter().map(|f| f.1)));
         let prefix = remote.dir_prefix();
         let targets = files
             .into_iter()
@@ -292,15 +283,24 @@ impl Client {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let progress = &progress;
-        let results: Vec<(FsPath, u64, anyhow::Result<()>)> = stream::iter(targets)
-            .map(|(path, target, size)| async move {
-                let got = self
-                    .get(&path, &Target::File(target), parallel, &Progress::hidden())
-                    .await
-                    .map(|_| progress.add(size));
-                (path, size, got)
-            })
-            .buffer_unordered(in_flight)
+        let fetch = |(path, target, size): (FsPath, PathBuf, u64)| async move {
+            let got = self
+                .get(&path, &Target::File(target), parallel, &Progress::hidden())
+                .await
+                .map(|_| progress.add(size));
+            (path, size, got)
+        };
+        let (small, large): (Vec<_>, Vec<_>) = targets
+            .into_iter()
+            .partition(|(_, _, size)| *size <= SMALL_FILE);
+        let results: Vec<(FsPath, u64, anyhow::Result<()>)> = stream::iter(small)
+            .map(fetch)
+            .buffer_unordered(FILES_IN_FLIGHT * SMALL_FILE_FACTOR)
+            .chain(
+                stream::iter(large)
+                    .map(fetch)
+                    .buffer_unordered(FILES_IN_FLIGHT),
+            )
             .collect()
             .await;
         progress.finish();
@@ -383,20 +383,4 @@ fn walk_local(root: &Path, remote: &FsPath) -> anyhow::Result<Vec<LocalFile>> {
         }
     }
     Ok(files)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_files_get_more_transfers_in_flight_up_to_four_times() {
-        assert_eq!(small_file_factor(64 << 10), 4);
-        assert_eq!(small_file_factor(300 << 10), 3);
-        assert_eq!(small_file_factor(TRANSFER_UNIT), 1);
-        assert_eq!(small_file_factor(10 * TRANSFER_UNIT), 1);
-        // An empty tree, or one of empty files.
-        assert_eq!(small_file_factor(mean([].into_iter())), 4);
-        assert_eq!(mean([1, 2, 6].into_iter()), 3);
-    }
 }

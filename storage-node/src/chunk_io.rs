@@ -13,7 +13,7 @@
 //! and then the tail (under [`ALIGN`] bytes) through the page cache.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,25 +64,40 @@ impl ChunkIo {
         }
     }
 
-    /// Appends `data` to `file`, which is open for writing at an aligned offset (a new file).
+    /// Writes `data` to `file`, a new, empty file open for writing.
     pub fn write(&self, file: &File, data: &[u8]) -> io::Result<()> {
         let mut out = file;
-        let head_len = if data.len() >= ALIGN && self.set_direct(file, true)? {
-            data.len() / ALIGN * ALIGN
-        } else {
-            0
-        };
-        let (head, tail) = data.split_at(head_len);
-        if !head.is_empty() {
-            let mut staging = self.pool.take(head.len().min(STAGING));
-            for piece in head.chunks(STAGING) {
-                let staged = &mut staging.space()[..piece.len()];
-                staged.copy_from_slice(piece);
-                out.write_all(staged)?;
-            }
-            self.set_direct(file, false)?;
+        let direct = data.len() >= ALIGN && self.set_direct(file, true)?;
+        if !direct {
+            return out.write_all(data);
         }
-        out.write_all(tail)
+        let (head, tail) = data.split_at(data.len() / ALIGN * ALIGN);
+        if let Err(e) = self.write_staged(file, head) {
+            // A short direct write leaves the rest unaligned, which O_DIRECT refuses with
+            // EINVAL; finishing through the page cache from where the file ends reports the
+            // real cause (ENOSPC, EIO) instead, or completes the file.
+            let written = usize::try_from(out.stream_position()?).unwrap_or(usize::MAX);
+            let rest = data.get(written..).ok_or(e)?;
+            self.set_direct(file, false)?;
+            return out.write_all(rest);
+        }
+        if !tail.is_empty() {
+            self.set_direct(file, false)?;
+            out.write_all(tail)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `head`, whose length is a multiple of [`ALIGN`], to `file` with O_DIRECT on,
+    /// copied through an aligned buffer.
+    fn write_staged(&self, mut file: &File, head: &[u8]) -> io::Result<()> {
+        let mut staging = self.pool.take(head.len().min(STAGING));
+        for piece in head.chunks(STAGING) {
+            let staged = &mut staging.space()[..piece.len()];
+            staged.copy_from_slice(piece);
+            file.write_all(staged)?;
+        }
+        Ok(())
     }
 
     /// Reads a whole file.
@@ -92,8 +107,10 @@ impl ChunkIo {
                 .read(true)
                 .custom_flags(OFlags::DIRECT.bits() as i32)
                 .open(path);
-            match opened {
-                Ok(file) => return self.read_direct(file),
+            match opened.and_then(|file| self.read_direct(file)) {
+                Ok(data) => return Ok(data),
+                // Refused at open, or by the read itself (a device whose blocks are bigger
+                // than ALIGN).
                 Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {
                     self.refused(path)
                 }
@@ -166,7 +183,11 @@ impl BufferPool {
         let size = capacity + ALIGN;
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            let found = idle.iter().position(|v| v.len() >= size);
+            // The smallest that fits, so that small reads leave the big buffers to big ones.
+            let found = (idle.iter().enumerate())
+                .filter(|(_, v)| v.len() >= size)
+                .min_by_key(|(_, v)| v.len())
+                .map(|(i, _)| i);
             found.map(|i| idle.swap_remove(i))
         };
         let vec = reused.unwrap_or_else(|| vec![0; size]);
@@ -187,6 +208,13 @@ impl BufferPool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < POOL_IDLE {
             idle.push(vec);
+            return;
+        }
+        // Full: keep the bigger buffers, which are the costly ones to allocate afresh.
+        if let Some(smallest) = idle.iter_mut().min_by_key(|v| v.len()) {
+            if smallest.len() < vec.len() {
+                *smallest = vec;
+            }
         }
     }
 }
@@ -259,9 +287,8 @@ mod tests {
         let file = File::create(dir.path().join("c")).unwrap();
         io.write(&file, &pattern(2 * ALIGN)).unwrap();
         assert_eq!(io.mode(), IoMode::Direct, "{}", dir.path().display());
-        // Left buffered for whoever appends next.
         let flags = rustix::fs::fcntl_getfl(&file).unwrap();
-        assert!(!flags.contains(OFlags::DIRECT));
+        assert!(flags.contains(OFlags::DIRECT));
     }
 
     #[test]
@@ -280,5 +307,22 @@ mod tests {
         let again = io.read(&path).unwrap();
         assert!(addresses.contains(&again.as_ptr()));
         assert_eq!(again.as_ptr() as usize % ALIGN, 0);
+    }
+
+    #[test]
+    fn small_buffers_do_not_crowd_out_big_ones() {
+        let pool = Arc::new(BufferPool::default());
+        let small: Vec<AlignedBuf> = (0..POOL_IDLE).map(|_| pool.take(ALIGN)).collect();
+        let big = pool.take(STAGING);
+        drop(small);
+        drop(big);
+        let idle = pool.idle.lock().unwrap();
+        assert_eq!(idle.len(), POOL_IDLE);
+        assert!(idle.iter().any(|v| v.len() >= STAGING + ALIGN));
+        drop(idle);
+        // And a small request does not take the big one while a small one fits.
+        let _small = pool.take(ALIGN);
+        let idle = pool.idle.lock().unwrap();
+        assert!(idle.iter().any(|v| v.len() >= STAGING + ALIGN));
     }
 }

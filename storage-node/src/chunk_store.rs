@@ -296,7 +296,11 @@ impl ChunkStore {
             Err(e) => return Err(NodeError::io(format!("read chunk {id}"), e)),
         };
         if !id.matches(&data) {
-            self.quarantine(id)?;
+            // Read outside the chunk's lock: a bad read of a file deleted meanwhile (whose
+            // emptied file may already hold another chunk) is no corrupt copy.
+            if !self.quarantine(id)? {
+                return Ok(Read::Missing { indexed: false });
+            }
             return Ok(Read::Corrupt {
                 bytes: data.len() as u64,
             });
@@ -361,8 +365,15 @@ impl ChunkStore {
         Ok(())
     }
 
-    /// Moves a bad copy out of `chunks/` so it is never served again.
-    pub fn quarantine(&self, id: ChunkId) -> Result<(), NodeError> {
+    /// Makes the deletes so far durable and lets later writes reuse their files (see
+    /// [`free_files`]). Call after a batch of [`Self::delete`]s.
+    pub fn finish_deletes(&self) {
+        self.free.publish();
+    }
+
+    /// Moves a bad copy out of `chunks/` so it is never served again. Returns whether it did:
+    /// not if the file is gone (deleted meanwhile) or is a good copy now.
+    pub fn quarantine(&self, id: ChunkId) -> Result<bool, NodeError> {
         let path = self.chunk_path(&id);
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -373,14 +384,14 @@ impl ChunkStore {
         // The bad copy was read outside the lock: a concurrent put may have replaced it with a
         // good one since, which must stay.
         if self.io.read(&path).is_ok_and(|data| id.matches(&data)) {
-            return Ok(());
+            return Ok(false);
         }
         match fs::rename(&path, &target) {
             Ok(()) => {}
             // Another reader quarantined it first (and updated the index), or it was deleted.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.state().remove(id);
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => return Err(NodeError::io(format!("quarantine chunk {id}"), e)),
         }
@@ -389,7 +400,7 @@ impl ChunkStore {
         state.remove(id);
         state.changes.insert(id, false);
         state.corrupt.push(id);
-        Ok(())
+        Ok(true)
     }
 
     /// Every chunk id in the index (the full report sent when registering), in no order.

@@ -239,6 +239,7 @@ impl Heartbeat {
                     Err(e) => tracing::warn!("metadata server sent a bad delete command: {e}"),
                 }
             }
+            store.finish_deletes();
         })
         .await?;
         tracing::info!(

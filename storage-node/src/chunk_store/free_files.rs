@@ -6,9 +6,13 @@
 //! large delete: 2.1 CPU-s per node instead of 0.6). Reusing a deleted chunk's inode skips both
 //! the free and the allocation, as PostgreSQL recycles its WAL segments.
 //!
-//! A file under `free/` is garbage whatever it holds: it is emptied before it is offered, and
-//! the whole directory is cleared at open, so a crash at any point loses nothing.
+//! A moved file is reused only after [`FreeFiles::publish`] has synced the directories it left:
+//! until the move is on disk, a crash could bring back the chunk's old name pointing at the
+//! reused inode, that is at another chunk's bytes. (ext4 without a journal skips recently
+//! freed inodes for the same reason.) A file under `free/` is garbage whatever it holds: it is
+//! emptied before it is offered, and the whole directory is cleared at open.
 
+use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -29,7 +33,10 @@ pub(super) struct FreeFiles {
 struct FreeState {
     /// Emptied files, by number, ready to be taken.
     ready: Vec<u64>,
-    /// Files under `free/`: ready, or being moved in and emptied.
+    /// Emptied files whose move out of `chunks/` may not be on disk yet, with the directory
+    /// they left.
+    pending: Vec<(u64, PathBuf)>,
+    /// Files under `free/`: ready, pending, or being moved in and emptied.
     count: usize,
     /// The number the next file is named by.
     next: u64,
@@ -49,9 +56,12 @@ impl FreeFiles {
     }
 
     /// Removes the file at `path` (a chunk file, under its chunk's lock): moves it here and
-    /// empties it, or unlinks it when enough files are kept already. A missing file is a
-    /// `NotFound` error, as with `remove_file`.
+    /// empties it, or unlinks it when enough files are kept already or it is not a regular
+    /// file. A missing file is a `NotFound` error, as with `remove_file`.
     pub(super) fn discard(&self, path: &Path) -> io::Result<()> {
+        if !fs::symlink_metadata(path)?.is_file() {
+            return fs::remove_file(path);
+        }
         let slot = {
             let mut state = self.state();
             (state.count < MAX_FREE).then(|| {
@@ -74,13 +84,47 @@ impl FreeFiles {
             .open(&kept)
             .and_then(|file| file.set_len(0));
         let mut state = self.state();
-        if emptied.is_ok() {
-            state.ready.push(n);
-            return Ok(());
+        match (emptied, path.parent()) {
+            (Ok(()), Some(left)) => state.pending.push((n, left.to_path_buf())),
+            (emptied, _) => {
+                // The chunk is gone from `chunks/` either way; this file is just not reused.
+                state.count -= 1;
+                drop(state);
+                if let Err(e) = emptied.and_then(|()| fs::remove_file(&kept)) {
+                    tracing::warn!(file = %kept.display(), "cannot empty a deleted chunk's file: {e}");
+                }
+            }
         }
-        state.count -= 1;
-        drop(state);
-        fs::remove_file(&kept)
+        Ok(())
+    }
+
+    /// Makes the moves of the files discarded so far durable, by syncing the directories they
+    /// left, and offers those files for reuse. Files whose directory cannot be synced are
+    /// unlinked instead.
+    pub(super) fn publish(&self) {
+        let pending = std::mem::take(&mut self.state().pending);
+        let dirs: BTreeSet<&Path> = pending.iter().map(|(_, dir)| dir.as_path()).collect();
+        let unsynced: BTreeSet<&Path> = dirs
+            .into_iter()
+            .filter(|dir| {
+                let synced = fs::File::open(dir).and_then(|d| d.sync_all());
+                if let Err(e) = &synced {
+                    tracing::warn!(dir = %dir.display(), "cannot sync a chunk directory: {e}");
+                }
+                synced.is_err()
+            })
+            .collect();
+        let (ready, dropped): (Vec<_>, Vec<_>) = pending
+            .iter()
+            .partition(|(_, dir)| !unsynced.contains(dir.as_path()));
+        {
+            let mut state = self.state();
+            state.ready.extend(ready.iter().map(|(n, _)| n));
+            state.count -= dropped.len();
+        }
+        for (n, _) in dropped {
+            let _ = fs::remove_file(self.path(*n));
+        }
     }
 
     /// An empty file for a new chunk, open for writing, as a temp file that removes itself
@@ -113,10 +157,11 @@ impl FreeFiles {
         }
     }
 
-    /// Files ready to be taken.
+    /// Files ready to be taken, and files waiting for [`Self::publish`].
     #[cfg(test)]
-    pub(super) fn ready(&self) -> usize {
-        self.state().ready.len()
+    pub(super) fn counts(&self) -> (usize, usize) {
+        let state = self.state();
+        (state.ready.len(), state.pending.len())
     }
 
     fn path(&self, n: u64) -> PathBuf {

@@ -231,7 +231,16 @@ fn deleted_chunk_files_are_emptied_and_reused() {
     assert_eq!(free.len(), 1);
     assert_eq!(free[0].as_ref().unwrap().metadata().unwrap().len(), 0);
     assert!(!chunk_file(dir.path(), &old_id).exists());
-    assert_eq!(store.free.ready(), 1);
+    // Not reused before its move out of `chunks/` is synced.
+    assert_eq!(store.free.counts(), (0, 1));
+    let early = vec![6u8; 5000];
+    store.put(ChunkId::of(&early), &early).unwrap();
+    let early_inode = fs::metadata(chunk_file(dir.path(), &ChunkId::of(&early)))
+        .unwrap()
+        .ino();
+    assert_ne!(early_inode, inode);
+    store.finish_deletes();
+    assert_eq!(store.free.counts(), (1, 0));
 
     let new = vec![4u8; 5000];
     let new_id = ChunkId::of(&new);
@@ -240,11 +249,27 @@ fn deleted_chunk_files_are_emptied_and_reused() {
     assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
     assert_eq!(fs::read(&path).unwrap(), new);
     assert_eq!(files_in(&dir.path().join("free")), 0);
-    assert_eq!(store.free.ready(), 0);
+    assert_eq!(store.free.counts(), (0, 0));
     assert!(matches!(
         store.get(old_id),
         Err(NodeError::ChunkNotFound(_))
     ));
+}
+
+#[test]
+fn deleting_a_symlink_named_like_a_chunk_leaves_its_target_alone() {
+    let (dir, store) = store(1 << 20);
+    let id = ChunkId::of(b"never stored");
+    let target = dir.path().join("outside");
+    fs::write(&target, b"not the store's").unwrap();
+    let link = chunk_file(dir.path(), &id);
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    store.delete(id).unwrap();
+    store.finish_deletes();
+    assert!(fs::symlink_metadata(&link).is_err());
+    assert_eq!(fs::read(&target).unwrap(), b"not the store's");
+    assert_eq!(store.free.counts(), (0, 0));
 }
 
 #[test]
@@ -349,7 +374,8 @@ mod failpoints {
             let freed = vec![2u8; 1000];
             store.put(ChunkId::of(&freed), &freed).unwrap();
             store.delete(ChunkId::of(&freed)).unwrap();
-            assert_eq!(store.free.ready(), 1);
+            store.finish_deletes();
+            assert_eq!(store.free.counts(), (1, 0));
         }
         store.take_changes();
         let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
