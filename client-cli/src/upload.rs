@@ -13,7 +13,7 @@
 //! live copies: those are sent again (a file can be re-read; standard input cannot). A put that
 //! fails gives its chunks back, so their space is reclaimed after the grace period.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -523,8 +523,14 @@ impl Client {
         chunks: &mut [CommittedChunk],
         short: &[String],
     ) -> anyhow::Result<()> {
+        // A chunk the file holds more than once (a run of zeros, say) is sent once.
+        let mut sent: HashMap<String, Vec<String>> = HashMap::new();
         for (index, chunk) in chunks.iter_mut().enumerate() {
             if !short.contains(&chunk.id) {
+                continue;
+            }
+            if let Some(nodes) = sent.get(&chunk.id) {
+                chunk.nodes = nodes.clone();
                 continue;
             }
             let offset = index as u64 * plan.chunk_size;
@@ -551,6 +557,7 @@ impl Client {
                 .with_context(|| format!("resend chunk {index}"))?
                 .chunk
                 .nodes;
+            sent.insert(chunk.id.clone(), chunk.nodes.clone());
         }
         Ok(())
     }

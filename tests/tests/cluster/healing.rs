@@ -275,7 +275,9 @@ fn content_deleted_by_gc_can_be_put_again() {
         .write_lease(GC_GRACE)
         .start();
     let chunk = c.chunk_size();
-    let data = pseudo_random(420, 6 * chunk + 11);
+    // One chunk three times over, so that a resend meets the same chunk more than once.
+    let mut data = pseudo_random(421, chunk).repeat(3);
+    data.extend(pseudo_random(420, 3 * chunk + 11));
     let ids: BTreeSet<String> = distinct_chunks([&data[..]], chunk).into_keys().collect();
     let nodes: Vec<usize> = (0..3).collect();
     let put_back_after_gc = |path: &str, how: &str| {
