@@ -95,6 +95,39 @@ impl Client {
             .into_inner())
     }
 
+    /// What [`Self::stat`] would answer for each of `paths`, in one call.
+    pub async fn stat_many(
+        &self,
+        paths: &[FsPath],
+    ) -> anyhow::Result<Vec<anyhow::Result<GetFileResponse>>> {
+        let (mut meta, request) = self.meta(GetFilesRequest {
+            paths: paths.iter().map(FsPath::to_string).collect(),
+        });
+        let results = meta
+            .get_files(request)
+            .await
+            .map_err(|s| self.meta_error(s))?
+            .into_inner()
+            .results;
+        if results.len() != paths.len() {
+            anyhow::bail!(
+                "metadata server answered for {} files, {} were asked for",
+                results.len(),
+                paths.len()
+            );
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| match result.file {
+                Some(file) => Ok(file),
+                None => Err(anyhow::anyhow!(
+                    "{}",
+                    describe(&Status::new(Code::from(result.error_code), result.error))
+                )),
+            })
+            .collect())
+    }
+
     /// Removes a file, or with `recursive` every file below a directory. Returns how many.
     pub async fn remove(&self, path: &FsPath, recursive: bool) -> anyhow::Result<u64> {
         let (mut meta, request) = self.meta(DeleteRequest {

@@ -21,7 +21,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tonic::{Code, Request, Status};
 
-use bigfs_proto::pb::{ChunkLocation, GetChunkRequest, NodeAddr};
+use bigfs_proto::pb::{ChunkLocation, GetChunkRequest, GetFileResponse, NodeAddr};
 use bigfs_proto::{transport, ChunkId, FsPath};
 
 use crate::client::{describe, Client};
@@ -55,6 +55,21 @@ impl Client {
     ) -> anyhow::Result<GetReport> {
         let started = Instant::now();
         let file = self.stat(path).await?;
+        self.get_located(path, file, target, parallel, progress, started)
+            .await
+    }
+
+    /// [`Self::get`] of a file already looked up (`file` is what `stat` answered), timed from
+    /// `started`.
+    pub(crate) async fn get_located(
+        &self,
+        path: &FsPath,
+        file: GetFileResponse,
+        target: &Target,
+        parallel: usize,
+        progress: &Progress,
+        started: Instant,
+    ) -> anyhow::Result<GetReport> {
         let size = file.file.as_ref().map_or(0, |f| f.size);
         let chunks = file.chunks;
         let count = chunks.len();

@@ -11,8 +11,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use futures::{stream, StreamExt, TryStreamExt};
+use anyhow::{anyhow, bail, Context};
+use futures::{stream, Stream, StreamExt, TryStreamExt};
 
 use bigfs_proto::pb::{CommitFileRequest, CommitFilesRequest, CommittedChunk};
 use bigfs_proto::FsPath;
@@ -28,6 +28,9 @@ const COMMIT_BATCH: usize = 512;
 
 /// Files fetched at once by a tree get (files of more than [`SMALL_FILE`] bytes).
 const FILES_IN_FLIGHT: usize = 16;
+
+/// Files whose chunk lists a tree get looks up per metadata call.
+const LOOKUP_BATCH: usize = 256;
 
 /// Files of at most this size count as small.
 const SMALL_FILE: u64 = 256 << 10;
@@ -282,25 +285,17 @@ impl Client {
                 Ok((path, target, size))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let progress = &progress;
-        let fetch = |(path, target, size): (FsPath, PathBuf, u64)| async move {
-            let got = self
-                .get(&path, &Target::File(target), parallel, &Progress::hidden())
-                .await
-                .map(|_| progress.add(size));
-            (path, size, got)
-        };
         let (small, large): (Vec<_>, Vec<_>) = targets
             .into_iter()
             .partition(|(_, _, size)| *size <= SMALL_FILE);
-        let results: Vec<(FsPath, u64, anyhow::Result<()>)> = stream::iter(small)
-            .map(fetch)
-            .buffer_unordered(FILES_IN_FLIGHT * SMALL_FILE_FACTOR)
-            .chain(
-                stream::iter(large)
-                    .map(fetch)
-                    .buffer_unordered(FILES_IN_FLIGHT),
+        let results: Vec<(FsPath, u64, anyhow::Result<()>)> = self
+            .fetch_files(
+                small,
+                FILES_IN_FLIGHT * SMALL_FILE_FACTOR,
+                parallel,
+                &progress,
             )
+            .chain(self.fetch_files(large, FILES_IN_FLIGHT, parallel, &progress))
             .collect()
             .await;
         progress.finish();
@@ -316,6 +311,54 @@ impl Client {
         }
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// Fetches `files` (remote path, local target, size), `in_flight` at a time, looking up
+    /// their chunk lists [`LOOKUP_BATCH`] files per metadata call.
+    fn fetch_files<'a>(
+        &'a self,
+        files: Vec<(FsPath, PathBuf, u64)>,
+        in_flight: usize,
+        parallel: usize,
+        progress: &'a Progress,
+    ) -> impl Stream<Item = (FsPath, u64, anyhow::Result<()>)> + 'a {
+        let mut batches = Vec::new();
+        let mut files = files.into_iter().peekable();
+        while files.peek().is_some() {
+            batches.push(files.by_ref().take(LOOKUP_BATCH).collect::<Vec<_>>());
+        }
+        stream::iter(batches)
+            .then(move |batch| async move {
+                let paths: Vec<FsPath> = batch.iter().map(|(path, _, _)| path.clone()).collect();
+                let located = match self.stat_many(&paths).await {
+                    Ok(located) => located,
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        paths.iter().map(|_| Err(anyhow!("{e}"))).collect()
+                    }
+                };
+                stream::iter(batch.into_iter().zip(located))
+            })
+            .flatten()
+            .map(move |((path, target, size), located)| async move {
+                let started = Instant::now();
+                let got = match located {
+                    Ok(file) => self
+                        .get_located(
+                            &path,
+                            file,
+                            &Target::File(target),
+                            parallel,
+                            &Progress::hidden(),
+                            started,
+                        )
+                        .await
+                        .map(|_| progress.add(size)),
+                    Err(e) => Err(e),
+                };
+                (path, size, got)
+            })
+            .buffer_unordered(in_flight)
     }
 
     /// Every file below `dir` (or `dir` itself if it is a file), with its size.

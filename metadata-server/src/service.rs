@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tonic::{Request, Response, Status};
 
-use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_COMMIT_BATCH, MAX_REPLICATION};
+use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_COMMIT_BATCH, MAX_LOOKUP_BATCH, MAX_REPLICATION};
 use bigfs_proto::pb::meta_server::Meta;
 use bigfs_proto::pb::*;
 use bigfs_proto::{ChunkId, FsPath};
@@ -68,6 +68,38 @@ impl MetaService {
     }
 
     /// Checks a commit request and turns it into the record to write.
+    /// A file's chunk list with each chunk's live locations, best first.
+    fn locate(&self, path: &str) -> Result<GetFileResponse, MetaError> {
+        let path = FsPath::parse_file(path)?;
+        let record = match self.state.ns.get(&path)? {
+            Some(record) => record,
+            None if self.state.ns.is_dir(&path)? => {
+                return Err(MetaError::IsDirectory(path.to_string()))
+            }
+            None => return Err(MetaError::NotFound(path.to_string())),
+        };
+        let now = Instant::now();
+        let cluster = self.state.cluster();
+        let chunks = record
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let id = entry.chunk_id()?;
+                Ok(ChunkLocation {
+                    index: index as u32,
+                    id: id.to_hex(),
+                    size: entry.size,
+                    replicas: node_addrs(cluster.read_locations(&id, index, now)),
+                })
+            })
+            .collect::<Result<Vec<_>, MetaError>>()?;
+        Ok(GetFileResponse {
+            file: Some(file_info(&path, &record)),
+            chunks,
+        })
+    }
+
     fn prepare_commit(&self, request: CommitFileRequest) -> Result<PreparedCommit, MetaError> {
         let path = FsPath::parse_file(&request.path)?;
         let replication = self.replication(request.replication)?;
@@ -467,34 +499,39 @@ impl Meta for MetaService {
         &self,
         request: Request<GetFileRequest>,
     ) -> Result<Response<GetFileResponse>, Status> {
-        let path = FsPath::parse_file(&request.into_inner().path).map_err(MetaError::from)?;
-        let record = match self.state.ns.get(&path)? {
-            Some(record) => record,
-            None if self.state.ns.is_dir(&path)? => {
-                return Err(MetaError::IsDirectory(path.to_string()).into())
-            }
-            None => return Err(MetaError::NotFound(path.to_string()).into()),
-        };
-        let now = Instant::now();
-        let cluster = self.state.cluster();
-        let chunks = record
-            .chunks
+        Ok(Response::new(self.locate(&request.into_inner().path)?))
+    }
+
+    async fn get_files(
+        &self,
+        request: Request<GetFilesRequest>,
+    ) -> Result<Response<GetFilesResponse>, Status> {
+        let paths = request.into_inner().paths;
+        if paths.len() > MAX_LOOKUP_BATCH {
+            return Err(MetaError::InvalidArgument(format!(
+                "{} paths in one lookup, the limit is {MAX_LOOKUP_BATCH}",
+                paths.len()
+            ))
+            .into());
+        }
+        let results = paths
             .iter()
-            .enumerate()
-            .map(|(index, entry)| {
-                let id = entry.chunk_id()?;
-                Ok(ChunkLocation {
-                    index: index as u32,
-                    id: id.to_hex(),
-                    size: entry.size,
-                    replicas: node_addrs(cluster.read_locations(&id, index, now)),
-                })
+            .map(|path| match self.locate(path) {
+                Ok(file) => GetFileResult {
+                    file: Some(file),
+                    ..GetFileResult::default()
+                },
+                Err(e) => {
+                    let error = e.to_string();
+                    GetFileResult {
+                        file: None,
+                        error,
+                        error_code: Status::from(e).code() as i32,
+                    }
+                }
             })
-            .collect::<Result<Vec<_>, MetaError>>()?;
-        Ok(Response::new(GetFileResponse {
-            file: Some(file_info(&path, &record)),
-            chunks,
-        }))
+            .collect();
+        Ok(Response::new(GetFilesResponse { results }))
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {

@@ -17,3 +17,6 @@ pub const MAX_REPLICATION: u32 = 16;
 
 /// The most files one CommitFiles call may carry.
 pub const MAX_COMMIT_BATCH: usize = 10_000;
+
+/// The most paths one GetFiles call may ask for.
+pub const MAX_LOOKUP_BATCH: usize = 10_000;

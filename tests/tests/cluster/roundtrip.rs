@@ -121,3 +121,82 @@ fn a_put_tops_up_chunks_that_already_have_fewer_copies() {
     c.wait_stat("/three", &data, Some(3), STAT_WAIT);
     c.check_logs();
 }
+
+/// `put -r` and `get -r` of a tree with nested directories, an empty file, files of several
+/// chunks and more small files than one metadata lookup carries; then a get of the tree after
+/// one file lost every copy fails that file alone, by name, and writes all the others.
+#[test]
+fn trees_round_trip_and_a_lost_file_fails_alone() {
+    let c = Cluster::builder(3)
+        .replication(2)
+        .chunk_size(64 * KIB as u64)
+        .start();
+    let chunk = c.chunk_size();
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        ("empty".into(), Vec::new()),
+        ("a/b/big".into(), pseudo_random(600, 5 * chunk + 5)),
+        ("a/mid".into(), pseudo_random(601, 300 * KIB)),
+    ];
+    for k in 0..300u64 {
+        let data = pseudo_random(700 + k, 1000 + k as usize);
+        files.push((format!("small/f{k:03}"), data));
+    }
+    let src = c.local_dir("tree");
+    for (relative, data) in &files {
+        let path = src.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+    }
+    c.must([
+        "put".as_ref(),
+        "-r".as_ref(),
+        src.as_os_str(),
+        "/tree".as_ref(),
+    ]);
+
+    let got = c.local_dir("got");
+    c.must([
+        "get".as_ref(),
+        "-r".as_ref(),
+        "/tree".as_ref(),
+        got.as_os_str(),
+    ]);
+    for (relative, data) in &files {
+        let read = std::fs::read(got.join(relative)).unwrap();
+        assert!(read == *data, "{relative}: {}", diff_summary(data, &read));
+    }
+
+    let (lost, lost_data) = &files[10];
+    let id = blake3::hash(lost_data).to_hex().to_string();
+    for i in 0..3 {
+        if c.has_good_copy(i, &id) {
+            c.delete_chunk_file(i, &id);
+        }
+    }
+    let again = c.local_dir("again");
+    let out = c.bigfs([
+        "get".as_ref(),
+        "-r".as_ref(),
+        "/tree".as_ref(),
+        again.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "get -r of a tree with a lost file succeeded"
+    );
+    assert!(
+        stderr.contains(&format!("1 of {} files not fetched", files.len()))
+            && stderr.contains(&format!("/tree/{lost}")),
+        "{stderr}"
+    );
+    for (relative, data) in files.iter().filter(|(relative, _)| relative != lost) {
+        assert_eq!(
+            std::fs::read(again.join(relative)).unwrap(),
+            *data,
+            "{relative}"
+        );
+    }
+    assert!(!again.join(lost).exists());
+    c.check_logs();
+}
