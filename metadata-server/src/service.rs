@@ -311,6 +311,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// A file a CommitFiles call could not commit, and why.
+/// Refuses a batch call of `count` items, `what` (e.g. "files in one commit"), over `limit`.
+fn within_batch_limit(count: usize, limit: usize, what: &str) -> Result<(), MetaError> {
+    if count > limit {
+        return Err(MetaError::InvalidArgument(format!(
+            "{count} {what}, the limit is {limit}"
+        )));
+    }
+    Ok(())
+}
+
 fn refusal(path: &str, error: MetaError) -> CommitFileResponse {
     tracing::debug!(path, "commit refused: {error}");
     let message = error.to_string();
@@ -454,13 +464,7 @@ impl Meta for MetaService {
         request: Request<CommitFilesRequest>,
     ) -> Result<Response<CommitFilesResponse>, Status> {
         let files = request.into_inner().files;
-        if files.len() > MAX_COMMIT_BATCH {
-            return Err(MetaError::InvalidArgument(format!(
-                "{} files in one commit, the limit is {MAX_COMMIT_BATCH}",
-                files.len()
-            ))
-            .into());
-        }
+        within_batch_limit(files.len(), MAX_COMMIT_BATCH, "files in one commit")?;
         let mut results: Vec<Option<CommitFileResponse>> = vec![None; files.len()];
         let mut valid = Vec::with_capacity(files.len());
         for (i, file) in files.into_iter().enumerate() {
@@ -507,13 +511,7 @@ impl Meta for MetaService {
         request: Request<GetFilesRequest>,
     ) -> Result<Response<GetFilesResponse>, Status> {
         let paths = request.into_inner().paths;
-        if paths.len() > MAX_LOOKUP_BATCH {
-            return Err(MetaError::InvalidArgument(format!(
-                "{} paths in one lookup, the limit is {MAX_LOOKUP_BATCH}",
-                paths.len()
-            ))
-            .into());
-        }
+        within_batch_limit(paths.len(), MAX_LOOKUP_BATCH, "paths in one lookup")?;
         let results = paths
             .iter()
             .map(|path| match self.locate(path) {
