@@ -55,12 +55,14 @@ impl Client {
     ) -> anyhow::Result<GetReport> {
         let started = Instant::now();
         let file = self.stat(path).await?;
-        self.get_located(path, file, target, parallel, progress, started)
-            .await
+        let mut report = self
+            .get_located(path, file, target, parallel, progress)
+            .await?;
+        report.elapsed = started.elapsed();
+        Ok(report)
     }
 
-    /// [`Self::get`] of a file already looked up (`file` is what `stat` answered), timed from
-    /// `started`.
+    /// [`Self::get`] of a file already looked up (`file` is what `stat` answered).
     pub(crate) async fn get_located(
         &self,
         path: &FsPath,
@@ -68,8 +70,8 @@ impl Client {
         target: &Target,
         parallel: usize,
         progress: &Progress,
-        started: Instant,
     ) -> anyhow::Result<GetReport> {
+        let started = Instant::now();
         let size = file.file.as_ref().map_or(0, |f| f.size);
         let chunks = file.chunks;
         let count = chunks.len();

@@ -66,6 +66,20 @@ struct Pending {
     committed: bool,
 }
 
+/// A tree put's way to its commits.
+struct TreeCommits<'a> {
+    files: &'a [LocalFile],
+    plan: &'a PutPlan,
+    options: &'a PutOptions,
+    /// Per file, its chunks as they are stored.
+    pending: Vec<Pending>,
+    /// Files whose chunks are all stored, for the next commit batch.
+    ready: Vec<usize>,
+    report: TreeReport,
+    /// How many committed files use each chunk.
+    committed: HashMap<String, usize>,
+}
+
 impl Client {
     /// Stores every regular file below `local` at the same relative path below `remote`.
     pub async fn put_tree(
@@ -82,19 +96,22 @@ impl Client {
         if files.iter().all(|f| f.size <= SMALL_FILE) {
             plan.parallel *= SMALL_FILE_FACTOR;
         }
-        let mut report = TreeReport::default();
-        let mut committed = HashMap::new();
-        let result = self
-            .put_files(
-                &files,
-                &plan,
-                options,
-                &progress,
-                &mut report,
-                &mut committed,
-            )
-            .await;
+        let mut commits = TreeCommits {
+            files: &files,
+            plan: &plan,
+            options,
+            pending: files.iter().map(|_| Pending::default()).collect(),
+            ready: Vec::new(),
+            report: TreeReport::default(),
+            committed: HashMap::new(),
+        };
+        let result = self.put_files(&mut commits, &progress).await;
         progress.finish();
+        let TreeCommits {
+            mut report,
+            mut committed,
+            ..
+        } = commits;
         if result.is_err() || !report.failed.is_empty() {
             // Give back what no committed file uses. (Another put may hold the same chunks:
             // giving back more than needed would end its lease too.)
@@ -118,15 +135,10 @@ impl Client {
 
     async fn put_files(
         &self,
-        files: &[LocalFile],
-        plan: &PutPlan,
-        options: &PutOptions,
+        commits: &mut TreeCommits<'_>,
         progress: &Progress,
-        report: &mut TreeReport,
-        committed: &mut HashMap<String, usize>,
     ) -> anyhow::Result<()> {
-        let mut pending: Vec<Pending> = files.iter().map(|_| Pending::default()).collect();
-        let mut ready = Vec::new();
+        let (files, plan) = (commits.files, commits.plan);
         let input = Input::Files(files.iter().map(|f| f.local.clone()).collect());
         let mut events = std::pin::pin!(self.store_stream(input, plan, progress));
         while let Some(event) = events
@@ -134,6 +146,7 @@ impl Client {
             .await
             .with_context(|| format!("put {}", plan.path))?
         {
+            let pending = &mut commits.pending;
             let file = match event {
                 Event::Stored(stored) => {
                     let file = stored.file;
@@ -145,54 +158,28 @@ impl Client {
                     file
                 }
             };
-            let p = &pending[file];
+            let p = &mut pending[file];
             if !p.committed && p.chunks == Some(p.stored.len()) {
-                pending[file].committed = true;
-                ready.push(file);
-                if ready.len() == COMMIT_BATCH {
-                    self.commit_batch(
-                        files,
-                        &mut pending,
-                        &mut ready,
-                        plan,
-                        options,
-                        report,
-                        committed,
-                    )
-                    .await?;
+                p.committed = true;
+                commits.ready.push(file);
+                if commits.ready.len() == COMMIT_BATCH {
+                    self.commit_batch(commits).await?;
                 }
             }
         }
-        self.commit_batch(
-            files,
-            &mut pending,
-            &mut ready,
-            plan,
-            options,
-            report,
-            committed,
-        )
-        .await
+        self.commit_batch(commits).await
     }
 
     /// Commits the `ready` files in one call, counting the chunks of committed files in
     /// `committed`. A file refused for lack of copies is put again on its own (the single-file
     /// put resends what is short); any other refusal is reported.
-    #[allow(clippy::too_many_arguments)]
-    async fn commit_batch(
-        &self,
-        files: &[LocalFile],
-        pending: &mut [Pending],
-        ready: &mut Vec<usize>,
-        plan: &PutPlan,
-        options: &PutOptions,
-        report: &mut TreeReport,
-        committed: &mut HashMap<String, usize>,
-    ) -> anyhow::Result<()> {
-        if ready.is_empty() {
+    async fn commit_batch(&self, commits: &mut TreeCommits<'_>) -> anyhow::Result<()> {
+        if commits.ready.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(ready);
+        let batch = std::mem::take(&mut commits.ready);
+        let (files, plan, options) = (commits.files, commits.plan, commits.options);
+        let (pending, report) = (&mut commits.pending, &mut commits.report);
         let requests: Vec<CommitFileRequest> = batch
             .iter()
             .map(|&file| {
@@ -232,7 +219,7 @@ impl Client {
             let file = &files[file];
             if result.committed {
                 for id in ids {
-                    *committed.entry(id).or_default() += 1;
+                    *commits.committed.entry(id).or_default() += 1;
                 }
                 report.files += 1;
                 report.bytes += file.size;
@@ -322,12 +309,8 @@ impl Client {
         parallel: usize,
         progress: &'a Progress,
     ) -> impl Stream<Item = (FsPath, u64, anyhow::Result<()>)> + 'a {
-        let mut batches = Vec::new();
-        let mut files = files.into_iter().peekable();
-        while files.peek().is_some() {
-            batches.push(files.by_ref().take(LOOKUP_BATCH).collect::<Vec<_>>());
-        }
-        stream::iter(batches)
+        stream::iter(files)
+            .chunks(LOOKUP_BATCH)
             .then(move |batch| async move {
                 let paths: Vec<FsPath> = batch.iter().map(|(path, _, _)| path.clone()).collect();
                 let located = match self.stat_many(&paths).await {
@@ -341,7 +324,6 @@ impl Client {
             })
             .flatten()
             .map(move |((path, target, size), located)| async move {
-                let started = Instant::now();
                 let got = match located {
                     Ok(file) => self
                         .get_located(
@@ -350,7 +332,6 @@ impl Client {
                             &Target::File(target),
                             parallel,
                             &Progress::hidden(),
-                            started,
                         )
                         .await
                         .map(|_| progress.add(size)),
