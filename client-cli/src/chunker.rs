@@ -41,17 +41,23 @@ pub enum Cut {
     },
 }
 
+/// The buffer a stream's first piece is read into, so that a small stream costs little memory.
+const STREAM_FIRST_READ: u64 = 64 * 1024;
+
 /// Starts reading `input` on a blocking thread; the channel holds at most `depth` items.
 /// Reading stops early when the receiver is dropped (the put failed).
 pub fn cut(input: Input, chunk_size: usize, depth: usize) -> mpsc::Receiver<anyhow::Result<Cut>> {
     let (tx, rx) = mpsc::channel(depth);
     tokio::task::spawn_blocking(move || {
         let outcome = match input {
-            Input::Stream(reader) => cut_one(0, reader, chunk_size, &tx).context("read stdin"),
+            Input::Stream(reader) => {
+                cut_one(0, reader, None, chunk_size, &tx).context("read stdin")
+            }
             Input::Files(paths) => paths.iter().enumerate().try_for_each(|(file, path)| {
                 let reader =
                     File::open(path).with_context(|| format!("open {}", path.display()))?;
-                cut_one(file, reader, chunk_size, &tx)
+                let len = reader.metadata().ok().map(|m| m.len());
+                cut_one(file, reader, len, chunk_size, &tx)
                     .with_context(|| format!("read {}", path.display()))
             }),
         };
@@ -62,22 +68,32 @@ pub fn cut(input: Input, chunk_size: usize, depth: usize) -> mpsc::Receiver<anyh
     rx
 }
 
-/// Cuts one source; a closed channel ends it quietly (the receiver has given up).
+/// Cuts one source of length `len`, when known; a closed channel ends it quietly (the receiver
+/// has given up).
 fn cut_one(
     file: usize,
     reader: impl Read,
+    len: Option<u64>,
     chunk_size: usize,
     tx: &mpsc::Sender<anyhow::Result<Cut>>,
 ) -> io::Result<()> {
     let mut reader = reader;
     let mut index = 0;
+    // Each piece is read into a buffer of the length it is expected to have, because a buffer
+    // that grows copies what it holds: what the file's length says is left, or, for a stream,
+    // a small buffer until a piece comes out full.
+    let mut expected = len.unwrap_or(STREAM_FIRST_READ);
     loop {
         // `take` keeps every piece but the last at exactly the chunk size, whatever the reads
         // return; `read_to_end` fills spare capacity without zeroing it first.
-        let mut buf = Vec::with_capacity(chunk_size.min(64 * 1024));
+        let mut buf = Vec::with_capacity(expected.min(chunk_size as u64) as usize);
         let filled = (&mut reader)
             .take(chunk_size as u64)
             .read_to_end(&mut buf)?;
+        expected = match len {
+            Some(_) => expected.saturating_sub(filled as u64),
+            None => chunk_size as u64,
+        };
         if filled > 0 {
             buf.shrink_to_fit();
             let piece = Piece {

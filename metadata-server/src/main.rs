@@ -8,6 +8,7 @@ use clap::Parser;
 
 use bigfs_meta::cluster::ClusterConfig;
 use bigfs_meta::MetaConfig;
+use bigfs_proto::limits::DEFAULT_CHUNK_SIZE;
 use bigfs_proto::process;
 use bigfs_proto::units::{ReadableDuration, Size};
 
@@ -31,7 +32,7 @@ struct Args {
     #[arg(long, default_value = "10s")]
     heartbeat_timeout: ReadableDuration,
     /// Size of the pieces files are cut into (at most 64MiB).
-    #[arg(long, default_value = "1MiB")]
+    #[arg(long, default_value_t = Size(DEFAULT_CHUNK_SIZE))]
     chunk_size: Size,
     /// How long a chunk no file references stays on the nodes before it is deleted.
     #[arg(long, default_value = "30s")]

@@ -4,12 +4,14 @@
 //! - [`ChunkId`]: a chunk's BLAKE3 hash; the only form in which ids reach a disk path.
 //! - [`path`]: the namespace's path rules.
 //! - [`units`]: human-readable sizes and durations for flags ("64MiB", "3s").
+//! - [`codec`]: the gRPC codec of every service, prost's with chunk-sized buffers.
 //! - [`limits`]: protocol constants, such as gRPC message sizes.
 //! - [`node_pool`]: shared connections to storage nodes.
 //! - [`transport`]: gRPC endpoint and server settings every component uses.
 //! - [`process`]: logging, panic and signal set-up for the server binaries.
 
 pub mod chunk_id;
+pub mod codec;
 pub mod limits;
 pub mod node_pool;
 pub mod path;

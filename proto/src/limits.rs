@@ -1,5 +1,8 @@
 //! Protocol constants shared by clients and servers.
 
+/// The chunk size of a cluster not configured otherwise.
+pub const DEFAULT_CHUNK_SIZE: u64 = 1024 * 1024;
+
 /// The largest chunk size a cluster may be configured with.
 pub const MAX_CHUNK_SIZE: u64 = 64 * 1024 * 1024;
 
