@@ -1,33 +1,105 @@
 //! Loopback port allocation.
 //!
-//! Every listener is bound to `127.0.0.1:0` and held open until all ports of a cluster are
-//! allocated, so the kernel cannot hand the same port out twice; they are closed just before the
-//! servers are spawned. A port can still be taken by another program in that short gap, which
-//! shows up as a server that exits at once (the harness retries such a spawn).
+//! Ports are picked below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), which
+//! is where every outgoing connection takes its local port from. A port the kernel handed out
+//! with `bind(0)` could be taken by some client's connection between the allocation and the
+//! server's bind, or while a killed node waits to restart on it; a test then failed with
+//! "Address already in use".
+//!
+//! Every port is bound and held until all ports of a cluster are allocated, so no port is handed
+//! out twice; they are closed just before the servers are spawned. Only another test picking
+//! the same port, at random, in that short gap could still take it.
 
 use std::net::{Ipv4Addr, TcpListener};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::rng::Rng;
+
+/// Where ports are picked from when the ephemeral range leaves room below it.
+const LOWEST: u16 = 10_000;
+const MIN_CHOICE: u16 = 4_096;
 
 /// Allocates `n` distinct free loopback ports.
 pub(crate) fn allocate(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
+    let Some(range) = below_ephemeral() else {
+        return allocate_ephemeral(n);
+    };
+    let mut rng = Rng::new(seed());
+    let mut held = Vec::with_capacity(n);
+    let mut attempts = 0;
+    while held.len() < n {
+        attempts += 1;
+        assert!(attempts < 10_000, "no free loopback port in {range:?}");
+        let port = rng.between(range.start.into(), (range.end - 1).into()) as u16;
+        // Binding fails for a port in use, also one held a moment ago by this function.
+        if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            held.push(listener);
+        }
+    }
+    ports_of(&held)
+}
+
+/// A loopback port that nothing listens on (at the moment of the call).
+pub fn free_port() -> u16 {
+    allocate(1)[0]
+}
+
+/// The ports between [`LOWEST`] and the ephemeral range, if there are enough of them.
+fn below_ephemeral() -> Option<Range<u16>> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let first: u16 = text.split_whitespace().next()?.parse().ok()?;
+    (first >= LOWEST + MIN_CHOICE).then_some(LOWEST..first)
+}
+
+/// Ports handed out by the kernel, for a machine whose ephemeral range leaves no room below.
+fn allocate_ephemeral(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
         .map(|_| {
             TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .unwrap_or_else(|e| panic!("cannot bind a loopback port: {e}"))
         })
         .collect();
-    let ports = listeners
+    ports_of(&held)
+}
+
+fn ports_of(listeners: &[TcpListener]) -> Vec<u16> {
+    listeners
         .iter()
         .map(|l| {
             l.local_addr()
                 .expect("a bound listener has an address")
                 .port()
         })
-        .collect();
-    drop(listeners);
-    ports
+        .collect()
 }
 
-/// A loopback port that nothing listens on (at the moment of the call).
-pub fn free_port() -> u16 {
-    allocate(1)[0]
+/// A seed that differs between the test processes and calls running at the same time.
+fn seed() -> u64 {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ u64::from(std::process::id()).rotate_left(32) ^ CALLS.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_distinct_free_and_outside_the_ephemeral_range() {
+        let ports = allocate(64);
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "{ports:?}");
+        if let Some(range) = below_ephemeral() {
+            assert!(ports.iter().all(|p| range.contains(p)), "{ports:?}");
+        }
+        for port in ports {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("an allocated port is free");
+        }
+    }
 }
