@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Chunk payloads are handed from the decoder to disk and to the next hop without a copy.
         .bytes(".bigfs.v1.PutChunkRequest.data")
         .bytes(".bigfs.v1.GetChunkResponse.data")
+        .bytes(".bigfs.v1.ChunkData.data")
         .codec_path("crate::codec::BigfsCodec")
         .compile_fds(descriptors)?;
     Ok(())

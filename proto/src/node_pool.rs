@@ -1,31 +1,54 @@
 //! A pool of connections to storage nodes, shared by the client and by nodes forwarding
 //! chunks down a replication chain.
+//!
+//! Small chunks bound for the same chain at the same time travel together, in one PutChunks
+//! call, because a call per 64 KiB chunk costs a node more than storing the chunk. No chunk
+//! waits for company: a batch leaves at once while fewer than [`BATCHES_IN_FLIGHT`] are under
+//! way on its chain, and the chunks that arrive meanwhile leave together in the next one.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-use crate::limits::MAX_CHUNK_MESSAGE;
+use crate::limits::{BATCH_CHUNK_MAX, MAX_CHUNK_MESSAGE, MAX_PUT_BATCH};
 use crate::pb::node_client::NodeClient;
-use crate::pb::{NodeAddr, NodeFailure, PutChunkRequest, PutChunkResponse};
+use crate::pb::{
+    ChunkData, NodeAddr, NodeFailure, PutChunkRequest, PutChunkResponse, PutChunksRequest,
+};
 use crate::transport;
 
+/// Batches of small chunks under way at once on one chain.
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// One lazily connected channel per peer address, shared by all requests to it (HTTP/2
-/// multiplexes them).
-#[derive(Default)]
+/// multiplexes them). Clones share the connections.
+#[derive(Default, Clone)]
 pub struct NodePool {
-    clients: Mutex<HashMap<String, NodeClient<Channel>>>,
+    clients: Arc<Mutex<HashMap<String, NodeClient<Channel>>>>,
+    /// Small chunks waiting for a batch, by chain.
+    queues: Arc<Mutex<HashMap<String, ChainQueue>>>,
+}
+
+#[derive(Default)]
+struct ChainQueue {
+    waiting: VecDeque<(ChunkData, oneshot::Sender<PutChunkResponse>)>,
+    /// Tasks sending batches from this queue.
+    senders: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl NodePool {
     pub fn client(&self, addr: &str) -> Result<NodeClient<Channel>, tonic::transport::Error> {
-        let mut clients = self
-            .clients
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut clients = lock(&self.clients);
         if let Some(client) = clients.get(addr) {
             return Ok(client.clone());
         }
@@ -36,14 +59,80 @@ impl NodePool {
         clients.insert(addr.to_string(), client.clone());
         Ok(client)
     }
-}
 
-impl NodePool {
     /// Stores a chunk on the first node of `chain`, which forwards it down the rest. A head
     /// that cannot be reached (or fails) is recorded as failed and the chain goes on from the
     /// next node, so one dead node costs one copy, not the whole chain. The reply lists every
     /// node that acknowledged a durable copy and every node that failed.
+    ///
+    /// A small chunk may travel in a batch with others bound for the same chain; it is
+    /// answered as if it had gone alone.
     pub async fn put_chain(
+        &self,
+        chunk_id: &str,
+        data: Bytes,
+        chain: &[NodeAddr],
+    ) -> PutChunkResponse {
+        if data.len() > BATCH_CHUNK_MAX || chain.is_empty() {
+            return self.put_chain_alone(chunk_id, data, chain).await;
+        }
+        let key = chain_key(chain);
+        let (tx, rx) = oneshot::channel();
+        let chunk = ChunkData {
+            chunk_id: chunk_id.to_string(),
+            data,
+        };
+        let start_sender = {
+            let mut queues = lock(&self.queues);
+            let queue = queues.entry(key.clone()).or_default();
+            queue.waiting.push_back((chunk, tx));
+            let start = queue.senders < BATCHES_IN_FLIGHT;
+            queue.senders += usize::from(start);
+            start
+        };
+        if start_sender {
+            tokio::spawn(self.clone().send_batches(key, chain.to_vec()));
+        }
+        rx.await.unwrap_or_else(|_| PutChunkResponse {
+            stored: Vec::new(),
+            failed: vec![NodeFailure {
+                node_id: chain[0].id.clone(),
+                error: format!(
+                    "{}: the batch carrying the chunk was dropped",
+                    chain[0].addr
+                ),
+            }],
+        })
+    }
+
+    /// Sends the chunks waiting for `chain` in batches, until none are left.
+    async fn send_batches(self, key: String, chain: Vec<NodeAddr>) {
+        loop {
+            let batch: Vec<_> = {
+                let mut queues = lock(&self.queues);
+                let queue = queues
+                    .get_mut(&key)
+                    .expect("a sender's queue stays while it runs");
+                if queue.waiting.is_empty() {
+                    queue.senders -= 1;
+                    if queue.senders == 0 {
+                        queues.remove(&key);
+                    }
+                    return;
+                }
+                let n = queue.waiting.len().min(MAX_PUT_BATCH);
+                queue.waiting.drain(..n).collect()
+            };
+            let (chunks, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let results = self.put_chain_batch(chunks, &chain).await;
+            for (reply, result) in replies.into_iter().zip(results) {
+                // A receiver gone has given up on its chunk.
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    async fn put_chain_alone(
         &self,
         chunk_id: &str,
         data: Bytes,
@@ -59,15 +148,41 @@ impl NodePool {
                     return reply;
                 }
                 Err(status) => {
-                    reply.failed.push(NodeFailure {
-                        node_id: head.id.clone(),
-                        error: format!("{}: {}", head.addr, status.message()),
-                    });
+                    reply.failed.push(head_failure(head, &status));
                     rest = tail;
                 }
             }
         }
         reply
+    }
+
+    /// [`Self::put_chain`] for several chunks in one call per node; the replies are in the
+    /// order of `chunks`.
+    pub async fn put_chain_batch(
+        &self,
+        chunks: Vec<ChunkData>,
+        chain: &[NodeAddr],
+    ) -> Vec<PutChunkResponse> {
+        let mut replies = vec![PutChunkResponse::default(); chunks.len()];
+        let mut rest = chain;
+        while let Some((head, tail)) = rest.split_first() {
+            match self.put_batch_one(head, chunks.clone(), tail).await {
+                Ok(answers) => {
+                    for (reply, answer) in replies.iter_mut().zip(answers) {
+                        reply.stored.extend(answer.stored);
+                        reply.failed.extend(answer.failed);
+                    }
+                    return replies;
+                }
+                Err(status) => {
+                    for reply in &mut replies {
+                        reply.failed.push(head_failure(head, &status));
+                    }
+                    rest = tail;
+                }
+            }
+        }
+        replies
     }
 
     async fn put_one(
@@ -77,9 +192,7 @@ impl NodePool {
         data: Bytes,
         tail: &[NodeAddr],
     ) -> Result<PutChunkResponse, Status> {
-        let mut client = self
-            .client(&head.addr)
-            .map_err(|e| Status::invalid_argument(format!("bad node address: {e}")))?;
+        let mut client = self.client_for(head)?;
         let mut request = Request::new(PutChunkRequest {
             chunk_id: chunk_id.to_string(),
             data,
@@ -88,4 +201,48 @@ impl NodePool {
         request.set_timeout(transport::chunk_write_timeout(tail.len() + 1));
         Ok(client.put_chunk(request).await?.into_inner())
     }
+
+    async fn put_batch_one(
+        &self,
+        head: &NodeAddr,
+        chunks: Vec<ChunkData>,
+        tail: &[NodeAddr],
+    ) -> Result<Vec<PutChunkResponse>, Status> {
+        let mut client = self.client_for(head)?;
+        let count = chunks.len();
+        let mut request = Request::new(PutChunksRequest {
+            chunks,
+            chain: tail.to_vec(),
+        });
+        // The chunks are stored side by side, each as fast as one alone.
+        request.set_timeout(transport::chunk_write_timeout(tail.len() + 1));
+        let results = client.put_chunks(request).await?.into_inner().results;
+        if results.len() != count {
+            return Err(Status::internal(format!(
+                "answered {} results for {count} chunks",
+                results.len()
+            )));
+        }
+        Ok(results)
+    }
+
+    fn client_for(&self, head: &NodeAddr) -> Result<NodeClient<Channel>, Status> {
+        self.client(&head.addr)
+            .map_err(|e| Status::invalid_argument(format!("bad node address: {e}")))
+    }
+}
+
+/// The failure of a chain's head that did not answer, or refused the whole call.
+fn head_failure(head: &NodeAddr, status: &Status) -> NodeFailure {
+    NodeFailure {
+        node_id: head.id.clone(),
+        error: format!("{}: {}", head.addr, status.message()),
+    }
+}
+
+fn chain_key(chain: &[NodeAddr]) -> String {
+    chain
+        .iter()
+        .map(|hop| format!("{}@{} ", hop.id, hop.addr))
+        .collect()
 }

@@ -4,14 +4,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
-use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_REPLICATION};
+use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_PUT_BATCH, MAX_REPLICATION};
 use bigfs_proto::node_pool::NodePool;
 use bigfs_proto::pb::node_server::Node;
 use bigfs_proto::pb::{
-    GetChunkRequest, GetChunkResponse, NodeAddr, NodeFailure, NodeInfoRequest, NodeInfoResponse,
-    PutChunkRequest, PutChunkResponse,
+    ChunkData, GetChunkRequest, GetChunkResponse, NodeAddr, NodeFailure, NodeInfoRequest,
+    NodeInfoResponse, PutChunkRequest, PutChunkResponse, PutChunksRequest, PutChunksResponse,
 };
 use bigfs_proto::ChunkId;
 
@@ -61,6 +62,42 @@ impl NodeService {
             .await
             .map_err(|e| NodeError::io("store chunk", std::io::Error::other(e)))?
     }
+
+    /// Checks one chunk of a put request: its id, and its size.
+    fn check_chunk(chunk_id: &str, data: &Bytes) -> Result<ChunkId, NodeError> {
+        let id: ChunkId = chunk_id.parse()?;
+        if data.len() as u64 > MAX_CHUNK_SIZE {
+            return Err(NodeError::InvalidArgument(format!(
+                "chunk {id} is {} bytes, the limit is {MAX_CHUNK_SIZE}",
+                data.len()
+            )));
+        }
+        Ok(id)
+    }
+
+    /// Puts this node at the head of `reply`, as holding chunk `id` or as having failed it.
+    fn record_local(
+        &self,
+        id: ChunkId,
+        local: Result<(), NodeError>,
+        reply: &mut PutChunkResponse,
+    ) {
+        match local {
+            Ok(()) => reply.stored.insert(0, self.node_id.clone()),
+            Err(e) => {
+                if !matches!(e, NodeError::ChecksumMismatch { .. }) {
+                    tracing::warn!(chunk = %id, "cannot store chunk: {e}");
+                }
+                reply.failed.insert(
+                    0,
+                    NodeFailure {
+                        node_id: self.node_id.clone(),
+                        error: e.to_string(),
+                    },
+                );
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -74,37 +111,46 @@ impl Node for NodeService {
             data,
             chain,
         } = request.into_inner();
-        let id: ChunkId = chunk_id.parse().map_err(NodeError::from)?;
+        let id = Self::check_chunk(&chunk_id, &data)?;
         self.check_chain(&chain)?;
-        if data.len() as u64 > MAX_CHUNK_SIZE {
-            return Err(NodeError::InvalidArgument(format!(
-                "chunk {id} is {} bytes, the limit is {MAX_CHUNK_SIZE}",
-                data.len()
-            ))
-            .into());
-        }
         // Each hop verifies its own copy, so forwarding starts at once, alongside the local
         // hash and write, instead of after them.
         let (local, mut reply) = tokio::join!(
             self.store_locally(id, data.clone()),
             self.peers.put_chain(&chunk_id, data, &chain)
         );
-        match local {
-            Ok(()) => reply.stored.insert(0, self.node_id.clone()),
+        if let Err(e @ NodeError::ChecksumMismatch { .. }) = local {
             // The bytes are not what the sender claims: its request is wrong, not this node.
-            Err(e @ NodeError::ChecksumMismatch { .. }) => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(chunk = %id, "cannot store chunk: {e}");
-                reply.failed.insert(
-                    0,
-                    NodeFailure {
-                        node_id: self.node_id.clone(),
-                        error: e.to_string(),
-                    },
-                );
-            }
+            return Err(e.into());
         }
+        self.record_local(id, local, &mut reply);
         Ok(Response::new(reply))
+    }
+
+    async fn put_chunks(
+        &self,
+        request: Request<PutChunksRequest>,
+    ) -> Result<Response<PutChunksResponse>, Status> {
+        let PutChunksRequest { chunks, chain } = request.into_inner();
+        self.check_chain(&chain)?;
+        if chunks.len() > MAX_PUT_BATCH {
+            return Err(NodeError::InvalidArgument(format!(
+                "{} chunks in one call, the limit is {MAX_PUT_BATCH}",
+                chunks.len()
+            ))
+            .into());
+        }
+        let ids = (chunks.iter())
+            .map(|ChunkData { chunk_id, data }| Self::check_chunk(chunk_id, data))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stores =
+            (ids.iter().zip(&chunks)).map(|(id, c)| self.store_locally(*id, c.data.clone()));
+        let (local, mut results) =
+            tokio::join!(join_all(stores), self.peers.put_chain_batch(chunks, &chain));
+        for ((id, local), reply) in ids.into_iter().zip(local).zip(&mut results) {
+            self.record_local(id, local, reply);
+        }
+        Ok(Response::new(PutChunksResponse { results }))
     }
 
     async fn get_chunk(

@@ -1,0 +1,179 @@
+//! Batched puts (`PutChunks`, and `NodePool::put_chain` batching small chunks) against two
+//! storage nodes serving on loopback ports: each chunk is answered as if it had gone alone, a
+//! bad chunk fails alone, and a dead head fails every chunk of its batch over to the tail.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use tokio_util::sync::CancellationToken;
+
+use bigfs_node::chunk_io::IoMode;
+use bigfs_node::NodeConfig;
+use bigfs_proto::node_pool::NodePool;
+use bigfs_proto::pb::{ChunkData, GetChunkRequest, NodeAddr};
+use bigfs_proto::ChunkId;
+
+struct TwoNodes {
+    _dir: tempfile::TempDir,
+    chain: Vec<NodeAddr>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TwoNodes {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Two nodes, `a` and `b`, whose metadata server never answers: chunk calls need none.
+async fn two_nodes() -> TwoNodes {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let mut chain = Vec::new();
+    for id in ["a", "b"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let config = NodeConfig {
+            data_dir: dir.path().join(id),
+            meta_url: "http://127.0.0.1:1".into(),
+            id: Some(id.into()),
+            capacity: 1 << 30,
+            heartbeat_interval: Duration::from_secs(60),
+            fsync: false,
+            io: IoMode::Direct,
+            scrub_interval: Duration::ZERO,
+            scrub_rate: 1 << 20,
+        };
+        tokio::spawn(bigfs_node::run(listener, config, shutdown.clone()));
+        chain.push(NodeAddr {
+            id: id.into(),
+            addr,
+        });
+    }
+    TwoNodes {
+        _dir: dir,
+        chain,
+        shutdown,
+    }
+}
+
+fn chunk(seed: u32, len: usize) -> (String, Bytes) {
+    let data: Bytes = (0..len)
+        .map(|i| (i as u32 * 31 + seed * 7 + i as u32 / 251) as u8)
+        .collect();
+    (ChunkId::of(&data).to_hex(), data)
+}
+
+async fn read(pool: &NodePool, node: &NodeAddr, chunk_id: &str) -> Option<Bytes> {
+    let request = GetChunkRequest {
+        chunk_id: chunk_id.into(),
+    };
+    let reply = pool.client(&node.addr).unwrap().get_chunk(request).await;
+    reply.ok().map(|r| r.into_inner().data)
+}
+
+#[tokio::test]
+async fn a_bad_chunk_fails_alone_and_the_others_reach_both_nodes() {
+    let nodes = two_nodes().await;
+    let pool = NodePool::default();
+    let (good1, data1) = chunk(1, 70_000);
+    let (good2, data2) = chunk(2, 1);
+    let (bad, _) = chunk(3, 4096);
+    let chunks = vec![
+        ChunkData {
+            chunk_id: good1.clone(),
+            data: data1.clone(),
+        },
+        ChunkData {
+            chunk_id: bad.clone(),
+            data: chunk(4, 4096).1,
+        },
+        ChunkData {
+            chunk_id: good2.clone(),
+            data: data2.clone(),
+        },
+    ];
+    let replies = pool.put_chain_batch(chunks, &nodes.chain).await;
+
+    assert_eq!(replies.len(), 3);
+    for (i, id) in [(0, &good1), (2, &good2)] {
+        assert_eq!(replies[i].stored, ["a", "b"], "{id}: {:?}", replies[i]);
+        assert!(replies[i].failed.is_empty(), "{id}: {:?}", replies[i]);
+    }
+    let failed: Vec<&str> = replies[1]
+        .failed
+        .iter()
+        .map(|f| f.node_id.as_str())
+        .collect();
+    assert_eq!(failed, ["a", "b"], "{:?}", replies[1]);
+    assert!(replies[1].stored.is_empty());
+    assert!(
+        replies[1].failed[0]
+            .error
+            .contains("does not hash to its id"),
+        "{:?}",
+        replies[1].failed
+    );
+    for node in &nodes.chain {
+        assert_eq!(read(&pool, node, &good1).await, Some(data1.clone()));
+        assert_eq!(read(&pool, node, &good2).await, Some(data2.clone()));
+        assert_eq!(read(&pool, node, &bad).await, None);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_small_puts_are_each_answered_for_their_own_chunk() {
+    let nodes = two_nodes().await;
+    let pool = NodePool::default();
+    // More than a batch holds, so that some wait and go in later batches; one big chunk goes
+    // alone among them.
+    let chunks: Vec<(String, Bytes)> = (0..150)
+        .map(|i| {
+            chunk(
+                i,
+                if i == 70 {
+                    300 * 1024
+                } else {
+                    1000 + i as usize
+                },
+            )
+        })
+        .collect();
+    let replies =
+        join_all((chunks.iter()).map(|(id, data)| pool.put_chain(id, data.clone(), &nodes.chain)))
+            .await;
+    for ((id, data), reply) in chunks.iter().zip(&replies) {
+        assert_eq!(reply.stored, ["a", "b"], "{id}: {reply:?}");
+        assert!(reply.failed.is_empty(), "{id}: {reply:?}");
+        assert_eq!(read(&pool, &nodes.chain[1], id).await.as_ref(), Some(data));
+    }
+}
+
+#[tokio::test]
+async fn a_dead_head_fails_the_batch_over_to_the_tail() {
+    let nodes = two_nodes().await;
+    let pool = NodePool::default();
+    let dead = NodeAddr {
+        id: "dead".into(),
+        addr: format!("http://127.0.0.1:{}", unused_port()),
+    };
+    let chain = [dead, nodes.chain[1].clone()];
+    let chunks: Vec<(String, Bytes)> = (0..5).map(|i| chunk(i, 2000)).collect();
+    let replies =
+        join_all((chunks.iter()).map(|(id, data)| pool.put_chain(id, data.clone(), &chain))).await;
+    for ((id, _), reply) in chunks.iter().zip(&replies) {
+        assert_eq!(reply.stored, ["b"], "{id}: {reply:?}");
+        let failed: Vec<&str> = reply.failed.iter().map(|f| f.node_id.as_str()).collect();
+        assert_eq!(failed, ["dead"], "{id}: {reply:?}");
+    }
+}
+
+/// A loopback port nothing listens on.
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
