@@ -19,8 +19,10 @@ bigfs CLI, timing whole commands. It builds the release binaries (cargo build --
 swap them mid-run), then for each replication factor R starts a FRESH cluster like the
 MooseFS peer's: 1 metadata server + 3 storage nodes on 127.0.0.1 (scripts/cluster.sh up
 --no-build, data under /tmp, the same disk), with bigfs-meta --replication R
---min-replicas min(R,2); the cluster is stopped and wiped (scripts/cluster.sh down --wipe)
-after its runs, also on error or interrupt.
+--min-replicas min(R,2); the cluster is stopped after its runs, also on error or interrupt.
+The data of every cluster, and of the peer's, is removed only when the script exits: on ext4
+without a journal, a file created within a minute of many deletes scans past each deleted
+inode, so a wipe between suites would slow down the next suite's creates.
 
 Options:
   --runs N            runs per replication factor (default 3)
@@ -79,7 +81,7 @@ and skipped runs are left out of the medians and shown as n=.. failed=.. in the 
 
 Stopping: Ctrl-C (SIGINT to the whole process group) stops at once; a signal to the
 script's pid alone takes effect when the current cluster's runs end. Either way every
-cluster it started is stopped and wiped and the peer is stopped.
+cluster it started is stopped and the peer is stopped, and their data is removed.
 
 Exit status: 0 if every step succeeded and every checksum matched; 1 on a checksum
 mismatch, a failed step or a failed cluster; 2 on a usage error.
@@ -166,8 +168,10 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/bigfs-bench-work.XXXXXX) # binaries, cluster directories (disk)
 SHM=$(mktemp -d /dev/shm/bigfs-bench.XXXXXX)   # source data and downloads (memory)
-MFS_DIR=/tmp/bigfs-bench-mfs.$$ # not under $WORK: the mfs user must reach it (WORK is 0700)
+MFS_ROOT=/tmp/bigfs-bench-mfs.$$ # not under $WORK: the mfs user must reach it (WORK is 0700)
 CLUSTERS=() # cluster directories started, for cleanup
+STOPPED=0   # clusters stopped; their directories wait in $WORK/stopped-N for the exit
+MFS_DIRS=() # the peer's directories, one per goal, removed at exit
 PEER_STARTED=""
 
 cluster() { # cluster DIR ARGS...: scripts/cluster.sh on cluster directory DIR
@@ -175,7 +179,8 @@ cluster() { # cluster DIR ARGS...: scripts/cluster.sh on cluster directory DIR
     shift
     BIGFS_CLUSTER_DIR=$dir BIGFS_BIN_DIR=$WORK/bin timeout --kill-after=10 120 "$SCRIPT_DIR/cluster.sh" "$@"
 }
-# cluster_down DIR LOGCOPY: keeps the logs, then stops and wipes the cluster.
+# cluster_down DIR LOGCOPY: keeps the logs, stops the cluster and moves its directory aside, to
+# be removed at exit (see --help: deletes would slow down what runs next).
 cluster_down() {
     local dir=$1 logs=$2
     [ -d "$dir" ] || return 0
@@ -183,7 +188,9 @@ cluster_down() {
         mkdir -p "$logs"
         cp -r "$dir/logs/." "$logs/" 2>/dev/null || true
     fi
-    cluster "$dir" down --wipe >&2 || echo "$PROG: cluster.sh down --wipe failed for $dir" >&2
+    cluster "$dir" down >&2 || echo "$PROG: cluster.sh down failed for $dir" >&2
+    STOPPED=$((STOPPED + 1))
+    mv "$dir" "$WORK/stopped-$STOPPED"
 }
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
@@ -194,8 +201,10 @@ cleanup() {
     done
     if [ -n "$PEER_STARTED" ]; then
         timeout 180 "$SHARED/moosefs-peer.sh" stop >&2
-        timeout 60 "$SHARED/moosefs-peer.sh" clean >&2
     fi
+    for i in "${!MFS_DIRS[@]}"; do
+        MFS_PEER_DIR=${MFS_DIRS[$i]} timeout 60 "$SHARED/moosefs-peer.sh" clean >&2
+    done
     rm -rf "$SHM" "$WORK"
 }
 trap cleanup EXIT
@@ -447,18 +456,20 @@ bigfs_suite() {
     [ "$mismatches" = 0 ] && [ "$failures" = 0 ]
 }
 
-# moosefs_suite R: the peer at goal R; fs-bench.sh's output on stdout.
+# moosefs_suite R: the peer at goal R, in $MFS_ROOT.goalR; fs-bench.sh's output on stdout.
 moosefs_suite() {
     set -euo pipefail
-    local r=$1 mnt=$MFS_DIR/mnt rc=0
-    # peer_down: stops the peer, keeps its logs, removes its tree.
+    local r=$1 rc=0
+    local MFS_DIR=$MFS_ROOT.goal$r
+    local mnt=$MFS_DIR/mnt
+    export MFS_PEER_DIR=$MFS_DIR
+    # peer_down: stops the peer and keeps its logs; its tree is removed at exit.
     peer_down() {
         timeout 180 "$SHARED/moosefs-peer.sh" stop >&2 || true
         if [ -d "$MFS_DIR/log" ]; then
             mkdir -p "$OUT/moosefs-goal$r-logs"
             cp -r "$MFS_DIR/log/." "$OUT/moosefs-goal$r-logs/" 2>/dev/null || true
         fi
-        timeout 60 "$SHARED/moosefs-peer.sh" clean >&2 || true
     }
     echo "== MooseFS goal $r (fresh cluster, 3 chunkservers, $MFS_DIR, ports $MFS_PORT..$((MFS_PORT + 5)))" >&2
     if ! timeout 900 "$SHARED/moosefs-peer.sh" start --goal "$r" --chunkservers 3 ${NODE_FSYNC:+--fsync} >&2; then
@@ -473,7 +484,6 @@ moosefs_suite() {
     peer_down
     return "$rc"
 }
-export MFS_PEER_DIR=$MFS_DIR
 
 # ---------------------------------------------------------------- tables
 
@@ -514,9 +524,8 @@ else
 fi
 export MFS_PEER_PORT=$MFS_PORT
 
-# settle: before each system's suite, writes back and drops the caches, so that the deletes of
-# the phase before (a wiped cluster) are not billed to this one: on ext4 without a journal a new
-# file skips over every inode freed in the last ~30 s whose inode-table block is still cached.
+# settle: before each system's suite, writes back and drops the caches, so that the phase before
+# leaves no dirty pages to be written back during this one.
 settle() { drop_caches >/dev/null; }
 
 status=0 t_start=$SECONDS
@@ -531,6 +540,7 @@ for r in "${REPLICATIONS[@]}"; do
     [ "$rc" = 0 ] || { status=1; echo "$PROG: BigFS R=$r: failures or checksum mismatches (see above)" >&2; }
     if [ -n "$PEER" ]; then
         PEER_STARTED=1
+        MFS_DIRS+=("$MFS_ROOT.goal$r")
         settle
         set +e
         moosefs_suite "$r" | tee "$OUT/moosefs-goal$r.txt" >&2
