@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use futures::{stream, StreamExt, TryStreamExt};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tonic::{Code, Request, Status};
 
 use bigfs_proto::pb::{ChunkLocation, GetChunkRequest, GetFileResponse, NodeAddr};
 use bigfs_proto::{transport, ChunkId, FsPath};
 
+use crate::chunk_sink::ChunkSink;
 use crate::client::{describe, Client};
 use crate::progress::Progress;
 
@@ -77,7 +77,7 @@ impl Client {
         let count = chunks.len();
         let written = match target {
             Target::Stdout => {
-                let mut out = tokio::io::stdout();
+                let mut out = ChunkSink::new(std::io::stdout());
                 self.copy_chunks(path, chunks, &mut out, parallel, progress)
                     .await?;
                 out.flush().await.context("write to stdout")?;
@@ -122,7 +122,7 @@ impl Client {
             .prefix(".bigfs-get.")
             .tempfile_in(dir)
             .with_context(|| format!("create a temporary file in {}", dir.display()))?;
-        let mut out = tokio::fs::File::from_std(
+        let mut out = ChunkSink::new(
             tmp.as_file()
                 .try_clone()
                 .context("duplicate temporary file handle")?,
@@ -146,7 +146,7 @@ impl Client {
         &self,
         path: &FsPath,
         chunks: Vec<ChunkLocation>,
-        out: &mut (impl AsyncWrite + Unpin),
+        out: &mut ChunkSink<impl std::io::Write + Send + 'static>,
         parallel: usize,
         progress: &Progress,
     ) -> anyhow::Result<()> {
@@ -155,8 +155,9 @@ impl Client {
             .map(|chunk| self.fetch_chunk(path, chunk, &failed))
             .buffered(parallel.max(1));
         while let Some(data) = fetched.try_next().await? {
-            out.write_all(&data).await.context("write output")?;
-            progress.add(data.len() as u64);
+            let len = data.len() as u64;
+            out.write(data).await.context("write output")?;
+            progress.add(len);
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! size of the file.
 
 pub mod bench;
+mod chunk_sink;
 mod chunker;
 pub mod client;
 pub mod download;
