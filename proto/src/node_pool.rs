@@ -33,9 +33,12 @@ pub struct NodePool {
     queues: Arc<Mutex<HashMap<String, ChainQueue>>>,
 }
 
+/// A chunk waiting for a batch, and where its answer goes.
+type Waiting = (ChunkData, oneshot::Sender<PutChunkResponse>);
+
 #[derive(Default)]
 struct ChainQueue {
-    waiting: VecDeque<(ChunkData, oneshot::Sender<PutChunkResponse>)>,
+    waiting: VecDeque<Waiting>,
     /// Tasks sending batches from this queue.
     senders: usize,
 }
@@ -74,7 +77,7 @@ impl NodePool {
         chain: &[NodeAddr],
     ) -> PutChunkResponse {
         if data.len() > BATCH_CHUNK_MAX || chain.is_empty() {
-            return self.put_chain_alone(chunk_id, data, chain).await;
+            return self.put_chain_unbatched(chunk_id, data, chain).await;
         }
         let key = chain_key(chain);
         let (tx, rx) = oneshot::channel();
@@ -91,48 +94,28 @@ impl NodePool {
             start
         };
         if start_sender {
-            tokio::spawn(self.clone().send_batches(key, chain.to_vec()));
+            let sender = Sender {
+                pool: self.clone(),
+                key,
+                left: false,
+            };
+            tokio::spawn(sender.run(chain.to_vec()));
         }
         rx.await.unwrap_or_else(|_| PutChunkResponse {
             stored: Vec::new(),
             failed: vec![NodeFailure {
                 node_id: chain[0].id.clone(),
                 error: format!(
-                    "{}: the batch carrying the chunk was dropped",
+                    "{}: the task sending the chunk's batch ended before it was answered",
                     chain[0].addr
                 ),
             }],
         })
     }
 
-    /// Sends the chunks waiting for `chain` in batches, until none are left.
-    async fn send_batches(self, key: String, chain: Vec<NodeAddr>) {
-        loop {
-            let batch: Vec<_> = {
-                let mut queues = lock(&self.queues);
-                let queue = queues
-                    .get_mut(&key)
-                    .expect("a sender's queue stays while it runs");
-                if queue.waiting.is_empty() {
-                    queue.senders -= 1;
-                    if queue.senders == 0 {
-                        queues.remove(&key);
-                    }
-                    return;
-                }
-                let n = queue.waiting.len().min(MAX_PUT_BATCH);
-                queue.waiting.drain(..n).collect()
-            };
-            let (chunks, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let results = self.put_chain_batch(chunks, &chain).await;
-            for (reply, result) in replies.into_iter().zip(results) {
-                // A receiver gone has given up on its chunk.
-                let _ = reply.send(result);
-            }
-        }
-    }
-
-    async fn put_chain_alone(
+    /// [`Self::put_chain`] without batching: for a node forwarding a PutChunk, whose sender's
+    /// deadline leaves no room for waiting behind other batches.
+    pub async fn put_chain_unbatched(
         &self,
         chunk_id: &str,
         data: Bytes,
@@ -214,8 +197,7 @@ impl NodePool {
             chunks,
             chain: tail.to_vec(),
         });
-        // The chunks are stored side by side, each as fast as one alone.
-        request.set_timeout(transport::chunk_write_timeout(tail.len() + 1));
+        request.set_timeout(transport::chunk_batch_write_timeout(tail.len() + 1, count));
         let results = client.put_chunks(request).await?.into_inner().results;
         if results.len() != count {
             return Err(Status::internal(format!(
@@ -232,11 +214,71 @@ impl NodePool {
     }
 }
 
+/// The task that sends the batches of one chain's queue. However it ends (also cancelled with
+/// its runtime), it gives up its place, and the last sender of a queue removes it, failing the
+/// chunks still waiting, so that no caller waits for ever.
+struct Sender {
+    pool: NodePool,
+    key: String,
+    /// Whether it has given up its place in the queue's count.
+    left: bool,
+}
+
+impl Sender {
+    /// Sends the chunks waiting for `chain` in batches, until none are left.
+    async fn run(mut self, chain: Vec<NodeAddr>) {
+        while let Some(batch) = self.next_batch() {
+            let (chunks, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let results = self.pool.put_chain_batch(chunks, &chain).await;
+            for (reply, result) in replies.into_iter().zip(results) {
+                // A receiver gone has given up on its chunk.
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Up to a batch of the chunks waiting, leaving out those whose caller has given up. When
+    /// none are left the sender leaves, under the same lock, so that a chunk queued meanwhile
+    /// finds the sender count without it and starts a sender of its own.
+    fn next_batch(&mut self) -> Option<Vec<Waiting>> {
+        let all = Arc::clone(&self.pool.queues);
+        let mut queues = lock(&all);
+        let queue = queues.get_mut(&self.key)?;
+        queue.waiting.retain(|(_, reply)| !reply.is_closed());
+        if queue.waiting.is_empty() {
+            self.leave(&mut queues);
+            return None;
+        }
+        let n = queue.waiting.len().min(MAX_PUT_BATCH);
+        Some(queue.waiting.drain(..n).collect())
+    }
+
+    fn leave(&mut self, queues: &mut HashMap<String, ChainQueue>) {
+        if std::mem::replace(&mut self.left, true) {
+            return;
+        }
+        if let Some(queue) = queues.get_mut(&self.key) {
+            queue.senders -= 1;
+            if queue.senders == 0 {
+                // Dropping the replies still waiting answers their callers with a failure.
+                queues.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let queues = Arc::clone(&self.pool.queues);
+        self.leave(&mut lock(&queues));
+    }
+}
+
 /// The failure of a chain's head that did not answer, or refused the whole call.
 fn head_failure(head: &NodeAddr, status: &Status) -> NodeFailure {
     NodeFailure {
         node_id: head.id.clone(),
-        error: format!("{}: {}", head.addr, status.message()),
+        error: format!("{}: {:?}: {}", head.addr, status.code(), status.message()),
     }
 }
 

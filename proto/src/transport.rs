@@ -33,6 +33,12 @@ pub fn chunk_write_timeout(hops: usize) -> Duration {
     Duration::from_secs(5) + Duration::from_secs(2) * hops.saturating_sub(1) as u32
 }
 
+/// The deadline for storing a batch of `chunks` small chunks through `hops` nodes: a node
+/// stores them side by side, but they share its disk and its blocking threads.
+pub fn chunk_batch_write_timeout(hops: usize, chunks: usize) -> Duration {
+    chunk_write_timeout(hops) + Duration::from_millis(50) * chunks as u32 * hops as u32
+}
+
 /// An endpoint for `uri` (e.g. `http://127.0.0.1:9401`) with the cluster's settings. It
 /// connects lazily, on first use.
 pub fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {

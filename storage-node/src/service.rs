@@ -75,18 +75,23 @@ impl NodeService {
         Ok(id)
     }
 
-    /// Puts this node at the head of `reply`, as holding chunk `id` or as having failed it.
+    /// Puts this node at the head of `reply`, as holding chunk `chunk_id` or as having failed
+    /// it.
     fn record_local(
         &self,
-        id: ChunkId,
+        chunk_id: &str,
         local: Result<(), NodeError>,
         reply: &mut PutChunkResponse,
     ) {
         match local {
             Ok(()) => reply.stored.insert(0, self.node_id.clone()),
             Err(e) => {
-                if !matches!(e, NodeError::ChecksumMismatch { .. }) {
-                    tracing::warn!(chunk = %id, "cannot store chunk: {e}");
+                // Bad requests are the sender's fault, reported to it, not this node's.
+                if !matches!(
+                    e,
+                    NodeError::ChecksumMismatch { .. } | NodeError::InvalidArgument(_)
+                ) {
+                    tracing::warn!(chunk = chunk_id, "cannot store chunk: {e}");
                 }
                 reply.failed.insert(
                     0,
@@ -117,13 +122,13 @@ impl Node for NodeService {
         // hash and write, instead of after them.
         let (local, mut reply) = tokio::join!(
             self.store_locally(id, data.clone()),
-            self.peers.put_chain(&chunk_id, data, &chain)
+            self.peers.put_chain_unbatched(&chunk_id, data, &chain)
         );
         if let Err(e @ NodeError::ChecksumMismatch { .. }) = local {
             // The bytes are not what the sender claims: its request is wrong, not this node.
             return Err(e.into());
         }
-        self.record_local(id, local, &mut reply);
+        self.record_local(&chunk_id, local, &mut reply);
         Ok(Response::new(reply))
     }
 
@@ -140,15 +145,20 @@ impl Node for NodeService {
             ))
             .into());
         }
-        let ids = (chunks.iter())
-            .map(|ChunkData { chunk_id, data }| Self::check_chunk(chunk_id, data))
-            .collect::<Result<Vec<_>, _>>()?;
-        let stores =
-            (ids.iter().zip(&chunks)).map(|(id, c)| self.store_locally(*id, c.data.clone()));
+        if chunks.is_empty() {
+            return Ok(Response::new(PutChunksResponse::default()));
+        }
+        // A bad chunk (id, size or bytes) fails on its own, on every node it reaches.
+        let stores = chunks.iter().map(|ChunkData { chunk_id, data }| {
+            let checked = Self::check_chunk(chunk_id, data);
+            let data = data.clone();
+            async move { self.store_locally(checked?, data).await }
+        });
+        let ids: Vec<String> = chunks.iter().map(|c| c.chunk_id.clone()).collect();
         let (local, mut results) =
             tokio::join!(join_all(stores), self.peers.put_chain_batch(chunks, &chain));
-        for ((id, local), reply) in ids.into_iter().zip(local).zip(&mut results) {
-            self.record_local(id, local, reply);
+        for ((chunk_id, local), reply) in ids.iter().zip(local).zip(&mut results) {
+            self.record_local(chunk_id, local, reply);
         }
         Ok(Response::new(PutChunksResponse { results }))
     }

@@ -1,6 +1,7 @@
 //! Batched puts (`PutChunks`, and `NodePool::put_chain` batching small chunks) against two
 //! storage nodes serving on loopback ports: each chunk is answered as if it had gone alone, a
-//! bad chunk fails alone, and a dead head fails every chunk of its batch over to the tail.
+//! bad chunk (wrong bytes, or an invalid id) fails alone, and a dead head fails every chunk of
+//! its batch over to the tail.
 
 use std::time::Duration;
 
@@ -93,10 +94,14 @@ async fn a_bad_chunk_fails_alone_and_the_others_reach_both_nodes() {
             chunk_id: good2.clone(),
             data: data2.clone(),
         },
+        ChunkData {
+            chunk_id: "not-an-id".into(),
+            data: data2.clone(),
+        },
     ];
     let replies = pool.put_chain_batch(chunks, &nodes.chain).await;
 
-    assert_eq!(replies.len(), 3);
+    assert_eq!(replies.len(), 4);
     for (i, id) in [(0, &good1), (2, &good2)] {
         assert_eq!(replies[i].stored, ["a", "b"], "{id}: {:?}", replies[i]);
         assert!(replies[i].failed.is_empty(), "{id}: {:?}", replies[i]);
@@ -115,6 +120,17 @@ async fn a_bad_chunk_fails_alone_and_the_others_reach_both_nodes() {
         "{:?}",
         replies[1].failed
     );
+    let failed: Vec<&str> = replies[3]
+        .failed
+        .iter()
+        .map(|f| f.node_id.as_str())
+        .collect();
+    assert_eq!(failed, ["a", "b"], "{:?}", replies[3]);
+    assert!(
+        replies[3].failed[0].error.contains("not-an-id"),
+        "{:?}",
+        replies[3].failed
+    );
     for node in &nodes.chain {
         assert_eq!(read(&pool, node, &good1).await, Some(data1.clone()));
         assert_eq!(read(&pool, node, &good2).await, Some(data2.clone()));
@@ -127,25 +143,32 @@ async fn concurrent_small_puts_are_each_answered_for_their_own_chunk() {
     let nodes = two_nodes().await;
     let pool = NodePool::default();
     // More than a batch holds, so that some wait and go in later batches; one big chunk goes
-    // alone among them.
+    // alone among them; every seventh chunk's bytes do not match its id, so an answer routed
+    // to the wrong caller shows.
+    let bad = |i: u32| i % 7 == 3;
     let chunks: Vec<(String, Bytes)> = (0..150)
         .map(|i| {
-            chunk(
-                i,
-                if i == 70 {
-                    300 * 1024
-                } else {
-                    1000 + i as usize
-                },
-            )
+            let len = if i == 70 {
+                300 * 1024
+            } else {
+                1000 + i as usize
+            };
+            let (id, data) = chunk(i, len);
+            (id, if bad(i) { chunk(i + 1000, 10).1 } else { data })
         })
         .collect();
-    let replies =
-        join_all((chunks.iter()).map(|(id, data)| pool.put_chain(id, data.clone(), &nodes.chain)))
-            .await;
-    for ((id, data), reply) in chunks.iter().zip(&replies) {
-        assert_eq!(reply.stored, ["a", "b"], "{id}: {reply:?}");
-        assert!(reply.failed.is_empty(), "{id}: {reply:?}");
+    let puts = chunks
+        .iter()
+        .map(|(id, data)| pool.put_chain(id, data.clone(), &nodes.chain));
+    let replies = join_all(puts).await;
+    for (i, ((id, data), reply)) in (0..).zip(chunks.iter().zip(&replies)) {
+        if bad(i) {
+            assert!(reply.stored.is_empty(), "{i} {id}: {reply:?}");
+            assert_eq!(read(&pool, &nodes.chain[1], id).await, None, "{i} {id}");
+            continue;
+        }
+        assert_eq!(reply.stored, ["a", "b"], "{i} {id}: {reply:?}");
+        assert!(reply.failed.is_empty(), "{i} {id}: {reply:?}");
         assert_eq!(read(&pool, &nodes.chain[1], id).await.as_ref(), Some(data));
     }
 }
@@ -156,7 +179,8 @@ async fn a_dead_head_fails_the_batch_over_to_the_tail() {
     let pool = NodePool::default();
     let dead = NodeAddr {
         id: "dead".into(),
-        addr: format!("http://127.0.0.1:{}", unused_port()),
+        // A privileged port that nothing listens on and no test can bind.
+        addr: "http://127.0.0.1:1".into(),
     };
     let chain = [dead, nodes.chain[1].clone()];
     let chunks: Vec<(String, Bytes)> = (0..5).map(|i| chunk(i, 2000)).collect();
@@ -167,13 +191,4 @@ async fn a_dead_head_fails_the_batch_over_to_the_tail() {
         let failed: Vec<&str> = reply.failed.iter().map(|f| f.node_id.as_str()).collect();
         assert_eq!(failed, ["dead"], "{id}: {reply:?}");
     }
-}
-
-/// A loopback port nothing listens on.
-fn unused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
