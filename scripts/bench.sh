@@ -170,7 +170,6 @@ WORK=$(mktemp -d /tmp/bigfs-bench-work.XXXXXX) # binaries, cluster directories (
 SHM=$(mktemp -d /dev/shm/bigfs-bench.XXXXXX)   # source data and downloads (memory)
 MFS_ROOT=/tmp/bigfs-bench-mfs.$$ # not under $WORK: the mfs user must reach it (WORK is 0700)
 CLUSTERS=() # cluster directories started, for cleanup
-STOPPED=0   # clusters stopped; their directories wait in $WORK/stopped-N for the exit
 MFS_DIRS=() # the peer's directories, one per goal, removed at exit
 PEER_STARTED=""
 
@@ -188,9 +187,12 @@ cluster_down() {
         mkdir -p "$logs"
         cp -r "$dir/logs/." "$logs/" 2>/dev/null || true
     fi
-    cluster "$dir" down >&2 || echo "$PROG: cluster.sh down failed for $dir" >&2
-    STOPPED=$((STOPPED + 1))
-    mv "$dir" "$WORK/stopped-$STOPPED"
+    if cluster "$dir" down >&2; then
+        # A fresh directory each time: this also runs in the suites' subshells.
+        mv "$dir" "$(mktemp -d "$WORK/stopped.XXXXXX")/"
+    else
+        echo "$PROG: cluster.sh down failed for $dir" >&2
+    fi
 }
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
@@ -199,10 +201,11 @@ cleanup() {
     for i in "${!CLUSTERS[@]}"; do
         cluster_down "${CLUSTERS[$i]}" "$OUT/$(basename "${CLUSTERS[$i]}")-logs"
     done
-    if [ -n "$PEER_STARTED" ]; then
-        timeout 180 "$SHARED/moosefs-peer.sh" stop >&2
-    fi
+    # moosefs_suite sets MFS_PEER_DIR in its own subshell: name each goal's tree here.
     for i in "${!MFS_DIRS[@]}"; do
+        if [ -n "$PEER_STARTED" ]; then
+            MFS_PEER_DIR=${MFS_DIRS[$i]} timeout 180 "$SHARED/moosefs-peer.sh" stop >&2
+        fi
         MFS_PEER_DIR=${MFS_DIRS[$i]} timeout 60 "$SHARED/moosefs-peer.sh" clean >&2
     done
     rm -rf "$SHM" "$WORK"
