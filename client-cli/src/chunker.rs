@@ -56,7 +56,10 @@ pub fn cut(input: Input, chunk_size: usize, depth: usize) -> mpsc::Receiver<anyh
             Input::Files(paths) => paths.iter().enumerate().try_for_each(|(file, path)| {
                 let reader =
                     File::open(path).with_context(|| format!("open {}", path.display()))?;
-                let len = reader.metadata().ok().map(|m| m.len());
+                // Only a regular file's length says how much it holds (a FIFO's says 0).
+                let len = (reader.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len());
                 cut_one(file, reader, len, chunk_size, &tx)
                     .with_context(|| format!("read {}", path.display()))
             }),
@@ -81,7 +84,7 @@ fn cut_one(
     let mut index = 0;
     // Each piece is read into a buffer of the length it is expected to have, because a buffer
     // that grows copies what it holds: what the file's length says is left, or, for a stream,
-    // a small buffer until a piece comes out full.
+    // a small buffer for its first piece and full-size ones once that came out full.
     let mut expected = len.unwrap_or(STREAM_FIRST_READ);
     loop {
         // `take` keeps every piece but the last at exactly the chunk size, whatever the reads

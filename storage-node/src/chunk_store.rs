@@ -2,8 +2,9 @@
 //!
 //! Layout under the data directory:
 //! - `chunks/<first 2 hex>/<64 hex>`: one file per chunk, named by its BLAKE3 id;
-//! - `tmp/`: chunks being written, renamed into `chunks/` only once complete (and, with fsync,
-//!   durable), so a crash never leaves a torn file under a chunk's name;
+//! - `tmp/`: chunks being written, renamed into `chunks/` only once complete, so a process crash
+//!   never leaves a torn file under a chunk's name. With fsync a machine crash does not either;
+//!   without, a copy the machine lost is found by the verification of its next read or scrub;
 //! - `quarantine/<64 hex>.<unix ms>`: copies that failed verification, kept for inspection;
 //! - `free/<n>`: emptied files of deleted chunks, reused by later writes ([`free_files`]).
 //!

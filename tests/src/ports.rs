@@ -6,13 +6,14 @@
 //! server's bind, or while a killed node waits to restart on it; a test then failed with
 //! "Address already in use".
 //!
-//! Every port is bound and held until all ports of a cluster are allocated, so no port is handed
-//! out twice; they are closed just before the servers are spawned. Only another test picking
-//! the same port, at random, in that short gap could still take it.
+//! No port is handed out twice in a test process, so a cluster's ports stay its own while its
+//! servers restart; each is bound once first, to skip ports some other program uses.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::rng::Rng;
@@ -26,19 +27,21 @@ pub(crate) fn allocate(n: usize) -> Vec<u16> {
     let Some(range) = below_ephemeral() else {
         return allocate_ephemeral(n);
     };
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let mut rng = Rng::new(seed());
-    let mut held = Vec::with_capacity(n);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    let mut ports = Vec::with_capacity(n);
     let mut attempts = 0;
-    while held.len() < n {
+    while ports.len() < n {
         attempts += 1;
         assert!(attempts < 10_000, "no free loopback port in {range:?}");
         let port = rng.between(range.start.into(), (range.end - 1).into()) as u16;
-        // Binding fails for a port in use, also one held a moment ago by this function.
-        if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
-            held.push(listener);
+        if !handed_out.contains(&port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            handed_out.insert(port);
+            ports.push(port);
         }
     }
-    ports_of(&held)
+    ports
 }
 
 /// A loopback port that nothing listens on (at the moment of the call).
