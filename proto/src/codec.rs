@@ -20,10 +20,8 @@ use crate::limits::DEFAULT_CHUNK_SIZE;
 /// whole message reserved after it (see the module's comment), plus room for the other fields.
 const DECODE_BUFFER: usize = 2 * DEFAULT_CHUNK_SIZE as usize + 64 * 1024;
 
-/// Buffers already allocated by tonic's default settings: reserving the exact encoded length
-/// at encode time makes a bigger initial encode buffer unnecessary.
+/// tonic's default (not exported), kept for the decoder.
 const YIELD_THRESHOLD: usize = 32 * 1024;
-const ENCODE_BUFFER: usize = 8 * 1024;
 
 /// Named by `proto/build.rs` as the codec of every generated client and server.
 #[derive(Debug, Clone)]
@@ -69,7 +67,9 @@ impl<T: Message> Encoder for SizedEncoder<T> {
     }
 
     fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD)
+        // tonic's defaults: reserving the exact encoded length makes a bigger initial buffer
+        // unnecessary.
+        BufferSettings::default()
     }
 }
 

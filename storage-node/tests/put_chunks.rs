@@ -1,7 +1,8 @@
 //! Batched puts (`PutChunks`, and `NodePool::put_chain` batching small chunks) against two
 //! storage nodes serving on loopback ports: each chunk is answered as if it had gone alone, a
 //! bad chunk (wrong bytes, or an invalid id) fails alone, and a dead head fails every chunk of
-//! its batch over to the tail.
+//! its batch over to the tail. A batch over the limit, or with a chain naming the node it is
+//! sent to, is refused whole; an empty one is answered empty.
 
 use std::time::Duration;
 
@@ -11,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use bigfs_node::chunk_io::IoMode;
 use bigfs_node::NodeConfig;
+use bigfs_proto::limits::MAX_PUT_BATCH;
 use bigfs_proto::node_pool::NodePool;
-use bigfs_proto::pb::{ChunkData, GetChunkRequest, NodeAddr};
+use bigfs_proto::pb::{ChunkData, GetChunkRequest, NodeAddr, PutChunkResponse, PutChunksRequest};
 use bigfs_proto::ChunkId;
 
 struct TwoNodes {
@@ -66,6 +68,11 @@ fn chunk(seed: u32, len: usize) -> (String, Bytes) {
     (ChunkId::of(&data).to_hex(), data)
 }
 
+/// The nodes `reply` lists as failed, in order.
+fn failed_on(reply: &PutChunkResponse) -> Vec<&str> {
+    reply.failed.iter().map(|f| f.node_id.as_str()).collect()
+}
+
 async fn read(pool: &NodePool, node: &NodeAddr, chunk_id: &str) -> Option<Bytes> {
     let request = GetChunkRequest {
         chunk_id: chunk_id.into(),
@@ -106,12 +113,7 @@ async fn a_bad_chunk_fails_alone_and_the_others_reach_both_nodes() {
         assert_eq!(replies[i].stored, ["a", "b"], "{id}: {:?}", replies[i]);
         assert!(replies[i].failed.is_empty(), "{id}: {:?}", replies[i]);
     }
-    let failed: Vec<&str> = replies[1]
-        .failed
-        .iter()
-        .map(|f| f.node_id.as_str())
-        .collect();
-    assert_eq!(failed, ["a", "b"], "{:?}", replies[1]);
+    assert_eq!(failed_on(&replies[1]), ["a", "b"], "{:?}", replies[1]);
     assert!(replies[1].stored.is_empty());
     assert!(
         replies[1].failed[0]
@@ -120,12 +122,8 @@ async fn a_bad_chunk_fails_alone_and_the_others_reach_both_nodes() {
         "{:?}",
         replies[1].failed
     );
-    let failed: Vec<&str> = replies[3]
-        .failed
-        .iter()
-        .map(|f| f.node_id.as_str())
-        .collect();
-    assert_eq!(failed, ["a", "b"], "{:?}", replies[3]);
+    assert_eq!(failed_on(&replies[3]), ["a", "b"], "{:?}", replies[3]);
+    assert!(replies[3].stored.is_empty());
     assert!(
         replies[3].failed[0].error.contains("not-an-id"),
         "{:?}",
@@ -188,7 +186,48 @@ async fn a_dead_head_fails_the_batch_over_to_the_tail() {
         join_all((chunks.iter()).map(|(id, data)| pool.put_chain(id, data.clone(), &chain))).await;
     for ((id, _), reply) in chunks.iter().zip(&replies) {
         assert_eq!(reply.stored, ["b"], "{id}: {reply:?}");
-        let failed: Vec<&str> = reply.failed.iter().map(|f| f.node_id.as_str()).collect();
-        assert_eq!(failed, ["dead"], "{id}: {reply:?}");
+        assert_eq!(failed_on(reply), ["dead"], "{id}: {reply:?}");
     }
+}
+
+#[tokio::test]
+async fn oversized_and_looping_batches_are_refused_and_an_empty_one_is_answered() {
+    let nodes = two_nodes().await;
+    let pool = NodePool::default();
+    let mut a = pool.client(&nodes.chain[0].addr).unwrap();
+    let chunks = |n: u32| -> Vec<ChunkData> {
+        (0..n)
+            .map(|i| {
+                let (chunk_id, data) = chunk(i, 100);
+                ChunkData { chunk_id, data }
+            })
+            .collect()
+    };
+
+    let too_many = PutChunksRequest {
+        chunks: chunks(MAX_PUT_BATCH as u32 + 1),
+        chain: vec![nodes.chain[1].clone()],
+    };
+    let status = a.put_chunks(too_many).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("chunks in one call"),
+        "{status:?}"
+    );
+
+    let looping = PutChunksRequest {
+        chunks: chunks(2),
+        chain: vec![nodes.chain[1].clone(), nodes.chain[0].clone()],
+    };
+    let status = a.put_chunks(looping).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let (first, _) = chunk(0, 100);
+    assert_eq!(read(&pool, &nodes.chain[1], &first).await, None);
+
+    let empty = PutChunksRequest {
+        chunks: Vec::new(),
+        chain: vec![nodes.chain[1].clone()],
+    };
+    let results = a.put_chunks(empty).await.unwrap().into_inner().results;
+    assert!(results.is_empty());
 }
