@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".bigfs.v1.PutChunkRequest.data")
         .bytes(".bigfs.v1.GetChunkResponse.data")
         .bytes(".bigfs.v1.ChunkData.data")
+        .bytes(".bigfs.v1.ChunkRead.data")
         .codec_path("crate::codec::BigfsCodec")
         .compile_fds(descriptors)?;
     Ok(())

@@ -7,9 +7,11 @@
 //! - [`codec`]: the gRPC codec of every service, prost's with chunk-sized buffers.
 //! - [`limits`]: protocol constants, such as gRPC message sizes.
 //! - [`node_pool`]: shared connections to storage nodes.
+//! - [`batch_queue`]: small chunk requests for the same node sent together.
 //! - [`transport`]: gRPC endpoint and server settings every component uses.
 //! - [`process`]: logging, panic and signal set-up for the server binaries.
 
+mod batch_queue;
 pub mod chunk_id;
 pub mod codec;
 pub mod limits;

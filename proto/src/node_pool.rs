@@ -1,46 +1,34 @@
 //! A pool of connections to storage nodes, shared by the client and by nodes forwarding
 //! chunks down a replication chain.
 //!
-//! Small chunks bound for the same chain at the same time travel together, in one PutChunks
-//! call, because a call per 64 KiB chunk costs a node more than storing the chunk. No chunk
-//! waits for company: a batch leaves at once while fewer than [`BATCHES_IN_FLIGHT`] are under
-//! way on its chain, and the chunks that arrive meanwhile leave together in the next one.
+//! Small chunks bound for the same chain, or read from the same node, at the same time travel
+//! together ([`BatchQueues`]): in one PutChunks or GetChunks call.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 use tonic::transport::Channel;
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status};
 
-use crate::limits::{BATCH_CHUNK_MAX, MAX_CHUNK_MESSAGE, MAX_PUT_BATCH};
+use crate::batch_queue::BatchQueues;
+use crate::limits::{BATCH_CHUNK_MAX, MAX_CHUNK_MESSAGE, MAX_GET_BATCH, MAX_PUT_BATCH};
 use crate::pb::node_client::NodeClient;
 use crate::pb::{
-    ChunkData, NodeAddr, NodeFailure, PutChunkRequest, PutChunkResponse, PutChunksRequest,
+    ChunkData, GetChunkRequest, GetChunksRequest, NodeAddr, NodeFailure, PutChunkRequest,
+    PutChunkResponse, PutChunksRequest,
 };
 use crate::transport;
 
-/// Batches of small chunks under way at once on one chain.
-const BATCHES_IN_FLIGHT: usize = 2;
-
 /// One lazily connected channel per peer address, shared by all requests to it (HTTP/2
-/// multiplexes them). Clones share the connections.
+/// multiplexes them). Clones share the connections and the batch queues.
 #[derive(Default, Clone)]
 pub struct NodePool {
     clients: Arc<Mutex<HashMap<String, NodeClient<Channel>>>>,
-    /// Small chunks waiting for a batch, by chain.
-    queues: Arc<Mutex<HashMap<String, ChainQueue>>>,
-}
-
-/// A chunk waiting for a batch, and where its answer goes.
-type Waiting = (ChunkData, oneshot::Sender<PutChunkResponse>);
-
-#[derive(Default)]
-struct ChainQueue {
-    waiting: VecDeque<Waiting>,
-    /// Tasks sending batches from this queue.
-    senders: usize,
+    /// Small chunks waiting for a PutChunks call, by chain.
+    puts: BatchQueues<ChunkData, PutChunkResponse>,
+    /// Ids of small chunks waiting for a GetChunks call, by node address.
+    gets: BatchQueues<String, Result<Bytes, Status>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -79,29 +67,20 @@ impl NodePool {
         if data.len() > BATCH_CHUNK_MAX || chain.is_empty() {
             return self.put_chain_unbatched(chunk_id, data, chain).await;
         }
-        let key = chain_key(chain);
-        let (tx, rx) = oneshot::channel();
         let chunk = ChunkData {
             chunk_id: chunk_id.to_string(),
             data,
         };
-        let start_sender = {
-            let mut queues = lock(&self.queues);
-            let queue = queues.entry(key.clone()).or_default();
-            queue.waiting.push_back((chunk, tx));
-            let start = queue.senders < BATCHES_IN_FLIGHT;
-            queue.senders += usize::from(start);
-            start
+        let (pool, route) = (self.clone(), chain.to_vec());
+        let send = move |chunks| {
+            let (pool, route) = (pool.clone(), route.clone());
+            async move { pool.put_chain_batch(chunks, &route).await }
         };
-        if start_sender {
-            let sender = Sender {
-                pool: self.clone(),
-                key,
-                left: false,
-            };
-            tokio::spawn(sender.run(chain.to_vec()));
-        }
-        rx.await.unwrap_or_else(|_| PutChunkResponse {
+        let answer = self
+            .puts
+            .submit(chain_key(chain), chunk, MAX_PUT_BATCH, send)
+            .await;
+        answer.unwrap_or_else(|| PutChunkResponse {
             stored: Vec::new(),
             failed: vec![NodeFailure {
                 node_id: chain[0].id.clone(),
@@ -111,6 +90,61 @@ impl NodePool {
                 ),
             }],
         })
+    }
+
+    /// Reads a chunk of `size` bytes from the node at `addr`, verified by the node (the caller
+    /// verifies it again). A small chunk may travel in a batch with others read from the same
+    /// node; it is answered as if it had gone alone.
+    pub async fn get_chunk(&self, addr: &str, chunk_id: &str, size: u64) -> Result<Bytes, Status> {
+        if size > BATCH_CHUNK_MAX as u64 {
+            return self.get_one(addr, chunk_id).await;
+        }
+        let (pool, node) = (self.clone(), addr.to_string());
+        let send = move |ids| {
+            let (pool, node) = (pool.clone(), node.clone());
+            async move { pool.get_batch(&node, ids).await }
+        };
+        let answer = self
+            .gets
+            .submit(addr.to_string(), chunk_id.to_string(), MAX_GET_BATCH, send)
+            .await;
+        answer.unwrap_or_else(|| {
+            Err(Status::unavailable(format!(
+                "{addr}: the task reading the chunk's batch ended before it was answered"
+            )))
+        })
+    }
+
+    async fn get_one(&self, addr: &str, chunk_id: &str) -> Result<Bytes, Status> {
+        let mut client = self.client_at(addr)?;
+        let mut request = Request::new(GetChunkRequest {
+            chunk_id: chunk_id.to_string(),
+        });
+        request.set_timeout(transport::CHUNK_READ_TIMEOUT);
+        Ok(client.get_chunk(request).await?.into_inner().data)
+    }
+
+    /// [`Self::get_chunk`] of several chunks in one call; the answers are in the order of
+    /// `chunk_ids`. A call that fails as a whole fails every chunk with its status.
+    async fn get_batch(&self, addr: &str, chunk_ids: Vec<String>) -> Vec<Result<Bytes, Status>> {
+        let count = chunk_ids.len();
+        let call = async {
+            let mut client = self.client_at(addr)?;
+            let mut request = Request::new(GetChunksRequest { chunk_ids });
+            request.set_timeout(transport::chunk_batch_read_timeout(count));
+            let results = client.get_chunks(request).await?.into_inner().results;
+            one_result_per_chunk(results, count)
+        };
+        match call.await {
+            Ok(results) => results
+                .into_iter()
+                .map(|read| match Code::from_i32(read.error_code) {
+                    Code::Ok => Ok(read.data),
+                    code => Err(Status::new(code, read.error)),
+                })
+                .collect(),
+            Err(status) => vec![Err(status); count],
+        }
     }
 
     /// [`Self::put_chain`] without batching: for a node forwarding a PutChunk, whose sender's
@@ -175,7 +209,7 @@ impl NodePool {
         data: Bytes,
         tail: &[NodeAddr],
     ) -> Result<PutChunkResponse, Status> {
-        let mut client = self.client_for(head)?;
+        let mut client = self.client_at(&head.addr)?;
         let mut request = Request::new(PutChunkRequest {
             chunk_id: chunk_id.to_string(),
             data,
@@ -191,7 +225,7 @@ impl NodePool {
         chunks: Vec<ChunkData>,
         tail: &[NodeAddr],
     ) -> Result<Vec<PutChunkResponse>, Status> {
-        let mut client = self.client_for(head)?;
+        let mut client = self.client_at(&head.addr)?;
         let count = chunks.len();
         let mut request = Request::new(PutChunksRequest {
             chunks,
@@ -199,79 +233,24 @@ impl NodePool {
         });
         request.set_timeout(transport::chunk_batch_write_timeout(tail.len() + 1, count));
         let results = client.put_chunks(request).await?.into_inner().results;
-        if results.len() != count {
-            return Err(Status::internal(format!(
-                "answered {} results for {count} chunks",
-                results.len()
-            )));
-        }
-        Ok(results)
+        one_result_per_chunk(results, count)
     }
 
-    fn client_for(&self, head: &NodeAddr) -> Result<NodeClient<Channel>, Status> {
-        self.client(&head.addr)
-            .map_err(|e| Status::invalid_argument(format!("bad node address: {e}")))
+    fn client_at(&self, addr: &str) -> Result<NodeClient<Channel>, Status> {
+        self.client(addr)
+            .map_err(|e| Status::invalid_argument(format!("bad node address {addr}: {e}")))
     }
 }
 
-/// The task that sends the batches of one chain's queue. However it ends (also cancelled with
-/// its runtime), it gives up its place, and the last sender of a queue removes it, failing the
-/// chunks still waiting, so that no caller waits for ever.
-struct Sender {
-    pool: NodePool,
-    key: String,
-    /// Whether it has given up its place in the queue's count.
-    left: bool,
-}
-
-impl Sender {
-    /// Sends the chunks waiting for `chain` in batches, until none are left.
-    async fn run(mut self, chain: Vec<NodeAddr>) {
-        while let Some(batch) = self.next_batch() {
-            let (chunks, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let results = self.pool.put_chain_batch(chunks, &chain).await;
-            for (reply, result) in replies.into_iter().zip(results) {
-                // A receiver gone has given up on its chunk.
-                let _ = reply.send(result);
-            }
-        }
+/// A batch call's `results`, checked to answer each of its `count` chunks.
+fn one_result_per_chunk<T>(results: Vec<T>, count: usize) -> Result<Vec<T>, Status> {
+    if results.len() != count {
+        return Err(Status::internal(format!(
+            "answered {} results for {count} chunks",
+            results.len()
+        )));
     }
-
-    /// Up to a batch of the chunks waiting, leaving out those whose caller has given up. When
-    /// none are left the sender leaves, under the same lock, so that a chunk queued meanwhile
-    /// finds the sender count without it and starts a sender of its own.
-    fn next_batch(&mut self) -> Option<Vec<Waiting>> {
-        let all = Arc::clone(&self.pool.queues);
-        let mut queues = lock(&all);
-        let queue = queues.get_mut(&self.key)?;
-        queue.waiting.retain(|(_, reply)| !reply.is_closed());
-        if queue.waiting.is_empty() {
-            self.leave(&mut queues);
-            return None;
-        }
-        let n = queue.waiting.len().min(MAX_PUT_BATCH);
-        Some(queue.waiting.drain(..n).collect())
-    }
-
-    fn leave(&mut self, queues: &mut HashMap<String, ChainQueue>) {
-        if std::mem::replace(&mut self.left, true) {
-            return;
-        }
-        if let Some(queue) = queues.get_mut(&self.key) {
-            queue.senders -= 1;
-            if queue.senders == 0 {
-                // Dropping the replies still waiting answers their callers with a failure.
-                queues.remove(&self.key);
-            }
-        }
-    }
-}
-
-impl Drop for Sender {
-    fn drop(&mut self) {
-        let queues = Arc::clone(&self.pool.queues);
-        self.leave(&mut lock(&queues));
-    }
+    Ok(results)
 }
 
 /// The failure of a chain's head that did not answer, or refused the whole call.

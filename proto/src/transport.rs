@@ -39,6 +39,12 @@ pub fn chunk_batch_write_timeout(hops: usize, chunks: usize) -> Duration {
     chunk_write_timeout(hops) + Duration::from_millis(50) * chunks as u32 * hops as u32
 }
 
+/// The deadline for reading a batch of `chunks` small chunks from one node: it reads them side
+/// by side, but they share its disk and its blocking threads.
+pub fn chunk_batch_read_timeout(chunks: usize) -> Duration {
+    CHUNK_READ_TIMEOUT + Duration::from_millis(50) * chunks as u32
+}
+
 /// An endpoint for `uri` (e.g. `http://127.0.0.1:9401`) with the cluster's settings. It
 /// connects lazily, on first use.
 pub fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {

@@ -7,12 +7,13 @@ use bytes::Bytes;
 use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
-use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_PUT_BATCH, MAX_REPLICATION};
+use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_GET_BATCH, MAX_PUT_BATCH, MAX_REPLICATION};
 use bigfs_proto::node_pool::NodePool;
 use bigfs_proto::pb::node_server::Node;
 use bigfs_proto::pb::{
-    ChunkData, GetChunkRequest, GetChunkResponse, NodeAddr, NodeFailure, NodeInfoRequest,
-    NodeInfoResponse, PutChunkRequest, PutChunkResponse, PutChunksRequest, PutChunksResponse,
+    ChunkData, ChunkRead, GetChunkRequest, GetChunkResponse, GetChunksRequest, GetChunksResponse,
+    NodeAddr, NodeFailure, NodeInfoRequest, NodeInfoResponse, PutChunkRequest, PutChunkResponse,
+    PutChunksRequest, PutChunksResponse,
 };
 use bigfs_proto::ChunkId;
 
@@ -61,6 +62,15 @@ impl NodeService {
         tokio::task::spawn_blocking(move || store.put(id, &data))
             .await
             .map_err(|e| NodeError::io("store chunk", std::io::Error::other(e)))?
+    }
+
+    /// Reads a chunk and verifies it (see [`ChunkStore::get`]).
+    async fn read_locally(&self, chunk_id: &str) -> Result<Bytes, NodeError> {
+        let id: ChunkId = chunk_id.parse()?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.get(id))
+            .await
+            .map_err(|e| NodeError::io(format!("read chunk {id}"), std::io::Error::other(e)))?
     }
 
     /// Checks one chunk of a put request: its id, and its size.
@@ -167,16 +177,40 @@ impl Node for NodeService {
         &self,
         request: Request<GetChunkRequest>,
     ) -> Result<Response<GetChunkResponse>, Status> {
-        let id: ChunkId = request
-            .into_inner()
-            .chunk_id
-            .parse()
-            .map_err(NodeError::from)?;
-        let store = self.store.clone();
-        let data = tokio::task::spawn_blocking(move || store.get(id))
-            .await
-            .map_err(|e| Status::internal(format!("read chunk {id}: {e}")))??;
+        let data = self.read_locally(&request.into_inner().chunk_id).await?;
         Ok(Response::new(GetChunkResponse { data }))
+    }
+
+    async fn get_chunks(
+        &self,
+        request: Request<GetChunksRequest>,
+    ) -> Result<Response<GetChunksResponse>, Status> {
+        let GetChunksRequest { chunk_ids } = request.into_inner();
+        if chunk_ids.len() > MAX_GET_BATCH {
+            return Err(NodeError::InvalidArgument(format!(
+                "{} chunks in one call, the limit is {MAX_GET_BATCH}",
+                chunk_ids.len()
+            ))
+            .into());
+        }
+        let reads = chunk_ids.iter().map(|chunk_id| async move {
+            match self.read_locally(chunk_id).await {
+                Ok(data) => ChunkRead {
+                    data,
+                    ..ChunkRead::default()
+                },
+                Err(e) => {
+                    let status = Status::from(e);
+                    ChunkRead {
+                        data: Bytes::new(),
+                        error: status.message().to_string(),
+                        error_code: status.code() as i32,
+                    }
+                }
+            }
+        });
+        let results = join_all(reads).await;
+        Ok(Response::new(GetChunksResponse { results }))
     }
 
     async fn node_info(

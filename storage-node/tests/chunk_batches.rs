@@ -1,8 +1,9 @@
-//! Batched puts (`PutChunks`, and `NodePool::put_chain` batching small chunks) against two
-//! storage nodes serving on loopback ports: each chunk is answered as if it had gone alone, a
-//! bad chunk (wrong bytes, or an invalid id) fails alone, and a dead head fails every chunk of
-//! its batch over to the tail. A batch over the limit, or with a chain naming the node it is
-//! sent to, is refused whole; an empty one is answered empty.
+//! Batched puts and reads (`PutChunks` and `GetChunks`, and `NodePool` batching small chunks)
+//! against two storage nodes serving on loopback ports: each chunk is answered as if it had
+//! gone alone, and a bad one (wrong or corrupt bytes, an invalid id, a chunk not stored) fails
+//! alone. A dead head fails every chunk of its put batch over to the tail, and every chunk of a
+//! read batch from a dead node fails. A batch over the limit, or with a chain naming the node
+//! it is sent to, is refused whole; an empty one is answered empty.
 
 use std::time::Duration;
 
@@ -12,13 +13,15 @@ use tokio_util::sync::CancellationToken;
 
 use bigfs_node::chunk_io::IoMode;
 use bigfs_node::NodeConfig;
-use bigfs_proto::limits::MAX_PUT_BATCH;
+use bigfs_proto::limits::{MAX_GET_BATCH, MAX_PUT_BATCH};
 use bigfs_proto::node_pool::NodePool;
-use bigfs_proto::pb::{ChunkData, GetChunkRequest, NodeAddr, PutChunkResponse, PutChunksRequest};
+use bigfs_proto::pb::{
+    ChunkData, GetChunkRequest, GetChunksRequest, NodeAddr, PutChunkResponse, PutChunksRequest,
+};
 use bigfs_proto::ChunkId;
 
 struct TwoNodes {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     chain: Vec<NodeAddr>,
     shutdown: CancellationToken,
 }
@@ -55,11 +58,25 @@ async fn two_nodes() -> TwoNodes {
         });
     }
     TwoNodes {
-        _dir: dir,
+        dir,
         chain,
         shutdown,
     }
 }
+
+impl TwoNodes {
+    /// Overwrites node `node`'s copy of `chunk_id` with as many other bytes.
+    fn corrupt(&self, node: &str, chunk_id: &str) {
+        let path = (self.dir.path().join(node).join("chunks"))
+            .join(&chunk_id[..2])
+            .join(chunk_id);
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        std::fs::write(&path, vec![0x5a; len]).unwrap();
+    }
+}
+
+/// A privileged port that nothing listens on and no test can bind.
+const DEAD_ADDR: &str = "http://127.0.0.1:1";
 
 fn chunk(seed: u32, len: usize) -> (String, Bytes) {
     let data: Bytes = (0..len)
@@ -177,8 +194,7 @@ async fn a_dead_head_fails_the_batch_over_to_the_tail() {
     let pool = NodePool::default();
     let dead = NodeAddr {
         id: "dead".into(),
-        // A privileged port that nothing listens on and no test can bind.
-        addr: "http://127.0.0.1:1".into(),
+        addr: DEAD_ADDR.into(),
     };
     let chain = [dead, nodes.chain[1].clone()];
     let chunks: Vec<(String, Bytes)> = (0..5).map(|i| chunk(i, 2000)).collect();
@@ -230,4 +246,120 @@ async fn oversized_and_looping_batches_are_refused_and_an_empty_one_is_answered(
     };
     let results = a.put_chunks(empty).await.unwrap().into_inner().results;
     assert!(results.is_empty());
+}
+
+#[tokio::test]
+async fn a_read_batch_answers_each_chunk_on_its_own() {
+    let nodes = two_nodes().await;
+    let pool = NodePool::default();
+    let a = &nodes.chain[..1];
+    let (good, good_data) = chunk(1, 5000);
+    let (corrupt, corrupt_data) = chunk(2, 5000);
+    let (absent, _) = chunk(3, 5000);
+    for (id, data) in [(&good, &good_data), (&corrupt, &corrupt_data)] {
+        assert_eq!(pool.put_chain(id, data.clone(), a).await.stored, ["a"]);
+    }
+    nodes.corrupt("a", &corrupt);
+
+    let request = GetChunksRequest {
+        chunk_ids: vec![
+            absent.clone(),
+            good.clone(),
+            "not-an-id".into(),
+            corrupt.clone(),
+        ],
+    };
+    let mut client = pool.client(&a[0].addr).unwrap();
+    let results = client
+        .get_chunks(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+
+    let codes: Vec<tonic::Code> = results.iter().map(|r| r.error_code.into()).collect();
+    use tonic::Code::{DataLoss, InvalidArgument, NotFound, Ok};
+    assert_eq!(
+        codes,
+        [NotFound, Ok, InvalidArgument, DataLoss],
+        "{results:?}"
+    );
+    assert_eq!(results[1].data, good_data);
+    assert!(results[0].error.contains(&absent), "{:?}", results[0]);
+    assert!(results[3].error.contains("quarantined"), "{:?}", results[3]);
+    assert!(results
+        .iter()
+        .all(|r| r.error_code == 0 || r.data.is_empty()));
+    // The corrupt copy is out of service: read alone, it is not found.
+    let status = pool
+        .get_chunk(&a[0].addr, &corrupt, 5000)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), NotFound, "{status:?}");
+}
+
+#[tokio::test]
+async fn concurrent_small_reads_are_each_answered_with_their_own_chunk() {
+    let nodes = two_nodes().await;
+    let pool = NodePool::default();
+    let a = &nodes.chain[..1];
+    // More than a batch holds, so that some wait and go in later batches; one big chunk goes
+    // alone among them; every seventh chunk is not stored, so an answer routed to the wrong
+    // caller shows.
+    let absent = |i: u32| i % 7 == 3;
+    let chunks: Vec<(String, Bytes)> = (0..150)
+        .map(|i| {
+            chunk(
+                i,
+                if i == 70 {
+                    300 * 1024
+                } else {
+                    1000 + i as usize
+                },
+            )
+        })
+        .collect();
+    for (i, (id, data)) in (0..).zip(&chunks) {
+        if !absent(i) {
+            assert_eq!(pool.put_chain(id, data.clone(), a).await.stored, ["a"]);
+        }
+    }
+    let reads = (chunks.iter()).map(|(id, data)| pool.get_chunk(&a[0].addr, id, data.len() as u64));
+    let answers = join_all(reads).await;
+    for (i, ((id, data), answer)) in (0..).zip(chunks.iter().zip(answers)) {
+        match answer {
+            Ok(got) => assert!(!absent(i) && got == data, "{i} {id}: wrong bytes"),
+            Err(status) => {
+                assert!(absent(i), "{i} {id}: {status:?}");
+                assert_eq!(status.code(), tonic::Code::NotFound, "{i} {id}: {status:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn reads_from_a_dead_node_all_fail_and_oversized_read_batches_are_refused() {
+    let nodes = two_nodes().await;
+    let pool = NodePool::default();
+    let chunks: Vec<(String, Bytes)> = (0..5).map(|i| chunk(i, 2000)).collect();
+    let reads = (chunks.iter()).map(|(id, data)| pool.get_chunk(DEAD_ADDR, id, data.len() as u64));
+    for answer in join_all(reads).await {
+        let status = answer.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    }
+
+    let mut a = pool.client(&nodes.chain[0].addr).unwrap();
+    let too_many = GetChunksRequest {
+        chunk_ids: (0..=MAX_GET_BATCH as u32).map(|i| chunk(i, 10).0).collect(),
+    };
+    let status = a.get_chunks(too_many).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let empty = GetChunksRequest::default();
+    assert!(a
+        .get_chunks(empty)
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+        .is_empty());
 }
