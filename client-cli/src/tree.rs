@@ -105,7 +105,8 @@ impl Client {
             report: TreeReport::default(),
             committed: HashMap::new(),
         };
-        let result = self.put_files(&mut commits, &progress).await;
+        let put = self.put_files(&mut commits, &progress);
+        let result = self.renewing_leases(&plan, put).await;
         progress.finish();
         let TreeCommits {
             mut report,

@@ -11,10 +11,15 @@
 //! chunk. The file becomes visible
 //! only at the commit, one transaction on the metadata server, which refuses chunks that lack W
 //! live copies: those are sent again (a file can be re-read; standard input cannot). A put that
-//! fails gives its chunks back, so their space is reclaimed after the grace period.
+//! fails gives its chunks back, so their space is reclaimed after the grace period. Until then
+//! the put renews its chunks' write lease, so that a put that runs longer than the lease (a
+//! large file, a slow link or a slow standard input) does not find its first chunks collected
+//! as garbage when it commits.
 
 use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 use std::fs::File;
+use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
@@ -26,7 +31,7 @@ use futures::{stream, Stream, StreamExt, TryStreamExt};
 
 use bigfs_proto::pb::{
     AbandonChunksRequest, AllocateChunksRequest, ChunkPlacement, ChunkWant, CommitFileRequest,
-    CommittedChunk,
+    CommittedChunk, RenewLeasesRequest,
 };
 use bigfs_proto::{ChunkId, FsPath};
 
@@ -42,6 +47,9 @@ const COMMIT_ATTEMPTS: usize = 4;
 
 /// The pause before committing again after a resend, times the attempt number.
 const COMMIT_RETRY_PAUSE: Duration = Duration::from_secs(2);
+
+/// Chunk ids per RenewLeases call.
+const LEASE_BATCH: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct PutOptions {
@@ -131,7 +139,11 @@ pub(crate) struct PutPlan {
     min_copies: u32,
     /// Chunks stored at once.
     pub parallel: usize,
-    /// Every chunk the metadata server handed out to this put, to give back if it fails.
+    /// How long the chunks handed out stay protected without a renewal; `None` if the
+    /// metadata server did not say.
+    lease: Option<Duration>,
+    /// Every chunk the metadata server handed out to this put, to renew their leases while it
+    /// runs and to give them back if it fails.
     handed_out: Mutex<Vec<String>>,
     /// Nodes that failed a write of this put; later placements avoid them.
     failed_nodes: Mutex<HashSet<String>>,
@@ -169,9 +181,8 @@ impl Client {
             self.check_absent(path).await?;
         }
         let plan = self.plan(path, options).await?;
-        let result = self
-            .store_and_commit(source, &plan, options, progress, started)
-            .await;
+        let put = self.store_and_commit(source, &plan, options, progress, started);
+        let result = self.renewing_leases(&plan, put).await;
         if result.is_err() {
             self.abandon(plan.handed_out()).await;
         }
@@ -192,6 +203,7 @@ impl Client {
             replication,
             min_copies: info.min_replicas.min(replication),
             parallel: options.parallel.max(1),
+            lease: (info.write_lease_ms > 0).then(|| Duration::from_millis(info.write_lease_ms)),
             handed_out: Mutex::new(Vec::new()),
             failed_nodes: Mutex::new(HashSet::new()),
         })
@@ -279,6 +291,59 @@ impl Client {
             );
         }
         bail!("commit: chunks kept losing copies after {COMMIT_ATTEMPTS} attempts")
+    }
+
+    /// Runs `put` while renewing the write leases of the chunks handed out to `plan`.
+    pub(crate) async fn renewing_leases<T>(
+        &self,
+        plan: &PutPlan,
+        put: impl Future<Output = T>,
+    ) -> T {
+        let Some(lease) = plan.lease else {
+            return put.await;
+        };
+        tokio::select! {
+            done = put => done,
+            never = self.renew_leases(plan, lease) => match never {},
+        }
+    }
+
+    /// Renews the write leases of the chunks handed out to `plan`, three times a lease, for
+    /// as long as it is polled. Best effort: a chunk whose lease runs out all the same is
+    /// refused at the commit and sent again.
+    async fn renew_leases(&self, plan: &PutPlan, lease: Duration) -> Infallible {
+        let mut ticks = tokio::time::interval(lease / 3);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is now, when the chunks were just handed out.
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let mut start = 0;
+            loop {
+                // A batch at a time: a long put has handed out many chunks.
+                let chunk_ids = {
+                    let handed_out = lock(&plan.handed_out);
+                    handed_out[start.min(handed_out.len())..]
+                        .iter()
+                        .take(LEASE_BATCH)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                };
+                if chunk_ids.is_empty() {
+                    break;
+                }
+                start += chunk_ids.len();
+                let count = chunk_ids.len();
+                let (mut meta, request) = self.meta(RenewLeasesRequest { chunk_ids });
+                if let Err(status) = meta.renew_leases(request).await {
+                    tracing::warn!(
+                        "cannot renew the write lease of {count} chunks of {}: {}",
+                        plan.path,
+                        crate::client::describe(&status)
+                    );
+                }
+            }
+        }
     }
 
     /// Gives the chunks of a failed put back. Best effort: if this does not arrive, the write

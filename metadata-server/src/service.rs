@@ -405,6 +405,7 @@ impl Meta for MetaService {
             chunk_size: self.state.chunk_size,
             replication: config.replication,
             min_replicas: config.min_replicas,
+            write_lease_ms: config.write_lease.as_millis() as u64,
         }))
     }
 
@@ -497,6 +498,15 @@ impl Meta for MetaService {
         let default = cluster.config().replication;
         cluster.abandon(&chunks, |c| state.wanted(c, default), Instant::now());
         Ok(Response::new(AbandonChunksResponse {}))
+    }
+
+    async fn renew_leases(
+        &self,
+        request: Request<RenewLeasesRequest>,
+    ) -> Result<Response<RenewLeasesResponse>, Status> {
+        let chunks = parse_ids(&request.into_inner().chunk_ids)?;
+        self.state.cluster().renew_leases(&chunks, Instant::now());
+        Ok(Response::new(RenewLeasesResponse {}))
     }
 
     async fn get_file(

@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -193,7 +193,26 @@ pub fn run_with_timeout(
     stdin: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Output, String> {
-    cmd.stdin(if stdin.is_some() {
+    let feed = stdin.map(|data| {
+        let data = data.to_vec();
+        // A broken pipe (the command exited without reading everything) is the command's
+        // business; its exit status tells the story.
+        Box::new(move |mut pipe: ChildStdin| drop(pipe.write_all(&data))) as Feed
+    });
+    run_feeding(cmd, feed, timeout)
+}
+
+/// Writes a command's standard input, on a thread of its own.
+pub type Feed = Box<dyn FnOnce(ChildStdin) + Send>;
+
+/// [`run_with_timeout`] with standard input written by `feed` (or none), which may take its
+/// time: input that arrives slowly, as from a pipe.
+pub fn run_feeding(
+    cmd: &mut Command,
+    feed: Option<Feed>,
+    timeout: Duration,
+) -> Result<Output, String> {
+    cmd.stdin(if feed.is_some() {
         Stdio::piped()
     } else {
         Stdio::null()
@@ -205,13 +224,8 @@ pub fn run_with_timeout(
         .spawn()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
 
-    let writer = match (stdin, child.stdin.take()) {
-        (Some(data), Some(mut pipe)) => {
-            let data = data.to_vec();
-            // A broken pipe (the command exited without reading everything) is the command's
-            // business; its exit status tells the story.
-            Some(thread::spawn(move || drop(pipe.write_all(&data))))
-        }
+    let writer = match (feed, child.stdin.take()) {
+        (Some(feed), Some(pipe)) => Some(thread::spawn(move || feed(pipe))),
         _ => None,
     };
     let out = child.stdout.take().map(reader);

@@ -18,6 +18,13 @@ impl Cluster {
         }
     }
 
+    /// A put in progress still holds `chunks`: their write leases start again from `now`.
+    pub fn renew_leases(&mut self, chunks: &[ChunkId], now: Instant) {
+        for chunk in chunks {
+            self.renew_lease(chunk, now);
+        }
+    }
+
     /// Ends safe mode on time-out, expires write leases, and queues deletes of chunks that no
     /// file has referenced for longer than the grace period. Returns whether safe mode is over.
     pub fn collect_garbage(&mut self, wanted: impl Fn(&ChunkId) -> u32, now: Instant) -> bool {

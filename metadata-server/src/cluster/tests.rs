@@ -731,3 +731,31 @@ fn abandoned_chunks_are_deleted_after_grace_not_after_the_lease() {
     c.collect_garbage(|_| 0, t1);
     assert_eq!(beat(&mut c, "n0", vec![], vec![], t1), vec![chunk]);
 }
+
+#[test]
+fn renewed_leases_outlive_the_lease_and_end_a_lease_after_the_last_renewal() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"slow put");
+    c.allocate(&[want(chunk)], 3, t0).unwrap();
+    beat(&mut c, "n0", vec![chunk], vec![], t0);
+    // A put renewing every 200 s keeps its chunk through three leases (600 s each).
+    let mut last = t0;
+    for k in 1..=9 {
+        let t = t0 + k * 200 * SEC;
+        c.renew_leases(&[chunk], t);
+        c.collect_garbage(|_| 0, t + 100 * SEC);
+        assert!(
+            beat(&mut c, "n0", vec![], vec![], t + 100 * SEC).is_empty(),
+            "deleted at renewal {k}"
+        );
+        last = t;
+    }
+    // Renewals stop (the put died): a lease, then a grace period, and the chunk goes.
+    let expired = last + 601 * SEC;
+    c.collect_garbage(|_| 0, expired);
+    assert!(beat(&mut c, "n0", vec![], vec![], expired).is_empty());
+    let t = expired + 31 * SEC;
+    c.collect_garbage(|_| 0, t);
+    assert_eq!(beat(&mut c, "n0", vec![], vec![], t), vec![chunk]);
+}

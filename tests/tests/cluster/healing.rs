@@ -7,9 +7,14 @@
 //! file on that node's disk (the harness hashes it), so a replica list cannot pass by lying.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bigfs_tests::{distinct_chunks, pseudo_random, stat_chunks, Cluster, KIB, MIB};
+use bigfs_tests::{
+    cli_command, distinct_chunks, pseudo_random, run_feeding, stat_chunks, Cluster, Feed,
+    CLI_TIMEOUT, KIB, MIB,
+};
 
 /// Deadline of every wait: a bound on a broken cluster, not an expectation.
 const WAIT: Duration = Duration::from_secs(60);
@@ -372,5 +377,56 @@ fn drained_node_can_be_removed() {
     c.assert_files(&files);
     c.wait_healthy(WAIT);
     eprintln!("drain: drained after {drained:.2?}");
+    c.check_logs();
+}
+
+/// A put that runs longer than the write lease renews its chunks' leases: standard input that
+/// pauses for several leases and grace periods after its first chunks were stored still
+/// commits, with those chunks. (Collected meanwhile, they could not be sent again: standard
+/// input cannot be re-read.)
+#[test]
+fn a_put_slower_than_the_write_lease_keeps_its_chunks() {
+    let lease = Duration::from_secs(1);
+    let c = Cluster::builder(3)
+        .replication(2)
+        .chunk_size(64 * KIB as u64)
+        .gc_grace(lease)
+        .write_lease(lease)
+        .start();
+    let chunk = c.chunk_size();
+    let data = pseudo_random(310, 12 * chunk + 5);
+    let (first, rest) = data.split_at(8 * chunk);
+    let (first, rest) = (first.to_vec(), rest.to_vec());
+    let (go, wait_for_go) = mpsc::channel::<()>();
+    let feed: Feed = Box::new(move |mut stdin| {
+        stdin.write_all(&first).unwrap();
+        // Until the test has seen the first chunks outlive several leases.
+        let _ = wait_for_go.recv();
+        let _ = stdin.write_all(&rest);
+    });
+    let mut cmd = cli_command(Some(&c.meta_url()), ["put", "-", "/slow"]);
+    let put = std::thread::spawn(move || run_feeding(&mut cmd, Some(feed), CLI_TIMEOUT));
+
+    let first_chunk = blake3::hash(&data[..chunk]).to_hex().to_string();
+    c.wait_until(WAIT, "the first chunk is stored twice", || {
+        c.good_copies(&first_chunk).len() == 2
+    });
+    // Without renewals the chunks would be deleted a lease, a grace period, a collection and a
+    // heartbeat after they were handed out: about 3 s.
+    std::thread::sleep(5 * lease);
+    let copies = c.good_copies(&first_chunk);
+    go.send(()).unwrap();
+    let out = put.join().unwrap().unwrap_or_else(|e| c.fail(&e));
+    assert_eq!(
+        copies.len(),
+        2,
+        "the put's first chunk lost copies while the put was running"
+    );
+    assert!(
+        out.status.success(),
+        "put failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.assert_content("/slow", &data);
     c.check_logs();
 }
