@@ -199,6 +199,9 @@ pub struct Cluster {
     /// Chunks with a copy found corrupt, until they have enough good copies again.
     corrupt: HashSet<ChunkId>,
     safe_mode: Option<SafeMode>,
+    /// Nodes to drain, also those that have not registered since a restart: a node drains
+    /// again as soon as it registers.
+    drains: HashSet<String>,
 }
 
 struct SafeMode {
@@ -228,6 +231,7 @@ impl Cluster {
             attention: HashSet::new(),
             repairs: HashMap::new(),
             corrupt: HashSet::new(),
+            drains: HashSet::new(),
             safe_mode,
         }
     }
@@ -343,6 +347,11 @@ impl Cluster {
         })
     }
 
+    /// Nodes drained before a restart: each drains again as soon as it registers.
+    pub fn resume_drains(&mut self, ids: Vec<String>) {
+        self.drains.extend(ids);
+    }
+
     /// Starts decommissioning a node; returns how many chunks it holds.
     pub fn drain(&mut self, id: &str) -> Result<usize, MetaError> {
         let idx = *self
@@ -354,6 +363,7 @@ impl Cluster {
             tracing::info!(node = id, chunks = node.chunks.len(), "draining node");
         }
         node.draining = true;
+        self.drains.insert(id.to_string());
         let chunks: Vec<ChunkId> = node.chunks.iter().copied().collect();
         let count = chunks.len();
         self.attention.extend(chunks);
@@ -529,6 +539,10 @@ impl Cluster {
             return idx;
         }
         let idx = self.nodes.len() as NodeIdx;
+        let draining = self.drains.contains(id);
+        if draining {
+            tracing::info!(node = id, "draining node (asked before a restart)");
+        }
         self.nodes.push(NodeEntry {
             id: id.to_string(),
             addr: addr.to_string(),
@@ -536,7 +550,7 @@ impl Cluster {
             last_heartbeat: now,
             last_state: NodeState::Alive,
             registered: false,
-            draining: false,
+            draining,
             drained: false,
             chunks: HashSet::new(),
             pending_deletes: HashSet::new(),

@@ -87,8 +87,10 @@ pub async fn run(
         );
     }
     let files = ns.file_count();
+    let mut cluster = Cluster::new(config.cluster, known, Instant::now());
+    cluster.resume_drains(ns.drains()?);
     let state = Arc::new(MetaState {
-        cluster: Mutex::new(Cluster::new(config.cluster, known, Instant::now())),
+        cluster: Mutex::new(cluster),
         ns,
         chunk_size: config.chunk_size,
     });

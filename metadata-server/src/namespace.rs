@@ -31,6 +31,8 @@ pub struct Namespace {
     files: sled::Tree,
     chunk_refs: sled::Tree,
     nodes: sled::Tree,
+    /// Nodes an operator asked to drain (id → nothing): draining is for good.
+    drains: sled::Tree,
 }
 
 /// A chunk's entry in the chunk table.
@@ -102,6 +104,7 @@ impl Namespace {
             files: db.open_tree("files")?,
             chunk_refs: db.open_tree("chunk_refs")?,
             nodes: db.open_tree("nodes")?,
+            drains: db.open_tree("drains")?,
             db,
         })
     }
@@ -374,6 +377,21 @@ impl Namespace {
                 ))
             })
             .collect()
+    }
+
+    /// Every node an operator asked to drain.
+    pub fn drains(&self) -> Result<Vec<String>, MetaError> {
+        self.drains
+            .iter()
+            .keys()
+            .map(|id| Ok(String::from_utf8_lossy(&id?).into_owned()))
+            .collect()
+    }
+
+    /// Remembers that node `id` is to be drained (durable at the next flush).
+    pub fn remember_drain(&self, id: &str) -> Result<(), MetaError> {
+        self.drains.insert(id.as_bytes(), &[])?;
+        Ok(())
     }
 
     /// Remembers a node; returns whether anything changed (and so needs a flush).

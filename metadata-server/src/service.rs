@@ -643,6 +643,9 @@ impl Meta for MetaService {
     ) -> Result<Response<DrainNodeResponse>, Status> {
         let node_id = request.into_inner().node_id;
         let chunks = self.state.cluster().drain(&node_id)?;
+        // Durable before the answer: a restarted metadata server goes on draining the node.
+        self.state.ns.remember_drain(&node_id)?;
+        self.state.ns.flush().await?;
         Ok(Response::new(DrainNodeResponse {
             chunks_to_move: chunks as u64,
         }))

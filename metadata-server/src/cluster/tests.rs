@@ -646,6 +646,30 @@ fn draining_copies_chunks_away_then_reports_drained() {
 }
 
 #[test]
+fn a_drain_from_before_a_restart_resumes_when_the_node_registers() {
+    let t0 = Instant::now();
+    let mut c = Cluster::new(config(), vec!["n0".into(), "n1".into()], t0);
+    c.resume_drains(vec!["n0".into()]);
+    for id in ["n0", "n1", "n2", "n3"] {
+        c.register(id, &format!("http://{id}"), usage(), vec![], |_| 0, t0);
+    }
+    let states: Vec<(String, &str)> = (c.nodes(t0).into_iter())
+        .map(|n| (n.id.clone(), n.state_name()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("n0".to_string(), "draining"),
+            ("n1".to_string(), "alive"),
+            ("n2".to_string(), "alive"),
+            ("n3".to_string(), "alive"),
+        ]
+    );
+    let alloc = c.allocate(&[want(ChunkId::of(b"new"))], 3, t0).unwrap();
+    assert!(!ids(&alloc[0].targets).contains(&"n0".to_string()));
+}
+
+#[test]
 fn corrupt_copies_are_counted_until_replaced() {
     let t0 = Instant::now();
     let mut c = cluster(4, t0);

@@ -330,6 +330,14 @@ fn drained_node_can_be_removed() {
         "after `node drain`, {} is {state:?}",
         c.node_id(victim)
     );
+    // A restarted metadata server goes on draining it.
+    c.restart_meta();
+    let state = c.node_state(victim);
+    assert!(
+        matches!(state.as_deref(), Some("draining" | "drained")),
+        "after a restart of the metadata server, {} is {state:?}",
+        c.node_id(victim)
+    );
     // A draining node takes no new chunks.
     let during = pseudo_random(510, MIB + 3);
     c.must_put_bytes("/drain/during", &during);
