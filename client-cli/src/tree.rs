@@ -47,6 +47,9 @@ const SMALL_FILES_IN_FLIGHT: usize = 64;
 /// 0.85 s at 32 and 0.65 s at 128.
 const SMALL_FILE_FACTOR_MAX: u64 = 16;
 
+/// The most transfers a tree put of small files keeps in flight, whatever `--parallel` asks.
+const SMALL_FILES_IN_FLIGHT_MAX: usize = 1024;
+
 /// What a tree transfer did.
 #[derive(Debug, Default)]
 pub struct TreeReport {
@@ -101,7 +104,8 @@ impl Client {
         let mut plan = self.plan(remote, options).await?;
         let largest = files.iter().map(|f| f.size).max().unwrap_or(0);
         let factor = (plan.chunk_size / largest.max(1)).clamp(1, SMALL_FILE_FACTOR_MAX);
-        plan.parallel *= factor as usize;
+        let boosted = (plan.parallel * factor as usize).min(SMALL_FILES_IN_FLIGHT_MAX);
+        plan.parallel = plan.parallel.max(boosted);
         let mut commits = TreeCommits {
             files: &files,
             plan: &plan,

@@ -51,6 +51,9 @@ const COMMIT_RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// Chunk ids per RenewLeases call.
 const LEASE_BATCH: usize = 10_000;
 
+/// Renewals are at least this far apart, however short the lease.
+const MIN_RENEWAL_INTERVAL: Duration = Duration::from_millis(100);
+
 #[derive(Clone, Debug)]
 pub struct PutOptions {
     /// Copies of each chunk; `None` for the cluster's default.
@@ -312,7 +315,7 @@ impl Client {
     /// as long as it is polled. Best effort: a chunk whose lease runs out all the same is
     /// refused at the commit and sent again.
     async fn renew_leases(&self, plan: &PutPlan, lease: Duration) -> Infallible {
-        let mut ticks = tokio::time::interval(lease / 3);
+        let mut ticks = tokio::time::interval((lease / 3).max(MIN_RENEWAL_INTERVAL));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick is now, when the chunks were just handed out.
         ticks.tick().await;

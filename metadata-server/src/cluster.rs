@@ -354,10 +354,13 @@ impl Cluster {
 
     /// Starts decommissioning a node; returns how many chunks it holds.
     pub fn drain(&mut self, id: &str) -> Result<usize, MetaError> {
-        let idx = *self
-            .by_id
-            .get(id)
-            .ok_or_else(|| MetaError::UnknownNode(id.to_string()))?;
+        let Some(&idx) = self.by_id.get(id) else {
+            // Asked before a restart, the node has not registered since: it will drain then.
+            if self.drains.contains(id) {
+                return Ok(0);
+            }
+            return Err(MetaError::UnknownNode(id.to_string()));
+        };
         let node = &mut self.nodes[idx as usize];
         if !node.draining {
             tracing::info!(node = id, chunks = node.chunks.len(), "draining node");

@@ -405,7 +405,8 @@ impl Meta for MetaService {
             chunk_size: self.state.chunk_size,
             replication: config.replication,
             min_replicas: config.min_replicas,
-            write_lease_ms: config.write_lease.as_millis() as u64,
+            // Never 0, which says "no lease" to a client.
+            write_lease_ms: (config.write_lease.as_millis() as u64).max(1),
         }))
     }
 
@@ -505,7 +506,10 @@ impl Meta for MetaService {
         request: Request<RenewLeasesRequest>,
     ) -> Result<Response<RenewLeasesResponse>, Status> {
         let chunks = parse_ids(&request.into_inner().chunk_ids)?;
-        self.state.cluster().renew_leases(&chunks, Instant::now());
+        let state = &self.state;
+        let mut cluster = state.cluster();
+        let default = cluster.config().replication;
+        cluster.renew_leases(&chunks, |c| state.wanted(c, default), Instant::now());
         Ok(Response::new(RenewLeasesResponse {}))
     }
 

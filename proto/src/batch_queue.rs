@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -52,17 +53,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<T: Send + 'static, R: Send + 'static> BatchQueues<T, R> {
-    /// Queues `request` for destination `key` and waits for its answer. `send` sends a batch of
-    /// at most `max` requests to that destination and answers each, in order; it runs on a task
-    /// of its own, started here when fewer than [`BATCHES_IN_FLIGHT`] are under way. `None`
-    /// when that task ended before answering (its runtime shut down).
+    /// Queues `request` for destination `key` and waits for its answer, at most `deadline`
+    /// (queueing included: a request never waits longer than that behind other batches).
+    /// `send` sends a batch of at most `max` requests to that destination and answers each, in
+    /// order; it runs on a task of its own, started here when fewer than [`BATCHES_IN_FLIGHT`]
+    /// are under way.
     pub(crate) async fn submit<F, Fut>(
         &self,
         key: String,
         request: T,
         max: usize,
+        deadline: Duration,
         send: F,
-    ) -> Option<R>
+    ) -> Result<R, Unanswered>
     where
         F: Fn(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<R>> + Send + 'static,
@@ -88,8 +91,22 @@ impl<T: Send + 'static, R: Send + 'static> BatchQueues<T, R> {
             };
             tokio::spawn(sender.run(send));
         }
-        rx.await.ok()
+        // Giving up drops `rx`: a request still queued is then never sent.
+        match tokio::time::timeout(deadline, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(Unanswered::SenderGone),
+            Err(_) => Err(Unanswered::TimedOut),
+        }
     }
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unanswered {
+    /// Its deadline passed, queued or sent.
+    TimedOut,
+    /// The task sending its batch ended first (its runtime shut down).
+    SenderGone,
 }
 
 /// The task that sends the batches of one destination's queue. However it ends (also cancelled
@@ -190,12 +207,18 @@ mod tests {
                 }
             };
             // Two destinations, so that one's batches never hold the other's requests.
-            queues.submit(format!("node{}", i % 2), i, 16, send)
+            queues.submit(
+                format!("node{}", i % 2),
+                i,
+                16,
+                Duration::from_secs(60),
+                send,
+            )
         });
         let answers = join_all(requests).await;
 
         for (i, answer) in (0..).zip(answers) {
-            assert_eq!(answer, Some(i * 2));
+            assert_eq!(answer, Ok(i * 2));
         }
         let batches = lock(&calls.batches).clone();
         assert_eq!(batches.iter().sum::<usize>(), 100);
@@ -208,11 +231,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn callers_get_none_when_the_sender_answers_short() {
+    async fn callers_hear_of_short_answers_and_of_their_deadline() {
         let queues = BatchQueues::<u32, u32>::default();
         // Answers nothing: each caller must hear that, not wait for ever.
         let send = |_batch: Vec<u32>| async { Vec::new() };
-        let answers = join_all((0..5).map(|i| queues.submit("n".into(), i, 16, send))).await;
-        assert_eq!(answers, vec![None; 5]);
+        let minute = Duration::from_secs(60);
+        let answers =
+            join_all((0..5).map(|i| queues.submit("n".into(), i, 16, minute, send))).await;
+        assert_eq!(answers, vec![Err(Unanswered::SenderGone); 5]);
+
+        // A destination that never answers: the first batch hangs, and the requests queued
+        // behind it give up at their own deadline, not one batch's deadline after another.
+        let hang = |_batch: Vec<u32>| std::future::pending::<Vec<u32>>();
+        let short = Duration::from_millis(50);
+        let started = tokio::time::Instant::now();
+        let answers =
+            join_all((0..40).map(|i| queues.submit("hung".into(), i, 4, short, hang))).await;
+        assert_eq!(answers, vec![Err(Unanswered::TimedOut); 40]);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
-use crate::batch_queue::BatchQueues;
+use crate::batch_queue::{BatchQueues, Unanswered};
 use crate::limits::{BATCH_CHUNK_MAX, MAX_CHUNK_MESSAGE, MAX_GET_BATCH, MAX_PUT_BATCH};
 use crate::pb::node_client::NodeClient;
 use crate::pb::{
@@ -76,18 +77,17 @@ impl NodePool {
             let (pool, route) = (pool.clone(), route.clone());
             async move { pool.put_chain_batch(chunks, &route).await }
         };
+        // Room for a batch ahead in the queue, and for this one's failing over to the tail.
+        let deadline = 2 * transport::chunk_batch_write_timeout(chain.len(), MAX_PUT_BATCH);
         let answer = self
             .puts
-            .submit(chain_key(chain), chunk, MAX_PUT_BATCH, send)
+            .submit(chain_key(chain), chunk, MAX_PUT_BATCH, deadline, send)
             .await;
-        answer.unwrap_or_else(|| PutChunkResponse {
+        answer.unwrap_or_else(|unanswered| PutChunkResponse {
             stored: Vec::new(),
             failed: vec![NodeFailure {
                 node_id: chain[0].id.clone(),
-                error: format!(
-                    "{}: the task sending the chunk's batch ended before it was answered",
-                    chain[0].addr
-                ),
+                error: format!("{}: {}", chain[0].addr, describe(unanswered, deadline)),
             }],
         })
     }
@@ -104,14 +104,23 @@ impl NodePool {
             let (pool, node) = (pool.clone(), node.clone());
             async move { pool.get_batch(&node, ids).await }
         };
+        let deadline = transport::chunk_batch_read_timeout(MAX_GET_BATCH);
         let answer = self
             .gets
-            .submit(addr.to_string(), chunk_id.to_string(), MAX_GET_BATCH, send)
+            .submit(
+                addr.to_string(),
+                chunk_id.to_string(),
+                MAX_GET_BATCH,
+                deadline,
+                send,
+            )
             .await;
-        answer.unwrap_or_else(|| {
-            Err(Status::unavailable(format!(
-                "{addr}: the task reading the chunk's batch ended before it was answered"
-            )))
+        answer.unwrap_or_else(|unanswered| {
+            let message = format!("{addr}: {}", describe(unanswered, deadline));
+            Err(match unanswered {
+                Unanswered::TimedOut => Status::deadline_exceeded(message),
+                Unanswered::SenderGone => Status::unavailable(message),
+            })
         })
     }
 
@@ -239,6 +248,14 @@ impl NodePool {
     fn client_at(&self, addr: &str) -> Result<NodeClient<Channel>, Status> {
         self.client(addr)
             .map_err(|e| Status::invalid_argument(format!("bad node address {addr}: {e}")))
+    }
+}
+
+/// Why a batched chunk got no answer, for its error.
+fn describe(unanswered: Unanswered, deadline: Duration) -> String {
+    match unanswered {
+        Unanswered::TimedOut => format!("no answer within {deadline:?}, queueing included"),
+        Unanswered::SenderGone => "the task sending the chunk's batch ended first".to_string(),
     }
 }
 

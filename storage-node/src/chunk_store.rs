@@ -409,6 +409,11 @@ impl ChunkStore {
         Ok(true)
     }
 
+    /// The length of chunk `id` as indexed, if it is.
+    pub fn stored_len(&self, id: ChunkId) -> Option<u64> {
+        self.state().index.get(&id).map(|&len| u64::from(len))
+    }
+
     /// Every chunk id in the index (the full report sent when registering), in no order.
     pub fn list(&self) -> Result<Vec<ChunkId>, NodeError> {
         Ok(self.state().index.keys().copied().collect())

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
-use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_GET_BATCH, MAX_PUT_BATCH, MAX_REPLICATION};
+use bigfs_proto::limits::{
+    BATCH_CHUNK_MAX, MAX_CHUNK_SIZE, MAX_GET_BATCH, MAX_PUT_BATCH, MAX_REPLICATION,
+};
 use bigfs_proto::node_pool::NodePool;
 use bigfs_proto::pb::node_server::Node;
 use bigfs_proto::pb::{
@@ -65,12 +67,24 @@ impl NodeService {
     }
 
     /// Reads a chunk and verifies it (see [`ChunkStore::get`]).
-    async fn read_locally(&self, chunk_id: &str) -> Result<Bytes, NodeError> {
-        let id: ChunkId = chunk_id.parse()?;
+    async fn read_locally(&self, id: ChunkId) -> Result<Bytes, NodeError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.get(id))
             .await
             .map_err(|e| NodeError::io(format!("read chunk {id}"), std::io::Error::other(e)))?
+    }
+
+    /// Reads a chunk for GetChunks, which carries small chunks only: a batch of big ones would
+    /// hold many chunks' bytes at once.
+    async fn read_small(&self, chunk_id: &str) -> Result<Bytes, NodeError> {
+        let id: ChunkId = chunk_id.parse()?;
+        match self.store.stored_len(id) {
+            Some(len) if len > BATCH_CHUNK_MAX as u64 => Err(NodeError::InvalidArgument(format!(
+                "chunk {id} is {len} bytes, more than GetChunks carries ({BATCH_CHUNK_MAX}): \
+                 read it with GetChunk"
+            ))),
+            _ => self.read_locally(id).await,
+        }
     }
 
     /// Checks one chunk of a put request: its id, and its size.
@@ -177,7 +191,12 @@ impl Node for NodeService {
         &self,
         request: Request<GetChunkRequest>,
     ) -> Result<Response<GetChunkResponse>, Status> {
-        let data = self.read_locally(&request.into_inner().chunk_id).await?;
+        let id: ChunkId = request
+            .into_inner()
+            .chunk_id
+            .parse()
+            .map_err(NodeError::from)?;
+        let data = self.read_locally(id).await?;
         Ok(Response::new(GetChunkResponse { data }))
     }
 
@@ -194,7 +213,7 @@ impl Node for NodeService {
             .into());
         }
         let reads = chunk_ids.iter().map(|chunk_id| async move {
-            match self.read_locally(chunk_id).await {
+            match self.read_small(chunk_id).await {
                 Ok(data) => ChunkRead {
                     data,
                     ..ChunkRead::default()

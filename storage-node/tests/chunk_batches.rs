@@ -256,7 +256,12 @@ async fn a_read_batch_answers_each_chunk_on_its_own() {
     let (good, good_data) = chunk(1, 5000);
     let (corrupt, corrupt_data) = chunk(2, 5000);
     let (absent, _) = chunk(3, 5000);
-    for (id, data) in [(&good, &good_data), (&corrupt, &corrupt_data)] {
+    let (big, big_data) = chunk(4, 300 * 1024);
+    for (id, data) in [
+        (&good, &good_data),
+        (&corrupt, &corrupt_data),
+        (&big, &big_data),
+    ] {
         assert_eq!(pool.put_chain(id, data.clone(), a).await.stored, ["a"]);
     }
     nodes.corrupt("a", &corrupt);
@@ -267,6 +272,7 @@ async fn a_read_batch_answers_each_chunk_on_its_own() {
             good.clone(),
             "not-an-id".into(),
             corrupt.clone(),
+            big.clone(),
         ],
     };
     let mut client = pool.client(&a[0].addr).unwrap();
@@ -281,9 +287,15 @@ async fn a_read_batch_answers_each_chunk_on_its_own() {
     use tonic::Code::{DataLoss, InvalidArgument, NotFound, Ok};
     assert_eq!(
         codes,
-        [NotFound, Ok, InvalidArgument, DataLoss],
+        [NotFound, Ok, InvalidArgument, DataLoss, InvalidArgument],
         "{results:?}"
     );
+    // A big chunk is refused by size, before its bytes are read; GetChunk still serves it.
+    assert!(results[4].error.contains("GetChunk"), "{:?}", results[4]);
+    let read_alone = pool
+        .get_chunk(&a[0].addr, &big, big_data.len() as u64)
+        .await;
+    assert_eq!(read_alone.unwrap(), big_data);
     assert_eq!(results[1].data, good_data);
     assert!(results[0].error.contains(&absent), "{:?}", results[0]);
     assert!(results[3].error.contains("quarantined"), "{:?}", results[3]);

@@ -18,10 +18,19 @@ impl Cluster {
         }
     }
 
-    /// A put in progress still holds `chunks`: their write leases start again from `now`.
-    pub fn renew_leases(&mut self, chunks: &[ChunkId], now: Instant) {
+    /// A put in progress still holds `chunks`: their write leases start again from `now`. A
+    /// chunk some file references needs none (a tree put renews the chunks of the files it has
+    /// committed too); one whose lease is gone gets it back, as after a restart.
+    pub fn renew_leases(
+        &mut self,
+        chunks: &[ChunkId],
+        wanted: impl Fn(&ChunkId) -> u32,
+        now: Instant,
+    ) {
         for chunk in chunks {
-            self.renew_lease(chunk, now);
+            if self.leases.contains_key(chunk) || wanted(chunk) == 0 {
+                self.renew_lease(chunk, now);
+            }
         }
     }
 

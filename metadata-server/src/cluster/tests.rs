@@ -650,6 +650,9 @@ fn a_drain_from_before_a_restart_resumes_when_the_node_registers() {
     let t0 = Instant::now();
     let mut c = Cluster::new(config(), vec!["n0".into(), "n1".into()], t0);
     c.resume_drains(vec!["n0".into()]);
+    // Asked again before the node is back: accepted, nothing to move yet.
+    assert_eq!(c.drain("n0").unwrap(), 0);
+    assert!(matches!(c.drain("n1"), Err(MetaError::UnknownNode(_))));
     for id in ["n0", "n1", "n2", "n3"] {
         c.register(id, &format!("http://{id}"), usage(), vec![], |_| 0, t0);
     }
@@ -767,7 +770,7 @@ fn renewed_leases_outlive_the_lease_and_end_a_lease_after_the_last_renewal() {
     let mut last = t0;
     for k in 1..=9 {
         let t = t0 + k * 200 * SEC;
-        c.renew_leases(&[chunk], t);
+        c.renew_leases(&[chunk], |_| 0, t);
         c.collect_garbage(|_| 0, t + 100 * SEC);
         assert!(
             beat(&mut c, "n0", vec![], vec![], t + 100 * SEC).is_empty(),
@@ -782,4 +785,25 @@ fn renewed_leases_outlive_the_lease_and_end_a_lease_after_the_last_renewal() {
     let t = expired + 31 * SEC;
     c.collect_garbage(|_| 0, t);
     assert_eq!(beat(&mut c, "n0", vec![], vec![], t), vec![chunk]);
+}
+
+#[test]
+fn renewals_give_no_lease_to_a_chunk_a_file_references() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"committed");
+    store_and_commit(&mut c, chunk, t0);
+    // The file is deleted right after a late renewal from the put that committed it.
+    c.renew_leases(&[chunk], |_| 1, t0);
+    c.freed(&[chunk], t0);
+    let t = t0 + 31 * SEC;
+    c.collect_garbage(|_| 0, t);
+    let deletes: Vec<ChunkId> = beat_all_but(&mut c, 3, "", t)
+        .into_iter()
+        .flat_map(|(_, cmds)| cmds.deletes)
+        .collect();
+    assert!(
+        deletes.contains(&chunk),
+        "deleted a grace period after the file, not a lease: {deletes:?}"
+    );
 }
