@@ -103,9 +103,7 @@ impl Client {
         let progress = progress(files.iter().map(|f| f.size).sum());
         let mut plan = self.plan(remote, options).await?;
         let largest = files.iter().map(|f| f.size).max().unwrap_or(0);
-        let factor = (plan.chunk_size / largest.max(1)).clamp(1, SMALL_FILE_FACTOR_MAX);
-        let boosted = (plan.parallel * factor as usize).min(SMALL_FILES_IN_FLIGHT_MAX);
-        plan.parallel = plan.parallel.max(boosted);
+        plan.parallel = tree_put_parallel(plan.parallel, plan.chunk_size, largest);
         let mut commits = TreeCommits {
             files: &files,
             plan: &plan,
@@ -366,6 +364,15 @@ impl Client {
     }
 }
 
+/// Transfers a tree put keeps in flight, asked `parallel`, when its largest file has `largest`
+/// bytes: as many bytes in flight as `parallel` chunks, in up to [`SMALL_FILE_FACTOR_MAX`]
+/// times the transfers, at most [`SMALL_FILES_IN_FLIGHT_MAX`], never fewer than asked.
+fn tree_put_parallel(parallel: usize, chunk_size: u64, largest: u64) -> usize {
+    let factor = (chunk_size / largest.max(1)).clamp(1, SMALL_FILE_FACTOR_MAX);
+    let boosted = (parallel * factor as usize).min(SMALL_FILES_IN_FLIGHT_MAX);
+    parallel.max(boosted)
+}
+
 /// Every regular file below `root`, in a stable order, with its remote path below `remote`.
 /// Symbolic links are skipped (and said so), as `rsync` does without `-L`.
 fn walk_local(root: &Path, remote: &FsPath) -> anyhow::Result<Vec<LocalFile>> {
@@ -413,4 +420,30 @@ fn walk_local(root: &Path, remote: &FsPath) -> anyhow::Result<Vec<LocalFile>> {
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_files_keep_a_big_files_bytes_in_flight() {
+        const MIB: u64 = 1 << 20;
+        // 64 KiB files with 1 MiB chunks: 16 times the transfers, the same bytes.
+        assert_eq!(tree_put_parallel(8, MIB, 64 << 10), 128);
+        assert_eq!(tree_put_parallel(8, MIB, 256 << 10), 32);
+        assert_eq!(tree_put_parallel(8, MIB, 300 << 10), 24);
+        // Tiny or empty files: at most 16 times.
+        assert_eq!(tree_put_parallel(8, MIB, 10), 128);
+        assert_eq!(tree_put_parallel(8, MIB, 0), 128);
+        // Files of a chunk or more: as asked.
+        assert_eq!(tree_put_parallel(8, MIB, MIB), 8);
+        assert_eq!(tree_put_parallel(8, MIB, 100 * MIB), 8);
+        // Capped, but never below what was asked.
+        assert_eq!(
+            tree_put_parallel(256, MIB, 64 << 10),
+            SMALL_FILES_IN_FLIGHT_MAX
+        );
+        assert_eq!(tree_put_parallel(2000, MIB, 64 << 10), 2000);
+    }
 }

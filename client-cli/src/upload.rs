@@ -321,30 +321,32 @@ impl Client {
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            let mut start = 0;
-            loop {
-                // A batch at a time: a long put has handed out many chunks.
-                let chunk_ids = {
-                    let handed_out = lock(&plan.handed_out);
-                    handed_out[start.min(handed_out.len())..]
-                        .iter()
-                        .take(LEASE_BATCH)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                };
-                if chunk_ids.is_empty() {
-                    break;
-                }
-                start += chunk_ids.len();
-                let count = chunk_ids.len();
-                let (mut meta, request) = self.meta(RenewLeasesRequest { chunk_ids });
-                if let Err(status) = meta.renew_leases(request).await {
-                    tracing::warn!(
-                        "cannot renew the write lease of {count} chunks of {}: {}",
-                        plan.path,
-                        crate::client::describe(&status)
-                    );
-                }
+            self.renew_handed_out(plan).await;
+        }
+    }
+
+    /// One round of [`Self::renew_leases`]: every chunk handed out so far, a batch per call.
+    async fn renew_handed_out(&self, plan: &PutPlan) {
+        let mut start = 0;
+        loop {
+            // Copied a batch at a time: a long put has handed out many chunks.
+            let chunk_ids: Vec<String> = {
+                let handed_out = lock(&plan.handed_out);
+                let rest = handed_out.get(start..).unwrap_or_default();
+                rest.iter().take(LEASE_BATCH).cloned().collect()
+            };
+            if chunk_ids.is_empty() {
+                return;
+            }
+            start += chunk_ids.len();
+            let count = chunk_ids.len();
+            let (mut meta, request) = self.meta(RenewLeasesRequest { chunk_ids });
+            if let Err(status) = meta.renew_leases(request).await {
+                tracing::warn!(
+                    "cannot renew the write lease of {count} chunks of {}: {}",
+                    plan.path,
+                    crate::client::describe(&status)
+                );
             }
         }
     }

@@ -162,13 +162,7 @@ impl Node for NodeService {
     ) -> Result<Response<PutChunksResponse>, Status> {
         let PutChunksRequest { chunks, chain } = request.into_inner();
         self.check_chain(&chain)?;
-        if chunks.len() > MAX_PUT_BATCH {
-            return Err(NodeError::InvalidArgument(format!(
-                "{} chunks in one call, the limit is {MAX_PUT_BATCH}",
-                chunks.len()
-            ))
-            .into());
-        }
+        check_batch_len(chunks.len(), MAX_PUT_BATCH)?;
         if chunks.is_empty() {
             return Ok(Response::new(PutChunksResponse::default()));
         }
@@ -205,13 +199,7 @@ impl Node for NodeService {
         request: Request<GetChunksRequest>,
     ) -> Result<Response<GetChunksResponse>, Status> {
         let GetChunksRequest { chunk_ids } = request.into_inner();
-        if chunk_ids.len() > MAX_GET_BATCH {
-            return Err(NodeError::InvalidArgument(format!(
-                "{} chunks in one call, the limit is {MAX_GET_BATCH}",
-                chunk_ids.len()
-            ))
-            .into());
-        }
+        check_batch_len(chunk_ids.len(), MAX_GET_BATCH)?;
         let reads = chunk_ids.iter().map(|chunk_id| async move {
             match self.read_small(chunk_id).await {
                 Ok(data) => ChunkRead {
@@ -244,4 +232,14 @@ impl Node for NodeService {
             chunks: usage.chunks,
         }))
     }
+}
+
+/// Refuses a batch call of more than `limit` chunks.
+fn check_batch_len(count: usize, limit: usize) -> Result<(), NodeError> {
+    if count > limit {
+        return Err(NodeError::InvalidArgument(format!(
+            "{count} chunks in one call, the limit is {limit}"
+        )));
+    }
+    Ok(())
 }
