@@ -175,6 +175,28 @@ impl Client {
             .chunks_to_move)
     }
 
+    /// Cancels a node's drain.
+    pub async fn undrain(&self, node_id: &str) -> anyhow::Result<()> {
+        let (mut meta, request) = self.meta(UndrainNodeRequest {
+            node_id: node_id.to_string(),
+        });
+        meta.undrain_node(request)
+            .await
+            .map_err(|s| self.meta_error(s))?;
+        Ok(())
+    }
+
+    /// Forgets a stopped node that holds nothing the cluster needs.
+    pub async fn remove_node(&self, node_id: &str) -> anyhow::Result<()> {
+        let (mut meta, request) = self.meta(RemoveNodeRequest {
+            node_id: node_id.to_string(),
+        });
+        meta.remove_node(request)
+            .await
+            .map_err(|s| self.meta_error(s))?;
+        Ok(())
+    }
+
     /// Tells the metadata server that `node`'s copy of `chunk` is bad. Best effort: the read
     /// goes on whether or not the report arrives.
     pub(crate) async fn report_bad_chunk(&self, chunk: &str, node: &str, reason: &str) {

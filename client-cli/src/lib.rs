@@ -4,7 +4,8 @@
 //! storage nodes: [`upload`] cuts a stream into chunks, stores them through replication chains
 //! and commits the file; [`download`] fetches chunks in parallel, verifies each against its id
 //! and fails over to the next replica; [`tree`] does both for whole directories, with batched
-//! placement and commits. Memory is bounded by the chunks in flight, never by the
+//! placement and commits; the namespace verbs (mkdir, rename, copy, attributes, usage) move no
+//! bytes at all. Memory is bounded by the chunks in flight, never by the
 //! size of the file.
 
 pub mod bench;
@@ -12,6 +13,8 @@ mod chunk_sink;
 mod chunker;
 pub mod client;
 pub mod download;
+pub mod local_attrs;
+mod namespace;
 pub mod progress;
 pub mod tree;
 pub mod upload;

@@ -56,6 +56,9 @@ enum Command {
         /// many bytes in flight in up to 16 times as many transfers (128 for 64 KiB files).
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
+        /// Keep the local mode and modification time (default: 0644 and the time of the put).
+        #[arg(short, long)]
+        preserve: bool,
         /// Print a JSON summary on stdout.
         #[arg(long)]
         json: bool,
@@ -192,6 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             replicas,
             force,
             parallel,
+            preserve,
             json,
         } => {
             let root = FsPath::parse(&remote)?;
@@ -199,6 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 replication: replicas,
                 overwrite: force,
                 parallel: parallel as usize,
+                preserve,
             };
             let label = format!("put {root}");
             let report = client
@@ -216,6 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             replicas,
             force,
             parallel,
+            preserve,
             json,
         } => {
             let stdin = local.as_os_str() == "-";
@@ -230,6 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 replication: replicas,
                 overwrite: force,
                 parallel: parallel as usize,
+                preserve,
             };
             let report = client.put(source, &path, &options, &progress).await;
             progress.finish();

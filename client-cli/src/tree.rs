@@ -20,6 +20,7 @@ use bigfs_proto::FsPath;
 use crate::chunker::Input;
 use crate::client::Client;
 use crate::download::Target;
+use crate::local_attrs::LocalAttrs;
 use crate::progress::Progress;
 use crate::upload::{Event, PutOptions, PutPlan, Source, Stored};
 
@@ -65,6 +66,15 @@ struct LocalFile {
     local: PathBuf,
     remote: FsPath,
     size: u64,
+    attrs: LocalAttrs,
+}
+
+/// What `put -r` finds below its local directory.
+struct LocalTree {
+    files: Vec<LocalFile>,
+    /// Remote paths of the directories with nothing below them: commits create every other
+    /// directory, these need a mkdir of their own.
+    empty_dirs: Vec<FsPath>,
 }
 
 /// A file's chunks as they are stored, until all have been.
@@ -99,7 +109,7 @@ impl Client {
         progress: impl Fn(u64) -> Progress,
     ) -> anyhow::Result<TreeReport> {
         let started = Instant::now();
-        let files = walk_local(local, remote)?;
+        let LocalTree { files, empty_dirs } = walk_local(local, remote)?;
         let progress = progress(files.iter().map(|f| f.size).sum());
         let mut plan = self.plan(remote, options).await?;
         let largest = files.iter().map(|f| f.size).max().unwrap_or(0);
@@ -138,6 +148,11 @@ impl Client {
             self.abandon(unused).await;
         }
         result?;
+        for dir in empty_dirs.iter().filter(|dir| !dir.is_root()) {
+            self.mkdir(dir, true)
+                .await
+                .with_context(|| format!("mkdir {dir}"))?;
+        }
         report.elapsed = started.elapsed();
         Ok(report)
     }
@@ -202,6 +217,16 @@ impl Client {
                     replication: plan.replication,
                     chunks,
                     overwrite: options.overwrite,
+                    mode: if options.preserve {
+                        files[file].attrs.mode
+                    } else {
+                        0
+                    },
+                    mtime_ms: if options.preserve {
+                        files[file].attrs.mtime_ms
+                    } else {
+                        0
+                    },
                 }
             })
             .collect();
@@ -375,7 +400,7 @@ fn tree_put_parallel(parallel: usize, chunk_size: u64, largest: u64) -> usize {
 
 /// Every regular file below `root`, in a stable order, with its remote path below `remote`.
 /// Symbolic links are skipped (and said so), as `rsync` does without `-L`.
-fn walk_local(root: &Path, remote: &FsPath) -> anyhow::Result<Vec<LocalFile>> {
+fn walk_local(root: &Path, remote: &FsPath) -> anyhow::Result<LocalTree> {
     if !root.is_dir() {
         bail!(
             "{} is not a directory (put -r takes a directory)",
@@ -383,12 +408,17 @@ fn walk_local(root: &Path, remote: &FsPath) -> anyhow::Result<Vec<LocalFile>> {
         );
     }
     let mut files = Vec::new();
+    let mut empty_dirs = Vec::new();
     let mut dirs = vec![(root.to_path_buf(), remote.clone())];
     while let Some((dir, remote_dir)) = dirs.pop() {
         let mut entries = std::fs::read_dir(&dir)
             .with_context(|| format!("list {}", dir.display()))?
             .collect::<Result<Vec<_>, _>>()
             .with_context(|| format!("list {}", dir.display()))?;
+        if entries.is_empty() {
+            empty_dirs.push(remote_dir);
+            continue;
+        }
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let local = entry.path();
@@ -405,21 +435,21 @@ fn walk_local(root: &Path, remote: &FsPath) -> anyhow::Result<Vec<LocalFile>> {
             if kind.is_dir() {
                 dirs.push((local, remote));
             } else if kind.is_file() {
-                let size = entry
+                let meta = entry
                     .metadata()
-                    .with_context(|| format!("stat {}", local.display()))?
-                    .len();
+                    .with_context(|| format!("stat {}", local.display()))?;
                 files.push(LocalFile {
                     local,
                     remote,
-                    size,
+                    size: meta.len(),
+                    attrs: LocalAttrs::of(&meta),
                 });
             } else {
                 eprintln!("bigfs: skipping {} (not a regular file)", local.display());
             }
         }
     }
-    Ok(files)
+    Ok(LocalTree { files, empty_dirs })
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ use bigfs_proto::{ChunkId, FsPath};
 
 use crate::chunker::{self, Cut, Input, Piece};
 use crate::client::Client;
+use crate::local_attrs::LocalAttrs;
 use crate::progress::Progress;
 
 /// Placement rounds for one chunk before the put gives up on it.
@@ -62,6 +63,9 @@ pub struct PutOptions {
     pub overwrite: bool,
     /// Chunks stored at once.
     pub parallel: usize,
+    /// Keep the local files' mode and modification time (otherwise 0644 and the time of
+    /// the put).
+    pub preserve: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -82,6 +86,8 @@ pub struct Source {
     rereadable: Option<File>,
     /// Known in advance for files, for the progress bar.
     pub size: Option<u64>,
+    /// A file's mode and mtime (`None` for a stream).
+    pub attrs: Option<LocalAttrs>,
 }
 
 impl Source {
@@ -97,6 +103,7 @@ impl Source {
             rereadable: Some(file.try_clone().context("duplicate file handle")?),
             input: Input::Stream(Box::new(file)),
             size: Some(meta.len()),
+            attrs: Some(LocalAttrs::of(&meta)),
         })
     }
 
@@ -105,6 +112,7 @@ impl Source {
             input: Input::Stream(Box::new(std::io::stdin())),
             rereadable: None,
             size: None,
+            attrs: None,
         }
     }
 }
@@ -180,9 +188,7 @@ impl Client {
         progress: &Progress,
     ) -> anyhow::Result<PutReport> {
         let started = Instant::now();
-        if !options.overwrite {
-            self.check_absent(path).await?;
-        }
+        self.check_create(path, options.overwrite).await?;
         let plan = self.plan(path, options).await?;
         let put = self.store_and_commit(source, &plan, options, progress, started);
         let result = self.renewing_leases(&plan, put).await;
@@ -223,8 +229,12 @@ impl Client {
         let path = &plan.path;
         let replication = plan.replication;
         let Source {
-            input, rereadable, ..
+            input,
+            rereadable,
+            attrs,
+            ..
         } = source;
+        let attrs = attrs.filter(|_| options.preserve);
 
         let mut stored: Vec<Stored> = self
             .store_stream(input, plan, progress)
@@ -250,6 +260,8 @@ impl Client {
                 replication,
                 chunks: chunks.clone(),
                 overwrite: options.overwrite,
+                mode: attrs.map_or(0, |a| a.mode),
+                mtime_ms: attrs.map_or(0, |a| a.mtime_ms),
             });
             let reply = meta
                 .commit_file(request)
@@ -363,21 +375,6 @@ impl Client {
                 "cannot give back the failed put's chunks: {}",
                 crate::client::describe(&status)
             );
-        }
-    }
-
-    /// Fails early, before any byte moves, when `path` exists and is not to be replaced.
-    async fn check_absent(&self, path: &FsPath) -> anyhow::Result<()> {
-        let entries = match self.list_status(path).await {
-            Ok(entries) => entries,
-            Err(status) if status.code() == tonic::Code::NotFound => return Ok(()),
-            Err(status) => return Err(self.meta_error(status)),
-        };
-        match entries.as_slice() {
-            [only] if !only.is_dir && only.path == path.as_str() => {
-                bail!("{path} already exists (use --force to overwrite)")
-            }
-            _ => bail!("{path} is a directory"),
         }
     }
 

@@ -24,11 +24,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use bigfs_proto::ChunkId;
+use bigfs_proto::{ChunkId, NodeRef};
 
 use crate::error::MetaError;
 use crate::placement::{NodeIdx, Placement};
 
+mod decommission;
 mod fsck;
 mod gc;
 mod repair;
@@ -102,6 +103,9 @@ struct NodeEntry {
     draining: bool,
     /// Draining, and every chunk on it has enough copies elsewhere.
     drained: bool,
+    /// Removed by an operator: kept only so that node indices stay valid. A node that comes
+    /// back under the same id gets a new entry.
+    removed: bool,
     chunks: HashSet<ChunkId>,
     pending_deletes: HashSet<ChunkId>,
     inflight_deletes: HashSet<ChunkId>,
@@ -149,8 +153,19 @@ impl NodeView {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replication {
     pub chunk: ChunkId,
-    /// (id, address) pairs, in chain order.
-    pub targets: Vec<(String, String)>,
+    /// In chain order.
+    pub targets: Vec<NodeRef>,
+}
+
+/// What a heartbeat reports: the node's usage and its changes since the previous beat.
+#[derive(Debug, Default)]
+pub struct Beat {
+    pub usage: NodeUsage,
+    pub added: Vec<ChunkId>,
+    pub removed: Vec<ChunkId>,
+    pub corrupt: Vec<ChunkId>,
+    /// Copy orders carried out, with the nodes that acknowledged each copy.
+    pub copied: Vec<(ChunkId, Vec<String>)>,
 }
 
 /// What a heartbeat reply tells a node to do.
@@ -164,10 +179,10 @@ pub struct Commands {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Allocation {
     pub already_stored: bool,
-    /// (id, address) pairs, in chain order.
-    pub targets: Vec<(String, String)>,
+    /// In chain order.
+    pub targets: Vec<NodeRef>,
     /// Live copies it already has, when not already stored.
-    pub holders: Vec<(String, String)>,
+    pub holders: Vec<NodeRef>,
 }
 
 /// A chunk a client asks to store.
@@ -270,6 +285,11 @@ impl Cluster {
         for chunk in chunks {
             self.add_location(idx, chunk, &wanted, now);
         }
+        self.stop_waiting_for(id);
+    }
+
+    /// Safe mode no longer waits for node `id` (it reported, or it needs no waiting for).
+    fn stop_waiting_for(&mut self, id: &str) {
         if let Some(safe) = &mut self.safe_mode {
             safe.waiting_for.remove(id);
             if safe.waiting_for.is_empty() {
@@ -279,20 +299,31 @@ impl Cluster {
         }
     }
 
+    /// While in safe mode: the nodes it waits for, sorted, and how long it waits at most.
+    pub fn safe_mode_waiting(&self, now: Instant) -> Option<(Vec<String>, Duration)> {
+        self.safe_mode.as_ref().map(|safe| {
+            let mut ids: Vec<String> = safe.waiting_for.iter().cloned().collect();
+            ids.sort();
+            (ids, safe.until.saturating_duration_since(now))
+        })
+    }
+
     /// A heartbeat with the changes since the previous one. Returns what the node must do, or
     /// `None` when it must register again with a full report.
-    #[allow(clippy::too_many_arguments)]
     pub fn heartbeat(
         &mut self,
         id: &str,
-        usage: NodeUsage,
-        added: Vec<ChunkId>,
-        removed: Vec<ChunkId>,
-        corrupt: Vec<ChunkId>,
-        copied: Vec<(ChunkId, Vec<String>)>,
+        beat: Beat,
         wanted: impl Fn(&ChunkId) -> u32,
         now: Instant,
     ) -> Option<Commands> {
+        let Beat {
+            usage,
+            added,
+            removed,
+            corrupt,
+            copied,
+        } = beat;
         let idx = *self.by_id.get(id)?;
         let node = &mut self.nodes[idx as usize];
         if !node.registered {
@@ -345,32 +376,6 @@ impl Cluster {
             deletes,
             replications,
         })
-    }
-
-    /// Nodes drained before a restart: each drains again as soon as it registers.
-    pub fn resume_drains(&mut self, ids: Vec<String>) {
-        self.drains.extend(ids);
-    }
-
-    /// Starts decommissioning a node; returns how many chunks it holds.
-    pub fn drain(&mut self, id: &str) -> Result<usize, MetaError> {
-        let Some(&idx) = self.by_id.get(id) else {
-            // Asked before a restart, the node has not registered since: it will drain then.
-            if self.drains.contains(id) {
-                return Ok(0);
-            }
-            return Err(MetaError::UnknownNode(id.to_string()));
-        };
-        let node = &mut self.nodes[idx as usize];
-        if !node.draining {
-            tracing::info!(node = id, chunks = node.chunks.len(), "draining node");
-        }
-        node.draining = true;
-        self.drains.insert(id.to_string());
-        let chunks: Vec<ChunkId> = node.chunks.iter().copied().collect();
-        let count = chunks.len();
-        self.attention.extend(chunks);
-        Ok(count)
     }
 
     /// Placement for a batch of chunks a put is about to store. Each chunk gets a write lease,
@@ -501,12 +506,7 @@ impl Cluster {
 
     /// Live copies of a chunk, best first: alive nodes, then suspect ones. The starting point
     /// rotates with `spread` so that parallel reads of many chunks spread over the replicas.
-    pub fn read_locations(
-        &self,
-        chunk: &ChunkId,
-        spread: usize,
-        now: Instant,
-    ) -> Vec<(String, String)> {
+    pub fn read_locations(&self, chunk: &ChunkId, spread: usize, now: Instant) -> Vec<NodeRef> {
         let mut holders = self.live_holders(chunk, now);
         if !holders.is_empty() {
             let n = holders.len();
@@ -523,6 +523,7 @@ impl Cluster {
         let mut views: Vec<NodeView> = self
             .nodes
             .iter()
+            .filter(|node| !node.removed)
             .map(|node| NodeView {
                 id: node.id.clone(),
                 addr: node.addr.clone(),
@@ -555,6 +556,7 @@ impl Cluster {
             registered: false,
             draining,
             drained: false,
+            removed: false,
             chunks: HashSet::new(),
             pending_deletes: HashSet::new(),
             inflight_deletes: HashSet::new(),
@@ -610,12 +612,15 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    fn addresses(&self, nodes: &[NodeIdx]) -> Vec<(String, String)> {
+    fn addresses(&self, nodes: &[NodeIdx]) -> Vec<NodeRef> {
         nodes
             .iter()
             .map(|&idx| {
                 let node = &self.nodes[idx as usize];
-                (node.id.clone(), node.addr.clone())
+                NodeRef {
+                    id: node.id.clone(),
+                    addr: node.addr.clone(),
+                }
             })
             .collect()
     }

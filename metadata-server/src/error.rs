@@ -19,10 +19,40 @@ pub enum MetaError {
     IsDirectory(String),
     #[error("{0} is a file, not a directory")]
     NotADirectory(String),
+    #[error(
+        "cannot create {path}: its parent directory {parent} does not exist (mkdir -p creates it)"
+    )]
+    NoParent { path: String, parent: String },
+    #[error("directory {0} is not empty")]
+    NotEmpty(String),
     #[error("not enough storage nodes: need {need}, {usable} usable")]
     NotEnoughNodes { need: u32, usable: u32 },
     #[error("unknown storage node {0:?}")]
     UnknownNode(String),
+    #[error(
+        "cannot drain {node}: its chunks want {need} copies and only {others} other node(s) \
+         take new chunks; add a node first"
+    )]
+    CannotDrain {
+        node: String,
+        need: u32,
+        others: u32,
+    },
+    #[error(
+        "node {node} is still running (last heartbeat {seconds_ago:.1}s ago): stop it, then \
+         remove it once `bigfs nodes` shows it dead"
+    )]
+    NodeStillRunning { node: String, seconds_ago: f64 },
+    #[error(
+        "node {node} holds the only copy of {chunks} chunk(s): start it again so they can be \
+         copied (or drain it) before removing it"
+    )]
+    NodeHoldsOnlyCopies { node: String, chunks: usize },
+    #[error(
+        "node {0} has not reported since the metadata server restarted, so what it holds is \
+         unknown: start it, or remove it once safe mode ends"
+    )]
+    NodeNotReported(String),
     #[error("metadata store: {0}")]
     Store(#[from] sled::Error),
     #[error("internal error: {0}")]
@@ -38,11 +68,17 @@ impl From<MetaError> for Status {
             MetaError::BadPath(_) | MetaError::BadChunkId(_) | MetaError::InvalidArgument(_) => {
                 Status::invalid_argument(message)
             }
-            MetaError::NotFound(_) | MetaError::UnknownNode(_) => Status::not_found(message),
-            MetaError::AlreadyExists(_) => Status::already_exists(message),
-            MetaError::IsDirectory(_) | MetaError::NotADirectory(_) => {
-                Status::failed_precondition(message)
+            MetaError::NotFound(_) | MetaError::UnknownNode(_) | MetaError::NoParent { .. } => {
+                Status::not_found(message)
             }
+            MetaError::AlreadyExists(_) => Status::already_exists(message),
+            MetaError::IsDirectory(_)
+            | MetaError::NotADirectory(_)
+            | MetaError::NotEmpty(_)
+            | MetaError::CannotDrain { .. }
+            | MetaError::NodeStillRunning { .. }
+            | MetaError::NodeHoldsOnlyCopies { .. }
+            | MetaError::NodeNotReported(_) => Status::failed_precondition(message),
             MetaError::NotEnoughNodes { .. } => Status::unavailable(message),
             MetaError::Store(_) | MetaError::Internal(_) => Status::internal(message),
             MetaError::BadRecord { .. } => Status::data_loss(message),

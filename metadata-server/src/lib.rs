@@ -1,9 +1,10 @@
 //! BigFS metadata server.
 //!
-//! Owns the namespace and chunk reference counts ([`namespace`], persistent in sled), the
-//! cluster's soft state ([`cluster`]: nodes, chunk locations, deletes, write leases) and replica
-//! placement ([`placement`]). [`service`] is the gRPC edge. The server never carries chunk
-//! bytes: clients and nodes move them among themselves.
+//! [`store::MetaStore`] is the core: it owns the namespace and chunk reference counts
+//! ([`namespace`], persistent in sled), the cluster's soft state ([`cluster`]: nodes, chunk
+//! locations, deletes, write leases) and replica placement ([`placement`]), and offers every
+//! operation as one method. [`service`] is the gRPC edge, conversions only. The server never
+//! carries chunk bytes: clients and nodes move them among themselves.
 
 pub mod cluster;
 pub mod error;
@@ -11,9 +12,10 @@ pub mod namespace;
 pub mod placement;
 pub mod records;
 pub mod service;
+pub mod store;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -24,9 +26,9 @@ use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_META_MESSAGE, MAX_REPLICATION};
 use bigfs_proto::pb::meta_server::MetaServer;
 use bigfs_proto::transport;
 
-use crate::cluster::{Cluster, ClusterConfig};
-use crate::namespace::Namespace;
-use crate::service::{MetaService, MetaState};
+use crate::cluster::ClusterConfig;
+use crate::service::MetaService;
+use crate::store::MetaStore;
 
 /// How often failure detection, repair planning and garbage collection run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -76,24 +78,15 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate()?;
-    let ns = Namespace::open(&config.data_dir)
-        .with_context(|| format!("open metadata store in {}", config.data_dir.display()))?;
-    let known: Vec<String> = ns.known_nodes()?.into_iter().map(|(id, _)| id).collect();
-    if !known.is_empty() {
-        tracing::info!(
-            nodes = known.len(),
-            timeout = ?config.cluster.safe_mode_timeout,
-            "safe mode: no deletions until the known nodes report"
-        );
-    }
-    let files = ns.file_count();
-    let mut cluster = Cluster::new(config.cluster, known, Instant::now());
-    cluster.resume_drains(ns.drains()?);
-    let state = Arc::new(MetaState {
-        cluster: Mutex::new(cluster),
-        ns,
-        chunk_size: config.chunk_size,
-    });
+    let store = MetaStore::open(
+        &config.data_dir,
+        config.chunk_size,
+        config.cluster,
+        Instant::now(),
+    )
+    .with_context(|| format!("open metadata store in {}", config.data_dir.display()))?;
+    let store = Arc::new(store);
+    let files = store.file_count()?;
     let local = listener.local_addr().context("read listening address")?;
     tracing::info!(
         files,
@@ -101,8 +94,8 @@ pub async fn run(
         "metadata server listening on {local}"
     );
 
-    let maintenance = tokio::spawn(maintain(state.clone(), shutdown.child_token()));
-    let service = MetaServer::new(MetaService::new(state.clone()))
+    let maintenance = tokio::spawn(maintain(store.clone(), shutdown.child_token()));
+    let service = MetaServer::new(MetaService::new(store.clone()))
         .max_decoding_message_size(MAX_META_MESSAGE)
         .max_encoding_message_size(MAX_META_MESSAGE);
     let served = transport::server()
@@ -111,7 +104,7 @@ pub async fn run(
         .await;
     shutdown.cancel();
     maintenance.await.context("maintenance task")?;
-    state.ns.flush().await.context("final flush")?;
+    store.flush().await.context("final flush")?;
     served.context("serve gRPC")?;
     tracing::info!("metadata server stopped");
     Ok(())
@@ -119,7 +112,7 @@ pub async fn run(
 
 /// The metadata server's background loop: safe-mode exit, failure detection, repair and
 /// garbage collection, once a tick.
-async fn maintain(state: Arc<MetaState>, cancel: CancellationToken) {
+async fn maintain(store: Arc<MetaStore>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -127,12 +120,7 @@ async fn maintain(state: Arc<MetaState>, cancel: CancellationToken) {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let mut cluster = state.cluster();
-        let default = cluster.config().replication;
-        let wanted = |chunk: &bigfs_proto::ChunkId| state.wanted(chunk, default);
-        let now = Instant::now();
-        cluster.collect_garbage(wanted, now);
-        cluster.plan_repairs(wanted, now);
+        store.maintain();
     }
     tracing::info!("maintenance stopped");
 }

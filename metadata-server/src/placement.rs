@@ -53,6 +53,19 @@ impl Placement {
         );
     }
 
+    /// Takes a node off the ring for good (it was removed from the cluster).
+    pub fn remove(&mut self, id: &str) {
+        let id: Arc<str> = id.into();
+        for point in 0..VIRTUAL_NODES {
+            self.ring.remove(&VirtualNode {
+                id: id.clone(),
+                point,
+                // Only the id and the point find a virtual node (see `Hash` above).
+                idx: 0,
+            });
+        }
+    }
+
     /// Up to `count` distinct nodes for `chunk`, in ring order, among those `usable` accepts.
     pub fn targets(
         &self,

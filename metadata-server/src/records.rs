@@ -1,10 +1,21 @@
 //! Records persisted by the metadata server, encoded with prost so they can grow new fields.
+//!
+//! One key space holds files and explicit directories alike (so a file and a directory can
+//! never share a path): the value under a path is a [`FileRecord`], whose `directory` flag
+//! marks a directory. [`Stored`] is the typed view the rest of the server works with.
 
 use bigfs_proto::ChunkId;
 
 use crate::error::MetaError;
 
-/// A file's metadata; its path is the key it is stored under.
+/// A file's mode when a put does not give one.
+pub const DEFAULT_FILE_MODE: u32 = 0o644;
+/// A directory's mode when mkdir does not give one.
+pub const DEFAULT_DIR_MODE: u32 = 0o755;
+/// Only permission bits are kept (no file type, setuid or sticky bits).
+pub const MODE_MASK: u32 = 0o777;
+
+/// A file's metadata (or, with `directory`, an explicit directory's); its path is its key.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct FileRecord {
     #[prost(uint64, tag = "1")]
@@ -21,6 +32,84 @@ pub struct FileRecord {
     /// 1 for the first version of a path, bumped on every overwrite.
     #[prost(uint64, tag = "6")]
     pub version: u64,
+    /// Permission bits; 0 in records written before modes were kept (read as the default).
+    #[prost(uint32, tag = "7")]
+    pub mode: u32,
+    /// This record is an explicit directory: only `mode` and `mtime_ms` mean anything.
+    #[prost(bool, tag = "8")]
+    pub directory: bool,
+}
+
+impl FileRecord {
+    /// BLAKE3 over the chunk ids and sizes in order: equal for equal bytes cut the same way,
+    /// computed without reading a byte of the file.
+    pub fn content_hash(&self) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new();
+        for chunk in &self.chunks {
+            hasher.update(&chunk.id);
+            hasher.update(&chunk.size.to_le_bytes());
+        }
+        hasher.finalize()
+    }
+
+    /// The permission bits, with the default for records that predate them.
+    pub fn mode(&self) -> u32 {
+        match self.mode {
+            0 => DEFAULT_FILE_MODE,
+            mode => mode,
+        }
+    }
+}
+
+/// An explicit directory's attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirAttrs {
+    pub mode: u32,
+    pub mtime_ms: u64,
+}
+
+impl DirAttrs {
+    pub fn to_record(self) -> FileRecord {
+        FileRecord {
+            mode: self.mode,
+            mtime_ms: self.mtime_ms,
+            directory: true,
+            ..FileRecord::default()
+        }
+    }
+}
+
+/// What is stored under a path.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stored {
+    File(FileRecord),
+    Dir(DirAttrs),
+}
+
+impl Stored {
+    pub fn decode(key: &str, bytes: &[u8]) -> Result<Self, MetaError> {
+        let record =
+            <FileRecord as prost::Message>::decode(bytes).map_err(|e| MetaError::BadRecord {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(if record.directory {
+            Stored::Dir(DirAttrs {
+                mode: record.mode,
+                mtime_ms: record.mtime_ms,
+            })
+        } else {
+            Stored::File(record)
+        })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let record = match self {
+            Stored::File(record) => record.clone(),
+            Stored::Dir(attrs) => attrs.to_record(),
+        };
+        prost::Message::encode_to_vec(&record)
+    }
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

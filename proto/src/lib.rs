@@ -10,11 +10,13 @@
 //! - [`batch_queue`]: small chunk requests for the same node sent together.
 //! - [`transport`]: gRPC endpoint and server settings every component uses.
 //! - [`process`]: logging, panic and signal set-up for the server binaries.
+//! - [`lock`]: a poison-tolerant mutex lock.
 
 mod batch_queue;
 pub mod chunk_id;
 pub mod codec;
 pub mod limits;
+pub mod lock;
 pub mod node_pool;
 pub mod path;
 pub mod process;
@@ -27,4 +29,21 @@ pub use path::{FsPath, PathError};
 /// Generated protobuf messages and gRPC clients and servers.
 pub mod pb {
     tonic::include_proto!("bigfs.v1");
+}
+
+/// A storage node as the metadata server hands it out: its stable id and its gRPC address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeRef {
+    pub id: String,
+    /// e.g. "http://127.0.0.1:9401".
+    pub addr: String,
+}
+
+impl From<NodeRef> for pb::NodeAddr {
+    fn from(node: NodeRef) -> Self {
+        Self {
+            id: node.id,
+            addr: node.addr,
+        }
+    }
 }

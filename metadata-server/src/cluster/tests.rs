@@ -48,28 +48,29 @@ fn beat(
     removed: Vec<ChunkId>,
     now: Instant,
 ) -> Vec<ChunkId> {
-    c.heartbeat(id, usage(), added, removed, vec![], vec![], |_| 0, now)
+    let beat = Beat {
+        usage: usage(),
+        added,
+        removed,
+        ..Beat::default()
+    };
+    c.heartbeat(id, beat, |_| 0, now)
         .expect("known node")
         .deletes
 }
 
 /// A heartbeat in which `node` reports its copy of `chunk` corrupt.
 fn report_corrupt(c: &mut Cluster, node: &str, chunk: ChunkId, now: Instant) {
-    c.heartbeat(
-        node,
-        usage(),
-        vec![],
-        vec![],
-        vec![chunk],
-        vec![],
-        |_| 3,
-        now,
-    )
-    .expect("known node");
+    let beat = Beat {
+        usage: usage(),
+        corrupt: vec![chunk],
+        ..Beat::default()
+    };
+    c.heartbeat(node, beat, |_| 3, now).expect("known node");
 }
 
-fn ids(targets: &[(String, String)]) -> Vec<String> {
-    targets.iter().map(|(id, _)| id.clone()).collect()
+fn ids(targets: &[NodeRef]) -> Vec<String> {
+    targets.iter().map(|node| node.id.clone()).collect()
 }
 
 /// Allocates `chunk`, "stores" it on every target and commits it; returns the holders.
@@ -130,8 +131,11 @@ fn full_nodes_take_no_new_chunks() {
         used: 950,
         chunks: 9,
     };
-    c.heartbeat("n1", full, vec![], vec![], vec![], vec![], |_| 0, t0)
-        .unwrap();
+    let beat = Beat {
+        usage: full,
+        ..Beat::default()
+    };
+    c.heartbeat("n1", beat, |_| 0, t0).unwrap();
     for n in 0..50u32 {
         let alloc = c
             .allocate(&[want(ChunkId::of(&n.to_le_bytes()))], 3, t0)
@@ -404,16 +408,7 @@ fn unknown_nodes_are_asked_to_register_and_reports_replace_old_state() {
     let t0 = Instant::now();
     let mut c = cluster(1, t0);
     assert!(c
-        .heartbeat(
-            "stranger",
-            usage(),
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            |_| 0,
-            t0
-        )
+        .heartbeat("stranger", Beat::default(), |_| 0, t0)
         .is_none());
     let a = ChunkId::of(b"a");
     let b = ChunkId::of(b"b");
@@ -442,8 +437,12 @@ fn corrupt_and_reported_bad_copies_are_dropped() {
 }
 
 fn commands(c: &mut Cluster, id: &str, added: Vec<ChunkId>, now: Instant) -> Commands {
-    c.heartbeat(id, usage(), added, vec![], vec![], vec![], |_| 3, now)
-        .expect("known node")
+    let beat = Beat {
+        usage: usage(),
+        added,
+        ..Beat::default()
+    };
+    c.heartbeat(id, beat, |_| 3, now).expect("known node")
 }
 
 /// Heartbeats from every node but `except`, at `now`.
@@ -500,8 +499,8 @@ fn a_dead_nodes_chunks_are_copied_to_new_nodes_fewest_copies_first() {
             "{source} does not hold {:?}",
             order.chunk
         );
-        for (target, _) in &order.targets {
-            assert!(target != "n0" && !holders.contains(&target.as_str()));
+        for target in &order.targets {
+            assert!(target.id != "n0" && !holders.contains(&target.id.as_str()));
         }
     }
     // Exactly the shortfall is in flight: two copies of `one` (one live copy left), one of
@@ -622,8 +621,11 @@ fn draining_copies_chunks_away_then_reports_drained() {
     c.plan_repairs(|_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 0);
 
-    assert_eq!(c.drain("n0").unwrap(), 1);
-    assert!(matches!(c.drain("ghost"), Err(MetaError::UnknownNode(_))));
+    assert_eq!(c.drain("n0", |_| 3, t0).unwrap(), 1);
+    assert!(matches!(
+        c.drain("ghost", |_| 3, t0),
+        Err(MetaError::UnknownNode(_))
+    ));
     c.plan_repairs(|_| 3, t0);
     let view = |c: &Cluster| c.nodes(t0).into_iter().find(|n| n.id == "n0").unwrap();
     assert_eq!(view(&c).state_name(), "draining");
@@ -651,8 +653,11 @@ fn a_drain_from_before_a_restart_resumes_when_the_node_registers() {
     let mut c = Cluster::new(config(), vec!["n0".into(), "n1".into()], t0);
     c.resume_drains(vec!["n0".into()]);
     // Asked again before the node is back: accepted, nothing to move yet.
-    assert_eq!(c.drain("n0").unwrap(), 0);
-    assert!(matches!(c.drain("n1"), Err(MetaError::UnknownNode(_))));
+    assert_eq!(c.drain("n0", |_| 3, t0).unwrap(), 0);
+    assert!(matches!(
+        c.drain("n1", |_| 3, t0),
+        Err(MetaError::UnknownNode(_))
+    ));
     for id in ["n0", "n1", "n2", "n3"] {
         c.register(id, &format!("http://{id}"), usage(), vec![], |_| 0, t0);
     }
@@ -690,7 +695,7 @@ fn corrupt_copies_are_counted_until_replaced() {
         .flat_map(|(_, cmds)| cmds.replications)
         .next()
         .expect("a copy is ordered");
-    commands(&mut c, &order.targets[0].0, vec![chunk], t0 + SEC);
+    commands(&mut c, &order.targets[0].id, vec![chunk], t0 + SEC);
     c.plan_repairs(|_| 3, t0 + SEC);
     assert_eq!(
         c.classify(&chunk, 3, t0 + SEC),
@@ -727,18 +732,13 @@ fn a_source_reporting_its_copy_completes_the_repair() {
         .into_iter()
         .find_map(|(id, cmds)| cmds.replications.into_iter().next().map(|o| (id, o)))
         .expect("a copy is ordered");
-    let target = order.targets[0].0.clone();
-    c.heartbeat(
-        &source,
-        usage(),
-        vec![],
-        vec![],
-        vec![],
-        vec![(chunk, vec![target])],
-        |_| 3,
-        t0,
-    )
-    .unwrap();
+    let target = order.targets[0].id.clone();
+    let beat = Beat {
+        usage: usage(),
+        copied: vec![(chunk, vec![target])],
+        ..Beat::default()
+    };
+    c.heartbeat(&source, beat, |_| 3, t0).unwrap();
     assert_eq!(c.repairs_in_flight(), 0);
     assert_eq!(c.classify(&chunk, 3, t0).0, 3);
 }
@@ -806,4 +806,96 @@ fn renewals_give_no_lease_to_a_chunk_a_file_references() {
         deletes.contains(&chunk),
         "deleted a grace period after the file, not a lease: {deletes:?}"
     );
+}
+
+#[test]
+fn a_drain_the_other_nodes_cannot_absorb_is_refused_and_can_be_undone() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"three copies");
+    c.check_commit(
+        &[(chunk, vec!["n0".into(), "n1".into(), "n2".into()])],
+        2,
+        t0,
+    );
+    c.committed(&[chunk], &[], t0);
+    assert!(matches!(
+        c.drain("n0", |_| 3, t0),
+        Err(MetaError::CannotDrain {
+            need: 3,
+            others: 2,
+            ..
+        })
+    ));
+    // The same chunk wanting 2 copies (its 3-copy file went) can leave n0.
+    assert_eq!(c.drain("n0", |_| 2, t0).unwrap(), 1);
+    assert_eq!(c.storage_nodes(), 2);
+    c.undrain("n0").unwrap();
+    assert_eq!(c.storage_nodes(), 3);
+    let view = c.nodes(t0).into_iter().find(|n| n.id == "n0").unwrap();
+    assert_eq!(view.state_name(), "alive");
+    assert!(matches!(
+        c.undrain("n0"),
+        Err(MetaError::InvalidArgument(_))
+    ));
+    assert!(matches!(c.undrain("ghost"), Err(MetaError::UnknownNode(_))));
+}
+
+#[test]
+fn only_a_stopped_node_holding_no_last_copy_is_removed() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let shared = ChunkId::of(b"everywhere");
+    let lonely = ChunkId::of(b"only on n2");
+    c.check_commit(
+        &[(shared, vec!["n0".into(), "n1".into(), "n2".into()])],
+        1,
+        t0,
+    );
+    c.check_commit(&[(lonely, vec!["n2".into()])], 1, t0);
+    c.committed(&[shared, lonely], &[], t0);
+
+    assert!(matches!(
+        c.remove_node("n2", |_| 1, t0),
+        Err(MetaError::NodeStillRunning { .. })
+    ));
+    // n2 stops; n0 and n1 go on beating.
+    let later = t0 + 11 * SEC;
+    beat_all_but(&mut c, 3, "n2", later);
+    assert!(matches!(
+        c.remove_node("n2", |_| 1, later),
+        Err(MetaError::NodeHoldsOnlyCopies { chunks: 1, .. })
+    ));
+    // Once nothing needs the lonely chunk any more, n2 can go.
+    let wanted = |chunk: &ChunkId| u32::from(*chunk == shared);
+    assert!(c.remove_node("n2", wanted, later).unwrap());
+    let ids: Vec<String> = c.nodes(later).into_iter().map(|n| n.id).collect();
+    assert_eq!(ids, ["n0", "n1"]);
+    assert_eq!(c.read_locations(&shared, 0, later).len(), 2);
+    let alloc = c.allocate(&[want(ChunkId::of(b"next"))], 2, later).unwrap();
+    assert!(!super::tests::ids(&alloc[0].targets).contains(&"n2".to_string()));
+    // It comes back as a new node.
+    c.register("n2", "http://n2", usage(), vec![], |_| 0, later);
+    assert_eq!(c.nodes(later).len(), 3);
+}
+
+#[test]
+fn safe_mode_waits_neither_for_drained_nor_for_removed_nodes() {
+    let t0 = Instant::now();
+    let mut c = Cluster::new(config(), vec!["n0".into(), "old".into(), "gone".into()], t0);
+    c.resume_drains(vec!["old".into()]);
+    let (waiting, left) = c.safe_mode_waiting(t0).unwrap();
+    assert_eq!(
+        (waiting, left),
+        (vec!["gone".to_string(), "n0".to_string()], 60 * SEC)
+    );
+    assert!(matches!(
+        c.remove_node("gone", |_| 0, t0),
+        Err(MetaError::NodeNotReported(_))
+    ));
+    c.register("n0", "http://n0", usage(), vec![], |_| 0, t0);
+    assert!(c.in_safe_mode());
+    // A drained node that never came back is forgotten without waiting.
+    assert!(!c.remove_node("old", |_| 0, t0).unwrap());
+    assert!(c.in_safe_mode(), "still waiting for gone");
 }

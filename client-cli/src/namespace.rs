@@ -1,0 +1,144 @@
+//! Namespace verbs that move no chunk bytes: directories, rename, copy, attributes and usage.
+//! Each is one metadata call, atomic and durable on the server when it returns.
+
+use bigfs_proto::pb::*;
+use bigfs_proto::FsPath;
+
+use crate::Client;
+
+impl Client {
+    /// Fails, as its commit would, when a put to `path` cannot succeed (a directory is there,
+    /// a file is above it, or a file is there and `overwrite` is not set), before a byte moves.
+    pub async fn check_create(&self, path: &FsPath, overwrite: bool) -> anyhow::Result<()> {
+        let (mut meta, request) = self.meta(CheckCreateRequest {
+            path: path.to_string(),
+            overwrite,
+        });
+        meta.check_create(request).await.map_err(|s| {
+            if s.code() == tonic::Code::AlreadyExists {
+                anyhow::anyhow!("{} (use --force to overwrite)", crate::client::describe(&s))
+            } else {
+                self.meta_error(s)
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Creates a directory; with `parents` the missing ones above it too, and an existing
+    /// directory is no error. Returns how many directories were created.
+    pub async fn mkdir(&self, path: &FsPath, parents: bool) -> anyhow::Result<u64> {
+        let (mut meta, request) = self.meta(MkdirRequest {
+            path: path.to_string(),
+            parents,
+            ..MkdirRequest::default()
+        });
+        Ok(meta
+            .mkdir(request)
+            .await
+            .map_err(|s| self.meta_error(s))?
+            .into_inner()
+            .created)
+    }
+
+    /// Removes an empty directory.
+    pub async fn rmdir(&self, path: &FsPath) -> anyhow::Result<()> {
+        let (mut meta, request) = self.meta(RmdirRequest {
+            path: path.to_string(),
+        });
+        meta.rmdir(request).await.map_err(|s| self.meta_error(s))?;
+        Ok(())
+    }
+
+    /// Moves a file or directory (into `dst` when it is a directory); a file at the
+    /// destination is replaced only with `overwrite`.
+    pub async fn rename(
+        &self,
+        src: &FsPath,
+        dst: &FsPath,
+        overwrite: bool,
+    ) -> anyhow::Result<RenameResponse> {
+        let (mut meta, request) = self.meta(RenameRequest {
+            src: src.to_string(),
+            dst: dst.to_string(),
+            overwrite,
+        });
+        Ok(meta
+            .rename(request)
+            .await
+            .map_err(|s| self.overwrite_hint(s))?
+            .into_inner())
+    }
+
+    /// Copies a file (or with `recursive` a directory) inside the cluster: the copy shares the
+    /// chunks, no byte moves.
+    pub async fn copy(
+        &self,
+        src: &FsPath,
+        dst: &FsPath,
+        recursive: bool,
+        overwrite: bool,
+    ) -> anyhow::Result<CopyResponse> {
+        let (mut meta, request) = self.meta(CopyRequest {
+            src: src.to_string(),
+            dst: dst.to_string(),
+            recursive,
+            overwrite,
+        });
+        Ok(meta
+            .copy(request)
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::FailedPrecondition
+                    if !recursive && s.message().contains("is a directory") =>
+                {
+                    anyhow::anyhow!(
+                        "{} (use -r to copy a directory)",
+                        crate::client::describe(&s)
+                    )
+                }
+                _ => self.overwrite_hint(s),
+            })?
+            .into_inner())
+    }
+
+    /// Sets a file's or directory's permission bits and/or modification time.
+    pub async fn set_attr(
+        &self,
+        path: &FsPath,
+        mode: Option<u32>,
+        mtime_ms: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let (mut meta, request) = self.meta(SetAttrRequest {
+            path: path.to_string(),
+            mode,
+            mtime_ms,
+        });
+        meta.set_attr(request)
+            .await
+            .map_err(|s| self.meta_error(s))?;
+        Ok(())
+    }
+
+    /// Files, directories and bytes at and below `path`.
+    pub async fn usage(&self, path: &FsPath) -> anyhow::Result<UsageResponse> {
+        let (mut meta, request) = self.meta(UsageRequest {
+            path: path.to_string(),
+        });
+        Ok(meta
+            .usage(request)
+            .await
+            .map_err(|s| self.meta_error(s))?
+            .into_inner())
+    }
+
+    fn overwrite_hint(&self, status: tonic::Status) -> anyhow::Error {
+        if status.code() == tonic::Code::AlreadyExists {
+            anyhow::anyhow!(
+                "{} (use --force to overwrite)",
+                crate::client::describe(&status)
+            )
+        } else {
+            self.meta_error(status)
+        }
+    }
+}

@@ -1,0 +1,744 @@
+//! [`MetaStore`]: the metadata server's core. It owns the persistent namespace and the
+//! cluster's soft state, and every operation the server offers is one method here, taking and
+//! returning plain types; the gRPC service only converts. This is where a replicated log will
+//! plug in: every namespace change is one method taking one request.
+//!
+//! Locking: namespace changes that move reference counts happen under the cluster lock, so
+//! garbage collection (which decides under the same lock) never sees a half-applied change.
+//! Methods that change the namespace do so on the blocking pool (sled blocks) and flush after
+//! the lock is released, so concurrent changes share flushes; when they return, the change is
+//! durable.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_REPLICATION};
+use bigfs_proto::lock::lock;
+use bigfs_proto::{ChunkId, FsPath, NodeRef};
+
+use crate::cluster::{
+    Allocation, Beat, ChunkHealth, Cluster, ClusterConfig, Commands, FsckCounts, NodeUsage,
+    NodeView, Want,
+};
+use crate::error::MetaError;
+use crate::namespace::{Copied, Entry, FileWrite, Lookup, Moved, Namespace, Usage};
+use crate::records::{ChunkEntry, DirAttrs, FileRecord, DEFAULT_DIR_MODE, MODE_MASK};
+
+#[cfg(test)]
+mod tests;
+
+/// How many entries `rm -r` removes per hold of the cluster lock.
+const REMOVE_BATCH: usize = 512;
+
+/// Chunks fsck classifies per hold of the cluster lock.
+const FSCK_BATCH: usize = 4096;
+
+/// A file a put asks to make visible.
+#[derive(Clone, Debug)]
+pub struct Commit {
+    pub path: FsPath,
+    pub size: u64,
+    pub chunk_size: u64,
+    /// 0: the cluster's default.
+    pub replication: u32,
+    /// Each chunk in file order, with its size and the nodes that acknowledged a copy.
+    pub chunks: Vec<(ChunkId, u64, Vec<String>)>,
+    pub overwrite: bool,
+    /// 0: the default mode.
+    pub mode: u32,
+    /// 0: the time of the commit.
+    pub mtime_ms: u64,
+}
+
+/// What became of a commit that was not refused outright.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed {
+        version: u64,
+    },
+    /// Chunks with fewer than W live copies: the client sends them again and retries.
+    ShortOfCopies(Vec<ChunkId>),
+}
+
+/// A file's record with each chunk's live locations, best first.
+#[derive(Debug)]
+pub struct LocatedFile {
+    pub path: FsPath,
+    pub record: FileRecord,
+    pub chunks: Vec<LocatedChunk>,
+}
+
+#[derive(Debug)]
+pub struct LocatedChunk {
+    pub id: ChunkId,
+    pub size: u64,
+    pub replicas: Vec<NodeRef>,
+}
+
+/// The cluster's members as `bigfs nodes` shows them.
+#[derive(Debug)]
+pub struct NodesReport {
+    pub nodes: Vec<NodeView>,
+    pub safe_mode: Option<SafeModeStatus>,
+}
+
+/// Whom safe mode waits for, and for how long at most.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafeModeStatus {
+    pub waiting_for: Vec<String>,
+    pub left: Duration,
+}
+
+/// A problem chunk, with a file that references it.
+#[derive(Debug)]
+pub struct FsckProblem {
+    pub chunk: ChunkId,
+    /// "under_replicated", "missing" or "corrupt".
+    pub state: &'static str,
+    pub live: u32,
+    pub wanted: u32,
+    pub path: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct FsckReport {
+    pub files: u64,
+    pub counts: FsckCounts,
+    /// Chunks with any problem, listed or not.
+    pub problem_chunks: u64,
+    pub problems: Vec<FsckProblem>,
+    pub safe_mode: Option<SafeModeStatus>,
+    pub repairs_in_flight: u64,
+}
+
+/// A node's registration: its full chunk report.
+#[derive(Debug)]
+pub struct Registration {
+    pub node: NodeRef,
+    pub usage: NodeUsage,
+    pub chunks: Vec<ChunkId>,
+}
+
+pub struct MetaStore {
+    ns: Namespace,
+    cluster: Mutex<Cluster>,
+    chunk_size: u64,
+}
+
+impl MetaStore {
+    /// Opens the namespace in `data_dir`; after a restart, the cluster state starts in safe
+    /// mode, waiting for the known nodes that were not being drained.
+    pub fn open(
+        data_dir: &std::path::Path,
+        chunk_size: u64,
+        config: ClusterConfig,
+        now: Instant,
+    ) -> Result<Self, MetaError> {
+        let ns = Namespace::open(data_dir)?;
+        let known: Vec<String> = ns.known_nodes()?.into_iter().map(|(id, _)| id).collect();
+        if !known.is_empty() {
+            tracing::info!(
+                nodes = known.len(),
+                timeout = ?config.safe_mode_timeout,
+                "safe mode: no deletions until the known nodes report"
+            );
+        }
+        let mut cluster = Cluster::new(config, known, now);
+        cluster.resume_drains(ns.drains()?);
+        Ok(Self {
+            ns,
+            cluster: Mutex::new(cluster),
+            chunk_size,
+        })
+    }
+
+    fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        lock(&self.cluster)
+    }
+
+    /// Runs `f` under the cluster lock with the function that says how many copies a chunk
+    /// wants (0: no file references it). A store error counts as referenced with the cluster's
+    /// replication: when in doubt, keep.
+    fn with_cluster<T>(&self, f: impl FnOnce(&mut Cluster, &dyn Fn(&ChunkId) -> u32) -> T) -> T {
+        let mut cluster = self.cluster();
+        let default = cluster.config().replication;
+        let wanted = |chunk: &ChunkId| {
+            self.ns.wanted_copies(chunk).unwrap_or_else(|e| {
+                tracing::error!(chunk = %chunk, "cannot read the chunk table: {e}");
+                default
+            })
+        };
+        f(&mut cluster, &wanted)
+    }
+
+    /// Makes every change so far durable.
+    pub async fn flush(&self) -> Result<(), MetaError> {
+        self.ns.flush().await
+    }
+
+    pub fn chunk_size(&self) -> u64 {
+        self.chunk_size
+    }
+
+    pub fn config(&self) -> ClusterConfig {
+        self.cluster().config().clone()
+    }
+
+    /// Files in the namespace (one pass over it).
+    pub fn file_count(&self) -> Result<u64, MetaError> {
+        self.ns.file_count()
+    }
+
+    /// The replication a file asks for: the default for 0, refused above the limit.
+    fn replication(&self, requested: u32) -> Result<u32, MetaError> {
+        match requested {
+            0 => Ok(self.cluster().config().replication),
+            r if r <= MAX_REPLICATION => Ok(r),
+            r => Err(MetaError::InvalidArgument(format!(
+                "replication {r} is above the limit of {MAX_REPLICATION}"
+            ))),
+        }
+    }
+
+    /// Placement for a batch of chunks. A replication asked for explicitly may not exceed the
+    /// nodes that can hold copies: those copies could never all be made.
+    pub fn allocate(&self, wants: &[Want], replication: u32) -> Result<Vec<Allocation>, MetaError> {
+        let explicit = replication != 0;
+        let replication = self.replication(replication)?;
+        let mut cluster = self.cluster();
+        let nodes = cluster.storage_nodes();
+        if explicit && replication > nodes {
+            return Err(MetaError::InvalidArgument(format!(
+                "{replication} copies asked for, but the cluster has {nodes} storage node(s) \
+                 that take chunks; ask for at most {nodes}"
+            )));
+        }
+        cluster.allocate(wants, replication, Instant::now())
+    }
+
+    /// Commits files, each with its own outcome (an error for one refused outright), with one
+    /// flush for all of them. Fails as a whole only on a store error.
+    pub async fn commit(
+        self: &Arc<Self>,
+        commits: Vec<Commit>,
+    ) -> Result<Vec<Result<CommitOutcome, MetaError>>, MetaError> {
+        let prepared: Vec<Result<Prepared, MetaError>> =
+            commits.into_iter().map(|c| self.prepare(c)).collect();
+        let store = self.clone();
+        let outcomes = blocking(move || store.apply_commits(prepared)).await?;
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, Ok(CommitOutcome::Committed { .. })))
+        {
+            self.flush().await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Checks a commit and turns it into the record to write.
+    fn prepare(&self, commit: Commit) -> Result<Prepared, MetaError> {
+        let replication = self.replication(commit.replication)?;
+        validate_layout(commit.size, commit.chunk_size, &commit.chunks)?;
+        let mut acks = Vec::with_capacity(commit.chunks.len());
+        let mut entries = Vec::with_capacity(commit.chunks.len());
+        for (id, size, nodes) in commit.chunks {
+            entries.push(ChunkEntry::new(id, size));
+            acks.push((id, nodes));
+        }
+        Ok(Prepared {
+            write: FileWrite {
+                path: commit.path,
+                record: FileRecord {
+                    size: commit.size,
+                    chunk_size: commit.chunk_size,
+                    replication,
+                    chunks: entries,
+                    mtime_ms: or_now(commit.mtime_ms),
+                    mode: commit.mode & MODE_MASK,
+                    ..FileRecord::default()
+                },
+                overwrite: commit.overwrite,
+            },
+            acks,
+        })
+    }
+
+    /// Applies checked commits under the cluster lock, without flushing: refused (listing the
+    /// chunks short of copies) when a chunk has fewer than W live copies, otherwise written,
+    /// all accepted files in one transaction.
+    fn apply_commits(
+        &self,
+        prepared: Vec<Result<Prepared, MetaError>>,
+    ) -> Result<Vec<Result<CommitOutcome, MetaError>>, MetaError> {
+        let now = Instant::now();
+        let mut cluster = self.cluster();
+        let mut outcomes: Vec<Option<Result<CommitOutcome, MetaError>>> =
+            Vec::with_capacity(prepared.len());
+        let mut writes = Vec::new();
+        let mut written = Vec::new();
+        for (i, commit) in prepared.into_iter().enumerate() {
+            let commit = match commit {
+                Ok(commit) => commit,
+                Err(e) => {
+                    outcomes.push(Some(Err(e)));
+                    continue;
+                }
+            };
+            let need = cluster
+                .config()
+                .min_replicas
+                .min(commit.write.record.replication);
+            let short = cluster.check_commit(&commit.acks, need, now);
+            if !short.is_empty() {
+                tracing::info!(path = %commit.write.path, short = short.len(), "commit refused: chunks short of copies");
+                outcomes.push(Some(Ok(CommitOutcome::ShortOfCopies(short))));
+                continue;
+            }
+            outcomes.push(None);
+            written.push((
+                i,
+                commit
+                    .acks
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect::<Vec<_>>(),
+            ));
+            writes.push(commit.write);
+        }
+        for ((i, ids), result) in written.into_iter().zip(self.ns.commit_many(&writes)?) {
+            outcomes[i] = Some(result.map(|committed| {
+                cluster.committed(&ids, &committed.freed, now);
+                CommitOutcome::Committed {
+                    version: committed.version,
+                }
+            }));
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every commit decided"))
+            .collect())
+    }
+
+    /// Refuses, as its commit would be refused, a put to `path` before it sends a byte.
+    pub fn check_create(&self, path: &FsPath, overwrite: bool) -> Result<(), MetaError> {
+        self.ns.check_create(path, overwrite)
+    }
+
+    /// A put gave up the chunks it was handed.
+    pub fn abandon(&self, chunks: &[ChunkId]) {
+        self.with_cluster(|cluster, wanted| cluster.abandon(chunks, wanted, Instant::now()));
+    }
+
+    /// A put in progress still holds these chunks.
+    pub fn renew_leases(&self, chunks: &[ChunkId]) {
+        self.with_cluster(|cluster, wanted| cluster.renew_leases(chunks, wanted, Instant::now()));
+    }
+
+    /// A file's record and where its chunks live.
+    pub fn locate(&self, path: &FsPath) -> Result<LocatedFile, MetaError> {
+        let record = match self.ns.lookup(path)? {
+            Lookup::File(record) => record,
+            Lookup::Dir(_) => return Err(MetaError::IsDirectory(path.to_string())),
+            Lookup::Missing => return Err(MetaError::NotFound(path.to_string())),
+        };
+        let now = Instant::now();
+        let cluster = self.cluster();
+        let chunks = record
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let id = entry.chunk_id()?;
+                Ok(LocatedChunk {
+                    id,
+                    size: entry.size,
+                    replicas: cluster.read_locations(&id, index, now),
+                })
+            })
+            .collect::<Result<Vec<_>, MetaError>>()?;
+        Ok(LocatedFile {
+            path: path.clone(),
+            record,
+            chunks,
+        })
+    }
+
+    /// A directory's children, or a file alone.
+    pub fn list(&self, path: &FsPath) -> Result<Vec<Entry>, MetaError> {
+        if let Some(record) = self.ns.get(path)? {
+            return Ok(vec![Entry::File(path.clone(), record)]);
+        }
+        self.ns
+            .list(path)?
+            .ok_or_else(|| MetaError::NotFound(path.to_string()))
+    }
+
+    /// Removes a file, or with `recursive` a directory and everything below it (an empty
+    /// directory too); returns how many files went. A long removal goes in batches, each
+    /// under the lock once; a crash part-way leaves whole files.
+    pub async fn remove(
+        self: &Arc<Self>,
+        path: &FsPath,
+        recursive: bool,
+    ) -> Result<u64, MetaError> {
+        let store = self.clone();
+        let target = path.clone();
+        let removed = blocking(move || store.remove_entries(&target, recursive)).await;
+        // Whatever was removed before an error must be durable too.
+        self.flush().await?;
+        removed
+    }
+
+    fn remove_entries(&self, path: &FsPath, recursive: bool) -> Result<u64, MetaError> {
+        match self.ns.lookup(path)? {
+            Lookup::Missing => return Err(MetaError::NotFound(path.to_string())),
+            Lookup::File(_) => {
+                let mut cluster = self.cluster();
+                let freed = self.ns.remove(path)?;
+                cluster.freed(&freed, Instant::now());
+                return Ok(1);
+            }
+            Lookup::Dir(_) if path.is_root() => {
+                return Err(MetaError::InvalidArgument(
+                    "the root directory cannot be removed".into(),
+                ))
+            }
+            Lookup::Dir(_) if !recursive => return Err(MetaError::IsDirectory(path.to_string())),
+            Lookup::Dir(_) => {}
+        }
+        let mut paths = self.ns.entries_under(path)?;
+        // The directory's own record goes last, so a crash part-way leaves it with what is
+        // left of its contents.
+        paths.push(path.clone());
+        let mut removed = 0;
+        for batch in paths.chunks(REMOVE_BATCH) {
+            let mut cluster = self.cluster();
+            // Entries removed by someone else meanwhile are skipped: that was asked anyway.
+            let (count, freed) = self.ns.remove_many(batch)?;
+            cluster.freed(&freed, Instant::now());
+            removed += count;
+        }
+        Ok(removed)
+    }
+
+    /// Creates a directory (with `parents`, the missing ones above it too); returns how many.
+    pub async fn mkdir(
+        self: &Arc<Self>,
+        path: &FsPath,
+        parents: bool,
+        mode: u32,
+        mtime_ms: u64,
+    ) -> Result<u64, MetaError> {
+        let attrs = DirAttrs {
+            mode: match mode & MODE_MASK {
+                0 => DEFAULT_DIR_MODE,
+                mode => mode,
+            },
+            mtime_ms: or_now(mtime_ms),
+        };
+        let store = self.clone();
+        let path = path.clone();
+        let created = blocking(move || store.ns.mkdir(&path, parents, attrs)).await?;
+        if created > 0 {
+            self.flush().await?;
+        }
+        Ok(created)
+    }
+
+    /// Removes an empty directory.
+    pub async fn rmdir(self: &Arc<Self>, path: &FsPath) -> Result<(), MetaError> {
+        let store = self.clone();
+        let path = path.clone();
+        blocking(move || store.ns.rmdir(&path)).await?;
+        self.flush().await
+    }
+
+    /// Moves a file or directory; see [`Namespace::rename`].
+    pub async fn rename(
+        self: &Arc<Self>,
+        src: &FsPath,
+        dst: &FsPath,
+        overwrite: bool,
+    ) -> Result<Moved, MetaError> {
+        let (store, src, dst) = (self.clone(), src.clone(), dst.clone());
+        let moved = blocking(move || {
+            let mut cluster = store.cluster();
+            let moved = store.ns.rename(&src, &dst, overwrite)?;
+            cluster.freed(&moved.freed, Instant::now());
+            Ok(moved)
+        })
+        .await?;
+        self.flush().await?;
+        tracing::info!(path = %moved.path, files = moved.files, "moved");
+        Ok(moved)
+    }
+
+    /// Copies a file or directory without moving a byte; see [`Namespace::copy`].
+    pub async fn copy(
+        self: &Arc<Self>,
+        src: &FsPath,
+        dst: &FsPath,
+        recursive: bool,
+        overwrite: bool,
+    ) -> Result<Copied, MetaError> {
+        let (store, src, dst) = (self.clone(), src.clone(), dst.clone());
+        let copied = blocking(move || {
+            let mut cluster = store.cluster();
+            let copied = store.ns.copy(&src, &dst, recursive, overwrite)?;
+            cluster.freed(&copied.freed, Instant::now());
+            Ok(copied)
+        })
+        .await?;
+        self.flush().await?;
+        tracing::info!(path = %copied.path, files = copied.files, "copied");
+        Ok(copied)
+    }
+
+    /// Sets a file's or directory's mode and/or mtime.
+    pub async fn set_attr(
+        self: &Arc<Self>,
+        path: &FsPath,
+        mode: Option<u32>,
+        mtime_ms: Option<u64>,
+    ) -> Result<(), MetaError> {
+        let (store, path) = (self.clone(), path.clone());
+        let mode = mode.map(|m| m & MODE_MASK);
+        blocking(move || store.ns.set_attr(&path, mode, mtime_ms)).await?;
+        self.flush().await
+    }
+
+    /// Files, directories and bytes at and below `path`.
+    pub async fn usage(self: &Arc<Self>, path: &FsPath) -> Result<Usage, MetaError> {
+        let (store, path) = (self.clone(), path.clone());
+        blocking(move || store.ns.usage(&path)).await
+    }
+
+    pub fn nodes(&self) -> NodesReport {
+        let now = Instant::now();
+        let cluster = self.cluster();
+        NodesReport {
+            nodes: cluster.nodes(now),
+            safe_mode: safe_mode_status(&cluster, now),
+        }
+    }
+
+    /// A client found a bad copy.
+    pub fn report_bad(&self, chunk: &ChunkId, node: &str, reason: &str) -> Result<(), MetaError> {
+        tracing::warn!(chunk = %chunk, node, reason, "bad copy reported");
+        self.cluster().report_bad(chunk, node)
+    }
+
+    /// Every referenced chunk classified by its live copies, and up to `limit` problem chunks
+    /// with a file each. The cluster lock is taken one batch of chunks at a time, so heartbeats
+    /// are never held up by a long check.
+    pub async fn fsck(self: &Arc<Self>, limit: usize) -> Result<FsckReport, MetaError> {
+        let store = self.clone();
+        blocking(move || store.fsck_blocking(limit)).await
+    }
+
+    fn fsck_blocking(&self, limit: usize) -> Result<FsckReport, MetaError> {
+        let mut counts = FsckCounts::default();
+        let mut problems = Vec::new();
+        let mut problem_chunks = 0;
+        let mut table = self.ns.chunk_table();
+        loop {
+            let batch = table
+                .by_ref()
+                .take(FSCK_BATCH)
+                .collect::<Result<Vec<_>, MetaError>>()?;
+            if batch.is_empty() {
+                break;
+            }
+            let cluster = self.cluster();
+            let now = Instant::now();
+            for (id, refs) in batch {
+                let (live, health, corrupt) = cluster.classify(&id, refs.wanted(), now);
+                counts.add(health, corrupt);
+                if health == ChunkHealth::Healthy && !corrupt {
+                    continue;
+                }
+                problem_chunks += 1;
+                if problems.len() < limit {
+                    problems.push(FsckProblem {
+                        chunk: id,
+                        state: match health {
+                            ChunkHealth::Healthy => "corrupt",
+                            other => other.as_str(),
+                        },
+                        live,
+                        wanted: refs.wanted(),
+                        path: None,
+                    });
+                }
+            }
+        }
+        let (safe_mode, repairs_in_flight) = {
+            let cluster = self.cluster();
+            (
+                safe_mode_status(&cluster, Instant::now()),
+                cluster.repairs_in_flight() as u64,
+            )
+        };
+        let mut paths = paths_of(&self.ns, problems.iter().map(|p| p.chunk).collect())?;
+        for problem in &mut problems {
+            problem.path = paths.remove(&problem.chunk);
+        }
+        Ok(FsckReport {
+            files: self.ns.file_count()?,
+            counts,
+            problem_chunks,
+            problems,
+            safe_mode,
+            repairs_in_flight,
+        })
+    }
+
+    /// Starts draining a node, durably; returns how many chunks it holds.
+    pub async fn drain(&self, node: &str) -> Result<u64, MetaError> {
+        let chunks =
+            self.with_cluster(|cluster, wanted| cluster.drain(node, wanted, Instant::now()))?;
+        // Durable before the answer: a restarted metadata server goes on draining the node.
+        self.ns.set_drain(node, true)?;
+        self.flush().await?;
+        Ok(chunks as u64)
+    }
+
+    /// Cancels a drain, durably.
+    pub async fn undrain(&self, node: &str) -> Result<(), MetaError> {
+        self.cluster().undrain(node)?;
+        self.ns.set_drain(node, false)?;
+        self.flush().await
+    }
+
+    /// Forgets a node that holds nothing the cluster needs, durably.
+    pub async fn remove_node(&self, node: &str) -> Result<(), MetaError> {
+        let known = self.ns.known_nodes()?.iter().any(|(id, _)| id == node);
+        let registered =
+            self.with_cluster(|cluster, wanted| cluster.remove_node(node, wanted, Instant::now()))?;
+        if !registered && !known {
+            return Err(MetaError::UnknownNode(node.to_string()));
+        }
+        self.ns.forget_node(node)?;
+        self.flush().await
+    }
+
+    /// A node's full chunk report; its address is remembered durably.
+    pub async fn register(&self, registration: Registration) -> Result<(), MetaError> {
+        let Registration {
+            node,
+            usage,
+            chunks,
+        } = registration;
+        let count = chunks.len();
+        self.with_cluster(|cluster, wanted| {
+            cluster.register(&node.id, &node.addr, usage, chunks, wanted, Instant::now())
+        });
+        if self.ns.remember_node(&node.id, &node.addr)? {
+            self.flush().await?;
+        }
+        tracing::info!(node = %node.id, addr = %node.addr, chunks = count, "node registered");
+        Ok(())
+    }
+
+    /// A heartbeat; `None` asks the node to register again.
+    pub fn heartbeat(&self, node: &str, beat: Beat) -> Option<Commands> {
+        self.with_cluster(|cluster, wanted| cluster.heartbeat(node, beat, wanted, Instant::now()))
+    }
+
+    /// One round of background work: safe-mode exit, garbage collection, failure detection
+    /// and repair planning.
+    pub fn maintain(&self) {
+        self.with_cluster(|cluster, wanted| {
+            let now = Instant::now();
+            cluster.collect_garbage(wanted, now);
+            cluster.plan_repairs(wanted, now);
+        });
+    }
+}
+
+/// A checked commit: the record to write and the copies the client says it stored.
+struct Prepared {
+    write: FileWrite,
+    acks: Vec<(ChunkId, Vec<String>)>,
+}
+
+fn safe_mode_status(cluster: &Cluster, now: Instant) -> Option<SafeModeStatus> {
+    cluster
+        .safe_mode_waiting(now)
+        .map(|(waiting_for, left)| SafeModeStatus { waiting_for, left })
+}
+
+/// A file referencing each of `chunks` (one scan of the namespace).
+fn paths_of(ns: &Namespace, chunks: Vec<ChunkId>) -> Result<HashMap<ChunkId, String>, MetaError> {
+    let mut wanted: HashSet<ChunkId> = chunks.into_iter().collect();
+    let mut found = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    for file in ns.all_files() {
+        let (path, record) = file?;
+        for entry in &record.chunks {
+            let id = entry.chunk_id()?;
+            if wanted.remove(&id) {
+                found.insert(id, path.clone());
+            }
+        }
+        if wanted.is_empty() {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Checks that `chunks` cut a file of `size` bytes into `chunk_size` pieces.
+fn validate_layout(
+    size: u64,
+    chunk_size: u64,
+    chunks: &[(ChunkId, u64, Vec<String>)],
+) -> Result<(), MetaError> {
+    if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
+        return Err(MetaError::InvalidArgument(format!(
+            "chunk size {chunk_size} is outside 1..={MAX_CHUNK_SIZE}"
+        )));
+    }
+    let last = chunks.len().saturating_sub(1);
+    for (index, (id, chunk_len, _)) in chunks.iter().enumerate() {
+        let fits = if index < last {
+            *chunk_len == chunk_size
+        } else {
+            (1..=chunk_size).contains(chunk_len)
+        };
+        if !fits {
+            return Err(MetaError::InvalidArgument(format!(
+                "chunk {index} ({id}) is {chunk_len} bytes; every chunk but the last must be \
+                 {chunk_size} bytes and none empty"
+            )));
+        }
+    }
+    let total: u64 = chunks.iter().map(|(_, len, _)| len).sum();
+    if total != size {
+        return Err(MetaError::InvalidArgument(format!(
+            "chunks add up to {total} bytes, the file is {size}"
+        )));
+    }
+    Ok(())
+}
+
+/// `ms`, or now when it is 0 (not given).
+fn or_now(ms: u64) -> u64 {
+    match ms {
+        0 => crate::namespace::now_ms(),
+        ms => ms,
+    }
+}
+
+/// Runs sled work on the blocking pool, so a long batch never stalls the runtime's threads
+/// (and with them every other call and the HTTP/2 keep-alives).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, MetaError> + Send + 'static,
+) -> Result<T, MetaError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| MetaError::Internal(format!("metadata task failed: {e}")))?
+}

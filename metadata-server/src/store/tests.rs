@@ -1,0 +1,140 @@
+//! The store's rules, without a server: a real sled store in a temporary directory, and the
+//! cluster state fed registrations as nodes would.
+
+use super::*;
+
+fn config() -> ClusterConfig {
+    ClusterConfig {
+        replication: 2,
+        min_replicas: 2,
+        heartbeat_timeout: Duration::from_secs(10),
+        gc_grace: Duration::from_secs(30),
+        write_lease: Duration::from_secs(60),
+        safe_mode_timeout: Duration::from_secs(60),
+        repair_concurrency: 4,
+        chunk_size: 1 << 20,
+    }
+}
+
+async fn store(nodes: usize) -> (tempfile::TempDir, Arc<MetaStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), 1 << 20, config(), Instant::now()).unwrap();
+    for i in 0..nodes {
+        let registration = Registration {
+            node: NodeRef {
+                id: format!("n{i}"),
+                addr: format!("http://n{i}"),
+            },
+            usage: NodeUsage {
+                capacity: 1 << 30,
+                used: 0,
+                chunks: 0,
+            },
+            chunks: Vec::new(),
+        };
+        store.register(registration).await.unwrap();
+    }
+    (dir, Arc::new(store))
+}
+
+fn commit(path: &str, data: &[u8], acked_by: &[&str]) -> Commit {
+    Commit {
+        path: FsPath::parse(path).unwrap(),
+        size: data.len() as u64,
+        chunk_size: 1 << 20,
+        replication: 0,
+        chunks: vec![(
+            ChunkId::of(data),
+            data.len() as u64,
+            acked_by.iter().map(|n| n.to_string()).collect(),
+        )],
+        overwrite: false,
+        mode: 0o600,
+        mtime_ms: 1234,
+    }
+}
+
+#[tokio::test]
+async fn a_commit_needs_w_copies_and_a_sound_layout() {
+    let (_dir, store) = store(3).await;
+    let mut bad_layout = commit("/bad", b"abc", &["n0", "n1"]);
+    bad_layout.size = 4;
+    let outcomes = store
+        .commit(vec![
+            commit("/short", b"short", &["n0"]),
+            commit("/ok", b"ok", &["n0", "n1"]),
+            bad_layout,
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes[0].as_ref().unwrap(),
+        &CommitOutcome::ShortOfCopies(vec![ChunkId::of(b"short")])
+    );
+    assert_eq!(
+        outcomes[1].as_ref().unwrap(),
+        &CommitOutcome::Committed { version: 1 }
+    );
+    assert!(matches!(outcomes[2], Err(MetaError::InvalidArgument(_))));
+    let ok = store.locate(&FsPath::parse("/ok").unwrap()).unwrap();
+    assert_eq!((ok.record.mode(), ok.record.mtime_ms), (0o600, 1234));
+    assert_eq!(ok.chunks[0].replicas.len(), 2);
+    assert!(matches!(
+        store.locate(&FsPath::parse("/short").unwrap()),
+        Err(MetaError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn more_copies_than_storage_nodes_is_refused() {
+    let (_dir, store) = store(3).await;
+    let want = |data: &[u8]| Want {
+        id: ChunkId::of(data),
+        size: data.len() as u64,
+        exclude: Vec::new(),
+        copies: 0,
+    };
+    let err = store.allocate(&[want(b"x")], 5).unwrap_err();
+    assert!(err.to_string().contains("3 storage node"), "{err}");
+    assert_eq!(
+        store.allocate(&[want(b"x")], 3).unwrap()[0].targets.len(),
+        3
+    );
+    // The cluster's own default is never refused: nodes may be on their way.
+    store.allocate(&[want(b"y")], 0).unwrap();
+}
+
+#[tokio::test]
+async fn removing_a_directory_needs_recursive_even_when_empty() {
+    let (_dir, store) = store(2).await;
+    let d = FsPath::parse("/d").unwrap();
+    store.mkdir(&d, false, 0, 0).await.unwrap();
+    assert!(matches!(
+        store.remove(&d, false).await,
+        Err(MetaError::IsDirectory(_))
+    ));
+    assert_eq!(store.remove(&d, true).await.unwrap(), 0);
+    assert!(store.list(&FsPath::root()).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn fsck_counts_every_problem_chunk_and_lists_up_to_the_limit() {
+    let (_dir, store) = store(2).await;
+    // Replication 3 on a cluster of two: every chunk is under-replicated.
+    let commits: Vec<Commit> = (0..5u8)
+        .map(|i| Commit {
+            replication: 3,
+            ..commit(&format!("/f{i}"), &[i], &["n0", "n1"])
+        })
+        .collect();
+    assert!(store
+        .commit(commits)
+        .await
+        .unwrap()
+        .iter()
+        .all(|o| matches!(o, Ok(CommitOutcome::Committed { .. }))));
+    let report = store.fsck(2).await.unwrap();
+    assert_eq!((report.files, report.counts.under_replicated), (5, 5));
+    assert_eq!((report.problem_chunks, report.problems.len()), (5, 2));
+    assert!(report.problems[0].path.is_some());
+}
