@@ -122,6 +122,75 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Create a directory.
+    Mkdir {
+        remote: String,
+        /// Create missing parents too; an existing directory is no error.
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Remove an empty directory.
+    Rmdir { remote: String },
+    /// Move or rename a file or a whole directory (into DST when DST is a directory). Metadata
+    /// only and atomic: however many files move, no byte is copied.
+    Mv {
+        src: String,
+        dst: String,
+        /// Replace a file at the destination.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a file (or a directory with -r) inside the cluster (into DST when DST is a
+    /// directory). Metadata only and atomic: the copy shares the chunks, no byte moves.
+    Cp {
+        src: String,
+        dst: String,
+        #[arg(short, long)]
+        recursive: bool,
+        /// Replace a file at the destination.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Space used below a path: files, directories, logical bytes and bytes stored counting
+    /// replicas.
+    #[command(disable_help_flag = true)]
+    Du {
+        #[arg(default_value = "/")]
+        remote: String,
+        /// One line for REMOTE as a whole (without it, one line per entry of a directory).
+        #[arg(short, long)]
+        summarize: bool,
+        /// Sizes in KiB, MiB, GiB.
+        #[arg(short = 'h', long = "human-readable")]
+        human: bool,
+        #[arg(long)]
+        json: bool,
+        /// Print help (-h means human-readable sizes here, as in du(1)).
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
+    },
+    /// Cluster capacity, used and free space, with a line per storage node.
+    #[command(disable_help_flag = true)]
+    Df {
+        /// Sizes in KiB, MiB, GiB.
+        #[arg(short = 'h', long = "human-readable")]
+        human: bool,
+        #[arg(long)]
+        json: bool,
+        /// Print help (-h means human-readable sizes here, as in df(1)).
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
+    },
+    /// Write a file's bytes to stdout, verifying every chunk (as `get REMOTE -`).
+    Cat {
+        remote: String,
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallel: u16,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,6 +224,12 @@ enum NodeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a drain: the node takes new chunks again; copies made meanwhile are trimmed.
+    Undrain { id: String },
+    /// Forget a node for good (it stops counting for safe mode after restarts). Refused while
+    /// it still sends heartbeats, and while it holds the only copy of any chunk: drain it and
+    /// stop it first.
+    Remove { id: String },
 }
 
 #[global_allocator]
@@ -328,6 +403,77 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let chunks = client.drain(&id).await?;
             output::drain(&id, chunks, json);
+        }
+        Command::Node {
+            command: NodeCommand::Undrain { id },
+        } => {
+            client.undrain(&id).await?;
+            println!("{id}: drain cancelled; it takes new chunks again");
+        }
+        Command::Node {
+            command: NodeCommand::Remove { id },
+        } => {
+            client.remove_node(&id).await?;
+            println!("{id}: removed from the cluster");
+        }
+        Command::Mkdir { remote, parents } => {
+            let path = parse_file_path(&remote)?;
+            client.mkdir(&path, parents).await?;
+        }
+        Command::Rmdir { remote } => client.rmdir(&parse_file_path(&remote)?).await?,
+        Command::Mv {
+            src,
+            dst,
+            force,
+            json,
+        } => {
+            let (src, dst) = (parse_file_path(&src)?, FsPath::parse(&dst)?);
+            let moved = client.rename(&src, &dst, force).await?;
+            output::moved("moved", &src, &moved.path, moved.files, None, json);
+        }
+        Command::Cp {
+            src,
+            dst,
+            recursive,
+            force,
+            json,
+        } => {
+            let (src, dst) = (parse_file_path(&src)?, FsPath::parse(&dst)?);
+            let copied = client.copy(&src, &dst, recursive, force).await?;
+            let bytes = Some(copied.bytes);
+            output::moved("copied", &src, &copied.path, copied.files, bytes, json);
+        }
+        Command::Du {
+            remote,
+            summarize,
+            human,
+            json,
+            ..
+        } => {
+            let path = FsPath::parse(&remote)?;
+            let mut rows = Vec::new();
+            if !summarize {
+                // A directory's entries (listing a file gives the file itself: no line of its
+                // own, the total says it all).
+                for entry in client.list(&path).await? {
+                    if entry.path != path.as_str() {
+                        let child = FsPath::parse(&entry.path)?;
+                        let usage = client.usage(&child).await?;
+                        rows.push((child, usage));
+                    }
+                }
+            }
+            rows.push((path.clone(), client.usage(&path).await?));
+            output::du(&rows, human, json);
+        }
+        Command::Df { human, json, .. } => output::df(&client.nodes().await?, human, json),
+        Command::Cat { remote, parallel } => {
+            let path = parse_file_path(&remote)?;
+            let progress = Progress::new(&format!("cat {path}"), None, false);
+            client
+                .get(&path, &Target::Stdout, parallel as usize, &progress)
+                .await
+                .with_context(|| format!("cat {path}"))?;
         }
     }
     Ok(())

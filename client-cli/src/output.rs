@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use bigfs_client::bench::MetaBenchReport;
 use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::PutReport;
-use bigfs_proto::pb::{DirEntry, FsckResponse, GetFileResponse, ListNodesResponse};
+use bigfs_proto::pb::{DirEntry, FsckResponse, GetFileResponse, ListNodesResponse, UsageResponse};
+use bigfs_proto::FsPath;
 
 fn rfc3339(mtime_ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(mtime_ms)).to_string()
@@ -115,6 +116,9 @@ pub fn stat(file: &GetFileResponse, json: bool) {
             "chunk_size": info.chunk_size,
             "version": info.version,
             "mtime": rfc3339(info.mtime_ms),
+            "mtime_ms": info.mtime_ms,
+            "mode": format!("{:o}", info.mode),
+            "content_hash": info.content_hash,
             "chunks": chunks,
         }));
         return;
@@ -125,6 +129,11 @@ pub fn stat(file: &GetFileResponse, json: bool) {
     println!("chunk size:  {}", human(info.chunk_size));
     println!("version:     {}", info.version);
     println!("modified:    {}", rfc3339(info.mtime_ms));
+    println!("mode:        {:o}", info.mode);
+    println!(
+        "content:     {} (BLAKE3 of the chunk ids)",
+        info.content_hash
+    );
     println!("chunks:      {}", file.chunks.len());
     for c in &file.chunks {
         let replicas: Vec<&str> = c.replicas.iter().map(|r| r.id.as_str()).collect();
@@ -158,7 +167,10 @@ pub fn nodes(reply: &ListNodesResponse, json: bool) {
         return;
     }
     if reply.safe_mode {
-        println!("(safe mode: waiting for known nodes to report; no deletions yet)");
+        println!(
+            "{}",
+            safe_mode_line(&reply.safe_mode_waiting_for, Some(reply.safe_mode_left_ms))
+        );
     }
     println!(
         "{:<16} {:<26} {:<8} {:>23} {:>9} {:>10}",
@@ -201,6 +213,8 @@ pub fn fsck(report: &FsckResponse, json: bool) {
             "corrupt": report.corrupt,
             "repairs_in_flight": report.repairs_in_flight,
             "safe_mode": report.safe_mode,
+            "safe_mode_waiting_for": report.safe_mode_waiting_for,
+            "problem_chunks": report.problem_chunks,
             "problems": problems,
         }));
         return;
@@ -213,7 +227,7 @@ pub fn fsck(report: &FsckResponse, json: bool) {
     println!("corrupt:           {}", report.corrupt);
     println!("repairs in flight: {}", report.repairs_in_flight);
     if report.safe_mode {
-        println!("(safe mode: waiting for known nodes to report; no repair yet)");
+        println!("{}", safe_mode_line(&report.safe_mode_waiting_for, None));
     }
     for p in &report.problems {
         println!(
@@ -221,8 +235,49 @@ pub fn fsck(report: &FsckResponse, json: bool) {
             p.state, p.chunk_id, p.live_copies, p.wanted_copies, p.path
         );
     }
-    if report.missing == 0 && report.under_replicated == 0 && report.corrupt == 0 {
-        println!("status: healthy");
+    let left_out = report
+        .problem_chunks
+        .saturating_sub(report.problems.len() as u64);
+    if left_out > 0 {
+        println!("  … and {left_out} more problem chunk(s) not listed (--max-problems)");
+    }
+    println!("status: {}", fsck_status(report));
+}
+
+/// The one-word verdict of a check, with the counts behind it.
+fn fsck_status(report: &FsckResponse) -> String {
+    let mut problems = Vec::new();
+    for (count, what) in [
+        (report.missing, "missing"),
+        (report.corrupt, "corrupt"),
+        (report.under_replicated, "under-replicated"),
+    ] {
+        if count > 0 {
+            problems.push(format!("{count} {what}"));
+        }
+    }
+    match (report.missing > 0, problems.is_empty()) {
+        (_, true) => "healthy".to_string(),
+        (true, false) => format!("DATA UNAVAILABLE: {}", problems.join(", ")),
+        (false, false) if report.repairs_in_flight > 0 || report.safe_mode => {
+            format!("healing: {}", problems.join(", "))
+        }
+        (false, false) => format!("degraded: {}", problems.join(", ")),
+    }
+}
+
+fn safe_mode_line(waiting_for: &[String], left_ms: Option<u64>) -> String {
+    let left = left_ms.map_or(String::new(), |ms| {
+        format!(", at most {:.0}s more", ms as f64 / 1000.0)
+    });
+    if waiting_for.is_empty() {
+        format!("(safe mode: no repair or deletion yet{left})")
+    } else {
+        format!(
+            "(safe mode: waiting for {} to report{left}; no repair or deletion yet; \
+             `bigfs node remove ID` forgets a node that is gone for good)",
+            waiting_for.join(", ")
+        )
     }
 }
 
@@ -281,4 +336,123 @@ pub fn meta_bench(report: &MetaBenchReport, json: bool) {
             report.list_time.as_secs_f64()
         );
     }
+}
+
+/// A rename's or copy's result.
+pub fn moved(verb: &str, src: &FsPath, dst: &str, files: u64, bytes: Option<u64>, json: bool) {
+    if json {
+        let mut value = json!({"from": src.as_str(), "to": dst, "files": files});
+        if let Some(bytes) = bytes {
+            value["bytes"] = json!(bytes);
+            value["bytes_moved"] = json!(0);
+        }
+        print_json(&value);
+    } else {
+        let bytes = bytes.map_or(String::new(), |b| {
+            format!(", {} shared, 0 B sent", human(b))
+        });
+        println!("{verb} {src} -> {dst} ({files} file(s){bytes})");
+    }
+}
+
+fn size(bytes: u64, human_sizes: bool) -> String {
+    if human_sizes {
+        human(bytes)
+    } else {
+        bytes.to_string()
+    }
+}
+
+/// `du`: a line per path, the last one the total.
+pub fn du(rows: &[(FsPath, UsageResponse)], human_sizes: bool, json: bool) {
+    if json {
+        let items: Vec<Value> = rows
+            .iter()
+            .map(|(path, u)| {
+                json!({
+                    "path": path.as_str(),
+                    "files": u.files,
+                    "dirs": u.dirs,
+                    "bytes": u.bytes,
+                    "raw_bytes": u.raw_bytes,
+                })
+            })
+            .collect();
+        print_json(&Value::Array(items));
+        return;
+    }
+    println!(
+        "{:>14} {:>14} {:>9} {:>7}  PATH",
+        "BYTES", "STORED", "FILES", "DIRS"
+    );
+    for (path, u) in rows {
+        println!(
+            "{:>14} {:>14} {:>9} {:>7}  {path}",
+            size(u.bytes, human_sizes),
+            size(u.raw_bytes, human_sizes),
+            u.files,
+            u.dirs
+        );
+    }
+}
+
+/// `df`: the cluster's totals over the nodes that are not dead, and a line per node.
+pub fn df(reply: &ListNodesResponse, human_sizes: bool, json: bool) {
+    let counted = reply.nodes.iter().filter(|n| n.state != "dead");
+    let capacity: u64 = counted.clone().map(|n| n.capacity).sum();
+    let used: u64 = counted.map(|n| n.used).sum();
+    let free = capacity.saturating_sub(used);
+    if json {
+        let nodes: Vec<Value> = reply
+            .nodes
+            .iter()
+            .map(|n| {
+                json!({
+                    "id": n.id,
+                    "state": n.state,
+                    "capacity": n.capacity,
+                    "used": n.used,
+                    "free": n.capacity.saturating_sub(n.used),
+                })
+            })
+            .collect();
+        print_json(&json!({
+            "capacity": capacity,
+            "used": used,
+            "free": free,
+            "nodes": nodes,
+        }));
+        return;
+    }
+    let percent = |used: u64, capacity: u64| {
+        if capacity == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0}%", used as f64 * 100.0 / capacity as f64)
+        }
+    };
+    println!(
+        "{:<16} {:<9} {:>14} {:>14} {:>14} {:>5}",
+        "NODE", "STATE", "SIZE", "USED", "FREE", "USE%"
+    );
+    for n in &reply.nodes {
+        println!(
+            "{:<16} {:<9} {:>14} {:>14} {:>14} {:>5}",
+            n.id,
+            n.state,
+            size(n.capacity, human_sizes),
+            size(n.used, human_sizes),
+            size(n.capacity.saturating_sub(n.used), human_sizes),
+            percent(n.used, n.capacity)
+        );
+    }
+    println!(
+        "{:<16} {:<9} {:>14} {:>14} {:>14} {:>5}",
+        "total",
+        "",
+        size(capacity, human_sizes),
+        size(used, human_sizes),
+        size(free, human_sizes),
+        percent(used, capacity)
+    );
 }
