@@ -172,12 +172,35 @@ show_log_tail() {
     echo "----" >&2
 }
 
-# Prints the ids (from the expected ones given as arguments) that JSON on stdin lists as alive.
-alive_ids() {
+# Milliseconds since the epoch (whole seconds where neither bash 5 nor date +%N can tell more).
+now_ms() {
+    local t
+    if [[ -n ${EPOCHREALTIME:-} ]]; then
+        t=${EPOCHREALTIME//[!0-9]/} # seconds and microseconds, without the decimal separator
+        echo $((10#$t / 1000))
+        return
+    fi
+    t=$(date +%s%N 2>/dev/null) || t=""
+    if [[ $t =~ ^[0-9]{13,}$ ]]; then
+        echo $((t / 1000000))
+    else
+        echo $(($(date +%s) * 1000))
+    fi
+}
+
+# up_ids MAX_AGE_MS ID...: prints the IDs that the 'bigfs nodes --json' output on stdin lists
+# as up: "alive", "draining" or "drained" (a drained node still runs and reports; `node drain`
+# only moves its chunks away), with a heartbeat at most MAX_AGE_MS ago. The age check tells a
+# node that reported since it was (re)started from the metadata server's memory of an earlier
+# run: a stopped node stays "alive" or "drained" there until its heartbeat timeout.
+up_ids() {
+    local max_age=$1
+    shift
     if command -v python3 >/dev/null 2>&1; then
         python3 -c '
 import json, sys
-want = set(sys.argv[1:])
+max_age = int(sys.argv[1])
+want = set(sys.argv[2:])
 try:
     nodes = json.load(sys.stdin)
 except ValueError:
@@ -185,19 +208,33 @@ except ValueError:
 if isinstance(nodes, dict):
     nodes = nodes.get("nodes", [])
 for n in nodes if isinstance(nodes, list) else []:
-    if isinstance(n, dict) and n.get("state") == "alive" and n.get("id") in want:
-        print(n["id"])
-' "$@"
+    if not isinstance(n, dict) or n.get("id") not in want:
+        continue
+    if n.get("state") not in ("alive", "draining", "drained"):
+        continue
+    age = n.get("last_heartbeat_ms")
+    if isinstance(age, int) and age > max_age:
+        continue
+    print(n["id"])
+' "$max_age" "$@"
     else
-        # Without python3 only the number of alive nodes can be told, not which.
-        local count
-        count=$(grep -o '"state" *: *"alive"' | wc -l) || true
-        local id i=0
-        for id in "$@"; do
-            ((i < count)) || break
-            echo "$id"
-            i=$((i + 1))
-        done
+        # The CLI prints one field per line ('serde_json::to_string_pretty'), each object
+        # closed by a line holding '}'.
+        awk -v max_age="$max_age" -v want=" $* " '
+            function value(line) {
+                sub(/^[^:]*:[[:space:]]*"?/, "", line)
+                sub(/"?,?[[:space:]]*$/, "", line)
+                return line
+            }
+            /"id"[[:space:]]*:/ { id = value($0) }
+            /"state"[[:space:]]*:/ { state = value($0) }
+            /"last_heartbeat_ms"[[:space:]]*:/ { age = value($0) }
+            /}/ {
+                if (id != "" && index(want, " " id " ") &&
+                    (state == "alive" || state == "draining" || state == "drained") &&
+                    (age == "" || age + 0 <= max_age + 0)) print id
+                id = ""; state = ""; age = ""
+            }'
     fi
 }
 
@@ -297,6 +334,56 @@ launch() {
         sleep 0.1
     done
     return 1
+}
+
+# wait_ready SINCE_MS NAME...: waits up to $START_TIMEOUT s until the metadata server at
+# $META_URL answers and every storage node among NAMEs is up (see up_ids) with a heartbeat
+# since SINCE_MS. Fails at once if a NAMEd process (meta included) stops running. On failure
+# sets WAIT_PROBLEM to what went wrong and WAIT_FAULTY to the processes whose logs tell why.
+wait_ready() {
+    local since_ms=$1
+    shift
+    local name out="" up="" answered="" err_file before_ms
+    local -a ids=() missing=() to=()
+    for name in "$@"; do [[ $name == meta ]] || ids+=("$name"); done
+    command -v timeout >/dev/null 2>&1 && to=(timeout 5)
+    WAIT_PROBLEM="" WAIT_FAULTY=()
+    err_file=$(mktemp)
+    local deadline=$((SECONDS + START_TIMEOUT))
+    while :; do
+        for name in "$@"; do
+            if ! is_running "$name"; then
+                rm -f "$err_file"
+                WAIT_PROBLEM="$name exited during start-up" WAIT_FAULTY=("$name")
+                return 1
+            fi
+        done
+        before_ms=$(now_ms)
+        if out=$(${to[@]+"${to[@]}"} "$CLI_BIN" --meta "$META_URL" nodes --json 2>"$err_file"); then
+            answered=1
+            ((${#ids[@]})) || break
+            up=$(up_ids "$((before_ms - since_ms))" "${ids[@]}" <<<"$out")
+            if [[ -n $up ]] && (($(wc -l <<<"$up") >= ${#ids[@]})); then break; fi
+        fi
+        if ((SECONDS >= deadline)); then
+            if [[ -z $answered ]]; then
+                echo "last 'bigfs nodes' error: $(tail -n 3 "$err_file")" >&2
+                WAIT_PROBLEM="metadata server did not answer at $META_URL within ${START_TIMEOUT}s"
+                WAIT_FAULTY=(meta)
+            else
+                for name in "${ids[@]}"; do
+                    grep -qxF -- "$name" <<<"$up" || missing+=("$name")
+                done
+                echo "last 'bigfs nodes --json': $out" >&2
+                WAIT_PROBLEM="not up (alive, draining or drained, reporting since the start) after ${START_TIMEOUT}s: ${missing[*]}"
+                WAIT_FAULTY=("${missing[@]}")
+            fi
+            rm -f "$err_file"
+            return 1
+        fi
+        sleep 0.5
+    done
+    rm -f "$err_file"
 }
 
 # Called when `up` fails: show the log, stop what was started, exit 1.
@@ -400,7 +487,9 @@ cmd_up() {
     } >"$STATE_FILE"
 
     RUST_LOG_VALUE=${RUST_LOG:-info}
-    local meta_url=http://$HOST:$base_port
+    CLI_BIN=$cli_bin
+    META_URL=http://$HOST:$base_port
+    local meta_url=$META_URL
     local -a meta_extra=() node_extra=()
     read -r -a meta_extra <<<"${BIGFS_META_ARGS:-}" || true
     read -r -a node_extra <<<"${BIGFS_NODE_ARGS:-}" || true
@@ -413,55 +502,23 @@ cmd_up() {
     trap 'echo; up_failed "interrupted" ' INT TERM
 
     local -a names=(meta)
+    local started_ms
+    started_ms=$(now_ms)
     mkdir -p "$DIR/meta"
     launch meta "$meta_bin" --listen "$HOST:$base_port" --data "$DIR/meta" ${meta_extra[@]+"${meta_extra[@]}"} ||
         up_failed "meta did not start (no pid file)" meta
-    local -a node_ids=()
     for ((i = 1; i <= nodes; i++)); do
         name=node$i
         names+=("$name")
-        node_ids+=("$name")
         mkdir -p "$DIR/$name"
         launch "$name" "$node_bin" --listen "$HOST:$((base_port + i))" --meta "$meta_url" \
             --data "$DIR/$name" --id "$name" ${node_extra[@]+"${node_extra[@]}"} ||
             up_failed "$name did not start (no pid file)" "$name"
     done
 
-    # Wait until the metadata server answers and lists every node as alive.
-    echo "started ${#names[@]} processes; waiting up to ${START_TIMEOUT}s for meta and $nodes alive nodes"
-    local deadline=$((SECONDS + START_TIMEOUT)) out err_file meta_answered="" alive=""
-    err_file=$(mktemp)
-    local -a to=()
-    command -v timeout >/dev/null 2>&1 && to=(timeout 5)
-    while :; do
-        for name in "${names[@]}"; do
-            if ! is_running "$name"; then
-                rm -f "$err_file"
-                up_failed "$name exited during start-up" "$name"
-            fi
-        done
-        if out=$(${to[@]+"${to[@]}"} "$cli_bin" --meta "$meta_url" nodes --json 2>"$err_file"); then
-            meta_answered=1
-            alive=$(alive_ids "${node_ids[@]}" <<<"$out")
-            if [[ -n $alive ]] && (($(wc -l <<<"$alive") >= nodes)); then break; fi
-        fi
-        if ((SECONDS >= deadline)); then
-            if [[ -z $meta_answered ]]; then
-                echo "last 'bigfs nodes' error: $(tail -n 3 "$err_file")" >&2
-                rm -f "$err_file"
-                up_failed "metadata server did not answer at $meta_url within ${START_TIMEOUT}s" meta
-            fi
-            local -a missing=()
-            for name in "${node_ids[@]}"; do
-                grep -qx "$name" <<<"$alive" || missing+=("$name")
-            done
-            echo "last 'bigfs nodes --json': $out" >&2
-            rm -f "$err_file"
-            up_failed "not alive after ${START_TIMEOUT}s: ${missing[*]}" "${missing[@]}"
-        fi
-        sleep 0.5
-    done
-    rm -f "$err_file"
+    # Wait until the metadata server answers and lists every node as up.
+    echo "started ${#names[@]} processes; waiting up to ${START_TIMEOUT}s for meta and $nodes nodes (alive, draining or drained)"
+    wait_ready "$started_ms" "${names[@]}" || up_failed "$WAIT_PROBLEM" "${WAIT_FAULTY[@]}"
     trap - INT TERM
 
     echo
