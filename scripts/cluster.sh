@@ -22,6 +22,10 @@ STOP_TIMEOUT=10
 HOST=127.0.0.1
 
 usage() {
+    emit "$(usage_text)"
+}
+
+usage_text() {
     cat <<EOF
 Usage: $PROG COMMAND [OPTIONS]
 
@@ -83,6 +87,13 @@ EOF
 die() {
     echo "cluster.sh: $*" >&2
     exit 1
+}
+
+# Prints each argument on a line. If the reader has gone (`status | head -1`), ends the script
+# quietly with status 141, as SIGPIPE does by default, also where SIGPIPE is ignored (then the
+# write fails with EPIPE, and bash would print a "write error" and go on).
+emit() {
+    printf '%s\n' "$@" 2>/dev/null || exit 141
 }
 
 # ---------------------------------------------------------------- helpers
@@ -544,6 +555,16 @@ cmd_up() {
 
 cmd_status() {
     [[ $# -eq 0 ]] || { echo "cluster.sh: status takes no arguments" >&2; exit 2; }
+    # The report is gathered first and written at once, so that no child writes to a reader
+    # that may have gone (`status | head -1`): the bigfs CLI panics on a closed stdout.
+    local report rc=0
+    report=$(status_report) || rc=$?
+    emit "$report"
+    return "$rc"
+}
+
+# Prints the status report; returns 0 if every process runs, 3 otherwise.
+status_report() {
     load_state
     local -a names=()
     local name i
@@ -559,7 +580,8 @@ cmd_status() {
         echo "no cluster in $DIR (start one with '$PROG up')"
         return 3
     fi
-    echo "cluster dir $DIR (storage nodes: $ST_NODES, base port: $ST_BASE_PORT, build: $ST_PROFILE)"
+    local bin_dir=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}
+    echo "cluster dir $DIR (storage nodes: $ST_NODES, base port: $ST_BASE_PORT, binaries: $bin_dir)"
     printf '%-7s %-8s %-8s %s\n' NAME PID STATE LISTEN
     local all=0 pid state
     for name in "${names[@]}"; do
@@ -568,13 +590,13 @@ cmd_status() {
         printf '%-7s %-8s %-8s %s:%s\n' "$name" "${pid:--}" "$state" "$HOST" "$(port_of "$name" "$ST_BASE_PORT")"
     done
     if [[ -f $TMUX_FILE ]]; then echo "tmux session: $(<"$TMUX_FILE")"; fi
-    local cli=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}/bigfs
-    if is_running meta && [[ -x $cli ]]; then
+    if is_running meta && [[ -x $bin_dir/bigfs ]]; then
         echo
         echo "bigfs nodes:"
         local -a to=()
         command -v timeout >/dev/null 2>&1 && to=(timeout 5)
-        ${to[@]+"${to[@]}"} "$cli" --meta "http://$HOST:$ST_BASE_PORT" nodes || echo "(bigfs nodes failed)"
+        ${to[@]+"${to[@]}"} "$bin_dir/bigfs" --meta "http://$HOST:$ST_BASE_PORT" nodes 2>&1 ||
+            echo "(bigfs nodes failed)"
     fi
     return "$all"
 }
@@ -602,13 +624,15 @@ cmd_logs() {
         die "no log $log${avail:+ (logs: $avail)}"
     fi
     if [[ -n $follow ]]; then exec tail -n "$lines" -F "$log"; fi
-    tail -n "$lines" "$log"
+    local text
+    text=$(tail -n "$lines" "$log") || die "cannot read $log"
+    [[ -z $text ]] || emit "$text"
 }
 
 cmd_env() {
     [[ $# -eq 0 ]] || { echo "cluster.sh: env takes no arguments" >&2; exit 2; }
     load_state
-    echo "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
+    emit "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
 }
 
 cmd_down() {
