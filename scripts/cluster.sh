@@ -15,7 +15,8 @@ esac
 while [[ $DIR == */ && $DIR != / ]]; do DIR=${DIR%/}; done
 PID_DIR=$DIR/pids
 LOG_DIR=$DIR/logs
-STATE_FILE=$DIR/cluster.conf      # nodes, base port, profile, binary dir of the last `up`
+CMD_DIR=$DIR/cmd                  # each process's command line, for `restart`
+STATE_FILE=$DIR/cluster.conf      # nodes, base port, binaries, flags: see write_state
 TMUX_FILE=$DIR/tmux-session       # present only while a tmux session created by `up` exists
 START_TIMEOUT=${BIGFS_CLUSTER_TIMEOUT:-30}
 STOP_TIMEOUT=10
@@ -136,20 +137,38 @@ pidfile_names() {
     [[ -z $meta ]] || echo meta
 }
 
-# Reads the state file written by `up` into ST_* variables (defaults if absent).
+# Reads the state file into ST_* variables (defaults if absent).
 load_state() {
     ST_NODES=3 ST_BASE_PORT=9400 ST_PROFILE=release ST_BIN_DIR="" ST_FOUND=""
+    ST_RUST_LOG="" ST_NODE_ARGS=""
     [[ -f $STATE_FILE ]] || return 0
     ST_FOUND=1
-    local key value
-    while IFS='=' read -r key value; do
-        case $key in
-            nodes) ST_NODES=$value ;;
-            base_port) ST_BASE_PORT=$value ;;
-            profile) ST_PROFILE=$value ;;
-            bin_dir) ST_BIN_DIR=$value ;;
+    local line value
+    while IFS= read -r line; do
+        value=${line#*=}
+        case $line in
+            nodes=*) ST_NODES=$value ;;
+            base_port=*) ST_BASE_PORT=$value ;;
+            profile=*) ST_PROFILE=$value ;;
+            bin_dir=*) ST_BIN_DIR=$value ;;
+            rust_log=*) ST_RUST_LOG=$value ;;
+            node_args=*) ST_NODE_ARGS=$value ;;
         esac
     done <"$STATE_FILE"
+}
+
+# Writes the ST_* variables to the state file (via a temporary file, so that a reader never
+# sees half of it). `up` writes it, `add-node` counts its node in.
+write_state() {
+    {
+        echo "nodes=$ST_NODES"
+        echo "base_port=$ST_BASE_PORT"
+        echo "profile=$ST_PROFILE"
+        echo "bin_dir=$ST_BIN_DIR"
+        echo "rust_log=$ST_RUST_LOG"
+        echo "node_args=$ST_NODE_ARGS"
+    } >"$STATE_FILE.tmp"
+    mv -f "$STATE_FILE.tmp" "$STATE_FILE"
 }
 
 target_dir() {
@@ -251,12 +270,13 @@ for n in nodes if isinstance(nodes, list) else []:
 
 # ---------------------------------------------------------------- stopping
 
-# Stops every process that has a pid file. Prints what it does; returns 0.
-stop_all() {
+# stop_names NAME...: stops those processes that have a pid file (SIGTERM, then SIGKILL after
+# STOP_TIMEOUT s), waits until they are gone and removes their pid files. Prints what it does;
+# returns 0.
+stop_names() {
     local name pid
     local -a pids=() names=()
-    while IFS= read -r name; do
-        [[ -n $name ]] || continue
+    for name in "$@"; do
         pid=$(pid_of "$name")
         if [[ -n $pid ]] && is_bigfs_pid "$pid"; then
             if kill -TERM "$pid" 2>/dev/null; then
@@ -271,26 +291,41 @@ stop_all() {
                 echo "$name: not running${pid:+ (pid $pid already exited)}"
             fi
         fi
-    done < <(pidfile_names)
+    done
 
-    local deadline=$((SECONDS + STOP_TIMEOUT)) left i
+    local deadline=$((SECONDS + STOP_TIMEOUT)) left i killed=""
     while ((${#pids[@]})); do
         left=0
         for i in "${!pids[@]}"; do
             if is_bigfs_pid "${pids[$i]}"; then left=1; fi
         done
         ((left)) || break
-        if ((SECONDS >= deadline)); then
+        if [[ -z $killed ]] && ((SECONDS >= deadline)); then
             for i in "${!pids[@]}"; do
                 if is_bigfs_pid "${pids[$i]}"; then
                     echo "${names[$i]} (pid ${pids[$i]}) did not stop in ${STOP_TIMEOUT}s: SIGKILL"
                     kill -KILL "${pids[$i]}" 2>/dev/null || true
                 fi
             done
+            # A killed process is gone at once unless stuck in the kernel: wait a little more.
+            killed=1 deadline=$((SECONDS + 5))
+        elif [[ -n $killed ]] && ((SECONDS >= deadline)); then
+            echo "some processes outlived SIGKILL by 5s; not waiting for them" >&2
             break
         fi
         sleep 0.2
     done
+    for name in "$@"; do rm -f "$PID_DIR/$name.pid"; done
+}
+
+# Stops every process that has a pid file and the tmux session `up --tmux` created.
+stop_all() {
+    local name
+    local -a names=()
+    while IFS= read -r name; do
+        [[ -z $name ]] || names+=("$name")
+    done < <(pidfile_names)
+    stop_names ${names[@]+"${names[@]}"}
     rm -f "$PID_DIR"/*.pid
 
     if [[ -f $TMUX_FILE ]]; then
@@ -308,12 +343,15 @@ stop_all() {
 # ---------------------------------------------------------------- up
 
 # launch NAME CMD...: starts CMD with its output appended to logs/NAME.log and its own pid
-# (the server binary's, not a wrapper's) in pids/NAME.pid.
+# (the server binary's, not a wrapper's) in pids/NAME.pid, and records CMD in cmd/NAME.args
+# (NUL-separated) for `restart`. With USE_TMUX set, in window NAME of session TMUX_SESSION.
 launch() {
     local name=$1
     shift
     local log=$LOG_DIR/$name.log pidfile=$PID_DIR/$name.pid
     rm -f "$pidfile"
+    mkdir -p "$CMD_DIR"
+    printf '%s\0' "$@" >"$CMD_DIR/$name.args"
     printf '==== %s: starting %s: %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$name" "$*" >>"$log"
     if [[ -n $USE_TMUX ]]; then
         # The wrapper writes its own pid, sends its output to the window and to the log
@@ -322,15 +360,7 @@ launch() {
         # shellcheck disable=SC2016 # expanded by the inner bash
         local -a wrapper=(env "RUST_LOG=$RUST_LOG_VALUE" bash -c 'echo $$ >"$1"; log=$2; shift 2; exec > >(tee -a "$log") 2>&1; exec "$@"'
             "bigfs-$name" "$pidfile" "$log" "$@")
-        if [[ -z $TMUX_CREATED ]]; then
-            tmux new-session -d -s "$TMUX_SESSION" -n "$name" -c "$REPO" "${wrapper[@]}"
-            TMUX_CREATED=1
-            echo "$TMUX_SESSION" >"$TMUX_FILE"
-        else
-            tmux new-window -d -t "=$TMUX_SESSION:" -n "$name" -c "$REPO" "${wrapper[@]}"
-        fi
-        # Keep a crashed server's last words on screen.
-        tmux set-option -w -t "=$TMUX_SESSION:=$name" remain-on-exit on 2>/dev/null || true
+        tmux_window "$name" "${wrapper[@]}"
     else
         local -a detach=()
         if command -v setsid >/dev/null 2>&1; then detach=(setsid); else detach=(nohup); fi
@@ -397,6 +427,24 @@ wait_ready() {
     rm -f "$err_file"
 }
 
+# tmux_window NAME CMD...: runs CMD in window NAME of session TMUX_SESSION: a new session if
+# there is none (recorded in TMUX_FILE for `down`), the old window if there is one (`restart`;
+# it shows the stopped server's last words), else a new window.
+tmux_window() {
+    local name=$1
+    shift
+    if ! tmux has-session -t "=$TMUX_SESSION" 2>/dev/null; then
+        tmux new-session -d -s "$TMUX_SESSION" -n "$name" -c "$REPO" "$@"
+        echo "$TMUX_SESSION" >"$TMUX_FILE"
+    elif tmux list-windows -t "=$TMUX_SESSION" -F '#{window_name}' 2>/dev/null | grep -qxF -- "$name"; then
+        tmux respawn-window -k -t "=$TMUX_SESSION:=$name" -c "$REPO" "$@"
+    else
+        tmux new-window -d -t "=$TMUX_SESSION:" -n "$name" -c "$REPO" "$@"
+    fi
+    # Keep a crashed server's last words on screen.
+    tmux set-option -w -t "=$TMUX_SESSION:=$name" remain-on-exit on 2>/dev/null || true
+}
+
 # Called when `up` fails: show the log, stop what was started, exit 1.
 up_failed() {
     local msg=$1
@@ -410,7 +458,10 @@ up_failed() {
 }
 
 cmd_up() {
-    local nodes=3 base_port=9400 profile=release build=1
+    # Without --nodes and --base-port, those of the last `up` (and `add-node`s) in this cluster
+    # directory, so that `down` then `up` brings back the same cluster.
+    load_state
+    local nodes=$ST_NODES base_port=$ST_BASE_PORT profile=release build=1
     USE_TMUX=""
     while (($#)); do
         case $1 in
@@ -447,10 +498,9 @@ cmd_up() {
         echo "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
         return 0
     fi
-    rm -f "$PID_DIR"/*.pid
+    rm -f "$PID_DIR"/*.pid "$CMD_DIR"/*.args
 
     TMUX_SESSION=${BIGFS_TMUX_SESSION:-bigfs}
-    TMUX_CREATED=""
     if [[ -n $USE_TMUX ]]; then
         command -v tmux >/dev/null 2>&1 ||
             die "--tmux needs tmux, which is not installed; install it with 'apt-get install tmux' (Debian/Ubuntu) or 'brew install tmux' (macOS), or run without --tmux"
@@ -464,6 +514,7 @@ cmd_up() {
     local bin_dir
     if [[ -n ${BIGFS_BIN_DIR:-} ]]; then
         bin_dir=$BIGFS_BIN_DIR
+        [[ $bin_dir == /* ]] || bin_dir=$PWD/$bin_dir # recorded for later commands run elsewhere
         build=""
     else
         bin_dir=$(target_dir)/$profile
@@ -490,14 +541,10 @@ cmd_up() {
         fi
     done
 
-    {
-        echo "nodes=$nodes"
-        echo "base_port=$base_port"
-        echo "profile=$profile"
-        echo "bin_dir=$bin_dir"
-    } >"$STATE_FILE"
-
     RUST_LOG_VALUE=${RUST_LOG:-info}
+    ST_NODES=$nodes ST_BASE_PORT=$base_port ST_PROFILE=$profile ST_BIN_DIR=$bin_dir
+    ST_RUST_LOG=$RUST_LOG_VALUE ST_NODE_ARGS=${BIGFS_NODE_ARGS:-}
+    write_state
     CLI_BIN=$cli_bin
     META_URL=http://$HOST:$base_port
     local meta_url=$META_URL
@@ -533,7 +580,7 @@ cmd_up() {
     trap - INT TERM
 
     echo
-    echo "BigFS cluster is up ($profile build, $nodes storage nodes, data in $DIR)"
+    echo "BigFS cluster is up ($nodes storage nodes, binaries in $bin_dir, data in $DIR)"
     for name in "${names[@]}"; do
         printf '  %-7s pid %-8s %s:%-6s log %s\n' "$name" "$(pid_of "$name")" "$HOST" \
             "$(port_of "$name" "$base_port")" "$LOG_DIR/$name.log"
@@ -549,6 +596,149 @@ cmd_up() {
     echo "Point the client at it (or: eval \"\$($PROG env)\"):"
     echo "export BIGFS_META=$meta_url"
     echo "Client: $cli_bin    Stop: $PROG down"
+}
+
+# ---------------------------------------------------------------- restart, add-node
+
+# For a cluster that `up --tmux` started (TMUX_FILE names its session), sets USE_TMUX and
+# TMUX_SESSION so that launch() starts servers in windows of that session.
+use_recorded_session() {
+    USE_TMUX="" TMUX_SESSION=""
+    [[ -f $TMUX_FILE ]] || return 0
+    read -r TMUX_SESSION <"$TMUX_FILE" || true
+    [[ -n $TMUX_SESSION ]] || return 0
+    command -v tmux >/dev/null 2>&1 ||
+        die "this cluster runs in tmux session '$TMUX_SESSION', but tmux is not installed"
+    USE_TMUX=1
+}
+
+# Sets RUST_LOG_VALUE, CLI_BIN and META_URL for launch() and wait_ready() from the state file.
+use_recorded_cluster() {
+    RUST_LOG_VALUE=${RUST_LOG:-${ST_RUST_LOG:-info}}
+    CLI_BIN=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}/bigfs
+    META_URL=http://$HOST:$ST_BASE_PORT
+}
+
+# Prints why a start failed (WAIT_PROBLEM and the logs of WAIT_FAULTY) on stderr.
+report_wait_failure() {
+    local what=$1 name
+    echo "cluster.sh: $what failed: $WAIT_PROBLEM" >&2
+    for name in "${WAIT_FAULTY[@]}"; do show_log_tail "$name" 30; done
+}
+
+cmd_restart() {
+    local name=""
+    while (($#)); do
+        case $1 in
+            -h | --help) usage; exit 0 ;;
+            -*) echo "cluster.sh: restart: unknown option '$1'" >&2; exit 2 ;;
+            *) [[ -z $name ]] || { echo "cluster.sh: restart takes one NAME" >&2; exit 2; }; name=$1; shift ;;
+        esac
+    done
+    [[ -n $name ]] || { echo "cluster.sh: usage: restart NAME (NAME: meta, node1, node2, ...)" >&2; exit 2; }
+    [[ $name =~ ^(meta|node[0-9]+)$ ]] || die "unknown process '$name' (expected meta, node1, node2, ...)"
+    load_state
+    [[ -n $ST_FOUND ]] || die "no cluster in $DIR (start one with '$PROG up')"
+    local args_file=$CMD_DIR/$name.args
+    # `up` and `add-node` record the command line of every process they start.
+    [[ -f $args_file ]] ||
+        die "$name is not part of the cluster in $DIR (no $args_file; a cluster started by an older cluster.sh needs '$PROG down' and '$PROG up' first)"
+    local arg
+    local -a argv=()
+    while IFS= read -r -d '' arg; do argv+=("$arg"); done <"$args_file"
+    ((${#argv[@]})) || die "empty command line in $args_file"
+    use_recorded_session
+    use_recorded_cluster
+
+    if is_running "$name"; then
+        stop_names "$name"
+    else
+        echo "$name is not running; starting it"
+        rm -f "$PID_DIR/$name.pid"
+    fi
+    local port i
+    port=$(port_of "$name" "$ST_BASE_PORT")
+    for ((i = 0; i < 25; i++)); do
+        port_in_use "$port" || break
+        sleep 0.2
+    done
+    if port_in_use "$port"; then
+        die "port $HOST:$port of $name is held by another program; stop it and run '$PROG restart $name' again"
+    fi
+
+    local started_ms
+    started_ms=$(now_ms)
+    mkdir -p "$PID_DIR" "$LOG_DIR"
+    if ! launch "$name" "${argv[@]}"; then
+        show_log_tail "$name" 30
+        die "$name did not start (no pid file)"
+    fi
+    if [[ $name == meta ]]; then
+        echo "started meta (pid $(pid_of meta)); waiting up to ${START_TIMEOUT}s for it to answer"
+    else
+        echo "started $name (pid $(pid_of "$name")); waiting up to ${START_TIMEOUT}s for it to report"
+    fi
+    if ! wait_ready "$started_ms" "$name"; then
+        report_wait_failure "restart $name"
+        echo "$name is left as it is; see '$PROG status'" >&2
+        exit 1
+    fi
+    echo "$name is up again: pid $(pid_of "$name"), $HOST:$port, log $LOG_DIR/$name.log"
+    if [[ $name == meta ]]; then
+        echo "(the storage nodes register again with their next heartbeat)"
+    fi
+}
+
+cmd_add_node() {
+    while (($#)); do
+        case $1 in
+            -h | --help) usage; exit 0 ;;
+            *) echo "cluster.sh: add-node: unknown argument '$1'" >&2; exit 2 ;;
+        esac
+    done
+    load_state
+    [[ -n $ST_FOUND ]] || die "no cluster in $DIR (start one with '$PROG up')"
+    is_running meta || die "the metadata server of the cluster in $DIR is not running (see '$PROG status')"
+    local i=$((ST_NODES + 1))
+    local name=node$i port=$((ST_BASE_PORT + i))
+    ((i <= 99)) || die "a cluster has at most 99 storage nodes"
+    ((port <= 65535)) || die "no port left for $name above base port $ST_BASE_PORT"
+    if is_running "$name"; then
+        die "$name already runs (pid $(pid_of "$name")) though $STATE_FILE counts $ST_NODES nodes; run '$PROG down' and '$PROG up'"
+    fi
+    if port_in_use "$port"; then
+        die "port $HOST:$port for $name is already in use; stop whatever holds it and try again"
+    fi
+    use_recorded_session
+    use_recorded_cluster
+    local node_bin=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}/bigfs-node
+    [[ -x $node_bin ]] || die "binary $node_bin not found"
+    # The flags the other nodes got at `up`, unless BIGFS_NODE_ARGS is set now.
+    local -a node_extra=()
+    read -r -a node_extra <<<"${BIGFS_NODE_ARGS-$ST_NODE_ARGS}" || true
+
+    local started_ms
+    started_ms=$(now_ms)
+    mkdir -p "$DIR/$name" "$PID_DIR" "$LOG_DIR"
+    if ! launch "$name" "$node_bin" --listen "$HOST:$port" --meta "$META_URL" \
+        --data "$DIR/$name" --id "$name" ${node_extra[@]+"${node_extra[@]}"}; then
+        show_log_tail "$name" 30
+        stop_names "$name" >&2
+        die "$name did not start (no pid file)"
+    fi
+    # Counted in at once, so that status, logs, restart and down know it while it starts.
+    ST_NODES=$i
+    write_state
+    echo "started $name (pid $(pid_of "$name")) on $HOST:$port; waiting up to ${START_TIMEOUT}s for it to be alive"
+    if ! wait_ready "$started_ms" "$name"; then
+        report_wait_failure "add-node"
+        echo "stopping $name (log kept in $LOG_DIR)" >&2
+        stop_names "$name" >&2
+        ST_NODES=$((i - 1))
+        write_state
+        exit 1
+    fi
+    echo "$name is up: pid $(pid_of "$name"), $HOST:$port, data $DIR/$name, log $LOG_DIR/$name.log"
 }
 
 # ---------------------------------------------------------------- other commands
@@ -670,6 +860,8 @@ main() {
     [[ $# -eq 0 ]] || shift
     case $cmd in
         up) cmd_up "$@" ;;
+        restart) cmd_restart "$@" ;;
+        add-node) cmd_add_node "$@" ;;
         status) cmd_status "$@" ;;
         logs | log) cmd_logs "$@" ;;
         env) cmd_env "$@" ;;
