@@ -38,18 +38,35 @@ Commands:
         Build the binaries (cargo build -p bigfs-meta -p bigfs-node -p bigfs-client),
         start the metadata server on port P (default 9400) and nodes node1..nodeN
         (default N=3) on ports P+1..P+N, then wait (up to \$BIGFS_CLUSTER_TIMEOUT s)
-        until the metadata server answers and 'bigfs nodes --json' shows all N nodes
-        "alive". On failure prints the failing process's log tail, stops what it
-        started and exits non-zero. If any process of the cluster is already
-        running, says so and exits 0 without starting anything.
-          --nodes N      number of storage nodes (default 3; with N < 3 the metadata
+        until the metadata server answers and 'bigfs nodes --json' shows every node
+        up: "alive", or "draining"/"drained" after 'bigfs node drain' (such a node
+        still runs and reports), with a heartbeat since the start. On failure
+        prints the failing process's log tail, stops what it started and exits
+        non-zero. If any process of the cluster is already running, says so and
+        exits 0 without starting anything.
+          --nodes N      number of storage nodes (default 3, or as many as the last
+                         'up' and 'add-node's in this directory; with N < 3 the metadata
                          server gets --replication N --min-replicas min(N,2))
-          --base-port P  metadata server port; node i listens on P+i (default 9400)
+          --base-port P  metadata server port; node i listens on P+i (default 9400,
+                         or the one the last 'up' in this directory used)
           --tmux         run every process in its own window of tmux session
                          '\$BIGFS_TMUX_SESSION' (output shown live and appended to its log)
           --release      use target/release binaries (default)
           --debug        use target/debug binaries
           --no-build     skip cargo build, use the binaries already built
+  restart NAME
+        Stop one server (NAME: meta, node1, node2, ...) by its recorded pid (SIGTERM,
+        up to ${STOP_TIMEOUT}s, then SIGKILL), or find it stopped, and start it again with
+        the same command line (port, data directory, flags), in its tmux window for a
+        '--tmux' cluster. Waits until the metadata server answers (meta), or the node
+        reports alive, draining or drained; exits non-zero if it does not within
+        \$BIGFS_CLUSTER_TIMEOUT s, leaving it as it is.
+  add-node
+        Start one more storage node, node(N+1) on port P+N+1, with the flags the
+        others got (or \$BIGFS_NODE_ARGS if set now), in a new tmux window for a
+        '--tmux' cluster; count it in, so status, logs, restart, down and a later
+        'up' know it; wait until it is alive. If it is not within
+        \$BIGFS_CLUSTER_TIMEOUT s, it is stopped and not counted.
   status
         For each process: name, pid, running or stopped, listen address; then
         'bigfs nodes' if the metadata server is running. Exits 0 if every process
@@ -71,16 +88,19 @@ Layout under the cluster directory:
   meta/  node1/ node2/ ...        data directories
   logs/meta.log logs/nodeI.log    process output (appended across restarts)
   pids/meta.pid pids/nodeI.pid    pids of the running servers
+  cmd/meta.args cmd/nodeI.args    command lines, for 'restart'
+  cluster.conf                    nodes, base port, binaries and flags, for the commands
 
 Environment:
   BIGFS_CLUSTER_DIR      cluster directory (default: <repo>/.bigfs-cluster; now: $DIR)
-  BIGFS_CLUSTER_TIMEOUT  seconds 'up' waits for the cluster to be ready (default 30)
+  BIGFS_CLUSTER_TIMEOUT  seconds up, restart and add-node wait for the servers (default 30)
   BIGFS_TMUX_SESSION     tmux session name for --tmux (default: bigfs)
   BIGFS_BIN_DIR          take bigfs-meta, bigfs-node and bigfs from this directory
                          instead of the cargo target directory (implies --no-build)
   BIGFS_META_ARGS        extra flags for bigfs-meta, e.g. "--heartbeat-timeout 5s"
   BIGFS_NODE_ARGS        extra flags for every bigfs-node, e.g. "--capacity 1GiB --fsync"
-  RUST_LOG               log filter passed to the servers (default: info)
+  RUST_LOG               log filter passed to the servers (default: info; restart and
+                         add-node: the one 'up' used)
   CARGO_TARGET_DIR       honoured when locating the built binaries
 EOF
 }
