@@ -447,9 +447,9 @@ wait_ready() {
     rm -f "$err_file"
 }
 
-# tmux_window NAME CMD...: runs CMD in window NAME of session TMUX_SESSION: a new session if
-# there is none (recorded in TMUX_FILE for `down`), the old window if there is one (`restart`;
-# it shows the stopped server's last words), else a new window.
+# tmux_window NAME CMD...: runs CMD in window NAME of session TMUX_SESSION: in a new session if
+# there is none (recorded in TMUX_FILE for `down`), in the window of that name if it is still
+# there (`restart`: remain-on-exit keeps a stopped server's window), else in a new window.
 tmux_window() {
     local name=$1
     shift
