@@ -15,13 +15,18 @@ esac
 while [[ $DIR == */ && $DIR != / ]]; do DIR=${DIR%/}; done
 PID_DIR=$DIR/pids
 LOG_DIR=$DIR/logs
-STATE_FILE=$DIR/cluster.conf      # nodes, base port, profile, binary dir of the last `up`
+CMD_DIR=$DIR/cmd                  # each process's command line, for `restart`
+STATE_FILE=$DIR/cluster.conf      # nodes, base port, binaries, flags: see write_state
 TMUX_FILE=$DIR/tmux-session       # present only while a tmux session created by `up` exists
 START_TIMEOUT=${BIGFS_CLUSTER_TIMEOUT:-30}
 STOP_TIMEOUT=10
 HOST=127.0.0.1
 
 usage() {
+    emit "$(usage_text)"
+}
+
+usage_text() {
     cat <<EOF
 Usage: $PROG COMMAND [OPTIONS]
 
@@ -33,18 +38,35 @@ Commands:
         Build the binaries (cargo build -p bigfs-meta -p bigfs-node -p bigfs-client),
         start the metadata server on port P (default 9400) and nodes node1..nodeN
         (default N=3) on ports P+1..P+N, then wait (up to \$BIGFS_CLUSTER_TIMEOUT s)
-        until the metadata server answers and 'bigfs nodes --json' shows all N nodes
-        "alive". On failure prints the failing process's log tail, stops what it
-        started and exits non-zero. If any process of the cluster is already
-        running, says so and exits 0 without starting anything.
-          --nodes N      number of storage nodes (default 3; with N < 3 the metadata
+        until the metadata server answers and 'bigfs nodes --json' shows every node
+        up: "alive", or "draining"/"drained" after 'bigfs node drain' (such a node
+        still runs and reports), with a heartbeat since the start. On failure
+        prints the failing process's log tail, stops what it started and exits
+        non-zero. If any process of the cluster is already running, says so and
+        exits 0 without starting anything.
+          --nodes N      number of storage nodes (default 3, or as many as the last
+                         'up' and 'add-node's in this directory; with N < 3 the metadata
                          server gets --replication N --min-replicas min(N,2))
-          --base-port P  metadata server port; node i listens on P+i (default 9400)
+          --base-port P  metadata server port; node i listens on P+i (default 9400,
+                         or the one the last 'up' in this directory used)
           --tmux         run every process in its own window of tmux session
                          '\$BIGFS_TMUX_SESSION' (output shown live and appended to its log)
           --release      use target/release binaries (default)
           --debug        use target/debug binaries
           --no-build     skip cargo build, use the binaries already built
+  restart NAME
+        Stop one server (NAME: meta, node1, node2, ...) by its recorded pid (SIGTERM,
+        up to ${STOP_TIMEOUT}s, then SIGKILL), or find it stopped, and start it again with
+        the same command line (port, data directory, flags), in its tmux window for a
+        '--tmux' cluster. Waits until the metadata server answers (meta), or the node
+        reports alive, draining or drained; exits non-zero if it does not within
+        \$BIGFS_CLUSTER_TIMEOUT s, leaving it as it is.
+  add-node
+        Start one more storage node, node(N+1) on port P+N+1, with the flags the
+        others got (or \$BIGFS_NODE_ARGS if set now), in a new tmux window for a
+        '--tmux' cluster; count it in, so status, logs, restart, down and a later
+        'up' know it; wait until it is alive. If it is not within
+        \$BIGFS_CLUSTER_TIMEOUT s, it is stopped and not counted.
   status
         For each process: name, pid, running or stopped, listen address; then
         'bigfs nodes' if the metadata server is running. Exits 0 if every process
@@ -66,16 +88,19 @@ Layout under the cluster directory:
   meta/  node1/ node2/ ...        data directories
   logs/meta.log logs/nodeI.log    process output (appended across restarts)
   pids/meta.pid pids/nodeI.pid    pids of the running servers
+  cmd/meta.args cmd/nodeI.args    command lines, for 'restart'
+  cluster.conf                    nodes, base port, binaries and flags, for the commands
 
 Environment:
   BIGFS_CLUSTER_DIR      cluster directory (default: <repo>/.bigfs-cluster; now: $DIR)
-  BIGFS_CLUSTER_TIMEOUT  seconds 'up' waits for the cluster to be ready (default 30)
+  BIGFS_CLUSTER_TIMEOUT  seconds up, restart and add-node wait for the servers (default 30)
   BIGFS_TMUX_SESSION     tmux session name for --tmux (default: bigfs)
   BIGFS_BIN_DIR          take bigfs-meta, bigfs-node and bigfs from this directory
                          instead of the cargo target directory (implies --no-build)
   BIGFS_META_ARGS        extra flags for bigfs-meta, e.g. "--heartbeat-timeout 5s"
   BIGFS_NODE_ARGS        extra flags for every bigfs-node, e.g. "--capacity 1GiB --fsync"
-  RUST_LOG               log filter passed to the servers (default: info)
+  RUST_LOG               log filter passed to the servers (default: info; restart and
+                         add-node: the one 'up' used)
   CARGO_TARGET_DIR       honoured when locating the built binaries
 EOF
 }
@@ -83,6 +108,13 @@ EOF
 die() {
     echo "cluster.sh: $*" >&2
     exit 1
+}
+
+# Prints each argument on a line. If the reader has gone (`status | head -1`), ends the script
+# quietly with status 141, as SIGPIPE does by default, also where SIGPIPE is ignored (then the
+# write fails with EPIPE, and bash would print a "write error" and go on).
+emit() {
+    printf '%s\n' "$@" 2>/dev/null || exit 141
 }
 
 # ---------------------------------------------------------------- helpers
@@ -125,20 +157,38 @@ pidfile_names() {
     [[ -z $meta ]] || echo meta
 }
 
-# Reads the state file written by `up` into ST_* variables (defaults if absent).
+# Reads the state file into ST_* variables (defaults if absent).
 load_state() {
     ST_NODES=3 ST_BASE_PORT=9400 ST_PROFILE=release ST_BIN_DIR="" ST_FOUND=""
+    ST_RUST_LOG="" ST_NODE_ARGS=""
     [[ -f $STATE_FILE ]] || return 0
     ST_FOUND=1
-    local key value
-    while IFS='=' read -r key value; do
-        case $key in
-            nodes) ST_NODES=$value ;;
-            base_port) ST_BASE_PORT=$value ;;
-            profile) ST_PROFILE=$value ;;
-            bin_dir) ST_BIN_DIR=$value ;;
+    local line value
+    while IFS= read -r line; do
+        value=${line#*=}
+        case $line in
+            nodes=*) ST_NODES=$value ;;
+            base_port=*) ST_BASE_PORT=$value ;;
+            profile=*) ST_PROFILE=$value ;;
+            bin_dir=*) ST_BIN_DIR=$value ;;
+            rust_log=*) ST_RUST_LOG=$value ;;
+            node_args=*) ST_NODE_ARGS=$value ;;
         esac
     done <"$STATE_FILE"
+}
+
+# Writes the ST_* variables to the state file (via a temporary file, so that a reader never
+# sees half of it). `up` writes it, `add-node` counts its node in.
+write_state() {
+    {
+        echo "nodes=$ST_NODES"
+        echo "base_port=$ST_BASE_PORT"
+        echo "profile=$ST_PROFILE"
+        echo "bin_dir=$ST_BIN_DIR"
+        echo "rust_log=$ST_RUST_LOG"
+        echo "node_args=$ST_NODE_ARGS"
+    } >"$STATE_FILE.tmp"
+    mv -f "$STATE_FILE.tmp" "$STATE_FILE"
 }
 
 target_dir() {
@@ -172,12 +222,35 @@ show_log_tail() {
     echo "----" >&2
 }
 
-# Prints the ids (from the expected ones given as arguments) that JSON on stdin lists as alive.
-alive_ids() {
+# Milliseconds since the epoch (whole seconds where neither bash 5 nor date +%N can tell more).
+now_ms() {
+    local t
+    if [[ -n ${EPOCHREALTIME:-} ]]; then
+        t=${EPOCHREALTIME//[!0-9]/} # seconds and microseconds, without the decimal separator
+        echo $((10#$t / 1000))
+        return
+    fi
+    t=$(date +%s%N 2>/dev/null) || t=""
+    if [[ $t =~ ^[0-9]{13,}$ ]]; then
+        echo $((t / 1000000))
+    else
+        echo $(($(date +%s) * 1000))
+    fi
+}
+
+# up_ids MAX_AGE_MS ID...: prints the IDs that the 'bigfs nodes --json' output on stdin lists
+# as up: "alive", "draining" or "drained" (a drained node still runs and reports; `node drain`
+# only moves its chunks away), with a heartbeat at most MAX_AGE_MS ago. The age check tells a
+# node that reported since it was (re)started from the metadata server's memory of an earlier
+# run: a stopped node stays "alive" or "drained" there until its heartbeat timeout.
+up_ids() {
+    local max_age=$1
+    shift
     if command -v python3 >/dev/null 2>&1; then
         python3 -c '
 import json, sys
-want = set(sys.argv[1:])
+max_age = int(sys.argv[1])
+want = set(sys.argv[2:])
 try:
     nodes = json.load(sys.stdin)
 except ValueError:
@@ -185,30 +258,45 @@ except ValueError:
 if isinstance(nodes, dict):
     nodes = nodes.get("nodes", [])
 for n in nodes if isinstance(nodes, list) else []:
-    if isinstance(n, dict) and n.get("state") == "alive" and n.get("id") in want:
-        print(n["id"])
-' "$@"
+    if not isinstance(n, dict) or n.get("id") not in want:
+        continue
+    if n.get("state") not in ("alive", "draining", "drained"):
+        continue
+    age = n.get("last_heartbeat_ms")
+    if isinstance(age, int) and age > max_age:
+        continue
+    print(n["id"])
+' "$max_age" "$@"
     else
-        # Without python3 only the number of alive nodes can be told, not which.
-        local count
-        count=$(grep -o '"state" *: *"alive"' | wc -l) || true
-        local id i=0
-        for id in "$@"; do
-            ((i < count)) || break
-            echo "$id"
-            i=$((i + 1))
-        done
+        # The CLI prints one field per line ('serde_json::to_string_pretty'), each object
+        # closed by a line holding '}'.
+        awk -v max_age="$max_age" -v want=" $* " '
+            function value(line) {
+                sub(/^[^:]*:[[:space:]]*"?/, "", line)
+                sub(/"?,?[[:space:]]*$/, "", line)
+                return line
+            }
+            /"id"[[:space:]]*:/ { id = value($0) }
+            /"state"[[:space:]]*:/ { state = value($0) }
+            /"last_heartbeat_ms"[[:space:]]*:/ { age = value($0) }
+            /}/ {
+                if (id != "" && index(want, " " id " ") &&
+                    (state == "alive" || state == "draining" || state == "drained") &&
+                    (age == "" || age + 0 <= max_age + 0)) print id
+                id = ""; state = ""; age = ""
+            }'
     fi
 }
 
 # ---------------------------------------------------------------- stopping
 
-# Stops every process that has a pid file. Prints what it does; returns 0.
-stop_all() {
+# stop_names NAME...: stops those processes that have a pid file (SIGTERM, then SIGKILL after
+# STOP_TIMEOUT s), waits until they are gone and removes their pid files. Prints what it does;
+# returns 0.
+stop_names() {
     local name pid
     local -a pids=() names=()
-    while IFS= read -r name; do
-        [[ -n $name ]] || continue
+    for name in "$@"; do
         pid=$(pid_of "$name")
         if [[ -n $pid ]] && is_bigfs_pid "$pid"; then
             if kill -TERM "$pid" 2>/dev/null; then
@@ -223,26 +311,41 @@ stop_all() {
                 echo "$name: not running${pid:+ (pid $pid already exited)}"
             fi
         fi
-    done < <(pidfile_names)
+    done
 
-    local deadline=$((SECONDS + STOP_TIMEOUT)) left i
+    local deadline=$((SECONDS + STOP_TIMEOUT)) left i killed=""
     while ((${#pids[@]})); do
         left=0
         for i in "${!pids[@]}"; do
             if is_bigfs_pid "${pids[$i]}"; then left=1; fi
         done
         ((left)) || break
-        if ((SECONDS >= deadline)); then
+        if [[ -z $killed ]] && ((SECONDS >= deadline)); then
             for i in "${!pids[@]}"; do
                 if is_bigfs_pid "${pids[$i]}"; then
                     echo "${names[$i]} (pid ${pids[$i]}) did not stop in ${STOP_TIMEOUT}s: SIGKILL"
                     kill -KILL "${pids[$i]}" 2>/dev/null || true
                 fi
             done
+            # A killed process is gone at once unless stuck in the kernel: wait a little more.
+            killed=1 deadline=$((SECONDS + 5))
+        elif [[ -n $killed ]] && ((SECONDS >= deadline)); then
+            echo "some processes outlived SIGKILL by 5s; not waiting for them" >&2
             break
         fi
         sleep 0.2
     done
+    for name in "$@"; do rm -f "$PID_DIR/$name.pid"; done
+}
+
+# Stops every process that has a pid file and the tmux session `up --tmux` created.
+stop_all() {
+    local name
+    local -a names=()
+    while IFS= read -r name; do
+        [[ -z $name ]] || names+=("$name")
+    done < <(pidfile_names)
+    stop_names ${names[@]+"${names[@]}"}
     rm -f "$PID_DIR"/*.pid
 
     if [[ -f $TMUX_FILE ]]; then
@@ -260,12 +363,15 @@ stop_all() {
 # ---------------------------------------------------------------- up
 
 # launch NAME CMD...: starts CMD with its output appended to logs/NAME.log and its own pid
-# (the server binary's, not a wrapper's) in pids/NAME.pid.
+# (the server binary's, not a wrapper's) in pids/NAME.pid, and records CMD in cmd/NAME.args
+# (NUL-separated) for `restart`. With USE_TMUX set, in window NAME of session TMUX_SESSION.
 launch() {
     local name=$1
     shift
     local log=$LOG_DIR/$name.log pidfile=$PID_DIR/$name.pid
     rm -f "$pidfile"
+    mkdir -p "$CMD_DIR"
+    printf '%s\0' "$@" >"$CMD_DIR/$name.args"
     printf '==== %s: starting %s: %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$name" "$*" >>"$log"
     if [[ -n $USE_TMUX ]]; then
         # The wrapper writes its own pid, sends its output to the window and to the log
@@ -274,15 +380,7 @@ launch() {
         # shellcheck disable=SC2016 # expanded by the inner bash
         local -a wrapper=(env "RUST_LOG=$RUST_LOG_VALUE" bash -c 'echo $$ >"$1"; log=$2; shift 2; exec > >(tee -a "$log") 2>&1; exec "$@"'
             "bigfs-$name" "$pidfile" "$log" "$@")
-        if [[ -z $TMUX_CREATED ]]; then
-            tmux new-session -d -s "$TMUX_SESSION" -n "$name" -c "$REPO" "${wrapper[@]}"
-            TMUX_CREATED=1
-            echo "$TMUX_SESSION" >"$TMUX_FILE"
-        else
-            tmux new-window -d -t "=$TMUX_SESSION:" -n "$name" -c "$REPO" "${wrapper[@]}"
-        fi
-        # Keep a crashed server's last words on screen.
-        tmux set-option -w -t "=$TMUX_SESSION:=$name" remain-on-exit on 2>/dev/null || true
+        tmux_window "$name" "${wrapper[@]}"
     else
         local -a detach=()
         if command -v setsid >/dev/null 2>&1; then detach=(setsid); else detach=(nohup); fi
@@ -299,6 +397,74 @@ launch() {
     return 1
 }
 
+# wait_ready SINCE_MS NAME...: waits up to $START_TIMEOUT s until the metadata server at
+# $META_URL answers and every storage node among NAMEs is up (see up_ids) with a heartbeat
+# since SINCE_MS. Fails at once if a NAMEd process (meta included) stops running. On failure
+# sets WAIT_PROBLEM to what went wrong and WAIT_FAULTY to the processes whose logs tell why.
+wait_ready() {
+    local since_ms=$1
+    shift
+    local name out="" up="" answered="" err_file before_ms
+    local -a ids=() missing=() to=()
+    for name in "$@"; do [[ $name == meta ]] || ids+=("$name"); done
+    command -v timeout >/dev/null 2>&1 && to=(timeout 5)
+    WAIT_PROBLEM="" WAIT_FAULTY=()
+    err_file=$(mktemp)
+    local deadline=$((SECONDS + START_TIMEOUT))
+    while :; do
+        for name in "$@"; do
+            if ! is_running "$name"; then
+                rm -f "$err_file"
+                WAIT_PROBLEM="$name exited during start-up" WAIT_FAULTY=("$name")
+                return 1
+            fi
+        done
+        before_ms=$(now_ms)
+        if out=$(${to[@]+"${to[@]}"} "$CLI_BIN" --meta "$META_URL" nodes --json 2>"$err_file"); then
+            answered=1
+            ((${#ids[@]})) || break
+            up=$(up_ids "$((before_ms - since_ms))" "${ids[@]}" <<<"$out")
+            if [[ -n $up ]] && (($(wc -l <<<"$up") >= ${#ids[@]})); then break; fi
+        fi
+        if ((SECONDS >= deadline)); then
+            if [[ -z $answered ]]; then
+                echo "last 'bigfs nodes' error: $(tail -n 3 "$err_file")" >&2
+                WAIT_PROBLEM="metadata server did not answer at $META_URL within ${START_TIMEOUT}s"
+                WAIT_FAULTY=(meta)
+            else
+                for name in "${ids[@]}"; do
+                    grep -qxF -- "$name" <<<"$up" || missing+=("$name")
+                done
+                echo "last 'bigfs nodes --json': $out" >&2
+                WAIT_PROBLEM="not up (alive, draining or drained, reporting since the start) after ${START_TIMEOUT}s: ${missing[*]}"
+                WAIT_FAULTY=("${missing[@]}")
+            fi
+            rm -f "$err_file"
+            return 1
+        fi
+        sleep 0.5
+    done
+    rm -f "$err_file"
+}
+
+# tmux_window NAME CMD...: runs CMD in window NAME of session TMUX_SESSION: in a new session if
+# there is none (recorded in TMUX_FILE for `down`), in the window of that name if it is still
+# there (`restart`: remain-on-exit keeps a stopped server's window), else in a new window.
+tmux_window() {
+    local name=$1
+    shift
+    if ! tmux has-session -t "=$TMUX_SESSION" 2>/dev/null; then
+        tmux new-session -d -s "$TMUX_SESSION" -n "$name" -c "$REPO" "$@"
+        echo "$TMUX_SESSION" >"$TMUX_FILE"
+    elif tmux list-windows -t "=$TMUX_SESSION" -F '#{window_name}' 2>/dev/null | grep -qxF -- "$name"; then
+        tmux respawn-window -k -t "=$TMUX_SESSION:=$name" -c "$REPO" "$@"
+    else
+        tmux new-window -d -t "=$TMUX_SESSION:" -n "$name" -c "$REPO" "$@"
+    fi
+    # Keep a crashed server's last words on screen.
+    tmux set-option -w -t "=$TMUX_SESSION:=$name" remain-on-exit on 2>/dev/null || true
+}
+
 # Called when `up` fails: show the log, stop what was started, exit 1.
 up_failed() {
     local msg=$1
@@ -312,7 +478,10 @@ up_failed() {
 }
 
 cmd_up() {
-    local nodes=3 base_port=9400 profile=release build=1
+    # Without --nodes and --base-port, those of the last `up` (and `add-node`s) in this cluster
+    # directory, so that `down` then `up` brings back the same cluster.
+    load_state
+    local nodes=$ST_NODES base_port=$ST_BASE_PORT profile=release build=1
     USE_TMUX=""
     while (($#)); do
         case $1 in
@@ -349,10 +518,9 @@ cmd_up() {
         echo "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
         return 0
     fi
-    rm -f "$PID_DIR"/*.pid
+    rm -f "$PID_DIR"/*.pid "$CMD_DIR"/*.args
 
     TMUX_SESSION=${BIGFS_TMUX_SESSION:-bigfs}
-    TMUX_CREATED=""
     if [[ -n $USE_TMUX ]]; then
         command -v tmux >/dev/null 2>&1 ||
             die "--tmux needs tmux, which is not installed; install it with 'apt-get install tmux' (Debian/Ubuntu) or 'brew install tmux' (macOS), or run without --tmux"
@@ -366,6 +534,7 @@ cmd_up() {
     local bin_dir
     if [[ -n ${BIGFS_BIN_DIR:-} ]]; then
         bin_dir=$BIGFS_BIN_DIR
+        [[ $bin_dir == /* ]] || bin_dir=$PWD/$bin_dir # recorded for later commands run elsewhere
         build=""
     else
         bin_dir=$(target_dir)/$profile
@@ -392,15 +561,13 @@ cmd_up() {
         fi
     done
 
-    {
-        echo "nodes=$nodes"
-        echo "base_port=$base_port"
-        echo "profile=$profile"
-        echo "bin_dir=$bin_dir"
-    } >"$STATE_FILE"
-
     RUST_LOG_VALUE=${RUST_LOG:-info}
-    local meta_url=http://$HOST:$base_port
+    ST_NODES=$nodes ST_BASE_PORT=$base_port ST_PROFILE=$profile ST_BIN_DIR=$bin_dir
+    ST_RUST_LOG=$RUST_LOG_VALUE ST_NODE_ARGS=${BIGFS_NODE_ARGS:-}
+    write_state
+    CLI_BIN=$cli_bin
+    META_URL=http://$HOST:$base_port
+    local meta_url=$META_URL
     local -a meta_extra=() node_extra=()
     read -r -a meta_extra <<<"${BIGFS_META_ARGS:-}" || true
     read -r -a node_extra <<<"${BIGFS_NODE_ARGS:-}" || true
@@ -413,59 +580,27 @@ cmd_up() {
     trap 'echo; up_failed "interrupted" ' INT TERM
 
     local -a names=(meta)
+    local started_ms
+    started_ms=$(now_ms)
     mkdir -p "$DIR/meta"
     launch meta "$meta_bin" --listen "$HOST:$base_port" --data "$DIR/meta" ${meta_extra[@]+"${meta_extra[@]}"} ||
         up_failed "meta did not start (no pid file)" meta
-    local -a node_ids=()
     for ((i = 1; i <= nodes; i++)); do
         name=node$i
         names+=("$name")
-        node_ids+=("$name")
         mkdir -p "$DIR/$name"
         launch "$name" "$node_bin" --listen "$HOST:$((base_port + i))" --meta "$meta_url" \
             --data "$DIR/$name" --id "$name" ${node_extra[@]+"${node_extra[@]}"} ||
             up_failed "$name did not start (no pid file)" "$name"
     done
 
-    # Wait until the metadata server answers and lists every node as alive.
-    echo "started ${#names[@]} processes; waiting up to ${START_TIMEOUT}s for meta and $nodes alive nodes"
-    local deadline=$((SECONDS + START_TIMEOUT)) out err_file meta_answered="" alive=""
-    err_file=$(mktemp)
-    local -a to=()
-    command -v timeout >/dev/null 2>&1 && to=(timeout 5)
-    while :; do
-        for name in "${names[@]}"; do
-            if ! is_running "$name"; then
-                rm -f "$err_file"
-                up_failed "$name exited during start-up" "$name"
-            fi
-        done
-        if out=$(${to[@]+"${to[@]}"} "$cli_bin" --meta "$meta_url" nodes --json 2>"$err_file"); then
-            meta_answered=1
-            alive=$(alive_ids "${node_ids[@]}" <<<"$out")
-            if [[ -n $alive ]] && (($(wc -l <<<"$alive") >= nodes)); then break; fi
-        fi
-        if ((SECONDS >= deadline)); then
-            if [[ -z $meta_answered ]]; then
-                echo "last 'bigfs nodes' error: $(tail -n 3 "$err_file")" >&2
-                rm -f "$err_file"
-                up_failed "metadata server did not answer at $meta_url within ${START_TIMEOUT}s" meta
-            fi
-            local -a missing=()
-            for name in "${node_ids[@]}"; do
-                grep -qx "$name" <<<"$alive" || missing+=("$name")
-            done
-            echo "last 'bigfs nodes --json': $out" >&2
-            rm -f "$err_file"
-            up_failed "not alive after ${START_TIMEOUT}s: ${missing[*]}" "${missing[@]}"
-        fi
-        sleep 0.5
-    done
-    rm -f "$err_file"
+    # Wait until the metadata server answers and lists every node as up.
+    echo "started ${#names[@]} processes; waiting up to ${START_TIMEOUT}s for meta and $nodes nodes (alive, draining or drained)"
+    wait_ready "$started_ms" "${names[@]}" || up_failed "$WAIT_PROBLEM" "${WAIT_FAULTY[@]}"
     trap - INT TERM
 
     echo
-    echo "BigFS cluster is up ($profile build, $nodes storage nodes, data in $DIR)"
+    echo "BigFS cluster is up ($nodes storage nodes, binaries in $bin_dir, data in $DIR)"
     for name in "${names[@]}"; do
         printf '  %-7s pid %-8s %s:%-6s log %s\n' "$name" "$(pid_of "$name")" "$HOST" \
             "$(port_of "$name" "$base_port")" "$LOG_DIR/$name.log"
@@ -483,10 +618,163 @@ cmd_up() {
     echo "Client: $cli_bin    Stop: $PROG down"
 }
 
+# ---------------------------------------------------------------- restart, add-node
+
+# For a cluster that `up --tmux` started (TMUX_FILE names its session), sets USE_TMUX and
+# TMUX_SESSION so that launch() starts servers in windows of that session.
+use_recorded_session() {
+    USE_TMUX="" TMUX_SESSION=""
+    [[ -f $TMUX_FILE ]] || return 0
+    read -r TMUX_SESSION <"$TMUX_FILE" || true
+    [[ -n $TMUX_SESSION ]] || return 0
+    command -v tmux >/dev/null 2>&1 ||
+        die "this cluster runs in tmux session '$TMUX_SESSION', but tmux is not installed"
+    USE_TMUX=1
+}
+
+# Sets RUST_LOG_VALUE, CLI_BIN and META_URL for launch() and wait_ready() from the state file.
+use_recorded_cluster() {
+    RUST_LOG_VALUE=${RUST_LOG:-${ST_RUST_LOG:-info}}
+    CLI_BIN=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}/bigfs
+    META_URL=http://$HOST:$ST_BASE_PORT
+}
+
+# Prints why a start failed (WAIT_PROBLEM and the logs of WAIT_FAULTY) on stderr.
+report_wait_failure() {
+    local what=$1 name
+    echo "cluster.sh: $what failed: $WAIT_PROBLEM" >&2
+    for name in "${WAIT_FAULTY[@]}"; do show_log_tail "$name" 30; done
+}
+
+cmd_restart() {
+    local name=""
+    while (($#)); do
+        case $1 in
+            -h | --help) usage; exit 0 ;;
+            -*) echo "cluster.sh: restart: unknown option '$1'" >&2; exit 2 ;;
+            *) [[ -z $name ]] || { echo "cluster.sh: restart takes one NAME" >&2; exit 2; }; name=$1; shift ;;
+        esac
+    done
+    [[ -n $name ]] || { echo "cluster.sh: usage: restart NAME (NAME: meta, node1, node2, ...)" >&2; exit 2; }
+    [[ $name =~ ^(meta|node[0-9]+)$ ]] || die "unknown process '$name' (expected meta, node1, node2, ...)"
+    load_state
+    [[ -n $ST_FOUND ]] || die "no cluster in $DIR (start one with '$PROG up')"
+    local args_file=$CMD_DIR/$name.args
+    # `up` and `add-node` record the command line of every process they start.
+    [[ -f $args_file ]] ||
+        die "$name is not part of the cluster in $DIR (no $args_file; a cluster started by an older cluster.sh needs '$PROG down' and '$PROG up' first)"
+    local arg
+    local -a argv=()
+    while IFS= read -r -d '' arg; do argv+=("$arg"); done <"$args_file"
+    ((${#argv[@]})) || die "empty command line in $args_file"
+    use_recorded_session
+    use_recorded_cluster
+
+    if is_running "$name"; then
+        stop_names "$name"
+    else
+        echo "$name is not running; starting it"
+        rm -f "$PID_DIR/$name.pid"
+    fi
+    local port i
+    port=$(port_of "$name" "$ST_BASE_PORT")
+    for ((i = 0; i < 25; i++)); do
+        port_in_use "$port" || break
+        sleep 0.2
+    done
+    if port_in_use "$port"; then
+        die "port $HOST:$port of $name is held by another program; stop it and run '$PROG restart $name' again"
+    fi
+
+    local started_ms
+    started_ms=$(now_ms)
+    mkdir -p "$PID_DIR" "$LOG_DIR"
+    if ! launch "$name" "${argv[@]}"; then
+        show_log_tail "$name" 30
+        die "$name did not start (no pid file)"
+    fi
+    if [[ $name == meta ]]; then
+        echo "started meta (pid $(pid_of meta)); waiting up to ${START_TIMEOUT}s for it to answer"
+    else
+        echo "started $name (pid $(pid_of "$name")); waiting up to ${START_TIMEOUT}s for it to report"
+    fi
+    if ! wait_ready "$started_ms" "$name"; then
+        report_wait_failure "restart $name"
+        echo "$name is left as it is; see '$PROG status'" >&2
+        exit 1
+    fi
+    echo "$name is up again: pid $(pid_of "$name"), $HOST:$port, log $LOG_DIR/$name.log"
+    if [[ $name == meta ]]; then
+        echo "(the storage nodes register again with their next heartbeat)"
+    fi
+}
+
+cmd_add_node() {
+    while (($#)); do
+        case $1 in
+            -h | --help) usage; exit 0 ;;
+            *) echo "cluster.sh: add-node: unknown argument '$1'" >&2; exit 2 ;;
+        esac
+    done
+    load_state
+    [[ -n $ST_FOUND ]] || die "no cluster in $DIR (start one with '$PROG up')"
+    is_running meta || die "the metadata server of the cluster in $DIR is not running (see '$PROG status')"
+    local i=$((ST_NODES + 1))
+    local name=node$i port=$((ST_BASE_PORT + i))
+    ((i <= 99)) || die "a cluster has at most 99 storage nodes"
+    ((port <= 65535)) || die "no port left for $name above base port $ST_BASE_PORT"
+    if is_running "$name"; then
+        die "$name already runs (pid $(pid_of "$name")) though $STATE_FILE counts $ST_NODES nodes; run '$PROG down' and '$PROG up'"
+    fi
+    if port_in_use "$port"; then
+        die "port $HOST:$port for $name is already in use; stop whatever holds it and try again"
+    fi
+    use_recorded_session
+    use_recorded_cluster
+    local node_bin=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}/bigfs-node
+    [[ -x $node_bin ]] || die "binary $node_bin not found"
+    # The flags the other nodes got at `up`, unless BIGFS_NODE_ARGS is set now.
+    local -a node_extra=()
+    read -r -a node_extra <<<"${BIGFS_NODE_ARGS-$ST_NODE_ARGS}" || true
+
+    local started_ms
+    started_ms=$(now_ms)
+    mkdir -p "$DIR/$name" "$PID_DIR" "$LOG_DIR"
+    if ! launch "$name" "$node_bin" --listen "$HOST:$port" --meta "$META_URL" \
+        --data "$DIR/$name" --id "$name" ${node_extra[@]+"${node_extra[@]}"}; then
+        show_log_tail "$name" 30
+        stop_names "$name" >&2
+        die "$name did not start (no pid file)"
+    fi
+    # Counted in at once, so that status, logs, restart and down know it while it starts.
+    ST_NODES=$i
+    write_state
+    echo "started $name (pid $(pid_of "$name")) on $HOST:$port; waiting up to ${START_TIMEOUT}s for it to be alive"
+    if ! wait_ready "$started_ms" "$name"; then
+        report_wait_failure "add-node"
+        echo "stopping $name (log kept in $LOG_DIR)" >&2
+        stop_names "$name" >&2
+        ST_NODES=$((i - 1))
+        write_state
+        exit 1
+    fi
+    echo "$name is up: pid $(pid_of "$name"), $HOST:$port, data $DIR/$name, log $LOG_DIR/$name.log"
+}
+
 # ---------------------------------------------------------------- other commands
 
 cmd_status() {
     [[ $# -eq 0 ]] || { echo "cluster.sh: status takes no arguments" >&2; exit 2; }
+    # The report is gathered first and written at once, so that no child writes to a reader
+    # that may have gone (`status | head -1`): the bigfs CLI panics on a closed stdout.
+    local report rc=0
+    report=$(status_report) || rc=$?
+    emit "$report"
+    return "$rc"
+}
+
+# Prints the status report; returns 0 if every process runs, 3 otherwise.
+status_report() {
     load_state
     local -a names=()
     local name i
@@ -502,7 +790,8 @@ cmd_status() {
         echo "no cluster in $DIR (start one with '$PROG up')"
         return 3
     fi
-    echo "cluster dir $DIR (storage nodes: $ST_NODES, base port: $ST_BASE_PORT, build: $ST_PROFILE)"
+    local bin_dir=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}
+    echo "cluster dir $DIR (storage nodes: $ST_NODES, base port: $ST_BASE_PORT, binaries: $bin_dir)"
     printf '%-7s %-8s %-8s %s\n' NAME PID STATE LISTEN
     local all=0 pid state
     for name in "${names[@]}"; do
@@ -511,13 +800,13 @@ cmd_status() {
         printf '%-7s %-8s %-8s %s:%s\n' "$name" "${pid:--}" "$state" "$HOST" "$(port_of "$name" "$ST_BASE_PORT")"
     done
     if [[ -f $TMUX_FILE ]]; then echo "tmux session: $(<"$TMUX_FILE")"; fi
-    local cli=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}/bigfs
-    if is_running meta && [[ -x $cli ]]; then
+    if is_running meta && [[ -x $bin_dir/bigfs ]]; then
         echo
         echo "bigfs nodes:"
         local -a to=()
         command -v timeout >/dev/null 2>&1 && to=(timeout 5)
-        ${to[@]+"${to[@]}"} "$cli" --meta "http://$HOST:$ST_BASE_PORT" nodes || echo "(bigfs nodes failed)"
+        ${to[@]+"${to[@]}"} "$bin_dir/bigfs" --meta "http://$HOST:$ST_BASE_PORT" nodes 2>&1 ||
+            echo "(bigfs nodes failed)"
     fi
     return "$all"
 }
@@ -545,13 +834,15 @@ cmd_logs() {
         die "no log $log${avail:+ (logs: $avail)}"
     fi
     if [[ -n $follow ]]; then exec tail -n "$lines" -F "$log"; fi
-    tail -n "$lines" "$log"
+    local text
+    text=$(tail -n "$lines" "$log") || die "cannot read $log"
+    [[ -z $text ]] || emit "$text"
 }
 
 cmd_env() {
     [[ $# -eq 0 ]] || { echo "cluster.sh: env takes no arguments" >&2; exit 2; }
     load_state
-    echo "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
+    emit "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
 }
 
 cmd_down() {
@@ -589,6 +880,8 @@ main() {
     [[ $# -eq 0 ]] || shift
     case $cmd in
         up) cmd_up "$@" ;;
+        restart) cmd_restart "$@" ;;
+        add-node) cmd_add_node "$@" ;;
         status) cmd_status "$@" ;;
         logs | log) cmd_logs "$@" ;;
         env) cmd_env "$@" ;;

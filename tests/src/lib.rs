@@ -50,7 +50,7 @@ pub use data::{diff_summary, distinct_chunks, expected_chunks, pseudo_random, CH
 pub use health::fsck_problems;
 pub use model::ContentModel;
 pub use output::{assert_failed_naming, check_failed_naming, describe, stderr_of, stdout_of};
-pub use ports::free_port;
+pub use ports::{free_port, free_port_range};
 pub use process::{run_feeding, run_with_timeout, Feed};
 pub use rng::Rng;
 pub use stat::{stat_chunks, StatChunk};

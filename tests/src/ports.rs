@@ -22,12 +22,14 @@ use crate::rng::Rng;
 const LOWEST: u16 = 10_000;
 const MIN_CHOICE: u16 = 4_096;
 
+/// Every port handed out by this process.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
 /// Allocates `n` distinct free loopback ports.
 pub(crate) fn allocate(n: usize) -> Vec<u16> {
     let Some(range) = below_ephemeral() else {
         return allocate_ephemeral(n);
     };
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let mut rng = Rng::new(seed());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     let mut ports = Vec::with_capacity(n);
@@ -47,6 +49,31 @@ pub(crate) fn allocate(n: usize) -> Vec<u16> {
 /// A loopback port that nothing listens on (at the moment of the call).
 pub fn free_port() -> u16 {
     allocate(1)[0]
+}
+
+/// The first of `n` consecutive loopback ports that nothing listens on (at the moment of the
+/// call), for programs that take a base port and count up from it, such as
+/// `scripts/cluster.sh`. Like [`free_port`], it never hands out a port twice; where the
+/// ephemeral range leaves no room below it, the ports are picked above [`LOWEST`] all the same,
+/// since the kernel hands out single ports only.
+pub fn free_port_range(n: usize) -> u16 {
+    assert!((1..1024).contains(&n), "{n} consecutive ports asked for");
+    let range = below_ephemeral().unwrap_or(LOWEST..u16::MAX);
+    let last_start = range.end - n as u16;
+    let mut rng = Rng::new(seed());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..10_000 {
+        let start = rng.between(range.start.into(), last_start.into()) as u16;
+        let ports = start..start + n as u16;
+        let free = ports.clone().all(|port| {
+            !handed_out.contains(&port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        });
+        if free {
+            handed_out.extend(ports);
+            return start;
+        }
+    }
+    panic!("no {n} consecutive free loopback ports in {range:?}");
 }
 
 /// The ports between [`LOWEST`] and the ephemeral range, if there are enough of them.
@@ -104,5 +131,24 @@ mod tests {
         for port in ports {
             TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("an allocated port is free");
         }
+    }
+
+    #[test]
+    fn a_range_is_free_and_never_handed_out_again() {
+        let start = free_port_range(6);
+        let range = start..start + 6;
+        for port in range.clone() {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("an allocated port is free");
+        }
+        let later = allocate(64);
+        assert!(
+            later.iter().all(|p| !range.contains(p)),
+            "{range:?} {later:?}"
+        );
+        let next = free_port_range(6);
+        assert!(
+            next + 6 <= start || next >= start + 6,
+            "{start} then {next}"
+        );
     }
 }

@@ -11,7 +11,8 @@
 //! - `crashes`: nodes killed or frozen and the metadata server killed in mid-operation;
 //! - `disk_faults`: a cluster too small for W, a full node, failing disks (failpoints);
 //! - `nemesis`: randomized faults under a workload, checked against a model (see its doc for
-//!   `BIGFS_NEMESIS_SECS` and `BIGFS_NEMESIS_SEED`).
+//!   `BIGFS_NEMESIS_SECS` and `BIGFS_NEMESIS_SEED`);
+//! - `script`: `scripts/cluster.sh` run as a user runs it (up, restart, add-node, drain, down).
 //!
 //! Every test ends with `check_logs()`, which fails on a "panicked" line in any server log.
 
@@ -24,6 +25,7 @@ mod healing;
 mod namespace;
 mod nemesis;
 mod roundtrip;
+mod script;
 
 use std::path::Path;
 

@@ -1,0 +1,451 @@
+//! `scripts/cluster.sh`, run as a new user runs it: `up`, `status`, `restart`, `add-node`, a
+//! drain, `down` and `up` again, `down --wipe`; and `up` failing for a node that never reports.
+//!
+//! The script starts detached servers of its own (not children of the test), so every test
+//! holds a [`Script`], whose drop runs `down` (and SIGKILLs what that leaves), pass or fail. The
+//! script gets the harness's binaries (`BIGFS_BIN_DIR`, `--no-build`), a temporary cluster
+//! directory, a free range of consecutive ports and 200 ms heartbeats.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread;
+use std::time::Duration;
+
+use bigfs_tests::wait::poll_until;
+use bigfs_tests::{
+    bins, describe, free_port_range, pseudo_random, run_cli, run_with_timeout, stderr_of,
+    stdout_of, CLI_TIMEOUT, KIB,
+};
+use serde_json::Value;
+
+use crate::s;
+
+/// What `up`, `restart` and `add-node` wait at most (`BIGFS_CLUSTER_TIMEOUT`); a bound on a
+/// broken cluster: a working one is up in a second or two.
+const SCRIPT_WAIT_SECS: u64 = 30;
+/// The time limit of one script command: its own wait plus a stop that ends in SIGKILL.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(SCRIPT_WAIT_SECS + 30);
+/// Deadline of the test's own waits.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A cluster directory run by `scripts/cluster.sh`; dropping it runs `down`.
+struct Script {
+    /// The cluster directory (`BIGFS_CLUSTER_DIR`); kept if the test fails.
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    base_port: u16,
+    bin_dir: PathBuf,
+}
+
+impl Script {
+    /// A cluster directory for `ports` consecutive ports (meta and every node the test will
+    /// start), with the harness's binaries.
+    fn new(ports: usize, bin_dir: &Path) -> Script {
+        let dir = tempfile::Builder::new()
+            .prefix("bigfs-script-")
+            .tempdir()
+            .expect("create a temporary directory");
+        Script {
+            root: dir.path().join("cluster"),
+            dir: Some(dir),
+            base_port: free_port_range(ports),
+            bin_dir: bin_dir.to_path_buf(),
+        }
+    }
+
+    fn meta_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.base_port)
+    }
+
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster.sh")
+    }
+
+    /// `bash -c SHELL_CODE cluster.sh` in the script's environment: the code runs the script
+    /// as "$0".
+    fn shell(&self, code: &str) -> Output {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c").arg(code).arg(Self::script());
+        self.environment(&mut cmd);
+        self.run_command(&mut cmd, code)
+    }
+
+    /// `scripts/cluster.sh ARGS` in the test's environment for it.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(Self::script());
+        cmd.args(args);
+        self.environment(&mut cmd);
+        cmd
+    }
+
+    fn environment(&self, cmd: &mut Command) {
+        cmd.env("BIGFS_CLUSTER_DIR", &self.root)
+            .env("BIGFS_BIN_DIR", &self.bin_dir)
+            .env("BIGFS_CLUSTER_TIMEOUT", SCRIPT_WAIT_SECS.to_string())
+            .env("BIGFS_NODE_ARGS", "--heartbeat-interval 200ms")
+            .env("BIGFS_META_ARGS", "--heartbeat-timeout 5s")
+            .env_remove("BIGFS_META")
+            .env_remove("BIGFS_TMUX_SESSION")
+            .env_remove("RUST_LOG");
+    }
+
+    /// `scripts/cluster.sh ARGS`.
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_command(&mut self.command(args), &args.join(" "))
+    }
+
+    fn run_command(&self, cmd: &mut Command, what: &str) -> Output {
+        run_with_timeout(cmd, None, SCRIPT_TIMEOUT)
+            .unwrap_or_else(|e| panic!("cluster.sh {what}: {e}{}", self.logs()))
+    }
+
+    /// `scripts/cluster.sh ARGS`, which must succeed; returns its stdout.
+    #[track_caller]
+    fn must(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        if !out.status.success() {
+            panic!(
+                "cluster.sh {} failed:\n{}{}",
+                args.join(" "),
+                describe(&out),
+                self.logs()
+            );
+        }
+        stdout_of(&out)
+    }
+
+    /// `bigfs ARGS` against the cluster, which must succeed; returns its stdout.
+    #[track_caller]
+    fn bigfs(&self, args: &[&str]) -> String {
+        let out = run_cli(Some(&self.meta_url()), args, CLI_TIMEOUT);
+        if !out.status.success() {
+            panic!(
+                "bigfs {} failed:\n{}{}",
+                args.join(" "),
+                describe(&out),
+                self.logs()
+            );
+        }
+        stdout_of(&out)
+    }
+
+    /// Node id → state, from `bigfs nodes --json`.
+    fn node_states(&self) -> Vec<(String, String)> {
+        let out = run_cli(Some(&self.meta_url()), ["nodes", "--json"], CLI_TIMEOUT);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let nodes: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        nodes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| {
+                let field = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+                (field("id"), field("state"))
+            })
+            .collect()
+    }
+
+    fn state_of(&self, id: &str) -> Option<String> {
+        let states = self.node_states();
+        states.into_iter().find(|(i, _)| i == id).map(|(_, s)| s)
+    }
+
+    /// Waits until `bigfs nodes` shows exactly the `expected` (id, state) pairs.
+    #[track_caller]
+    fn wait_states(&self, expected: &[(&str, &str)]) {
+        let want: Vec<(String, String)> = expected
+            .iter()
+            .map(|(i, s)| (i.to_string(), s.to_string()))
+            .collect();
+        let mut last = Vec::new();
+        let waited = poll_until(WAIT, || {
+            last = self.node_states();
+            last.sort();
+            last == want
+        });
+        if let Err(waited) = waited {
+            panic!(
+                "after {waited:?} `bigfs nodes` shows {last:?}, not {want:?}{}",
+                self.logs()
+            );
+        }
+    }
+
+    /// The pid recorded in pids/NAME.pid.
+    fn pid(&self, name: &str) -> u32 {
+        let path = self.root.join("pids").join(format!("{name}.pid"));
+        let text = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}{}", path.display(), self.logs()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", path.display()))
+    }
+
+    /// Every recorded pid, by name.
+    fn pids(&self) -> Vec<(String, u32)> {
+        let Ok(entries) = fs::read_dir(self.root.join("pids")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.strip_suffix(".pid")?.to_string();
+                let pid = fs::read_to_string(e.path()).ok()?.trim().parse().ok()?;
+                Some((name, pid))
+            })
+            .collect()
+    }
+
+    /// The processes whose command line names the cluster directory (every server the script
+    /// started has its data directory there), as (pid, command line).
+    fn processes(&self) -> Vec<(u32, String)> {
+        let root = self.root.to_string_lossy().into_owned();
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                cmdline.contains(&root).then_some((pid, cmdline))
+            })
+            .collect()
+    }
+
+    /// The logs that contain `needle`.
+    fn logs_with(&self, needle: &str) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.root.join("logs")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|log| fs::read_to_string(log).is_ok_and(|text| text.contains(needle)))
+            .collect()
+    }
+
+    /// The end of every process's log, for failure messages.
+    fn logs(&self) -> String {
+        let mut text = format!("\ncluster dir: {}", self.root.display());
+        let Ok(entries) = fs::read_dir(self.root.join("logs")) else {
+            return text;
+        };
+        let mut logs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        logs.sort();
+        for log in logs {
+            let content = fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = content.lines().collect();
+            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            text.push_str(&format!("\n---- {} ----\n{tail}", log.display()));
+        }
+        text
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        if !self.pids().is_empty() {
+            let mut cmd = self.command(&["down"]);
+            match run_with_timeout(&mut cmd, None, SCRIPT_TIMEOUT) {
+                Ok(out) if out.status.success() => {}
+                Ok(out) => eprintln!("cluster.sh down failed:\n{}", describe(&out)),
+                Err(e) => eprintln!("cluster.sh down: {e}"),
+            }
+        }
+        // Whatever `down` left (it failed, or a pid file was missing): only this cluster's.
+        for (pid, cmdline) in self.processes() {
+            eprintln!("killing pid {pid}, left running: {cmdline}");
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        if thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!(
+                    "bigfs-tests: kept the cluster directory {}",
+                    dir.keep().display()
+                );
+            }
+        }
+    }
+}
+
+/// Whether `pid` runs one of the BigFS servers.
+fn is_server(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("bigfs-"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn up_restart_add_node_drain_down_and_up_again() {
+    // meta and node1..node4.
+    let c = Script::new(5, bins::bin_dir());
+    let base = c.base_port.to_string();
+    c.must(&["up", "--nodes", "3", "--base-port", &base, "--no-build"]);
+    c.wait_states(&[("node1", "alive"), ("node2", "alive"), ("node3", "alive")]);
+
+    let status = c.must(&["status"]);
+    for (i, name) in ["meta", "node1", "node2", "node3"].iter().enumerate() {
+        let pid = c.pid(name);
+        let line = format!("127.0.0.1:{}", c.base_port + i as u16);
+        assert!(
+            status.lines().any(|l| l.starts_with(name)
+                && l.contains(&pid.to_string())
+                && l.contains("running")
+                && l.ends_with(&line)),
+            "status does not show {name} (pid {pid}) running on {line}:\n{status}"
+        );
+    }
+
+    // A put and a get through the cluster.
+    let work = c.dir.as_ref().expect("dir").path().to_path_buf();
+    let data = pseudo_random(7, 300 * KIB);
+    let local = work.join("payload");
+    fs::write(&local, &data).expect("write payload");
+    c.bigfs(&["put", s(&local), "/script/payload"]);
+    let back = work.join("payload.back");
+    c.bigfs(&["get", "/script/payload", s(&back)]);
+    assert!(
+        fs::read(&back).expect("read back") == data,
+        "get returned other bytes"
+    );
+
+    // restart: a new process on the same port and data, reporting again.
+    let old = c.pid("node2");
+    let out = c.must(&["restart", "node2"]);
+    let new = c.pid("node2");
+    assert_ne!(old, new, "restart kept node2's pid:\n{out}");
+    assert!(!is_server(old), "node2's old pid {old} still runs a server");
+    c.wait_states(&[("node1", "alive"), ("node2", "alive"), ("node3", "alive")]);
+
+    // add-node: node4 on the next port, known to status.
+    c.must(&["add-node"]);
+    c.wait_states(&[
+        ("node1", "alive"),
+        ("node2", "alive"),
+        ("node3", "alive"),
+        ("node4", "alive"),
+    ]);
+    let status = c.must(&["status"]);
+    let node4 = format!("127.0.0.1:{}", c.base_port + 4);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("node4") && l.contains("running") && l.ends_with(&node4)),
+        "status does not show node4 running on {node4}:\n{status}"
+    );
+
+    // A drained node stays drained across down and up, and up accepts it (it used to wait for
+    // "alive" until its timeout, then stop the whole cluster).
+    c.bigfs(&["node", "drain", "node4"]);
+    let drained = poll_until(WAIT, || c.state_of("node4").as_deref() == Some("drained"));
+    assert!(
+        drained.is_ok(),
+        "node4 is {:?}, not drained{}",
+        c.state_of("node4"),
+        c.logs()
+    );
+    let before_down = c.pids();
+    c.must(&["down"]);
+    for (name, pid) in &before_down {
+        assert!(!is_server(*pid), "{name} (pid {pid}) still runs after down");
+    }
+    // No --nodes, no --base-port: those recorded, node4 included.
+    c.must(&["up", "--no-build"]);
+    let states = c.node_states();
+    assert_eq!(states.len(), 4, "after up again: {states:?}");
+    assert!(
+        matches!(c.state_of("node4").as_deref(), Some("draining" | "drained")),
+        "node4 after up again: {states:?}"
+    );
+    c.bigfs(&["get", "/script/payload", s(&back)]);
+    assert!(
+        fs::read(&back).expect("read back") == data,
+        "data changed across down/up"
+    );
+
+    // A reader that goes away early: no error, and the script ends as if by SIGPIPE or
+    // normally; also where SIGPIPE is ignored (then writes fail with EPIPE instead).
+    for cmd in ["status", "env", "help", "logs meta"] {
+        for ignore in ["", "trap '' PIPE; "] {
+            for reader in ["head -1", "head -c 0"] {
+                let code = format!("{ignore}\"$0\" {cmd} | {reader}; exit ${{PIPESTATUS[0]}}");
+                let out = c.shell(&code);
+                let status = out.status.code();
+                assert!(
+                    matches!(status, Some(0 | 141)) && stderr_of(&out).is_empty(),
+                    "`{code}`:\n{}",
+                    describe(&out)
+                );
+            }
+        }
+    }
+    let first = c.shell("\"$0\" status | head -1");
+    assert!(
+        stdout_of(&first).starts_with("cluster dir ") && stdout_of(&first).lines().count() == 1,
+        "status | head -1:\n{}",
+        describe(&first)
+    );
+
+    let panicked = c.logs_with("panicked");
+    assert!(panicked.is_empty(), "panics in {panicked:?}{}", c.logs());
+
+    let before_down = c.pids();
+    c.must(&["down", "--wipe"]);
+    for (name, pid) in &before_down {
+        assert!(
+            !is_server(*pid),
+            "{name} (pid {pid}) still runs after down --wipe"
+        );
+    }
+    assert!(!c.root.exists(), "down --wipe left {}", c.root.display());
+    let left = c.processes();
+    assert!(
+        left.is_empty(),
+        "processes left after down --wipe: {left:?}"
+    );
+}
+
+#[test]
+fn up_fails_for_a_node_that_never_reports() {
+    // The real metadata server and CLI, and a "storage node" that runs but never registers.
+    let real = bins::bin_dir();
+    let fake = tempfile::Builder::new()
+        .prefix("bigfs-fake-bin-")
+        .tempdir()
+        .expect("create a temporary directory");
+    for name in [bins::META, bins::CLI] {
+        std::os::unix::fs::symlink(real.join(name), fake.path().join(name)).expect("symlink");
+    }
+    let node = fake.path().join(bins::NODE);
+    fs::write(&node, "#!/bin/sh\nwhile :; do sleep 0.2; done\n").expect("write fake node");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&node, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    let c = Script::new(2, fake.path());
+    let base = c.base_port.to_string();
+    let mut cmd = c.command(&["up", "--nodes", "1", "--base-port", &base, "--no-build"]);
+    cmd.env("BIGFS_CLUSTER_TIMEOUT", "2");
+    let out = c.run_command(&mut cmd, "up");
+    // It names the node and stops what it started.
+    assert!(
+        !out.status.success()
+            && stderr_of(&out).contains("up failed")
+            && stderr_of(&out).contains("node1"),
+        "up with a node that never reports:\n{}",
+        describe(&out)
+    );
+    assert!(c.pids().is_empty(), "pid files left: {:?}", c.pids());
+    let left = c.processes();
+    assert!(
+        left.is_empty(),
+        "processes left after the failed up: {left:?}"
+    );
+}
