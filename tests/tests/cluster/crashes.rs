@@ -1,7 +1,8 @@
 //! Faults in the middle of an operation: a storage node killed (SIGKILL) or frozen (SIGSTOP)
 //! while a get or a put is transferring, and the metadata server killed while puts run. The
 //! operation runs in a background thread (a [`bigfs_tests::CliRunner`]) while the test's thread
-//! waits until it is visibly under way (bytes written, chunk files appearing) and strikes.
+//! waits until it is visibly under way (bytes written, chunk files appearing) and strikes. The
+//! namespace verbs (mv, cp -r, mkdir -p) are struck at random moments.
 //!
 //! The promise checked: a put either succeeds, and then reads back, or fails cleanly, and then
 //! the path holds the old content (or nothing), never a mix; a get succeeds from the other
@@ -326,5 +327,90 @@ fn metadata_server_killed_during_puts() {
     if failed == 0 {
         eprintln!("note: no put was interrupted by the crash this time");
     }
+    c.check_logs();
+}
+
+/// How many files, directories and bytes `du -s` counts at `path`; `None` when it is gone.
+fn du(c: &Cluster, path: &str) -> Option<(u64, u64)> {
+    let out = c.bigfs(["du", "-s", path, "--json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| c.fail(&format!("du {path} --json: {e}: {}", describe(&out))));
+    Some((v[0]["files"].as_u64()?, v[0]["dirs"].as_u64()?))
+}
+
+#[test]
+fn metadata_server_killed_during_mv_cp_and_mkdir() {
+    let mut c = Cluster::start(3);
+    // Many small files, so the transactions take a while to write.
+    let tree = c.local_dir("tree");
+    const FILES: u64 = 400;
+    for k in 0..FILES {
+        let dir = tree.join(format!("d{}", k % 8));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{k}")), k.to_le_bytes()).unwrap();
+    }
+    c.must(["put", "-r", tree.to_str().unwrap(), "/t0"]);
+    let whole = du(&c, "/t0").unwrap_or_else(|| c.fail("/t0 is missing"));
+    assert_eq!(whole.0, FILES);
+
+    let mut rng = bigfs_tests::Rng::new(0x5eed);
+    let mut current = "/t0".to_string();
+    let mut interrupted = 0;
+    for round in 1..=9u64 {
+        let next = format!("/t{round}");
+        let mkdir = format!("/m{round}/a/b/c");
+        let args: Vec<String> = match round % 3 {
+            0 => vec!["mv".into(), current.clone(), next.clone()],
+            1 => vec!["cp".into(), "-r".into(), current.clone(), next.clone()],
+            _ => vec!["mkdir".into(), "-p".into(), mkdir.clone()],
+        };
+        let worker = thread::spawn({
+            let cli = c.cli();
+            move || cli.run(&args, CLI_TIMEOUT)
+        });
+        thread::sleep(Duration::from_millis(rng.below(60)));
+        c.kill_meta();
+        let out = worker.join().expect("CLI thread");
+        let acked = out.as_ref().is_ok_and(|o| o.status.success());
+        interrupted += usize::from(!acked);
+        c.restart_meta();
+
+        // Before or after, never between: whole trees only, and acknowledged changes kept.
+        let (old, new) = (du(&c, &current), du(&c, &next));
+        match round % 3 {
+            0 => {
+                let states = (old == Some(whole), new == Some(whole));
+                assert!(
+                    states == (true, false) && new.is_none()
+                        || states == (false, true) && old.is_none(),
+                    "mv {current} {next} (acked: {acked}) left {current}: {old:?}, {next}: {new:?}"
+                );
+                assert!(!acked || new == Some(whole), "an acknowledged mv was lost");
+                if new.is_some() {
+                    current = next;
+                }
+            }
+            1 => {
+                assert_eq!(old, Some(whole), "cp changed its source {current}");
+                assert!(
+                    new.is_none() || new == Some(whole),
+                    "cp -r {current} {next} (acked: {acked}) left {next}: {new:?}"
+                );
+                assert!(!acked || new.is_some(), "an acknowledged cp was lost");
+            }
+            _ => {
+                let made = du(&c, &format!("/m{round}"));
+                assert!(
+                    made.is_none() || made == Some((0, 3)),
+                    "mkdir -p {mkdir} (acked: {acked}) left /m{round}: {made:?}"
+                );
+                assert!(!acked || made.is_some(), "an acknowledged mkdir was lost");
+            }
+        }
+    }
+    eprintln!("namespace changes under a metadata server kill: {interrupted} of 9 interrupted");
     c.check_logs();
 }

@@ -10,6 +10,8 @@
 //! - `healing`: re-replication, scrubbing, stale copies, garbage collection, draining;
 //! - `crashes`: nodes killed or frozen and the metadata server killed in mid-operation;
 //! - `disk_faults`: a cluster too small for W, a full node, failing disks (failpoints);
+//! - `verbs`: mkdir/rmdir and empty directories, mv and cp moving no bytes, du, df, cat, the
+//!   content hash, node drain refusals, undrain and remove, safe mode naming whom it waits for;
 //! - `nemesis`: randomized faults under a workload, checked against a model (see its doc for
 //!   `BIGFS_NEMESIS_SECS` and `BIGFS_NEMESIS_SEED`);
 //! - `script`: `scripts/cluster.sh` run as a user runs it (up, restart, add-node, drain, down).
@@ -26,6 +28,7 @@ mod namespace;
 mod nemesis;
 mod roundtrip;
 mod script;
+mod verbs;
 
 use std::path::Path;
 
