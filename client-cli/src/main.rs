@@ -22,7 +22,7 @@ use bigfs_proto::FsPath;
 /// Remote paths are absolute ("/photos/cat.jpg"); directories are implicit. Exit status is 0 on
 /// success, 2 for a usage error and 1 for any other error, which is printed as one line.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(name = "bigfs", version = bigfs_proto::VERSION, about, long_about)]
 struct Cli {
     /// The metadata server's URL.
     #[arg(

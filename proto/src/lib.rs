@@ -10,6 +10,7 @@
 //! - [`batch_queue`]: small chunk requests for the same node sent together.
 //! - [`transport`]: gRPC endpoint and server settings every component uses.
 //! - [`process`]: logging, panic and signal set-up for the server binaries.
+//! - [`VERSION`]: what every binary's `--version` says.
 
 mod batch_queue;
 pub mod chunk_id;
@@ -23,6 +24,15 @@ pub mod units;
 
 pub use chunk_id::{ChunkId, ChunkIdError};
 pub use path::{FsPath, PathError};
+
+/// The version every binary reports (`--version`): the workspace version and the git commit
+/// it was built from, e.g. "0.1.0 (commit 1e17558)"; "unknown" when built outside git.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BIGFS_GIT_COMMIT"),
+    ")"
+);
 
 /// Generated protobuf messages and gRPC clients and servers.
 pub mod pb {

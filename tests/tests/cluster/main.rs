@@ -5,6 +5,7 @@
 //! - `roundtrip`: byte-for-byte round trips across chunk boundaries, stdin/stdout, chunk layout;
 //! - `namespace`: overwrite and `--force`, `rm`, `rm -r`, `ls`;
 //! - `bad_input`: invalid paths, missing files, an unreachable metadata server, usage errors;
+//! - `usage`: `--version` of each binary;
 //! - `faults`: `kill -9` and SIGSTOP of servers, restarts, writes with a dead node;
 //! - `corruption`: flipped bytes in chunk files, failover and quarantine;
 //! - `healing`: re-replication, scrubbing, stale copies, garbage collection, draining;
@@ -24,6 +25,7 @@ mod healing;
 mod namespace;
 mod nemesis;
 mod roundtrip;
+mod usage;
 
 use std::path::Path;
 
