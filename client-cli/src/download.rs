@@ -26,6 +26,7 @@ use bigfs_proto::{ChunkId, FsPath};
 use crate::chunk_sink::ChunkSink;
 use crate::client::{describe, Client};
 use crate::progress::Progress;
+use crate::stdout::Stdout;
 
 /// Where a get writes to.
 #[derive(Clone, Debug)]
@@ -77,7 +78,7 @@ impl Client {
         let count = chunks.len();
         let written = match target {
             Target::Stdout => {
-                let mut out = ChunkSink::new(std::io::stdout());
+                let mut out = ChunkSink::new(Stdout::default());
                 self.copy_chunks(path, chunks, &mut out, parallel, progress)
                     .await?;
                 out.flush().await.context("write to stdout")?;

@@ -5,7 +5,8 @@
 //! and commits the file; [`download`] fetches chunks in parallel, verifies each against its id
 //! and fails over to the next replica; [`tree`] does both for whole directories, with batched
 //! placement and commits. Memory is bounded by the chunks in flight, never by the
-//! size of the file.
+//! size of the file. [`stdout`] is the CLI's standard output, which tells a reader that went
+//! away (`bigfs ls | head`) from a failed write.
 
 pub mod bench;
 mod chunk_sink;
@@ -13,6 +14,7 @@ mod chunker;
 pub mod client;
 pub mod download;
 pub mod progress;
+pub mod stdout;
 pub mod tree;
 pub mod upload;
 

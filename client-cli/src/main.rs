@@ -2,6 +2,7 @@
 
 mod output;
 
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 use bigfs_client::bench::MetaBenchOptions;
 use bigfs_client::download::Target;
 use bigfs_client::progress::Progress;
+use bigfs_client::stdout::{self, Stdout};
 use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::{PutOptions, Source};
 use bigfs_client::Client;
@@ -173,8 +175,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // Buffered, as a listing of 100,000 entries would otherwise cost a write per line; what
+    // was printed before an error (fsck's report, say) is still flushed.
+    let mut out = BufWriter::new(Stdout::default());
+    let result = runtime.block_on(run(cli, &mut out));
+    let flushed = out.flush().context("write to stdout");
+    match result.and(flushed) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`bigfs ls | head -1`): end quietly, with the status
+        // a shell reports for `cat` killed by SIGPIPE (128 + 13), so `set -o pipefail` sees
+        // the same for both, and a script can tell a cut-short listing from a whole one.
+        Err(e) if stdout::is_closed(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("bigfs: {e:#}");
             ExitCode::FAILURE
@@ -182,7 +193,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let client = Client::new(&cli.meta)?;
     match cli.command {
         Command::Put {
@@ -206,7 +217,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Progress::new(&label, Some(total), !json)
                 })
                 .await?;
-            output::tree_report("put", &report, json);
+            output::tree_report(out, "put", &report, json)?;
             fail_if_incomplete("stored", &report)?;
         }
         Command::Put {
@@ -233,7 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let report = client.put(source, &path, &options, &progress).await;
             progress.finish();
-            output::put_report(&report.with_context(|| format!("put {path}"))?, json);
+            output::put_report(out, &report.with_context(|| format!("put {path}"))?, json)?;
         }
         Command::Get {
             remote,
@@ -248,7 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Progress::new(&label, Some(total), true)
                 })
                 .await?;
-            output::tree_report("get", &report, false);
+            output::tree_report(out, "get", &report, false)?;
             fail_if_incomplete("fetched", &report)?;
         }
         Command::Get {
@@ -277,7 +288,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls { remote, long, json } => {
             let path = FsPath::parse(&remote)?;
             let entries = client.list(&path).await?;
-            output::listing(&entries, long, json);
+            output::listing(out, &entries, long, json)?;
         }
         Command::Rm { remote, recursive } => {
             let path = parse_file_path(&remote)?;
@@ -285,12 +296,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stat { remote, json } => {
             let path = parse_file_path(&remote)?;
-            output::stat(&client.stat(&path).await?, json);
+            output::stat(out, &client.stat(&path).await?, json)?;
         }
-        Command::Nodes { json } => output::nodes(&client.nodes().await?, json),
+        Command::Nodes { json } => output::nodes(out, &client.nodes().await?, json)?,
         Command::Fsck { max_problems, json } => {
             let report = client.fsck(max_problems).await?;
-            output::fsck(&report, json);
+            output::fsck(out, &report, json)?;
             if report.missing > 0 {
                 bail!(
                     "{} chunk(s) have no live copy: the files listed above are unreadable",
@@ -314,13 +325,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 batch,
                 per_dir,
             };
-            output::meta_bench(&client.bench_meta(&options).await?, json);
+            output::meta_bench(out, &client.bench_meta(&options).await?, json)?;
         }
         Command::Node {
             command: NodeCommand::Drain { id, json },
         } => {
             let chunks = client.drain(&id).await?;
-            output::drain(&id, chunks, json);
+            output::drain(out, &id, chunks, json)?;
         }
     }
     Ok(())

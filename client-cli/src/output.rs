@@ -1,5 +1,6 @@
 //! How the CLI prints results: aligned text for people, JSON (`--json`) for scripts.
 
+use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytesize::ByteSize;
@@ -18,23 +19,27 @@ fn human(bytes: u64) -> String {
     ByteSize(bytes).display().iec().to_string()
 }
 
-fn print_json(value: &Value) {
-    println!(
+fn print_json(out: &mut impl Write, value: &Value) -> io::Result<()> {
+    writeln!(
+        out,
         "{}",
         serde_json::to_string_pretty(value).expect("JSON values serialise")
-    );
+    )
 }
 
-pub fn put_report(report: &PutReport, json: bool) {
+pub fn put_report(out: &mut impl Write, report: &PutReport, json: bool) -> io::Result<()> {
     if json {
-        print_json(&json!({
-            "path": report.path.as_str(),
-            "size": report.size,
-            "chunks": report.chunks,
-            "deduplicated": report.deduplicated,
-            "version": report.version,
-            "seconds": report.elapsed.as_secs_f64(),
-        }));
+        print_json(
+            out,
+            &json!({
+                "path": report.path.as_str(),
+                "size": report.size,
+                "chunks": report.chunks,
+                "deduplicated": report.deduplicated,
+                "version": report.version,
+                "seconds": report.elapsed.as_secs_f64(),
+            }),
+        )?;
     } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let secs = report.elapsed.as_secs_f64().max(1e-6);
         eprintln!(
@@ -47,9 +52,15 @@ pub fn put_report(report: &PutReport, json: bool) {
             report.deduplicated
         );
     }
+    Ok(())
 }
 
-pub fn listing(entries: &[DirEntry], long: bool, json: bool) {
+pub fn listing(
+    out: &mut impl Write,
+    entries: &[DirEntry],
+    long: bool,
+    json: bool,
+) -> io::Result<()> {
     if json {
         let items: Vec<Value> = entries
             .iter()
@@ -68,8 +79,8 @@ pub fn listing(entries: &[DirEntry], long: bool, json: bool) {
                 }
             })
             .collect();
-        print_json(&Value::Array(items));
-        return;
+        print_json(out, &Value::Array(items))?;
+        return Ok(());
     }
     for e in entries {
         let name = e.path.rsplit('/').next().unwrap_or(&e.path);
@@ -79,21 +90,23 @@ pub fn listing(entries: &[DirEntry], long: bool, json: bool) {
             name.to_string()
         };
         if !long {
-            println!("{name}");
+            writeln!(out, "{name}")?;
         } else if e.is_dir {
-            println!("d {:>2} {:>14} {:>24} {name}", "-", "-", "-");
+            writeln!(out, "d {:>2} {:>14} {:>24} {name}", "-", "-", "-")?;
         } else {
-            println!(
+            writeln!(
+                out,
                 "- {:>2} {:>14} {:>24} {name}",
                 e.replication,
                 e.size,
                 rfc3339(e.mtime_ms)
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
-pub fn stat(file: &GetFileResponse, json: bool) {
+pub fn stat(out: &mut impl Write, file: &GetFileResponse, json: bool) -> io::Result<()> {
     let info = file.file.clone().unwrap_or_default();
     if json {
         let chunks: Vec<Value> = file
@@ -108,24 +121,27 @@ pub fn stat(file: &GetFileResponse, json: bool) {
                 })
             })
             .collect();
-        print_json(&json!({
-            "path": info.path,
-            "size": info.size,
-            "replication": info.replication,
-            "chunk_size": info.chunk_size,
-            "version": info.version,
-            "mtime": rfc3339(info.mtime_ms),
-            "chunks": chunks,
-        }));
-        return;
+        print_json(
+            out,
+            &json!({
+                "path": info.path,
+                "size": info.size,
+                "replication": info.replication,
+                "chunk_size": info.chunk_size,
+                "version": info.version,
+                "mtime": rfc3339(info.mtime_ms),
+                "chunks": chunks,
+            }),
+        )?;
+        return Ok(());
     }
-    println!("path:        {}", info.path);
-    println!("size:        {} ({})", info.size, human(info.size));
-    println!("replication: {}", info.replication);
-    println!("chunk size:  {}", human(info.chunk_size));
-    println!("version:     {}", info.version);
-    println!("modified:    {}", rfc3339(info.mtime_ms));
-    println!("chunks:      {}", file.chunks.len());
+    writeln!(out, "path:        {}", info.path)?;
+    writeln!(out, "size:        {} ({})", info.size, human(info.size))?;
+    writeln!(out, "replication: {}", info.replication)?;
+    writeln!(out, "chunk size:  {}", human(info.chunk_size))?;
+    writeln!(out, "version:     {}", info.version)?;
+    writeln!(out, "modified:    {}", rfc3339(info.mtime_ms))?;
+    writeln!(out, "chunks:      {}", file.chunks.len())?;
     for c in &file.chunks {
         let replicas: Vec<&str> = c.replicas.iter().map(|r| r.id.as_str()).collect();
         let replicas = if replicas.is_empty() {
@@ -133,11 +149,16 @@ pub fn stat(file: &GetFileResponse, json: bool) {
         } else {
             replicas.join(",")
         };
-        println!("  {:>6}  {}  {:>9}  {}", c.index, c.id, c.size, replicas);
+        writeln!(
+            out,
+            "  {:>6}  {}  {:>9}  {}",
+            c.index, c.id, c.size, replicas
+        )?;
     }
+    Ok(())
 }
 
-pub fn nodes(reply: &ListNodesResponse, json: bool) {
+pub fn nodes(out: &mut impl Write, reply: &ListNodesResponse, json: bool) -> io::Result<()> {
     if json {
         let items: Vec<Value> = reply
             .nodes
@@ -154,18 +175,23 @@ pub fn nodes(reply: &ListNodesResponse, json: bool) {
                 })
             })
             .collect();
-        print_json(&Value::Array(items));
-        return;
+        print_json(out, &Value::Array(items))?;
+        return Ok(());
     }
     if reply.safe_mode {
-        println!("(safe mode: waiting for known nodes to report; no deletions yet)");
+        writeln!(
+            out,
+            "(safe mode: waiting for known nodes to report; no deletions yet)"
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "{:<16} {:<26} {:<8} {:>23} {:>9} {:>10}",
         "ID", "ADDRESS", "STATE", "USED / CAPACITY", "CHUNKS", "HEARTBEAT"
-    );
+    )?;
     for n in &reply.nodes {
-        println!(
+        writeln!(
+            out,
             "{:<16} {:<26} {:<8} {:>23} {:>9} {:>9.1}s",
             n.id,
             n.addr,
@@ -173,11 +199,12 @@ pub fn nodes(reply: &ListNodesResponse, json: bool) {
             format!("{} / {}", human(n.used), human(n.capacity)),
             n.chunks,
             n.last_heartbeat_ms_ago as f64 / 1000.0
-        );
+        )?;
     }
+    Ok(())
 }
 
-pub fn fsck(report: &FsckResponse, json: bool) {
+pub fn fsck(out: &mut impl Write, report: &FsckResponse, json: bool) -> io::Result<()> {
     if json {
         let problems: Vec<Value> = report
             .problems
@@ -192,61 +219,81 @@ pub fn fsck(report: &FsckResponse, json: bool) {
                 })
             })
             .collect();
-        print_json(&json!({
-            "files": report.files,
-            "chunks": report.chunks,
-            "healthy": report.healthy,
-            "under_replicated": report.under_replicated,
-            "missing": report.missing,
-            "corrupt": report.corrupt,
-            "repairs_in_flight": report.repairs_in_flight,
-            "safe_mode": report.safe_mode,
-            "problems": problems,
-        }));
-        return;
+        print_json(
+            out,
+            &json!({
+                "files": report.files,
+                "chunks": report.chunks,
+                "healthy": report.healthy,
+                "under_replicated": report.under_replicated,
+                "missing": report.missing,
+                "corrupt": report.corrupt,
+                "repairs_in_flight": report.repairs_in_flight,
+                "safe_mode": report.safe_mode,
+                "problems": problems,
+            }),
+        )?;
+        return Ok(());
     }
-    println!("files:             {}", report.files);
-    println!("chunks:            {}", report.chunks);
-    println!("healthy:           {}", report.healthy);
-    println!("under-replicated:  {}", report.under_replicated);
-    println!("missing:           {}", report.missing);
-    println!("corrupt:           {}", report.corrupt);
-    println!("repairs in flight: {}", report.repairs_in_flight);
+    writeln!(out, "files:             {}", report.files)?;
+    writeln!(out, "chunks:            {}", report.chunks)?;
+    writeln!(out, "healthy:           {}", report.healthy)?;
+    writeln!(out, "under-replicated:  {}", report.under_replicated)?;
+    writeln!(out, "missing:           {}", report.missing)?;
+    writeln!(out, "corrupt:           {}", report.corrupt)?;
+    writeln!(out, "repairs in flight: {}", report.repairs_in_flight)?;
     if report.safe_mode {
-        println!("(safe mode: waiting for known nodes to report; no repair yet)");
+        writeln!(
+            out,
+            "(safe mode: waiting for known nodes to report; no repair yet)"
+        )?;
     }
     for p in &report.problems {
-        println!(
+        writeln!(
+            out,
             "  {:<16} {}  {}/{} copies  {}",
             p.state, p.chunk_id, p.live_copies, p.wanted_copies, p.path
-        );
+        )?;
     }
     if report.missing == 0 && report.under_replicated == 0 && report.corrupt == 0 {
-        println!("status: healthy");
+        writeln!(out, "status: healthy")?;
     }
+    Ok(())
 }
 
-pub fn drain(id: &str, chunks: u64, json: bool) {
+pub fn drain(out: &mut impl Write, id: &str, chunks: u64, json: bool) -> io::Result<()> {
     if json {
-        print_json(&json!({"id": id, "state": "draining", "chunks": chunks}));
+        print_json(
+            out,
+            &json!({"id": id, "state": "draining", "chunks": chunks}),
+        )?;
     } else {
-        println!("draining {id}: {chunks} chunk(s) to copy elsewhere; `bigfs nodes` shows \"drained\" when it is safe to remove");
+        writeln!(out, "draining {id}: {chunks} chunk(s) to copy elsewhere; `bigfs nodes` shows \"drained\" when it is safe to remove")?;
     }
+    Ok(())
 }
 
-pub fn tree_report(verb: &str, report: &TreeReport, json: bool) {
+pub fn tree_report(
+    out: &mut impl Write,
+    verb: &str,
+    report: &TreeReport,
+    json: bool,
+) -> io::Result<()> {
     if json {
         let failed: Vec<Value> = report
             .failed
             .iter()
             .map(|(path, error)| json!({"path": path, "error": error}))
             .collect();
-        print_json(&json!({
-            "files": report.files,
-            "bytes": report.bytes,
-            "failed": failed,
-            "seconds": report.elapsed.as_secs_f64(),
-        }));
+        print_json(
+            out,
+            &json!({
+                "files": report.files,
+                "bytes": report.bytes,
+                "failed": failed,
+                "seconds": report.elapsed.as_secs_f64(),
+            }),
+        )?;
     } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let secs = report.elapsed.as_secs_f64().max(1e-6);
         eprintln!(
@@ -257,28 +304,35 @@ pub fn tree_report(verb: &str, report: &TreeReport, json: bool) {
             report.files as f64 / secs
         );
     }
+    Ok(())
 }
 
-pub fn meta_bench(report: &MetaBenchReport, json: bool) {
+pub fn meta_bench(out: &mut impl Write, report: &MetaBenchReport, json: bool) -> io::Result<()> {
     if json {
-        print_json(&json!({
-            "files": report.files,
-            "create_seconds": report.create_time.as_secs_f64(),
-            "creates_per_sec": report.creates_per_sec(),
-            "listed_entries": report.listed_entries,
-            "list_seconds": report.list_time.as_secs_f64(),
-        }));
+        print_json(
+            out,
+            &json!({
+                "files": report.files,
+                "create_seconds": report.create_time.as_secs_f64(),
+                "creates_per_sec": report.creates_per_sec(),
+                "listed_entries": report.listed_entries,
+                "list_seconds": report.list_time.as_secs_f64(),
+            }),
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "created {} records in {:.2}s: {:.0} creates/s",
             report.files,
             report.create_time.as_secs_f64(),
             report.creates_per_sec()
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "listed {} entries in {:.3}s",
             report.listed_entries,
             report.list_time.as_secs_f64()
-        );
+        )?;
     }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! - `roundtrip`: byte-for-byte round trips across chunk boundaries, stdin/stdout, chunk layout;
 //! - `namespace`: overwrite and `--force`, `rm`, `rm -r`, `ls`;
 //! - `bad_input`: invalid paths, missing files, an unreachable metadata server, usage errors;
+//! - `local_targets`: every command's exit when the reader of its stdout goes away;
 //! - `usage`: `--version` of each binary;
 //! - `faults`: `kill -9` and SIGSTOP of servers, restarts, writes with a dead node;
 //! - `corruption`: flipped bytes in chunk files, failover and quarantine;
@@ -22,6 +23,7 @@ mod crashes;
 mod disk_faults;
 mod faults;
 mod healing;
+mod local_targets;
 mod namespace;
 mod nemesis;
 mod roundtrip;
