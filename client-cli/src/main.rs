@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use bigfs_client::bench::MetaBenchOptions;
 use bigfs_client::download::Target;
@@ -121,6 +121,10 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Print the shell completion script for SHELL, e.g. `source <(bigfs completion bash)`
+    /// in ~/.bashrc, `bigfs completion zsh > ~/.zfunc/_bigfs` or `bigfs completion fish >
+    /// ~/.config/fish/completions/bigfs.fish`.
+    Completion { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand, Debug)]
@@ -333,6 +337,13 @@ async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             let chunks = client.drain(&id).await?;
             output::drain(out, &id, chunks, json)?;
         }
+        Command::Completion { shell } => {
+            // Generated in memory: clap_complete panics on a failed write, and stdout may be
+            // a pipe its reader has closed.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bigfs", &mut script);
+            out.write_all(&script)?;
+        }
     }
     Ok(())
 }
@@ -382,7 +393,6 @@ mod tests {
 
     #[test]
     fn verify_cli() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 
