@@ -12,6 +12,7 @@ pub mod bench;
 mod chunk_sink;
 mod chunker;
 pub mod client;
+mod destination;
 pub mod download;
 pub mod progress;
 pub mod stdout;

@@ -64,12 +64,20 @@ enum Command {
     },
     /// Download REMOTE to a local file (or - for stdout), verifying every chunk. With -r,
     /// download every file below the directory REMOTE to the same place below LOCAL.
+    ///
+    /// A file is written under a temporary name and renamed into place when complete; an
+    /// existing one is replaced only with --force. A symbolic link is followed (the file it
+    /// names is replaced, the link stays); a device or FIFO (/dev/null, /dev/stdout) is
+    /// written through, never replaced.
     Get {
         remote: String,
         local: PathBuf,
         /// Download a whole directory tree.
         #[arg(short, long)]
         recursive: bool,
+        /// Replace LOCAL (with -r, the files below it) if it is an existing file.
+        #[arg(long)]
+        force: bool,
         /// Chunks downloaded at once. With -r, that many per file, 16 files at a time (64
         /// at a time for files of 256 KiB or less).
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -254,12 +262,13 @@ async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             remote,
             local,
             recursive: true,
+            force,
             parallel,
         } => {
             let root = FsPath::parse(&remote)?;
             let label = format!("get {root}");
             let report = client
-                .get_tree(&root, &local, parallel as usize, |total| {
+                .get_tree(&root, &local, force, parallel as usize, |total| {
                     Progress::new(&label, Some(total), true)
                 })
                 .await?;
@@ -270,17 +279,21 @@ async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             remote,
             local,
             recursive: false,
+            force,
             parallel,
         } => {
             let path = parse_file_path(&remote)?;
             let target = if local.as_os_str() == "-" {
                 Target::Stdout
             } else {
-                Target::File(local)
+                Target::File {
+                    path: local,
+                    overwrite: force,
+                }
             };
             let size = match &target {
                 Target::Stdout => None,
-                Target::File(_) => client.stat(&path).await?.file.map(|f| f.size),
+                Target::File { .. } => client.stat(&path).await?.file.map(|f| f.size),
             };
             let progress = Progress::new(&format!("get {path}"), size, size.is_some());
             let report = client

@@ -5,7 +5,8 @@
 //! flush for up to [`COMMIT_BATCH`] files) as soon as all their chunks are stored. Each file is
 //! its own transaction: one refused file (it exists and `--force` was not given) does not stop
 //! the others, and is reported. A tree get lists the remote tree one directory per call and
-//! fetches files in parallel, each verified and renamed into place like a single get.
+//! fetches files in parallel, each verified and written like a single get: an existing local
+//! file is refused (and reported) unless overwriting, a link or a FIFO is never replaced.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -257,11 +258,13 @@ impl Client {
         Ok(())
     }
 
-    /// Copies every file below `remote` to the same relative path below `local`.
+    /// Copies every file below `remote` to the same relative path below `local`, replacing
+    /// existing local files only if `overwrite` (see [`Target::File`]).
     pub async fn get_tree(
         &self,
         remote: &FsPath,
         local: &Path,
+        overwrite: bool,
         parallel: usize,
         progress: impl Fn(u64) -> Progress,
     ) -> anyhow::Result<TreeReport> {
@@ -278,7 +281,14 @@ impl Client {
                     std::fs::create_dir_all(dir)
                         .with_context(|| format!("create directory {}", dir.display()))?;
                 }
-                Ok((path, target, size))
+                Ok((
+                    path,
+                    Target::File {
+                        path: target,
+                        overwrite,
+                    },
+                    size,
+                ))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let (small, large): (Vec<_>, Vec<_>) = targets
@@ -308,7 +318,7 @@ impl Client {
     /// their chunk lists [`LOOKUP_BATCH`] files per metadata call.
     fn fetch_files<'a>(
         &'a self,
-        files: Vec<(FsPath, PathBuf, u64)>,
+        files: Vec<(FsPath, Target, u64)>,
         in_flight: usize,
         parallel: usize,
         progress: &'a Progress,
@@ -330,13 +340,7 @@ impl Client {
             .map(move |((path, target, size), located)| async move {
                 let got = match located {
                     Ok(file) => self
-                        .get_located(
-                            &path,
-                            file,
-                            &Target::File(target),
-                            parallel,
-                            &Progress::hidden(),
-                        )
+                        .get_located(&path, file, &target, parallel, &Progress::hidden())
                         .await
                         .map(|_| progress.add(size)),
                     Err(e) => Err(e),

@@ -5,7 +5,8 @@
 //! - `roundtrip`: byte-for-byte round trips across chunk boundaries, stdin/stdout, chunk layout;
 //! - `namespace`: overwrite and `--force`, `rm`, `rm -r`, `ls`;
 //! - `bad_input`: invalid paths, missing files, an unreachable metadata server, usage errors;
-//! - `local_targets`: every command's exit when the reader of its stdout goes away;
+//! - `local_targets`: what `get` does to existing local files, links, devices and FIFOs, and
+//!   every command's exit when the reader of its stdout goes away;
 //! - `usage`: `--version` of each binary, shell completion scripts;
 //! - `faults`: `kill -9` and SIGSTOP of servers, restarts, writes with a dead node;
 //! - `corruption`: flipped bytes in chunk files, failover and quarantine;
