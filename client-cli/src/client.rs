@@ -76,6 +76,22 @@ impl Client {
         self.list_status(path).await.map_err(|s| self.meta_error(s))
     }
 
+    /// The listing of `dir` and, depth first, of every directory below it: each directory
+    /// with its entries, in the order `ls -R` prints them. A file lists as itself, alone.
+    pub async fn list_tree(&self, dir: &FsPath) -> anyhow::Result<Vec<(FsPath, Vec<DirEntry>)>> {
+        let mut listings = Vec::new();
+        let mut pending = vec![dir.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = self.list(&dir).await?;
+            // Last first, so the first subdirectory is the next one listed.
+            for entry in entries.iter().rev().filter(|e| e.is_dir) {
+                pending.push(FsPath::parse(&entry.path)?);
+            }
+            listings.push((dir, entries));
+        }
+        Ok(listings)
+    }
+
     pub(crate) async fn list_status(&self, path: &FsPath) -> Result<Vec<DirEntry>, Status> {
         let (mut meta, request) = self.meta(ListRequest {
             path: path.to_string(),

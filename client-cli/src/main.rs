@@ -18,6 +18,7 @@ use bigfs_client::upload::{PutOptions, Source};
 use bigfs_client::Client;
 use bigfs_proto::limits::MAX_REPLICATION;
 use bigfs_proto::FsPath;
+use output::ListFormat;
 
 /// BigFS client: store, fetch, list and remove files in a BigFS cluster.
 ///
@@ -84,14 +85,26 @@ enum Command {
         parallel: u16,
     },
     /// List a directory (directories first) or show one file.
+    // -h is --human-readable here, as in ls; help stays on --help.
+    #[command(disable_help_flag = true)]
     Ls {
         #[arg(default_value = "/")]
         remote: String,
         /// Long format: kind, replication, size, modification time.
         #[arg(short, long)]
         long: bool,
+        /// With -l, sizes in KiB, MiB, GiB.
+        #[arg(short = 'h', long = "human-readable")]
+        human: bool,
+        /// List the directories below too, each under a "/path:" header (with --json, one
+        /// flat array of every entry).
+        #[arg(short = 'R', long)]
+        recursive: bool,
         #[arg(long)]
         json: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
     },
     /// Remove a file, or a directory and everything below it with -r.
     Rm {
@@ -302,10 +315,21 @@ async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             progress.finish();
             report.with_context(|| format!("get {path}"))?;
         }
-        Command::Ls { remote, long, json } => {
+        Command::Ls {
+            remote,
+            long,
+            human,
+            recursive,
+            json,
+            ..
+        } => {
             let path = FsPath::parse(&remote)?;
-            let entries = client.list(&path).await?;
-            output::listing(out, &entries, long, json)?;
+            let format = ListFormat { long, human, json };
+            if recursive {
+                output::tree_listing(out, &client.list_tree(&path).await?, &format)?;
+            } else {
+                output::listing(out, &client.list(&path).await?, &format)?;
+            }
         }
         Command::Rm { remote, recursive } => {
             let path = parse_file_path(&remote)?;

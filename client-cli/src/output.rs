@@ -10,6 +10,7 @@ use bigfs_client::bench::MetaBenchReport;
 use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::PutReport;
 use bigfs_proto::pb::{DirEntry, FsckResponse, GetFileResponse, ListNodesResponse};
+use bigfs_proto::FsPath;
 
 fn rfc3339(mtime_ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(mtime_ms)).to_string()
@@ -55,33 +56,64 @@ pub fn put_report(out: &mut impl Write, report: &PutReport, json: bool) -> io::R
     Ok(())
 }
 
-pub fn listing(
-    out: &mut impl Write,
-    entries: &[DirEntry],
-    long: bool,
-    json: bool,
-) -> io::Result<()> {
-    if json {
-        let items: Vec<Value> = entries
-            .iter()
-            .map(|e| {
-                if e.is_dir {
-                    json!({"path": e.path, "kind": "dir", "size": 0, "mtime": null})
-                } else {
-                    json!({
-                        "path": e.path,
-                        "kind": "file",
-                        "size": e.size,
-                        "mtime": rfc3339(e.mtime_ms),
-                        "replication": e.replication,
-                        "chunks": e.chunks,
-                    })
-                }
-            })
-            .collect();
-        print_json(out, &Value::Array(items))?;
-        return Ok(());
+/// How `ls` prints entries.
+pub struct ListFormat {
+    /// Kind, replication, size and modification time, not just the name.
+    pub long: bool,
+    /// Sizes in KiB, MiB, GiB (long format only, as `ls -h`).
+    pub human: bool,
+    pub json: bool,
+}
+
+/// One directory's entries (or a file by itself).
+pub fn listing(out: &mut impl Write, entries: &[DirEntry], format: &ListFormat) -> io::Result<()> {
+    if format.json {
+        return print_json(out, &entries.iter().map(entry_json).collect());
     }
+    entry_lines(out, entries, format)
+}
+
+/// Directories and their entries, as `ls -R` prints them: each directory's entries under a
+/// "/path:" header; with JSON, one flat array of every entry.
+pub fn tree_listing(
+    out: &mut impl Write,
+    listings: &[(FsPath, Vec<DirEntry>)],
+    format: &ListFormat,
+) -> io::Result<()> {
+    if format.json {
+        let all = listings.iter().flat_map(|(_, entries)| entries);
+        return print_json(out, &all.map(entry_json).collect());
+    }
+    for (i, (dir, entries)) in listings.iter().enumerate() {
+        // A file lists as itself, without a header (as `ls -R FILE` does).
+        let file = matches!(entries.as_slice(), [e] if !e.is_dir && e.path == dir.as_str());
+        if i > 0 {
+            writeln!(out)?;
+        }
+        if !file {
+            writeln!(out, "{dir}:")?;
+        }
+        entry_lines(out, entries, format)?;
+    }
+    Ok(())
+}
+
+fn entry_json(e: &DirEntry) -> Value {
+    if e.is_dir {
+        json!({"path": e.path, "kind": "dir", "size": 0, "mtime": null})
+    } else {
+        json!({
+            "path": e.path,
+            "kind": "file",
+            "size": e.size,
+            "mtime": rfc3339(e.mtime_ms),
+            "replication": e.replication,
+            "chunks": e.chunks,
+        })
+    }
+}
+
+fn entry_lines(out: &mut impl Write, entries: &[DirEntry], format: &ListFormat) -> io::Result<()> {
     for e in entries {
         let name = e.path.rsplit('/').next().unwrap_or(&e.path);
         let name = if e.is_dir {
@@ -89,16 +121,20 @@ pub fn listing(
         } else {
             name.to_string()
         };
-        if !long {
+        if !format.long {
             writeln!(out, "{name}")?;
         } else if e.is_dir {
             writeln!(out, "d {:>2} {:>14} {:>24} {name}", "-", "-", "-")?;
         } else {
+            let size = if format.human {
+                human(e.size)
+            } else {
+                e.size.to_string()
+            };
             writeln!(
                 out,
-                "- {:>2} {:>14} {:>24} {name}",
+                "- {:>2} {size:>14} {:>24} {name}",
                 e.replication,
-                e.size,
                 rfc3339(e.mtime_ms)
             )?;
         }

@@ -8,7 +8,7 @@
 //! fetches files in parallel, each verified and written like a single get: an existing local
 //! file is refused (and reported) unless overwriting, a link or a FIFO is never replaced.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -353,15 +353,9 @@ impl Client {
     /// Every file below `dir` (or `dir` itself if it is a file), with its size.
     async fn walk_remote(&self, dir: &FsPath) -> anyhow::Result<Vec<(FsPath, u64)>> {
         let mut files = Vec::new();
-        let mut dirs = VecDeque::from([dir.clone()]);
-        while let Some(dir) = dirs.pop_front() {
-            for entry in self.list(&dir).await? {
-                let path = FsPath::parse(&entry.path)?;
-                if entry.is_dir {
-                    dirs.push_back(path);
-                } else {
-                    files.push((path, entry.size));
-                }
+        for (_, entries) in self.list_tree(dir).await? {
+            for entry in entries.into_iter().filter(|e| !e.is_dir) {
+                files.push((FsPath::parse(&entry.path)?, entry.size));
             }
         }
         Ok(files)
