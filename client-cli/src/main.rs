@@ -15,7 +15,7 @@ use bigfs_client::progress::Progress;
 use bigfs_client::stdout::{self, Stdout};
 use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::{PutOptions, Source};
-use bigfs_client::Client;
+use bigfs_client::{client, Client};
 use bigfs_proto::limits::MAX_REPLICATION;
 use bigfs_proto::FsPath;
 use output::ListFormat;
@@ -27,12 +27,13 @@ use output::ListFormat;
 #[derive(Parser, Debug)]
 #[command(name = "bigfs", version = bigfs_proto::VERSION, about, long_about)]
 struct Cli {
-    /// The metadata server's URL.
+    /// The metadata server's URL: http://HOST:PORT, or HOST:PORT.
     #[arg(
         long,
         global = true,
         env = "BIGFS_META",
-        default_value = "http://127.0.0.1:9400"
+        default_value = "http://127.0.0.1:9400",
+        value_parser = client::meta_url
     )]
     meta: String,
     #[command(subcommand)]
@@ -220,7 +221,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let client = Client::new(&cli.meta)?;
-    match cli.command {
+    match command(&client, cli.command, out).await {
+        Err(e) => Err(client.diagnose(e).await),
+        done => done,
+    }
+}
+
+async fn command(client: &Client, command: Command, out: &mut impl Write) -> anyhow::Result<()> {
+    match command {
         Command::Put {
             local,
             remote,

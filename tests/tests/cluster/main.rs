@@ -4,7 +4,8 @@
 //! One module per suite:
 //! - `roundtrip`: byte-for-byte round trips across chunk boundaries, stdin/stdout, chunk layout;
 //! - `namespace`: overwrite and `--force`, `rm`, `rm -r`, `ls` (`-l`, `-h`, `-R`);
-//! - `bad_input`: invalid paths, missing files, an unreachable metadata server, usage errors;
+//! - `bad_input`: invalid paths, missing files, an unreachable metadata server, usage errors,
+//!   a `--meta` that is not http:// or names a storage node;
 //! - `local_targets`: what `get` does to existing local files, links, devices and FIFOs, and
 //!   every command's exit when the reader of its stdout goes away;
 //! - `usage`: `--version` of each binary, shell completion scripts;
