@@ -1,14 +1,16 @@
 //! The connection to a BigFS cluster, and the metadata calls that need no chunk traffic.
 
+use std::fmt;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{anyhow, bail, Context};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use bigfs_proto::limits::MAX_META_MESSAGE;
 use bigfs_proto::node_pool::NodePool;
 use bigfs_proto::pb::meta_client::MetaClient;
+use bigfs_proto::pb::node_client::NodeClient;
 use bigfs_proto::pb::*;
 use bigfs_proto::{transport, FsPath};
 
@@ -16,29 +18,76 @@ use bigfs_proto::{transport, FsPath};
 #[derive(Clone)]
 pub struct Client {
     meta: MetaClient<Channel>,
+    /// The same connection as `meta`, for asking what answers there (see [`Self::diagnose`]).
+    channel: Channel,
     meta_url: Arc<str>,
     pub(crate) nodes: Arc<NodePool>,
 }
 
+/// The metadata server URL `raw` means: an `http://` URL as it is, or `host:port` with
+/// `http://` before it. Any other scheme is refused; `https://` comes with TLS.
+pub fn meta_url(raw: &str) -> anyhow::Result<String> {
+    match raw.split_once("://") {
+        None => Ok(format!("http://{raw}")),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => Ok(raw.to_string()),
+        Some(_) => bail!(
+            "only http:// URLs (or HOST:PORT, meaning http://) are accepted; https:// will \
+             come with TLS"
+        ),
+    }
+}
+
+/// A metadata call that the server did not implement: maybe no metadata server answered.
+#[derive(Debug)]
+struct Unimplemented(String);
+
+impl fmt::Display for Unimplemented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unimplemented {}
+
 impl Client {
-    /// A client for the metadata server at `url` (`http://host:port`, or just `host:port`).
-    /// Nothing is dialled until the first call.
+    /// A client for the metadata server at `url` (see [`meta_url`]). Nothing is dialled
+    /// until the first call.
     pub fn new(url: &str) -> anyhow::Result<Self> {
-        let url = if url.contains("://") {
-            url.to_string()
-        } else {
-            format!("http://{url}")
-        };
+        let url = meta_url(url).with_context(|| format!("invalid metadata server URL {url:?}"))?;
         let channel = transport::endpoint(&url)
             .with_context(|| format!("invalid metadata server URL {url:?}"))?
             .connect_lazy();
         Ok(Self {
-            meta: MetaClient::new(channel)
+            meta: MetaClient::new(channel.clone())
                 .max_decoding_message_size(MAX_META_MESSAGE)
                 .max_encoding_message_size(MAX_META_MESSAGE),
+            channel,
             meta_url: url.into(),
             nodes: Arc::new(NodePool::default()),
         })
+    }
+
+    /// `error`, or, where it comes from a metadata call the server did not implement because
+    /// the URL names a storage node, an error that says so. It asks the address for its
+    /// NodeInfo, once and only on that failure, so the usual paths pay nothing for it.
+    pub async fn diagnose(&self, error: anyhow::Error) -> anyhow::Error {
+        if !error.chain().any(|e| e.is::<Unimplemented>()) {
+            return error;
+        }
+        let mut request = Request::new(NodeInfoRequest {});
+        request.set_timeout(transport::META_RPC_TIMEOUT);
+        match NodeClient::new(self.channel.clone())
+            .node_info(request)
+            .await
+        {
+            Ok(info) => anyhow!(
+                "{} is a storage node (bigfs-node {}), not the metadata server: point --meta \
+                 (or BIGFS_META) at bigfs-meta, e.g. http://127.0.0.1:9400",
+                self.meta_url,
+                info.into_inner().node_id
+            ),
+            Err(_) => error,
+        }
     }
 
     /// A metadata client and a request with the metadata deadline set.
@@ -52,13 +101,14 @@ impl Client {
     pub(crate) fn meta_error(&self, status: Status) -> anyhow::Error {
         match status.code() {
             _ if is_transport_failure(&status) => {
-                anyhow::anyhow!(
+                anyhow!(
                     "cannot reach metadata server at {}: {}",
                     self.meta_url,
                     describe(&status)
                 )
             }
-            _ => anyhow::anyhow!("{}", describe(&status)),
+            Code::Unimplemented => Unimplemented(describe(&status)).into(),
+            _ => anyhow!("{}", describe(&status)),
         }
     }
 
@@ -74,6 +124,22 @@ impl Client {
     /// The children of a directory, or the file itself.
     pub async fn list(&self, path: &FsPath) -> anyhow::Result<Vec<DirEntry>> {
         self.list_status(path).await.map_err(|s| self.meta_error(s))
+    }
+
+    /// The listing of `dir` and, depth first, of every directory below it: each directory
+    /// with its entries, in the order `ls -R` prints them. A file lists as itself, alone.
+    pub async fn list_tree(&self, dir: &FsPath) -> anyhow::Result<Vec<(FsPath, Vec<DirEntry>)>> {
+        let mut listings = Vec::new();
+        let mut pending = vec![dir.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = self.list(&dir).await?;
+            // Last first, so the first subdirectory is the next one listed.
+            for entry in entries.iter().rev().filter(|e| e.is_dir) {
+                pending.push(FsPath::parse(&entry.path)?);
+            }
+            listings.push((dir, entries));
+        }
+        Ok(listings)
     }
 
     pub(crate) async fn list_status(&self, path: &FsPath) -> Result<Vec<DirEntry>, Status> {
@@ -120,7 +186,7 @@ impl Client {
             .into_iter()
             .map(|result| match result.file {
                 Some(file) => Ok(file),
-                None => Err(anyhow::anyhow!(
+                None => Err(anyhow!(
                     "{}",
                     describe(&Status::new(Code::from(result.error_code), result.error))
                 )),
@@ -136,7 +202,7 @@ impl Client {
         });
         let reply = meta.delete(request).await.map_err(|s| match s.code() {
             Code::FailedPrecondition if !recursive => {
-                anyhow::anyhow!("{} (use -r to remove a directory)", describe(&s))
+                anyhow!("{} (use -r to remove a directory)", describe(&s))
             }
             _ => self.meta_error(s),
         })?;
@@ -235,4 +301,19 @@ pub fn describe(status: &Status) -> String {
         source = e.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_or_bare_addresses() {
+        assert_eq!(meta_url("127.0.0.1:9400").unwrap(), "http://127.0.0.1:9400");
+        assert_eq!(meta_url("http://meta:9400").unwrap(), "http://meta:9400");
+        assert_eq!(meta_url("HTTP://meta:9400").unwrap(), "HTTP://meta:9400");
+        for refused in ["ftp://meta:9400", "https://meta:9400", "unix:///tmp/meta"] {
+            assert!(meta_url(refused).is_err(), "{refused}");
+        }
+    }
 }

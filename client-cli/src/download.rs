@@ -5,13 +5,11 @@
 //! written. A replica that errs, times out (a stalled node) or sends bad bytes is skipped for
 //! the next one, and a bad copy is reported to the metadata server. A node that failed once is
 //! tried last for the rest of the transfer, so a stalled node costs one time-out per get, not
-//! one per chunk. A local file is written
-//! under a temporary name and renamed into place only when complete, so a failed get leaves
-//! nothing behind.
+//! one per chunk. Where the bytes go on the local side (a file renamed into place once
+//! complete, or a device or FIFO written through) is [`crate::destination`]'s decision.
 
 use std::collections::HashSet;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,13 +23,21 @@ use bigfs_proto::{ChunkId, FsPath};
 
 use crate::chunk_sink::ChunkSink;
 use crate::client::{describe, Client};
+use crate::destination::{self, Destination};
+use crate::local_attrs::LocalAttrs;
 use crate::progress::Progress;
+use crate::stdout::Stdout;
 
 /// Where a get writes to.
 #[derive(Clone, Debug)]
 pub enum Target {
-    /// A local file; an existing directory receives a file named like the remote one.
-    File(PathBuf),
+    /// A local path: an existing directory receives a file named like the remote one; an
+    /// existing regular file (or the file a symbolic link names) is replaced only with
+    /// `overwrite`; anything else, such as /dev/null or a FIFO, is written through.
+    File {
+        path: PathBuf,
+        overwrite: bool,
+    },
     Stdout,
 }
 
@@ -73,21 +79,28 @@ impl Client {
     ) -> anyhow::Result<GetReport> {
         let started = Instant::now();
         let size = file.file.as_ref().map_or(0, |f| f.size);
+        let stored = file.file.as_ref().map(|f| LocalAttrs {
+            mode: f.mode,
+            mtime_ms: f.mtime_ms,
+        });
         let chunks = file.chunks;
         let count = chunks.len();
         let written = match target {
             Target::Stdout => {
-                let mut out = ChunkSink::new(std::io::stdout());
+                let mut out = ChunkSink::new(Stdout::default());
                 self.copy_chunks(path, chunks, &mut out, parallel, progress)
                     .await?;
                 out.flush().await.context("write to stdout")?;
                 None
             }
-            Target::File(local) => {
-                let local = local_destination(local, path);
-                self.write_file(path, chunks, &local, parallel, progress)
+            Target::File {
+                path: local,
+                overwrite,
+            } => {
+                let destination = Destination::resolve(local, path, *overwrite)?;
+                self.write_local(path, chunks, &destination, stored, parallel, progress)
                     .await?;
-                Some(local)
+                Some(destination.path().to_path_buf())
             }
         };
         Ok(GetReport {
@@ -98,25 +111,39 @@ impl Client {
         })
     }
 
-    async fn write_file(
+    async fn write_local(
         &self,
         path: &FsPath,
         chunks: Vec<ChunkLocation>,
-        local: &Path,
+        destination: &Destination,
+        stored: Option<LocalAttrs>,
         parallel: usize,
         progress: &Progress,
     ) -> anyhow::Result<()> {
-        let dir = match local.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
+        let (local, mode, overwrite) = match destination {
+            Destination::Through(local) => {
+                // On the blocking pool: opening a FIFO waits for its reader.
+                let open = {
+                    let local = local.clone();
+                    tokio::task::spawn_blocking(move || {
+                        std::fs::OpenOptions::new().write(true).open(local)
+                    })
+                };
+                let file = open
+                    .await?
+                    .with_context(|| format!("open {}", local.display()))?;
+                let mut out = ChunkSink::new(file);
+                return self
+                    .copy_chunks(path, chunks, &mut out, parallel, progress)
+                    .await;
+            }
+            Destination::Replace {
+                path,
+                mode,
+                overwrite,
+            } => (path, *mode, *overwrite),
         };
-        if !dir.is_dir() {
-            bail!(
-                "cannot write {}: directory {} does not exist",
-                local.display(),
-                dir.display()
-            );
-        }
+        let dir = destination::parent_dir(local);
         // Removed on drop, so any error below leaves nothing behind.
         let tmp = tempfile::Builder::new()
             .prefix(".bigfs-get.")
@@ -133,12 +160,28 @@ impl Client {
         // flushing saves a trip to the blocking pool per file, 2,000 of them in a tree get of
         // small files.
         drop(out);
-        // Temporary files are private; a downloaded file gets ordinary permissions.
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("set permissions of {}", tmp.path().display()))?;
-        tmp.persist(local)
-            .with_context(|| format!("rename into {}", local.display()))?;
-        Ok(())
+        // Temporary files are private: the file gets the stored mode and mtime (those of the
+        // put, or of the local file a `put --preserve` read), or else the permissions it is due.
+        let attrs = match stored {
+            Some(stored) if stored.mode != 0 => stored,
+            Some(stored) => LocalAttrs { mode, ..stored },
+            None => LocalAttrs { mode, mtime_ms: 0 },
+        };
+        attrs.apply(tmp.as_file(), tmp.path())?;
+        let persisted = if overwrite {
+            tmp.persist(local)
+        } else {
+            // Refuses a file that appeared since `Destination::resolve` looked.
+            tmp.persist_noclobber(local)
+        };
+        match persisted {
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(destination::exists(local))
+            }
+            other => other
+                .map(drop)
+                .with_context(|| format!("rename into {}", local.display())),
+        }
     }
 
     /// Fetches `chunks` (up to `parallel` at once) and writes them to `out` in order.
@@ -232,14 +275,5 @@ impl FailedNodes {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Like `cp`: a get into an existing directory writes a file named after the remote one.
-fn local_destination(local: &Path, remote: &FsPath) -> PathBuf {
-    if local.is_dir() {
-        local.join(remote.name())
-    } else {
-        local.to_path_buf()
     }
 }

@@ -2,34 +2,38 @@
 
 mod output;
 
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use bigfs_client::bench::MetaBenchOptions;
 use bigfs_client::download::Target;
 use bigfs_client::progress::Progress;
+use bigfs_client::stdout::{self, Stdout};
 use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::{PutOptions, Source};
-use bigfs_client::Client;
+use bigfs_client::{client, Client};
 use bigfs_proto::limits::MAX_REPLICATION;
 use bigfs_proto::FsPath;
+use output::ListFormat;
 
 /// BigFS client: store, fetch, list and remove files in a BigFS cluster.
 ///
 /// Remote paths are absolute ("/photos/cat.jpg"); directories are implicit. Exit status is 0 on
 /// success, 2 for a usage error and 1 for any other error, which is printed as one line.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(name = "bigfs", version = bigfs_proto::VERSION, about, long_about)]
 struct Cli {
-    /// The metadata server's URL.
+    /// The metadata server's URL: http://HOST:PORT, or HOST:PORT.
     #[arg(
         long,
         global = true,
         env = "BIGFS_META",
-        default_value = "http://127.0.0.1:9400"
+        default_value = "http://127.0.0.1:9400",
+        value_parser = client::meta_url
     )]
     meta: String,
     #[command(subcommand)]
@@ -65,26 +69,46 @@ enum Command {
     },
     /// Download REMOTE to a local file (or - for stdout), verifying every chunk. With -r,
     /// download every file below the directory REMOTE to the same place below LOCAL.
+    ///
+    /// A file is written under a temporary name and renamed into place when complete; an
+    /// existing one is replaced only with --force. A symbolic link is followed (the file it
+    /// names is replaced, the link stays); a device or FIFO (/dev/null, /dev/stdout) is
+    /// written through, never replaced.
     Get {
         remote: String,
         local: PathBuf,
         /// Download a whole directory tree.
         #[arg(short, long)]
         recursive: bool,
+        /// Replace LOCAL (with -r, the files below it) if it is an existing file.
+        #[arg(long)]
+        force: bool,
         /// Chunks downloaded at once. With -r, that many per file, 16 files at a time (64
         /// at a time for files of 256 KiB or less).
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
     },
     /// List a directory (directories first) or show one file.
+    // -h is --human-readable here, as in ls; help stays on --help.
+    #[command(disable_help_flag = true)]
     Ls {
         #[arg(default_value = "/")]
         remote: String,
         /// Long format: kind, replication, size, modification time.
         #[arg(short, long)]
         long: bool,
+        /// With -l, sizes in KiB, MiB, GiB.
+        #[arg(short = 'h', long = "human-readable")]
+        human: bool,
+        /// List the directories below too, each under a "/path:" header (with --json, one
+        /// flat array of every entry).
+        #[arg(short = 'R', long)]
+        recursive: bool,
         #[arg(long)]
         json: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
     },
     /// Remove a file, or a directory and everything below it with -r.
     Rm {
@@ -191,6 +215,10 @@ enum Command {
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
     },
+    /// Print the shell completion script for SHELL, e.g. `source <(bigfs completion bash)`
+    /// in ~/.bashrc, `bigfs completion zsh > ~/.zfunc/_bigfs` or `bigfs completion fish >
+    /// ~/.config/fish/completions/bigfs.fish`.
+    Completion { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand, Debug)]
@@ -251,8 +279,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // Buffered, as a listing of 100,000 entries would otherwise cost a write per line; what
+    // was printed before an error (fsck's report, say) is still flushed.
+    let mut out = BufWriter::new(Stdout::default());
+    let result = runtime.block_on(run(cli, &mut out));
+    let flushed = out.flush().context("write to stdout");
+    match result.and(flushed) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`bigfs ls | head -1`): end quietly, with the status
+        // a shell reports for `cat` killed by SIGPIPE (128 + 13), so `set -o pipefail` sees
+        // the same for both, and a script can tell a cut-short listing from a whole one.
+        Err(e) if stdout::is_closed(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("bigfs: {e:#}");
             ExitCode::FAILURE
@@ -260,9 +297,16 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let client = Client::new(&cli.meta)?;
-    match cli.command {
+    match command(&client, cli.command, out).await {
+        Err(e) => Err(client.diagnose(e).await),
+        done => done,
+    }
+}
+
+async fn command(client: &Client, command: Command, out: &mut impl Write) -> anyhow::Result<()> {
+    match command {
         Command::Put {
             local,
             remote,
@@ -286,7 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Progress::new(&label, Some(total), !json)
                 })
                 .await?;
-            output::tree_report("put", &report, json);
+            output::tree_report(out, "put", &report, json)?;
             fail_if_incomplete("stored", &report)?;
         }
         Command::Put {
@@ -315,39 +359,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let report = client.put(source, &path, &options, &progress).await;
             progress.finish();
-            output::put_report(&report.with_context(|| format!("put {path}"))?, json);
+            output::put_report(out, &report.with_context(|| format!("put {path}"))?, json)?;
         }
         Command::Get {
             remote,
             local,
             recursive: true,
+            force,
             parallel,
         } => {
             let root = FsPath::parse(&remote)?;
             let label = format!("get {root}");
             let report = client
-                .get_tree(&root, &local, parallel as usize, |total| {
+                .get_tree(&root, &local, force, parallel as usize, |total| {
                     Progress::new(&label, Some(total), true)
                 })
                 .await?;
-            output::tree_report("get", &report, false);
+            output::tree_report(out, "get", &report, false)?;
             fail_if_incomplete("fetched", &report)?;
         }
         Command::Get {
             remote,
             local,
             recursive: false,
+            force,
             parallel,
         } => {
             let path = parse_file_path(&remote)?;
             let target = if local.as_os_str() == "-" {
                 Target::Stdout
             } else {
-                Target::File(local)
+                Target::File {
+                    path: local,
+                    overwrite: force,
+                }
             };
             let size = match &target {
                 Target::Stdout => None,
-                Target::File(_) => client.stat(&path).await?.file.map(|f| f.size),
+                Target::File { .. } => client.stat(&path).await?.file.map(|f| f.size),
             };
             let progress = Progress::new(&format!("get {path}"), size, size.is_some());
             let report = client
@@ -356,10 +405,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             progress.finish();
             report.with_context(|| format!("get {path}"))?;
         }
-        Command::Ls { remote, long, json } => {
+        Command::Ls {
+            remote,
+            long,
+            human,
+            recursive,
+            json,
+            ..
+        } => {
             let path = FsPath::parse(&remote)?;
-            let entries = client.list(&path).await?;
-            output::listing(&entries, long, json);
+            let format = ListFormat { long, human, json };
+            if recursive {
+                output::tree_listing(out, &client.list_tree(&path).await?, &format)?;
+            } else {
+                output::listing(out, &client.list(&path).await?, &format)?;
+            }
         }
         Command::Rm { remote, recursive } => {
             let path = parse_file_path(&remote)?;
@@ -367,12 +427,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stat { remote, json } => {
             let path = parse_file_path(&remote)?;
-            output::stat(&client.stat(&path).await?, json);
+            output::stat(out, &client.stat(&path).await?, json)?;
         }
-        Command::Nodes { json } => output::nodes(&client.nodes().await?, json),
+        Command::Nodes { json } => output::nodes(out, &client.nodes().await?, json)?,
         Command::Fsck { max_problems, json } => {
             let report = client.fsck(max_problems).await?;
-            output::fsck(&report, json);
+            output::fsck(out, &report, json)?;
             if report.missing > 0 {
                 bail!(
                     "{} chunk(s) have no live copy: the files listed above are unreadable",
@@ -396,25 +456,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 batch,
                 per_dir,
             };
-            output::meta_bench(&client.bench_meta(&options).await?, json);
+            output::meta_bench(out, &client.bench_meta(&options).await?, json)?;
         }
         Command::Node {
             command: NodeCommand::Drain { id, json },
         } => {
             let chunks = client.drain(&id).await?;
-            output::drain(&id, chunks, json);
+            output::drain(out, &id, chunks, json)?;
+        }
+        Command::Completion { shell } => {
+            // Generated in memory: clap_complete panics on a failed write, and stdout may be
+            // a pipe its reader has closed.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bigfs", &mut script);
+            out.write_all(&script)?;
         }
         Command::Node {
             command: NodeCommand::Undrain { id },
         } => {
             client.undrain(&id).await?;
-            println!("{id}: drain cancelled; it takes new chunks again");
+            writeln!(out, "{id}: drain cancelled; it takes new chunks again")?;
         }
         Command::Node {
             command: NodeCommand::Remove { id },
         } => {
             client.remove_node(&id).await?;
-            println!("{id}: removed from the cluster");
+            writeln!(out, "{id}: removed from the cluster")?;
         }
         Command::Mkdir { remote, parents } => {
             let path = parse_file_path(&remote)?;
@@ -429,7 +496,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let (src, dst) = (parse_file_path(&src)?, FsPath::parse(&dst)?);
             let moved = client.rename(&src, &dst, force).await?;
-            output::moved("moved", &src, &moved.path, moved.files, None, json);
+            output::moved(out, "moved", &src, &moved.path, moved.files, None, json)?;
         }
         Command::Cp {
             src,
@@ -441,7 +508,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (src, dst) = (parse_file_path(&src)?, FsPath::parse(&dst)?);
             let copied = client.copy(&src, &dst, recursive, force).await?;
             let bytes = Some(copied.bytes);
-            output::moved("copied", &src, &copied.path, copied.files, bytes, json);
+            output::moved(out, "copied", &src, &copied.path, copied.files, bytes, json)?;
         }
         Command::Du {
             remote,
@@ -464,9 +531,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             rows.push((path.clone(), client.usage(&path).await?));
-            output::du(&rows, human, json);
+            output::du(out, &rows, human, json)?;
         }
-        Command::Df { human, json, .. } => output::df(&client.nodes().await?, human, json),
+        Command::Df { human, json, .. } => output::df(out, &client.nodes().await?, human, json)?,
         Command::Cat { remote, parallel } => {
             let path = parse_file_path(&remote)?;
             let progress = Progress::new(&format!("cat {path}"), None, false);
@@ -524,7 +591,6 @@ mod tests {
 
     #[test]
     fn verify_cli() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 

@@ -1,5 +1,6 @@
 //! How the CLI prints results: aligned text for people, JSON (`--json`) for scripts.
 
+use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytesize::ByteSize;
@@ -19,23 +20,27 @@ fn human(bytes: u64) -> String {
     ByteSize(bytes).display().iec().to_string()
 }
 
-fn print_json(value: &Value) {
-    println!(
+fn print_json(out: &mut impl Write, value: &Value) -> io::Result<()> {
+    writeln!(
+        out,
         "{}",
         serde_json::to_string_pretty(value).expect("JSON values serialise")
-    );
+    )
 }
 
-pub fn put_report(report: &PutReport, json: bool) {
+pub fn put_report(out: &mut impl Write, report: &PutReport, json: bool) -> io::Result<()> {
     if json {
-        print_json(&json!({
-            "path": report.path.as_str(),
-            "size": report.size,
-            "chunks": report.chunks,
-            "deduplicated": report.deduplicated,
-            "version": report.version,
-            "seconds": report.elapsed.as_secs_f64(),
-        }));
+        print_json(
+            out,
+            &json!({
+                "path": report.path.as_str(),
+                "size": report.size,
+                "chunks": report.chunks,
+                "deduplicated": report.deduplicated,
+                "version": report.version,
+                "seconds": report.elapsed.as_secs_f64(),
+            }),
+        )?;
     } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let secs = report.elapsed.as_secs_f64().max(1e-6);
         eprintln!(
@@ -48,30 +53,67 @@ pub fn put_report(report: &PutReport, json: bool) {
             report.deduplicated
         );
     }
+    Ok(())
 }
 
-pub fn listing(entries: &[DirEntry], long: bool, json: bool) {
-    if json {
-        let items: Vec<Value> = entries
-            .iter()
-            .map(|e| {
-                if e.is_dir {
-                    json!({"path": e.path, "kind": "dir", "size": 0, "mtime": null})
-                } else {
-                    json!({
-                        "path": e.path,
-                        "kind": "file",
-                        "size": e.size,
-                        "mtime": rfc3339(e.mtime_ms),
-                        "replication": e.replication,
-                        "chunks": e.chunks,
-                    })
-                }
-            })
-            .collect();
-        print_json(&Value::Array(items));
-        return;
+/// How `ls` prints entries.
+pub struct ListFormat {
+    /// Kind, replication, size and modification time, not just the name.
+    pub long: bool,
+    /// Sizes in KiB, MiB, GiB (long format only, as `ls -h`).
+    pub human: bool,
+    pub json: bool,
+}
+
+/// One directory's entries (or a file by itself).
+pub fn listing(out: &mut impl Write, entries: &[DirEntry], format: &ListFormat) -> io::Result<()> {
+    if format.json {
+        return print_json(out, &entries.iter().map(entry_json).collect());
     }
+    entry_lines(out, entries, format)
+}
+
+/// Directories and their entries, as `ls -R` prints them: each directory's entries under a
+/// "/path:" header; with JSON, one flat array of every entry.
+pub fn tree_listing(
+    out: &mut impl Write,
+    listings: &[(FsPath, Vec<DirEntry>)],
+    format: &ListFormat,
+) -> io::Result<()> {
+    if format.json {
+        let all = listings.iter().flat_map(|(_, entries)| entries);
+        return print_json(out, &all.map(entry_json).collect());
+    }
+    for (i, (dir, entries)) in listings.iter().enumerate() {
+        // A file lists as itself, without a header (as `ls -R FILE` does).
+        let file = matches!(entries.as_slice(), [e] if !e.is_dir && e.path == dir.as_str());
+        if i > 0 {
+            writeln!(out)?;
+        }
+        if !file {
+            writeln!(out, "{dir}:")?;
+        }
+        entry_lines(out, entries, format)?;
+    }
+    Ok(())
+}
+
+fn entry_json(e: &DirEntry) -> Value {
+    if e.is_dir {
+        json!({"path": e.path, "kind": "dir", "size": 0, "mtime": null})
+    } else {
+        json!({
+            "path": e.path,
+            "kind": "file",
+            "size": e.size,
+            "mtime": rfc3339(e.mtime_ms),
+            "replication": e.replication,
+            "chunks": e.chunks,
+        })
+    }
+}
+
+fn entry_lines(out: &mut impl Write, entries: &[DirEntry], format: &ListFormat) -> io::Result<()> {
     for e in entries {
         let name = e.path.rsplit('/').next().unwrap_or(&e.path);
         let name = if e.is_dir {
@@ -79,22 +121,28 @@ pub fn listing(entries: &[DirEntry], long: bool, json: bool) {
         } else {
             name.to_string()
         };
-        if !long {
-            println!("{name}");
+        if !format.long {
+            writeln!(out, "{name}")?;
         } else if e.is_dir {
-            println!("d {:>2} {:>14} {:>24} {name}", "-", "-", "-");
+            writeln!(out, "d {:>2} {:>14} {:>24} {name}", "-", "-", "-")?;
         } else {
-            println!(
-                "- {:>2} {:>14} {:>24} {name}",
+            let size = if format.human {
+                human(e.size)
+            } else {
+                e.size.to_string()
+            };
+            writeln!(
+                out,
+                "- {:>2} {size:>14} {:>24} {name}",
                 e.replication,
-                e.size,
                 rfc3339(e.mtime_ms)
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
-pub fn stat(file: &GetFileResponse, json: bool) {
+pub fn stat(out: &mut impl Write, file: &GetFileResponse, json: bool) -> io::Result<()> {
     let info = file.file.clone().unwrap_or_default();
     if json {
         let chunks: Vec<Value> = file
@@ -109,32 +157,36 @@ pub fn stat(file: &GetFileResponse, json: bool) {
                 })
             })
             .collect();
-        print_json(&json!({
-            "path": info.path,
-            "size": info.size,
-            "replication": info.replication,
-            "chunk_size": info.chunk_size,
-            "version": info.version,
-            "mtime": rfc3339(info.mtime_ms),
-            "mtime_ms": info.mtime_ms,
-            "mode": format!("{:o}", info.mode),
-            "content_hash": info.content_hash,
-            "chunks": chunks,
-        }));
-        return;
+        print_json(
+            out,
+            &json!({
+                "path": info.path,
+                "size": info.size,
+                "replication": info.replication,
+                "chunk_size": info.chunk_size,
+                "version": info.version,
+                "mtime": rfc3339(info.mtime_ms),
+                "mtime_ms": info.mtime_ms,
+                "mode": format!("{:o}", info.mode),
+                "content_hash": info.content_hash,
+                "chunks": chunks,
+            }),
+        )?;
+        return Ok(());
     }
-    println!("path:        {}", info.path);
-    println!("size:        {} ({})", info.size, human(info.size));
-    println!("replication: {}", info.replication);
-    println!("chunk size:  {}", human(info.chunk_size));
-    println!("version:     {}", info.version);
-    println!("modified:    {}", rfc3339(info.mtime_ms));
-    println!("mode:        {:o}", info.mode);
-    println!(
+    writeln!(out, "path:        {}", info.path)?;
+    writeln!(out, "size:        {} ({})", info.size, human(info.size))?;
+    writeln!(out, "replication: {}", info.replication)?;
+    writeln!(out, "chunk size:  {}", human(info.chunk_size))?;
+    writeln!(out, "version:     {}", info.version)?;
+    writeln!(out, "modified:    {}", rfc3339(info.mtime_ms))?;
+    writeln!(out, "mode:        {:o}", info.mode)?;
+    writeln!(
+        out,
         "content:     {} (BLAKE3 of the chunk ids)",
         info.content_hash
-    );
-    println!("chunks:      {}", file.chunks.len());
+    )?;
+    writeln!(out, "chunks:      {}", file.chunks.len())?;
     for c in &file.chunks {
         let replicas: Vec<&str> = c.replicas.iter().map(|r| r.id.as_str()).collect();
         let replicas = if replicas.is_empty() {
@@ -142,11 +194,16 @@ pub fn stat(file: &GetFileResponse, json: bool) {
         } else {
             replicas.join(",")
         };
-        println!("  {:>6}  {}  {:>9}  {}", c.index, c.id, c.size, replicas);
+        writeln!(
+            out,
+            "  {:>6}  {}  {:>9}  {}",
+            c.index, c.id, c.size, replicas
+        )?;
     }
+    Ok(())
 }
 
-pub fn nodes(reply: &ListNodesResponse, json: bool) {
+pub fn nodes(out: &mut impl Write, reply: &ListNodesResponse, json: bool) -> io::Result<()> {
     if json {
         let items: Vec<Value> = reply
             .nodes
@@ -163,21 +220,24 @@ pub fn nodes(reply: &ListNodesResponse, json: bool) {
                 })
             })
             .collect();
-        print_json(&Value::Array(items));
-        return;
+        print_json(out, &Value::Array(items))?;
+        return Ok(());
     }
     if reply.safe_mode {
-        println!(
+        writeln!(
+            out,
             "{}",
             safe_mode_line(&reply.safe_mode_waiting_for, Some(reply.safe_mode_left_ms))
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "{:<16} {:<26} {:<8} {:>23} {:>9} {:>10}",
         "ID", "ADDRESS", "STATE", "USED / CAPACITY", "CHUNKS", "HEARTBEAT"
-    );
+    )?;
     for n in &reply.nodes {
-        println!(
+        writeln!(
+            out,
             "{:<16} {:<26} {:<8} {:>23} {:>9} {:>9.1}s",
             n.id,
             n.addr,
@@ -185,11 +245,12 @@ pub fn nodes(reply: &ListNodesResponse, json: bool) {
             format!("{} / {}", human(n.used), human(n.capacity)),
             n.chunks,
             n.last_heartbeat_ms_ago as f64 / 1000.0
-        );
+        )?;
     }
+    Ok(())
 }
 
-pub fn fsck(report: &FsckResponse, json: bool) {
+pub fn fsck(out: &mut impl Write, report: &FsckResponse, json: bool) -> io::Result<()> {
     if json {
         let problems: Vec<Value> = report
             .problems
@@ -204,44 +265,56 @@ pub fn fsck(report: &FsckResponse, json: bool) {
                 })
             })
             .collect();
-        print_json(&json!({
-            "files": report.files,
-            "chunks": report.chunks,
-            "healthy": report.healthy,
-            "under_replicated": report.under_replicated,
-            "missing": report.missing,
-            "corrupt": report.corrupt,
-            "repairs_in_flight": report.repairs_in_flight,
-            "safe_mode": report.safe_mode,
-            "safe_mode_waiting_for": report.safe_mode_waiting_for,
-            "problem_chunks": report.problem_chunks,
-            "problems": problems,
-        }));
-        return;
+        print_json(
+            out,
+            &json!({
+                "files": report.files,
+                "chunks": report.chunks,
+                "healthy": report.healthy,
+                "under_replicated": report.under_replicated,
+                "missing": report.missing,
+                "corrupt": report.corrupt,
+                "repairs_in_flight": report.repairs_in_flight,
+                "safe_mode": report.safe_mode,
+                "safe_mode_waiting_for": report.safe_mode_waiting_for,
+                "problem_chunks": report.problem_chunks,
+                "problems": problems,
+            }),
+        )?;
+        return Ok(());
     }
-    println!("files:             {}", report.files);
-    println!("chunks:            {}", report.chunks);
-    println!("healthy:           {}", report.healthy);
-    println!("under-replicated:  {}", report.under_replicated);
-    println!("missing:           {}", report.missing);
-    println!("corrupt:           {}", report.corrupt);
-    println!("repairs in flight: {}", report.repairs_in_flight);
+    writeln!(out, "files:             {}", report.files)?;
+    writeln!(out, "chunks:            {}", report.chunks)?;
+    writeln!(out, "healthy:           {}", report.healthy)?;
+    writeln!(out, "under-replicated:  {}", report.under_replicated)?;
+    writeln!(out, "missing:           {}", report.missing)?;
+    writeln!(out, "corrupt:           {}", report.corrupt)?;
+    writeln!(out, "repairs in flight: {}", report.repairs_in_flight)?;
     if report.safe_mode {
-        println!("{}", safe_mode_line(&report.safe_mode_waiting_for, None));
+        writeln!(
+            out,
+            "{}",
+            safe_mode_line(&report.safe_mode_waiting_for, None)
+        )?;
     }
     for p in &report.problems {
-        println!(
+        writeln!(
+            out,
             "  {:<16} {}  {}/{} copies  {}",
             p.state, p.chunk_id, p.live_copies, p.wanted_copies, p.path
-        );
+        )?;
     }
     let left_out = report
         .problem_chunks
         .saturating_sub(report.problems.len() as u64);
     if left_out > 0 {
-        println!("  … and {left_out} more problem chunk(s) not listed (--max-problems)");
+        writeln!(
+            out,
+            "  … and {left_out} more problem chunk(s) not listed (--max-problems)"
+        )?;
     }
-    println!("status: {}", fsck_status(report));
+    writeln!(out, "status: {}", fsck_status(report))?;
+    Ok(())
 }
 
 /// The one-word verdict of a check, with the counts behind it.
@@ -281,27 +354,39 @@ fn safe_mode_line(waiting_for: &[String], left_ms: Option<u64>) -> String {
     }
 }
 
-pub fn drain(id: &str, chunks: u64, json: bool) {
+pub fn drain(out: &mut impl Write, id: &str, chunks: u64, json: bool) -> io::Result<()> {
     if json {
-        print_json(&json!({"id": id, "state": "draining", "chunks": chunks}));
+        print_json(
+            out,
+            &json!({"id": id, "state": "draining", "chunks": chunks}),
+        )?;
     } else {
-        println!("draining {id}: {chunks} chunk(s) to copy elsewhere; `bigfs nodes` shows \"drained\" when it is safe to remove");
+        writeln!(out, "draining {id}: {chunks} chunk(s) to copy elsewhere; `bigfs nodes` shows \"drained\" when it is safe to remove")?;
     }
+    Ok(())
 }
 
-pub fn tree_report(verb: &str, report: &TreeReport, json: bool) {
+pub fn tree_report(
+    out: &mut impl Write,
+    verb: &str,
+    report: &TreeReport,
+    json: bool,
+) -> io::Result<()> {
     if json {
         let failed: Vec<Value> = report
             .failed
             .iter()
             .map(|(path, error)| json!({"path": path, "error": error}))
             .collect();
-        print_json(&json!({
-            "files": report.files,
-            "bytes": report.bytes,
-            "failed": failed,
-            "seconds": report.elapsed.as_secs_f64(),
-        }));
+        print_json(
+            out,
+            &json!({
+                "files": report.files,
+                "bytes": report.bytes,
+                "failed": failed,
+                "seconds": report.elapsed.as_secs_f64(),
+            }),
+        )?;
     } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let secs = report.elapsed.as_secs_f64().max(1e-6);
         eprintln!(
@@ -312,47 +397,63 @@ pub fn tree_report(verb: &str, report: &TreeReport, json: bool) {
             report.files as f64 / secs
         );
     }
+    Ok(())
 }
 
-pub fn meta_bench(report: &MetaBenchReport, json: bool) {
+pub fn meta_bench(out: &mut impl Write, report: &MetaBenchReport, json: bool) -> io::Result<()> {
     if json {
-        print_json(&json!({
-            "files": report.files,
-            "create_seconds": report.create_time.as_secs_f64(),
-            "creates_per_sec": report.creates_per_sec(),
-            "listed_entries": report.listed_entries,
-            "list_seconds": report.list_time.as_secs_f64(),
-        }));
+        print_json(
+            out,
+            &json!({
+                "files": report.files,
+                "create_seconds": report.create_time.as_secs_f64(),
+                "creates_per_sec": report.creates_per_sec(),
+                "listed_entries": report.listed_entries,
+                "list_seconds": report.list_time.as_secs_f64(),
+            }),
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "created {} records in {:.2}s: {:.0} creates/s",
             report.files,
             report.create_time.as_secs_f64(),
             report.creates_per_sec()
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "listed {} entries in {:.3}s",
             report.listed_entries,
             report.list_time.as_secs_f64()
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// A rename's or copy's result.
-pub fn moved(verb: &str, src: &FsPath, dst: &str, files: u64, bytes: Option<u64>, json: bool) {
+pub fn moved(
+    out: &mut impl Write,
+    verb: &str,
+    src: &FsPath,
+    dst: &str,
+    files: u64,
+    bytes: Option<u64>,
+    json: bool,
+) -> io::Result<()> {
     if json {
         let mut value = json!({"from": src.as_str(), "to": dst, "files": files});
         if let Some(bytes) = bytes {
             value["bytes"] = json!(bytes);
             value["bytes_moved"] = json!(0);
         }
-        print_json(&value);
+        print_json(out, &value)?;
     } else {
         let bytes = bytes.map_or(String::new(), |b| {
             format!(", {} shared, 0 B sent", human(b))
         });
-        println!("{verb} {src} -> {dst} ({files} file(s){bytes})");
+        writeln!(out, "{verb} {src} -> {dst} ({files} file(s){bytes})")?;
     }
+    Ok(())
 }
 
 fn size(bytes: u64, human_sizes: bool) -> String {
@@ -364,7 +465,12 @@ fn size(bytes: u64, human_sizes: bool) -> String {
 }
 
 /// `du`: a line per path, the last one the total.
-pub fn du(rows: &[(FsPath, UsageResponse)], human_sizes: bool, json: bool) {
+pub fn du(
+    out: &mut impl Write,
+    rows: &[(FsPath, UsageResponse)],
+    human_sizes: bool,
+    json: bool,
+) -> io::Result<()> {
     if json {
         let items: Vec<Value> = rows
             .iter()
@@ -378,26 +484,33 @@ pub fn du(rows: &[(FsPath, UsageResponse)], human_sizes: bool, json: bool) {
                 })
             })
             .collect();
-        print_json(&Value::Array(items));
-        return;
+        return print_json(out, &Value::Array(items));
     }
-    println!(
+    writeln!(
+        out,
         "{:>14} {:>14} {:>9} {:>7}  PATH",
         "BYTES", "STORED", "FILES", "DIRS"
-    );
+    )?;
     for (path, u) in rows {
-        println!(
+        writeln!(
+            out,
             "{:>14} {:>14} {:>9} {:>7}  {path}",
             size(u.bytes, human_sizes),
             size(u.raw_bytes, human_sizes),
             u.files,
             u.dirs
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// `df`: the cluster's totals over the nodes that are not dead, and a line per node.
-pub fn df(reply: &ListNodesResponse, human_sizes: bool, json: bool) {
+pub fn df(
+    out: &mut impl Write,
+    reply: &ListNodesResponse,
+    human_sizes: bool,
+    json: bool,
+) -> io::Result<()> {
     let counted = reply.nodes.iter().filter(|n| n.state != "dead");
     let capacity: u64 = counted.clone().map(|n| n.capacity).sum();
     let used: u64 = counted.map(|n| n.used).sum();
@@ -416,13 +529,15 @@ pub fn df(reply: &ListNodesResponse, human_sizes: bool, json: bool) {
                 })
             })
             .collect();
-        print_json(&json!({
-            "capacity": capacity,
-            "used": used,
-            "free": free,
-            "nodes": nodes,
-        }));
-        return;
+        return print_json(
+            out,
+            &json!({
+                "capacity": capacity,
+                "used": used,
+                "free": free,
+                "nodes": nodes,
+            }),
+        );
     }
     let percent = |used: u64, capacity: u64| {
         if capacity == 0 {
@@ -431,12 +546,14 @@ pub fn df(reply: &ListNodesResponse, human_sizes: bool, json: bool) {
             format!("{:.0}%", used as f64 * 100.0 / capacity as f64)
         }
     };
-    println!(
+    writeln!(
+        out,
         "{:<16} {:<9} {:>14} {:>14} {:>14} {:>5}",
         "NODE", "STATE", "SIZE", "USED", "FREE", "USE%"
-    );
+    )?;
     for n in &reply.nodes {
-        println!(
+        writeln!(
+            out,
             "{:<16} {:<9} {:>14} {:>14} {:>14} {:>5}",
             n.id,
             n.state,
@@ -444,9 +561,10 @@ pub fn df(reply: &ListNodesResponse, human_sizes: bool, json: bool) {
             size(n.used, human_sizes),
             size(n.capacity.saturating_sub(n.used), human_sizes),
             percent(n.used, n.capacity)
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "{:<16} {:<9} {:>14} {:>14} {:>14} {:>5}",
         "total",
         "",
@@ -454,5 +572,5 @@ pub fn df(reply: &ListNodesResponse, human_sizes: bool, json: bool) {
         size(used, human_sizes),
         size(free, human_sizes),
         percent(used, capacity)
-    );
+    )
 }

@@ -5,9 +5,10 @@
 //! flush for up to [`COMMIT_BATCH`] files) as soon as all their chunks are stored. Each file is
 //! its own transaction: one refused file (it exists and `--force` was not given) does not stop
 //! the others, and is reported. A tree get lists the remote tree one directory per call and
-//! fetches files in parallel, each verified and renamed into place like a single get.
+//! fetches files in parallel, each verified and written like a single get: an existing local
+//! file is refused (and reported) unless overwriting, a link or a FIFO is never replaced.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -282,18 +283,29 @@ impl Client {
         Ok(())
     }
 
-    /// Copies every file below `remote` to the same relative path below `local`.
+    /// Copies every file below `remote` to the same relative path below `local`, replacing
+    /// existing local files only if `overwrite` (see [`Target::File`]).
     pub async fn get_tree(
         &self,
         remote: &FsPath,
         local: &Path,
+        overwrite: bool,
         parallel: usize,
         progress: impl Fn(u64) -> Progress,
     ) -> anyhow::Result<TreeReport> {
         let started = Instant::now();
-        let files = self.walk_remote(remote).await?;
-        let progress = progress(files.iter().map(|(_, size)| size).sum());
+        let (files, dirs) = self.walk_remote(remote).await?;
         let prefix = remote.dir_prefix();
+        // Directories first, empty ones included: the tree arrives whole.
+        std::fs::create_dir_all(local)
+            .with_context(|| format!("create directory {}", local.display()))?;
+        for dir in &dirs {
+            let relative = dir.as_str().strip_prefix(&prefix).unwrap_or(dir.name());
+            let target = local.join(relative);
+            std::fs::create_dir_all(&target)
+                .with_context(|| format!("create directory {}", target.display()))?;
+        }
+        let progress = progress(files.iter().map(|(_, size)| size).sum());
         let targets = files
             .into_iter()
             .map(|(path, size)| {
@@ -303,7 +315,14 @@ impl Client {
                     std::fs::create_dir_all(dir)
                         .with_context(|| format!("create directory {}", dir.display()))?;
                 }
-                Ok((path, target, size))
+                Ok((
+                    path,
+                    Target::File {
+                        path: target,
+                        overwrite,
+                    },
+                    size,
+                ))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let (small, large): (Vec<_>, Vec<_>) = targets
@@ -333,7 +352,7 @@ impl Client {
     /// their chunk lists [`LOOKUP_BATCH`] files per metadata call.
     fn fetch_files<'a>(
         &'a self,
-        files: Vec<(FsPath, PathBuf, u64)>,
+        files: Vec<(FsPath, Target, u64)>,
         in_flight: usize,
         parallel: usize,
         progress: &'a Progress,
@@ -355,13 +374,7 @@ impl Client {
             .map(move |((path, target, size), located)| async move {
                 let got = match located {
                     Ok(file) => self
-                        .get_located(
-                            &path,
-                            file,
-                            &Target::File(target),
-                            parallel,
-                            &Progress::hidden(),
-                        )
+                        .get_located(&path, file, &target, parallel, &Progress::hidden())
                         .await
                         .map(|_| progress.add(size)),
                     Err(e) => Err(e),
@@ -372,20 +385,21 @@ impl Client {
     }
 
     /// Every file below `dir` (or `dir` itself if it is a file), with its size.
-    async fn walk_remote(&self, dir: &FsPath) -> anyhow::Result<Vec<(FsPath, u64)>> {
+    /// Every file below `dir` with its size, and every directory below it (empty ones too).
+    async fn walk_remote(&self, dir: &FsPath) -> anyhow::Result<(Vec<(FsPath, u64)>, Vec<FsPath>)> {
         let mut files = Vec::new();
-        let mut dirs = VecDeque::from([dir.clone()]);
-        while let Some(dir) = dirs.pop_front() {
-            for entry in self.list(&dir).await? {
+        let mut dirs = Vec::new();
+        for (_, entries) in self.list_tree(dir).await? {
+            for entry in entries {
                 let path = FsPath::parse(&entry.path)?;
                 if entry.is_dir {
-                    dirs.push_back(path);
+                    dirs.push(path);
                 } else {
                     files.push((path, entry.size));
                 }
             }
         }
-        Ok(files)
+        Ok((files, dirs))
     }
 }
 

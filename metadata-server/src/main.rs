@@ -14,7 +14,7 @@ use bigfs_proto::units::{ReadableDuration, Size};
 
 /// BigFS metadata server: the namespace, the chunk table and the storage node registry.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version = bigfs_proto::VERSION, about)]
 struct Args {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:9400")]

@@ -11,6 +11,7 @@
 //! - [`transport`]: gRPC endpoint and server settings every component uses.
 //! - [`process`]: logging, panic and signal set-up for the server binaries.
 //! - [`lock`]: a poison-tolerant mutex lock.
+//! - [`VERSION`]: what every binary's `--version` says.
 
 mod batch_queue;
 pub mod chunk_id;
@@ -25,6 +26,15 @@ pub mod units;
 
 pub use chunk_id::{ChunkId, ChunkIdError};
 pub use path::{FsPath, PathError};
+
+/// The version every binary reports (`--version`): the workspace version and the git commit
+/// it was built from, e.g. "0.1.0 (commit 1e17558)"; "unknown" when built outside git.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BIGFS_GIT_COMMIT"),
+    ")"
+);
 
 /// Generated protobuf messages and gRPC clients and servers.
 pub mod pb {

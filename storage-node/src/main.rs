@@ -12,7 +12,7 @@ use bigfs_proto::{process, transport};
 
 /// BigFS storage node: stores BLAKE3-verified chunks and serves them to clients and peers.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version = bigfs_proto::VERSION, about)]
 struct Args {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:9401")]

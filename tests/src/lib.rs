@@ -51,7 +51,7 @@ pub use health::fsck_problems;
 pub use model::ContentModel;
 pub use output::{assert_failed_naming, check_failed_naming, describe, stderr_of, stdout_of};
 pub use ports::{free_port, free_port_range};
-pub use process::{run_feeding, run_with_timeout, Feed};
+pub use process::{run_closing_stdout, run_feeding, run_with_timeout, Feed};
 pub use rng::Rng;
 pub use stat::{stat_chunks, StatChunk};
 pub use wait::wait_until;

@@ -229,8 +229,53 @@ pub fn run_feeding(
         _ => None,
     };
     let out = child.stdout.take().map(reader);
-    let err = child.stderr.take().map(reader);
+    finish(cmd, child, writer, out, started, timeout)
+}
 
+/// Runs `cmd` (no stdin) with a reader on its stdout that takes the first `keep` bytes and then
+/// closes the pipe, as `cmd | head -c KEEP` does: with `keep` 0 the pipe is closed before the
+/// command writes anything. The output's stdout is what the reader took. Like
+/// [`run_with_timeout`] otherwise.
+pub fn run_closing_stdout(
+    cmd: &mut Command,
+    keep: usize,
+    timeout: Duration,
+) -> Result<Output, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let pipe = child.stdout.take();
+    let out = if keep == 0 {
+        drop(pipe);
+        None
+    } else {
+        pipe.map(|pipe| {
+            thread::spawn(move || {
+                let mut taken = Vec::new();
+                // The pipe is closed when `take` is dropped, at the end of this thread.
+                let _ = pipe.take(keep as u64).read_to_end(&mut taken);
+                taken
+            })
+        })
+    };
+    finish(cmd, child, None, out, started, timeout)
+}
+
+/// Waits for a spawned `child` until `timeout` after `started` (then kills it), joins the
+/// threads feeding its stdin and reading its stdout, reads its stderr.
+fn finish(
+    cmd: &Command,
+    mut child: Child,
+    writer: Option<thread::JoinHandle<()>>,
+    out: Option<thread::JoinHandle<Vec<u8>>>,
+    started: Instant,
+    timeout: Duration,
+) -> Result<Output, String> {
+    let err = child.stderr.take().map(reader);
     let deadline = started + timeout;
     let status = loop {
         match child.try_wait() {

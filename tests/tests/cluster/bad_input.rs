@@ -1,11 +1,13 @@
 //! Bad input: every mistake ends with a non-zero exit and one line on stderr naming the
-//! offending path or server; usage errors exit 2; nothing is created by a failed command.
+//! offending path or server; usage errors (a `--meta` that is not an http:// URL among them)
+//! exit 2; `--meta` pointing at a storage node says so; nothing is created by a failed command.
 
 use std::fs;
 use std::time::{Duration, Instant};
 
 use bigfs_tests::{
-    check_failed_naming, describe, free_port, pseudo_random, run_cli, stderr_of, Cluster, KIB,
+    check_failed_naming, cli_command, describe, free_port, pseudo_random, run_cli,
+    run_with_timeout, stderr_of, Cluster, KIB,
 };
 
 use crate::s;
@@ -204,4 +206,71 @@ fn usage_errors_exit_2() {
         problems.len(),
         problems.join("\n\n")
     );
+}
+
+#[test]
+fn meta_url_must_be_http() {
+    let mut problems = Vec::new();
+    for url in [
+        "ftp://127.0.0.1:9400",
+        "https://127.0.0.1:9400",
+        "unix:///tmp/meta",
+    ] {
+        let by_flag = run_cli(None, ["--meta", url, "ls", "/"], Duration::from_secs(60));
+        let mut by_env = cli_command(None, ["ls", "/"]);
+        by_env.env("BIGFS_META", url);
+        let by_env = run_with_timeout(&mut by_env, None, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (how, out) in [("--meta", by_flag), ("BIGFS_META", by_env)] {
+            let stderr = stderr_of(&out);
+            if out.status.code() != Some(2) || !stderr.contains(url) || !stderr.contains("http://")
+            {
+                problems.push(format!(
+                    "{how} {url}: expected exit 2 naming the URL and what is accepted\n{}",
+                    describe(&out)
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
+}
+
+#[test]
+fn meta_pointing_at_a_storage_node_says_so() {
+    let c = Cluster::start(1);
+    let node_url = format!("http://{}", c.node_addr(0));
+    let local = c.write_local("payload", b"hello");
+    let target = c.local_path("target");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["ls", "/"],
+        vec!["nodes"],
+        vec!["stat", "/x"],
+        vec!["put", s(&local), "/x"],
+        vec!["get", "/x", s(&target)],
+    ];
+    let mut problems = Vec::new();
+    for args in commands {
+        let out = run_cli(Some(&node_url), &args, Duration::from_secs(60));
+        let needles = [
+            node_url.as_str(),
+            "storage node",
+            c.node_id(0),
+            "bigfs-meta",
+        ];
+        if let Some(problem) = check_failed_naming(&out, None, &needles) {
+            problems.push(format!("`bigfs {}`: {problem}", args[0]));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
+    c.check_logs();
 }

@@ -3,8 +3,12 @@
 //!
 //! One module per suite:
 //! - `roundtrip`: byte-for-byte round trips across chunk boundaries, stdin/stdout, chunk layout;
-//! - `namespace`: overwrite and `--force`, `rm`, `rm -r`, `ls`;
-//! - `bad_input`: invalid paths, missing files, an unreachable metadata server, usage errors;
+//! - `namespace`: overwrite and `--force`, `rm`, `rm -r`, `ls` (`-l`, `-h`, `-R`);
+//! - `bad_input`: invalid paths, missing files, an unreachable metadata server, usage errors,
+//!   a `--meta` that is not http:// or names a storage node;
+//! - `local_targets`: what `get` does to existing local files, links, devices and FIFOs, and
+//!   every command's exit when the reader of its stdout goes away;
+//! - `usage`: `--version` of each binary, shell completion scripts;
 //! - `faults`: `kill -9` and SIGSTOP of servers, restarts, writes with a dead node;
 //! - `corruption`: flipped bytes in chunk files, failover and quarantine;
 //! - `healing`: re-replication, scrubbing, stale copies, garbage collection, draining;
@@ -24,10 +28,12 @@ mod crashes;
 mod disk_faults;
 mod faults;
 mod healing;
+mod local_targets;
 mod namespace;
 mod nemesis;
 mod roundtrip;
 mod script;
+mod usage;
 mod verbs;
 
 use std::path::Path;

@@ -183,3 +183,59 @@ fn ls_lists_children_directories_first() {
     c.assert_failed(&out, "ls of a missing directory", &["/nope"]);
     c.check_logs();
 }
+
+#[test]
+fn ls_human_sizes_and_recursive() {
+    let c = Cluster::start(3);
+    c.must_put_bytes("/r/top", &pseudo_random(9, 2 * KIB));
+    c.must_put_bytes("/r/d1/x", &pseudo_random(10, 1536 * KIB));
+    c.must_put_bytes("/r/d1/d2/y", &pseudo_random(11, 10));
+    c.must_put_bytes("/r/e/z", &pseudo_random(12, 20));
+
+    // -h is human-readable sizes (with -l), not --help, which still works.
+    let long = stdout_of(&c.must(["ls", "-lh", "/r/d1"]));
+    assert!(long.contains("1.5 MiB"), "ls -lh /r/d1:\n{long}");
+    let short = stdout_of(&c.must(["ls", "-h", "/r"]));
+    assert_eq!(short, "d1/\ne/\ntop\n", "ls -h /r (no -l: names only)");
+    let help = stdout_of(&c.must(["ls", "--help"]));
+    assert!(
+        help.contains("--recursive") && help.contains("--human-readable"),
+        "ls --help:\n{help}"
+    );
+
+    // -R: each directory under a header, in the order `ls -R` uses.
+    let tree = stdout_of(&c.must(["ls", "-R", "/r"]));
+    assert_eq!(
+        tree, "/r:\nd1/\ne/\ntop\n\n/r/d1:\nd2/\nx\n\n/r/d1/d2:\ny\n\n/r/e:\nz\n",
+        "ls -R /r"
+    );
+    let long_tree = stdout_of(&c.must(["ls", "-lhR", "/r"]));
+    assert!(
+        long_tree.contains("/r/d1/d2:\n") && long_tree.contains("1.5 MiB"),
+        "ls -lhR /r:\n{long_tree}"
+    );
+    // With --json, one flat array of every entry.
+    let json = c.must_json(["ls", "-R", "/r", "--json"]);
+    let paths: Vec<&str> = json
+        .as_array()
+        .unwrap_or_else(|| panic!("ls -R --json is not an array: {json}"))
+        .iter()
+        .map(|e| e["path"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/r/d1",
+            "/r/e",
+            "/r/top",
+            "/r/d1/d2",
+            "/r/d1/x",
+            "/r/d1/d2/y",
+            "/r/e/z"
+        ],
+        "ls -R /r --json: {json}"
+    );
+    // A file lists as itself.
+    assert_eq!(stdout_of(&c.must(["ls", "-R", "/r/top"])), "top\n");
+    c.check_logs();
+}

@@ -254,3 +254,43 @@ fn wanted_copies_follow_the_files_and_nodes_come_and_go() {
     );
     c.check_logs();
 }
+
+#[test]
+fn put_preserve_keeps_mode_and_mtime_and_get_restores_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cluster::start(3);
+    let local = c.write_local("script.sh", b"#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let mtime = std::time::UNIX_EPOCH + Duration::from_millis(1_600_000_000_123);
+    std::fs::File::options()
+        .write(true)
+        .open(&local)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    c.must_put_with(&local, "/bin/script.sh", &["--preserve"]);
+    let stat = c.stat_json("/bin/script.sh");
+    assert_eq!(stat["mode"], "750", "{stat}");
+    assert_eq!(stat["mtime_ms"], 1_600_000_000_123u64, "{stat}");
+
+    let back = c.local_path("back.sh");
+    c.must(["get", "/bin/script.sh", s(&back)]);
+    let meta = std::fs::metadata(&back).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o750);
+    assert_eq!(meta.modified().unwrap(), mtime);
+
+    // Without --preserve: 0644 and the time of the put.
+    c.must_put(&local, "/bin/plain.sh");
+    assert_eq!(c.stat_json("/bin/plain.sh")["mode"], "644");
+
+    // A tree's empty directories come back with get -r.
+    c.must(["mkdir", "-p", "/bin/empty/deeper"]);
+    let tree = c.local_path("tree");
+    c.must(["get", "-r", "/bin", s(&tree)]);
+    assert!(tree.join("empty/deeper").is_dir());
+    assert_eq!(
+        std::fs::read(tree.join("script.sh")).unwrap(),
+        b"#!/bin/sh\necho hi\n"
+    );
+    c.check_logs();
+}
