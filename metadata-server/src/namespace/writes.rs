@@ -290,21 +290,7 @@ impl Namespace {
     pub fn rename(&self, src: &FsPath, dst: &FsPath, overwrite: bool) -> Result<Moved, MetaError> {
         let _writer = lock(&self.writer);
         let plan = self.plan_transfer(src, dst, overwrite, "move")?;
-        let now = now_ms();
-        let result = (&self.files, &self.chunk_refs).transaction(|(files, refs)| {
-            let mut deltas = RefDeltas::default();
-            replace_target(files, &plan, &mut deltas)?;
-            create_parents(files, &plan.target, now)?;
-            for (from, stored) in &plan.entries {
-                files.remove(from.as_str())?;
-                files.insert(plan.destination(from).as_str(), stored.encode())?;
-            }
-            if plan.implied_source {
-                files.insert(plan.target.as_str(), plan.implied_record(now).encode())?;
-            }
-            deltas.apply(refs)
-        });
-        let freed = unwrap_transaction(result)?;
+        let freed = self.write_transfer(&plan, true, |stored, _| Ok(stored.clone()))?;
         Ok(Moved {
             path: plan.target.clone(),
             files: plan.files(),
@@ -328,36 +314,23 @@ impl Namespace {
             return Err(MetaError::IsDirectory(src.to_string()));
         }
         let now = now_ms();
-        let result = (&self.files, &self.chunk_refs).transaction(|(files, refs)| {
-            // One set of changes for the replaced file and the copies: a chunk they share never
-            // passes through zero references (which would hand it to garbage collection).
-            let mut deltas = RefDeltas::default();
-            replace_target(files, &plan, &mut deltas)?;
-            create_parents(files, &plan.target, now)?;
-            for (from, stored) in &plan.entries {
-                let copy = match stored {
-                    Stored::File(record) => {
-                        deltas.add_file(record, 1).map_err(abort)?;
-                        let version = plan.replaced.as_ref().map_or(1, |old| old.version + 1);
-                        Stored::File(FileRecord {
-                            mtime_ms: now,
-                            version,
-                            ..record.clone()
-                        })
-                    }
-                    Stored::Dir(attrs) => Stored::Dir(DirAttrs {
+        let version = plan.replaced.as_ref().map_or(1, |old| old.version + 1);
+        let freed = self.write_transfer(&plan, false, |stored, deltas| {
+            Ok(match stored {
+                Stored::File(record) => {
+                    deltas.add_file(record, 1)?;
+                    Stored::File(FileRecord {
                         mtime_ms: now,
-                        ..*attrs
-                    }),
-                };
-                files.insert(plan.destination(from).as_str(), copy.encode())?;
-            }
-            if plan.implied_source {
-                files.insert(plan.target.as_str(), plan.implied_record(now).encode())?;
-            }
-            deltas.apply(refs)
-        });
-        let freed = unwrap_transaction(result)?;
+                        version,
+                        ..record.clone()
+                    })
+                }
+                Stored::Dir(attrs) => Stored::Dir(DirAttrs {
+                    mtime_ms: now,
+                    ..*attrs
+                }),
+            })
+        })?;
         Ok(Copied {
             path: plan.target.clone(),
             files: plan.files(),
@@ -400,6 +373,38 @@ impl Namespace {
         };
         self.files.insert(path.as_str(), stored.encode())?;
         Ok(())
+    }
+
+    /// Writes a checked transfer in one transaction: the file it replaces goes, the missing
+    /// directories above its target appear, and each entry is written at its destination as
+    /// `make` makes it (counting the references it adds); with `remove_source` the source
+    /// entries go. Returns the chunks no file references any more.
+    fn write_transfer(
+        &self,
+        plan: &Transfer,
+        remove_source: bool,
+        make: impl Fn(&Stored, &mut RefDeltas) -> Result<Stored, MetaError>,
+    ) -> Result<Vec<ChunkId>, MetaError> {
+        let now = now_ms();
+        let result = (&self.files, &self.chunk_refs).transaction(|(files, refs)| {
+            // One set of changes for the replaced file and the new entries: a chunk they share
+            // never passes through zero references (which would hand it to garbage collection).
+            let mut deltas = RefDeltas::default();
+            replace_target(files, plan, &mut deltas)?;
+            create_parents(files, &plan.target, now)?;
+            for (from, stored) in &plan.entries {
+                if remove_source {
+                    files.remove(from.as_str())?;
+                }
+                let made = make(stored, &mut deltas).map_err(abort)?;
+                files.insert(plan.destination(from).as_str(), made.encode())?;
+            }
+            if plan.implied_source {
+                files.insert(plan.target.as_str(), plan.implied_record(now).encode())?;
+            }
+            deltas.apply(refs)
+        });
+        unwrap_transaction(result)
     }
 
     /// Checks a rename or copy of `src` to `dst` and lists what it moves.

@@ -363,7 +363,7 @@ fn up_restart_add_node_drain_down_and_up_again() {
         matches!(c.state_of("node4").as_deref(), Some("draining" | "drained")),
         "node4 after up again: {states:?}"
     );
-    c.bigfs(&["get", "/script/payload", s(&back)]);
+    c.bigfs(&["get", "--force", "/script/payload", s(&back)]);
     assert!(
         fs::read(&back).expect("read back") == data,
         "data changed across down/up"
