@@ -2,8 +2,10 @@
 //!
 //! Commits `files` empty-file records (no chunks, so no storage node is involved) in batches of
 //! `batch` through CommitFiles, a few batches in flight at once so that commits can share
-//! flushes, into directories of `per_dir` files each; then lists the first directory. This
-//! measures the namespace and the commit path alone: transactions, group commit and listing.
+//! flushes, into directories of `per_dir` files each; then lists the first directory, copies
+//! it (`cp -r`) and moves it (`mv`), each one transaction however many files. This measures
+//! the namespace and the commit path alone: transactions, group commit, listing, and the
+//! metadata-only verbs.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,10 @@ pub struct MetaBenchReport {
     pub create_time: Duration,
     pub listed_entries: usize,
     pub list_time: Duration,
+    /// `cp -r` of the first directory (its `listed_entries` files).
+    pub copy_time: Duration,
+    /// `mv` of the first directory.
+    pub move_time: Duration,
 }
 
 impl MetaBenchReport {
@@ -84,11 +90,24 @@ impl Client {
         let started = Instant::now();
         let listed = self.list(&first_dir).await?;
         let list_time = started.elapsed();
+
+        let started = Instant::now();
+        self.copy(&first_dir, &options.root.join("copied")?, true, false)
+            .await
+            .context("copy the first directory")?;
+        let copy_time = started.elapsed();
+        let started = Instant::now();
+        self.rename(&first_dir, &options.root.join("moved")?, false)
+            .await
+            .context("move the first directory")?;
+        let move_time = started.elapsed();
         Ok(MetaBenchReport {
             files: options.files,
             create_time,
             listed_entries: listed.len(),
             list_time,
+            copy_time,
+            move_time,
         })
     }
 }

@@ -223,8 +223,9 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
-    /// Commit many empty-file records in batches, then list one full directory: creates/s and
-    /// listing time of the metadata server alone (no storage node is involved).
+    /// Commit many empty-file records in batches, then list, copy (cp -r) and move (mv) one
+    /// full directory: creates/s, and the listing, copy and move times of the metadata server
+    /// alone (no storage node is involved).
     Meta {
         /// Records to create.
         #[arg(long, default_value_t = 1_000_000)]

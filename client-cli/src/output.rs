@@ -410,6 +410,8 @@ pub fn meta_bench(out: &mut impl Write, report: &MetaBenchReport, json: bool) ->
                 "creates_per_sec": report.creates_per_sec(),
                 "listed_entries": report.listed_entries,
                 "list_seconds": report.list_time.as_secs_f64(),
+                "copy_seconds": report.copy_time.as_secs_f64(),
+                "move_seconds": report.move_time.as_secs_f64(),
             }),
         )?;
     } else {
@@ -425,6 +427,12 @@ pub fn meta_bench(out: &mut impl Write, report: &MetaBenchReport, json: bool) ->
             "listed {} entries in {:.3}s",
             report.listed_entries,
             report.list_time.as_secs_f64()
+        )?;
+        writeln!(
+            out,
+            "cp -r of that directory in {:.3}s, mv in {:.3}s (one transaction each)",
+            report.copy_time.as_secs_f64(),
+            report.move_time.as_secs_f64()
         )?;
     }
     Ok(())
