@@ -16,6 +16,7 @@ pub mod download;
 pub mod local_attrs;
 mod namespace;
 pub mod progress;
+pub mod sync;
 pub mod tree;
 pub mod upload;
 
