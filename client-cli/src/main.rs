@@ -122,6 +122,7 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    Sync(bigfs_client::sync::cli::SyncArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -329,6 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let chunks = client.drain(&id).await?;
             output::drain(&id, chunks, json);
         }
+        Command::Sync(args) => bigfs_client::sync::cli::run(&client, args).await?,
     }
     Ok(())
 }

@@ -108,17 +108,12 @@ pub struct Conflict {
     pub source_is_dir: bool,
 }
 
-impl fmt::Display for Conflict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (src, dst) = match self.source_is_dir {
-            true => ("a directory", "a file"),
-            false => ("a file", "a directory"),
-        };
-        write!(
-            f,
-            "/{}: {src} at the source, {dst} at the destination (--delete replaces it)",
-            self.path
-        )
+impl Conflict {
+    pub fn reason(&self) -> &'static str {
+        match self.source_is_dir {
+            true => "a directory at the source, a file at the destination (--delete replaces it)",
+            false => "a file at the source, a directory at the destination (--delete replaces it)",
+        }
     }
 }
 
@@ -545,14 +540,20 @@ mod tests {
         );
         let kept = plan(&src, &dst, KEEP);
         assert!(kept.actions.is_empty(), "{:?}", kept.actions);
+        let conflicts: Vec<(&str, &str)> = (kept.conflicts.iter())
+            .map(|c| (c.path.as_str(), c.reason()))
+            .collect();
         assert_eq!(
-            kept.conflicts
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
+            conflicts,
             [
-                "/x: a file at the source, a directory at the destination (--delete replaces it)",
-                "/d: a directory at the source, a file at the destination (--delete replaces it)",
+                (
+                    "x",
+                    "a file at the source, a directory at the destination (--delete replaces it)"
+                ),
+                (
+                    "d",
+                    "a directory at the source, a file at the destination (--delete replaces it)"
+                ),
             ]
         );
     }
