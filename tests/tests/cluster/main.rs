@@ -24,6 +24,7 @@ mod healing;
 mod namespace;
 mod nemesis;
 mod roundtrip;
+mod sync;
 
 use std::path::Path;
 
