@@ -85,14 +85,6 @@ impl Side {
             }
         }
     }
-
-    /// How a message names this side's `path` (relative to the root).
-    pub fn show(&self, path: &str) -> String {
-        match self {
-            Side::Local(root) => root.join(path).display().to_string(),
-            Side::Remote(root) => format!("bigfs:{}{path}", root.dir_prefix()),
-        }
-    }
 }
 
 /// The remote path of `path` (relative to `root`).
