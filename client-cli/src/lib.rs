@@ -19,6 +19,7 @@ pub mod local_attrs;
 mod namespace;
 pub mod progress;
 pub mod stdout;
+pub mod sync;
 pub mod tree;
 pub mod upload;
 

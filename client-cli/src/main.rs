@@ -154,7 +154,9 @@ enum Command {
         parents: bool,
     },
     /// Remove an empty directory.
-    Rmdir { remote: String },
+    Rmdir {
+        remote: String,
+    },
     /// Move or rename a file or a whole directory (into DST when DST is a directory). Metadata
     /// only and atomic: however many files move, no byte is copied.
     Mv {
@@ -218,7 +220,10 @@ enum Command {
     /// Print the shell completion script for SHELL, e.g. `source <(bigfs completion bash)`
     /// in ~/.bashrc, `bigfs completion zsh > ~/.zfunc/_bigfs` or `bigfs completion fish >
     /// ~/.config/fish/completions/bigfs.fish`.
-    Completion { shell: clap_complete::Shell },
+    Completion {
+        shell: clap_complete::Shell,
+    },
+    Sync(bigfs_client::sync::cli::SyncArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -543,6 +548,7 @@ async fn command(client: &Client, command: Command, out: &mut impl Write) -> any
                 .await
                 .with_context(|| format!("cat {path}"))?;
         }
+        Command::Sync(args) => bigfs_client::sync::cli::run(client, args).await?,
     }
     Ok(())
 }

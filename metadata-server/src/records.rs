@@ -4,6 +4,7 @@
 //! never share a path): the value under a path is a [`FileRecord`], whose `directory` flag
 //! marks a directory. [`Stored`] is the typed view the rest of the server works with.
 
+use bigfs_proto::content_hash::ContentHasher;
 use bigfs_proto::ChunkId;
 
 use crate::error::MetaError;
@@ -44,12 +45,11 @@ impl FileRecord {
     /// BLAKE3 over the chunk ids and sizes in order: equal for equal bytes cut the same way,
     /// computed without reading a byte of the file.
     pub fn content_hash(&self) -> blake3::Hash {
-        let mut hasher = blake3::Hasher::new();
+        let mut hasher = ContentHasher::default();
         for chunk in &self.chunks {
-            hasher.update(&chunk.id);
-            hasher.update(&chunk.size.to_le_bytes());
+            hasher.add(&chunk.id, chunk.size);
         }
-        hasher.finalize()
+        hasher.finish()
     }
 
     /// The permission bits, with the default for records that predate them.

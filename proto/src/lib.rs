@@ -3,6 +3,7 @@
 //! - [`pb`]: the generated tonic/prost code for `proto/bigfs.proto`.
 //! - [`ChunkId`]: a chunk's BLAKE3 hash; the only form in which ids reach a disk path.
 //! - [`path`]: the namespace's path rules.
+//! - [`content_hash`]: a file's hash derived from its chunk ids.
 //! - [`units`]: human-readable sizes and durations for flags ("64MiB", "3s").
 //! - [`codec`]: the gRPC codec of every service, prost's with chunk-sized buffers.
 //! - [`limits`]: protocol constants, such as gRPC message sizes.
@@ -16,6 +17,7 @@
 mod batch_queue;
 pub mod chunk_id;
 pub mod codec;
+pub mod content_hash;
 pub mod limits;
 pub mod lock;
 pub mod node_pool;

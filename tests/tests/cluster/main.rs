@@ -16,6 +16,8 @@
 //! - `disk_faults`: a cluster too small for W, a full node, failing disks (failpoints);
 //! - `verbs`: mkdir/rmdir and empty directories, mv and cp moving no bytes, du, df, cat, the
 //!   content hash, node drain refusals, undrain and remove, safe mode naming whom it waits for;
+//! - `sync`: `bigfs sync` both ways: round trips, renames as moves, `--delete`, `--dry-run`,
+//!   `--checksum`, `--watch`;
 //! - `nemesis`: randomized faults under a workload, checked against a model (see its doc for
 //!   `BIGFS_NEMESIS_SECS` and `BIGFS_NEMESIS_SEED`);
 //! - `script`: `scripts/cluster.sh` run as a user runs it (up, restart, add-node, drain, down).
@@ -33,6 +35,7 @@ mod namespace;
 mod nemesis;
 mod roundtrip;
 mod script;
+mod sync;
 mod usage;
 mod verbs;
 
