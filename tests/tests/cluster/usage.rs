@@ -1,5 +1,6 @@
 //! What the binaries say about themselves: `--version` names the binary and the commit it was
-//! built from, and `bigfs completion SHELL` prints a completion script. No cluster is needed.
+//! built from, and `bigfs completion SHELL` prints a completion script; and the README's
+//! quickstart runs as written.
 
 use std::process::Command;
 use std::time::Duration;
@@ -50,4 +51,57 @@ fn completion_scripts_for_bash_zsh_and_fish() {
             describe(&out)
         );
     }
+}
+
+/// The README's quickstart runs as written, top to bottom, against a real cluster: every
+/// `bigfs` line of its code block (the `eval` and `export` lines set up what the harness sets
+/// up: `BIGFS_META` and `PATH`).
+#[test]
+fn the_readme_quickstart_runs_as_written() {
+    let c = bigfs_tests::Cluster::start(3);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("read README.md");
+    let block: Vec<&str> = readme
+        .split("## Quickstart")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README has a quickstart code block")
+        .lines()
+        .filter(|line| line.starts_with("bigfs ") || line.contains("| bigfs "))
+        .collect();
+    assert!(block.len() >= 10, "quickstart lines: {block:?}");
+    let work = c.local_dir("quickstart");
+    std::fs::write(
+        work.join("photo.jpg"),
+        bigfs_tests::pseudo_random(7, 300 * 1024),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bins::bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for line in block {
+        let out = run_with_timeout(
+            Command::new("bash")
+                .args(["-o", "pipefail", "-c", line])
+                .current_dir(&work)
+                .env("PATH", &path)
+                .env("BIGFS_META", c.meta_url()),
+            None,
+            TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "quickstart line `{line}` failed:\n{}",
+            describe(&out)
+        );
+    }
+    assert_eq!(
+        std::fs::read(work.join("copy.jpg")).unwrap(),
+        std::fs::read(work.join("photo.jpg")).unwrap()
+    );
+    c.check_logs();
 }
