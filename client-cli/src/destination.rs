@@ -9,27 +9,19 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 
 use bigfs_proto::FsPath;
 
-/// Permissions of a file a get creates (temporary files are private until renamed).
-const NEW_FILE_MODE: u32 = 0o644;
-
 /// What a get writes to.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Destination {
     /// A regular file, new or replacing one: written beside `path` under a temporary name,
-    /// which is given `mode` and renamed to `path`. Without `overwrite` the rename fails if
-    /// `path` has appeared meanwhile.
-    Replace {
-        path: PathBuf,
-        mode: u32,
-        overwrite: bool,
-    },
+    /// which is given the stored mode and mtime (as `cp -p` would) and renamed to `path`.
+    /// Without `overwrite` the rename fails if `path` has appeared meanwhile.
+    Replace { path: PathBuf, overwrite: bool },
     /// Neither a regular file nor a directory: opened and written in order.
     Through(PathBuf),
 }
@@ -51,8 +43,6 @@ impl Destination {
                 }
                 Ok(Self::Replace {
                     path: link_target(&local)?,
-                    // Replaced, not new: it keeps its permissions, as `cp` keeps them.
-                    mode: meta.permissions().mode() & 0o777,
                     overwrite,
                 })
             }
@@ -77,7 +67,6 @@ impl Destination {
                 }
                 Ok(Self::Replace {
                     path: local,
-                    mode: NEW_FILE_MODE,
                     overwrite,
                 })
             }
@@ -119,7 +108,7 @@ fn link_target(path: &Path) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn resolve(local: &Path, overwrite: bool) -> anyhow::Result<Destination> {
         Destination::resolve(local, &FsPath::parse("/dir/remote").unwrap(), overwrite)
@@ -128,33 +117,29 @@ mod tests {
     #[test]
     fn what_each_kind_of_local_path_becomes() {
         let dir = tempfile::tempdir().unwrap();
-        let replace = |path: &Path, mode, overwrite| Destination::Replace {
+        let replace = |path: &Path, overwrite| Destination::Replace {
             path: path.to_path_buf(),
-            mode,
             overwrite,
         };
         let new = dir.path().join("new");
-        assert_eq!(resolve(&new, false).unwrap(), replace(&new, 0o644, false));
+        assert_eq!(resolve(&new, false).unwrap(), replace(&new, false));
         // A directory receives the remote name.
         let named = dir.path().join("remote");
-        assert_eq!(
-            resolve(dir.path(), false).unwrap(),
-            replace(&named, 0o644, false)
-        );
+        assert_eq!(resolve(dir.path(), false).unwrap(), replace(&named, false));
 
         let file = dir.path().join("file");
         fs::write(&file, b"old").unwrap();
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
         let refused = resolve(&file, false).unwrap_err().to_string();
         assert!(refused.contains("file exists (use --force"), "{refused}");
-        assert_eq!(resolve(&file, true).unwrap(), replace(&file, 0o600, true));
+        assert_eq!(resolve(&file, true).unwrap(), replace(&file, true));
 
         // A link to a file: the file is replaced (the path is the file's, not the link's).
         let link = dir.path().join("link");
         symlink(&file, &link).unwrap();
         assert!(resolve(&link, false).is_err());
         let target = fs::canonicalize(&file).unwrap();
-        assert_eq!(resolve(&link, true).unwrap(), replace(&target, 0o600, true));
+        assert_eq!(resolve(&link, true).unwrap(), replace(&target, true));
 
         // Devices, and links to them, are written through, with or without overwrite.
         let null = Path::new("/dev/null");

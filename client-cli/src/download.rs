@@ -120,7 +120,7 @@ impl Client {
         parallel: usize,
         progress: &Progress,
     ) -> anyhow::Result<()> {
-        let (local, mode, overwrite) = match destination {
+        let (local, overwrite) = match destination {
             Destination::Through(local) => {
                 // On the blocking pool: opening a FIFO waits for its reader.
                 let open = {
@@ -137,11 +137,7 @@ impl Client {
                     .copy_chunks(path, chunks, &mut out, parallel, progress)
                     .await;
             }
-            Destination::Replace {
-                path,
-                mode,
-                overwrite,
-            } => (path, *mode, *overwrite),
+            Destination::Replace { path, overwrite } => (path, *overwrite),
         };
         let dir = destination::parent_dir(local);
         // Removed on drop, so any error below leaves nothing behind.
@@ -161,12 +157,12 @@ impl Client {
         // small files.
         drop(out);
         // Temporary files are private: the file gets the stored mode and mtime (those of the
-        // put, or of the local file a `put --preserve` read), or else the permissions it is due.
-        let attrs = match stored {
-            Some(stored) if stored.mode != 0 => stored,
-            Some(stored) => LocalAttrs { mode, ..stored },
-            None => LocalAttrs { mode, mtime_ms: 0 },
-        };
+        // put, or of the local file a `put --preserve` read), as `cp -p` gives a copy its
+        // source's.
+        let attrs = stored.unwrap_or(LocalAttrs {
+            mode: 0o644,
+            mtime_ms: 0,
+        });
         attrs.apply(tmp.as_file(), tmp.path())?;
         let persisted = if overwrite {
             tmp.persist(local)

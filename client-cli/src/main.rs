@@ -22,8 +22,9 @@ use output::ListFormat;
 
 /// BigFS client: store, fetch, list and remove files in a BigFS cluster.
 ///
-/// Remote paths are absolute ("/photos/cat.jpg"); directories are implicit. Exit status is 0 on
-/// success, 2 for a usage error and 1 for any other error, which is printed as one line.
+/// Remote paths are absolute ("/photos/cat.jpg"); a put creates the directories above its file.
+/// Exit status is 0 on success, 2 for a usage error and 1 for any other error, which is printed
+/// as one line.
 #[derive(Parser, Debug)]
 #[command(name = "bigfs", version = bigfs_proto::VERSION, about, long_about)]
 struct Cli {

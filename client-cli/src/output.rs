@@ -512,14 +512,18 @@ pub fn du(
     Ok(())
 }
 
-/// `df`: the cluster's totals over the nodes that are not dead, and a line per node.
+/// `df`: the cluster's totals over the nodes that take new chunks (not dead, draining or
+/// drained), and a line per node.
 pub fn df(
     out: &mut impl Write,
     reply: &ListNodesResponse,
     human_sizes: bool,
     json: bool,
 ) -> io::Result<()> {
-    let counted = reply.nodes.iter().filter(|n| n.state != "dead");
+    let counted = reply
+        .nodes
+        .iter()
+        .filter(|n| !matches!(n.state.as_str(), "dead" | "draining" | "drained"));
     let capacity: u64 = counted.clone().map(|n| n.capacity).sum();
     let used: u64 = counted.map(|n| n.used).sum();
     let free = capacity.saturating_sub(used);

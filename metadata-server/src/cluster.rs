@@ -217,6 +217,8 @@ pub struct Cluster {
     /// Nodes to drain, also those that have not registered since a restart: a node drains
     /// again as soon as it registers.
     drains: HashSet<String>,
+    /// Nodes whose drain finished since [`Cluster::take_newly_drained`] last took them.
+    newly_drained: Vec<String>,
 }
 
 struct SafeMode {
@@ -247,6 +249,7 @@ impl Cluster {
             repairs: HashMap::new(),
             corrupt: HashSet::new(),
             drains: HashSet::new(),
+            newly_drained: Vec::new(),
             safe_mode,
         }
     }

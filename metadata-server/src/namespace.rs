@@ -8,7 +8,8 @@
 //! - `chunk_refs`: 32-byte chunk id → [`ChunkRefs`]: references by replication factor, only
 //!   while there are any.
 //! - `nodes`: node id → address, every node that registered and was not removed (safe mode).
-//! - `drains`: node id → nothing, the nodes an operator asked to drain.
+//! - `drains`: node id → empty, or "drained" once the drain finished: the nodes an operator
+//!   asked to drain.
 //!
 //! Every change is one sled transaction, and changes are serialized by a lock of this type's
 //! own, so the checks a change makes before its transaction still hold when it commits.
@@ -32,6 +33,9 @@ use crate::records::{DirAttrs, FileRecord, Stored};
 
 pub use refs::ChunkRefs;
 pub use writes::{now_ms, Committed, Copied, FileWrite, Moved};
+
+/// The value of a finished drain in the `drains` tree (a drain in progress has an empty one).
+const DRAINED: &[u8] = b"drained";
 
 /// sled's log segment size (its default is 512 KiB).
 const SEGMENT_SIZE: usize = 8 << 20;
@@ -98,6 +102,12 @@ impl Namespace {
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), MetaError> {
         self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// [`Namespace::flush`] for callers already on the blocking pool.
+    pub fn flush_blocking(&self) -> Result<(), MetaError> {
+        self.db.flush()?;
         Ok(())
     }
 
@@ -313,22 +323,37 @@ impl Namespace {
             .collect()
     }
 
-    /// Every node an operator asked to drain.
-    pub fn drains(&self) -> Result<Vec<String>, MetaError> {
+    /// Every node an operator asked to drain, and whether its drain had finished.
+    pub fn drains(&self) -> Result<Vec<(String, bool)>, MetaError> {
         self.drains
             .iter()
-            .keys()
-            .map(|id| Ok(String::from_utf8_lossy(&id?).into_owned()))
+            .map(|item| {
+                let (id, state) = item?;
+                Ok((
+                    String::from_utf8_lossy(&id).into_owned(),
+                    &*state == DRAINED,
+                ))
+            })
             .collect()
     }
 
     /// Remembers that node `id` is to be drained, or no longer (durable at the next flush).
     pub fn set_drain(&self, id: &str, draining: bool) -> Result<(), MetaError> {
         if draining {
-            self.drains.insert(id.as_bytes(), &[])?;
+            // A drain asked again of a drained node stays finished.
+            self.drains
+                .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(&[] as &[u8]))?
+                .ok();
         } else {
             self.drains.remove(id.as_bytes())?;
         }
+        Ok(())
+    }
+
+    /// Remembers that node `id`'s drain finished (durable at the next flush): after a restart,
+    /// safe mode need not wait for it.
+    pub fn mark_drained(&self, id: &str) -> Result<(), MetaError> {
+        self.drains.insert(id.as_bytes(), DRAINED)?;
         Ok(())
     }
 

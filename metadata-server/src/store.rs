@@ -3,11 +3,14 @@
 //! returning plain types; the gRPC service only converts. This is where a replicated log will
 //! plug in: every namespace change is one method taking one request.
 //!
-//! Locking: namespace changes that move reference counts happen under the cluster lock, so
-//! garbage collection (which decides under the same lock) never sees a half-applied change.
-//! Methods that change the namespace do so on the blocking pool (sled blocks) and flush after
-//! the lock is released, so concurrent changes share flushes; when they return, the change is
-//! durable.
+//! Locking: commits and removals, which can take a chunk's references to or from zero, happen
+//! under the cluster lock, so garbage collection (which decides under the same lock) never
+//! sees a half-applied change; renames and copies, which never raise a count from zero, take
+//! only the namespace's own writer lock, so a long one does not hold up heartbeats. Chunks a
+//! change leaves unreferenced start their grace period only once the change is flushed.
+//! Namespace changes run on the blocking pool (sled blocks; the small writes of node
+//! registration and drains excepted) and flush after the locks are released, so concurrent
+//! changes share flushes; when a method returns, its change is durable.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -413,10 +416,16 @@ impl MetaStore {
         paths.push(path.clone());
         let mut removed = 0;
         for batch in paths.chunks(REMOVE_BATCH) {
-            let mut cluster = self.cluster();
             // Entries removed by someone else meanwhile are skipped: that was asked anyway.
-            let (count, freed) = self.ns.remove_many(batch)?;
-            cluster.freed(&freed, Instant::now());
+            let (count, freed) = {
+                let _cluster = self.cluster();
+                self.ns.remove_many(batch)?
+            };
+            // Each batch is durable before its chunks start their grace period: a removal
+            // longer than the grace must not have chunks deleted whose files a crash brings
+            // back.
+            self.ns.flush_blocking()?;
+            self.cluster().freed(&freed, Instant::now());
             removed += count;
         }
         Ok(removed)
@@ -462,14 +471,8 @@ impl MetaStore {
         overwrite: bool,
     ) -> Result<Moved, MetaError> {
         let (store, src, dst) = (self.clone(), src.clone(), dst.clone());
-        let moved = blocking(move || {
-            let mut cluster = store.cluster();
-            let moved = store.ns.rename(&src, &dst, overwrite)?;
-            cluster.freed(&moved.freed, Instant::now());
-            Ok(moved)
-        })
-        .await?;
-        self.flush().await?;
+        let moved = blocking(move || store.ns.rename(&src, &dst, overwrite)).await?;
+        self.flush_then_free(&moved.freed).await?;
         tracing::info!(path = %moved.path, files = moved.files, "moved");
         Ok(moved)
     }
@@ -483,16 +486,22 @@ impl MetaStore {
         overwrite: bool,
     ) -> Result<Copied, MetaError> {
         let (store, src, dst) = (self.clone(), src.clone(), dst.clone());
-        let copied = blocking(move || {
-            let mut cluster = store.cluster();
-            let copied = store.ns.copy(&src, &dst, recursive, overwrite)?;
-            cluster.freed(&copied.freed, Instant::now());
-            Ok(copied)
-        })
-        .await?;
-        self.flush().await?;
+        let copied = blocking(move || store.ns.copy(&src, &dst, recursive, overwrite)).await?;
+        self.flush_then_free(&copied.freed).await?;
         tracing::info!(path = %copied.path, files = copied.files, "copied");
         Ok(copied)
+    }
+
+    /// Makes a rename or copy durable, then starts the grace period of the chunks of the file
+    /// it replaced. Those two never take the cluster lock for their transaction: they add
+    /// references only to chunks that have some (the source's), so garbage collection cannot
+    /// act on a half-done one, and a long transaction must not hold up heartbeats.
+    async fn flush_then_free(&self, freed: &[ChunkId]) -> Result<(), MetaError> {
+        self.flush().await?;
+        if !freed.is_empty() {
+            self.cluster().freed(freed, Instant::now());
+        }
+        Ok(())
     }
 
     /// Sets a file's or directory's mode and/or mtime.
@@ -649,11 +658,18 @@ impl MetaStore {
     /// One round of background work: safe-mode exit, garbage collection, failure detection
     /// and repair planning.
     pub fn maintain(&self) {
-        self.with_cluster(|cluster, wanted| {
+        let drained = self.with_cluster(|cluster, wanted| {
             let now = Instant::now();
             cluster.collect_garbage(wanted, now);
             cluster.plan_repairs(wanted, now);
+            cluster.take_newly_drained()
         });
+        for node in drained {
+            // Durable with the next flush; until then a restart waits for the node, as before.
+            if let Err(e) = self.ns.mark_drained(&node) {
+                tracing::error!(node, "cannot record the end of a drain: {e}");
+            }
+        }
     }
 }
 

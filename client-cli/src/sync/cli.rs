@@ -5,6 +5,7 @@
 //! per run (per round with `--watch`) on stdout instead; always one summary line per run (per
 //! round) on stderr. A run with failures or conflicts names them and exits 1.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::bail;
@@ -17,6 +18,7 @@ use bigfs_proto::FsPath;
 use super::listing::Side;
 use super::plan::{Action, Rules};
 use super::{watch, Job, Round};
+use crate::stdout::Stdout;
 use crate::Client;
 
 /// What marks a remote path on the command line.
@@ -110,8 +112,8 @@ pub async fn run(client: &Client, args: SyncArgs) -> anyhow::Result<()> {
         };
         return watch::watch(&job, root, args.debounce.0, |round| match round {
             Ok(round) => {
-                print(&round, args.json);
-                if let Err(e) = check(&round) {
+                let printed = print(&round, args.json).map_err(anyhow::Error::from);
+                if let Err(e) = printed.and_then(|()| check(&round)) {
                     eprintln!("bigfs: sync: {e:#}");
                 }
             }
@@ -120,18 +122,24 @@ pub async fn run(client: &Client, args: SyncArgs) -> anyhow::Result<()> {
         .await;
     }
     let round = job.round(args.dry_run).await?;
-    print(&round, args.json);
+    print(&round, args.json)?;
     check(&round)
 }
 
 /// Prints a round: its actions (a dry run's) or its JSON on stdout, its summary on stderr.
-fn print(round: &Round, json: bool) {
+/// Stdout closed early (`sync --dry-run … | head`) is an error the CLI ends quietly on.
+fn print(round: &Round, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(Stdout::default());
     if json {
-        println!("{}", round_json(round));
+        writeln!(out, "{}", round_json(round))?;
     } else if round.dry_run {
-        round.actions.iter().for_each(|action| println!("{action}"));
+        for action in &round.actions {
+            writeln!(out, "{action}")?;
+        }
     }
+    out.flush()?;
     eprintln!("{}", summary(round));
+    Ok(())
 }
 
 /// A round with failures is an error naming the first few.

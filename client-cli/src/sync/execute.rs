@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use futures::{stream, StreamExt};
 use tonic::Code;
 
@@ -119,10 +119,10 @@ async fn rmdir_if_present(client: &Client, path: &FsPath) -> anyhow::Result<()> 
 }
 
 async fn pull(client: &Client, root: &FsPath, local: &Path, action: &Action) -> anyhow::Result<()> {
-    let here = |path: &str| local.join(path);
+    let here = |path: &str| unlinked(local, path);
     match action {
         Action::Send { path, .. } => {
-            let target = here(path);
+            let target = here(path)?;
             create_parent(&target)?;
             let remote = remote_path(root, path)?;
             // The source wins: a changed local file is replaced. get gives the file the
@@ -136,18 +136,18 @@ async fn pull(client: &Client, root: &FsPath, local: &Path, action: &Action) -> 
             Ok(())
         }
         Action::Mkdir(path) => {
-            let dir = here(path);
+            let dir = here(path)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))
         }
         Action::Move { from, to, file } => {
-            let (from, to) = (here(from), here(to));
+            let (from, to) = (here(from)?, here(to)?);
             create_parent(&to)?;
             std::fs::rename(&from, &to)
                 .with_context(|| format!("rename {} to {}", from.display(), to.display()))?;
             set_local_attrs(&to, file)
         }
         Action::Copy { from, to, file } => {
-            let (from, to, file) = (here(from), here(to), *file);
+            let (from, to, file) = (here(from)?, here(to)?, *file);
             // A file copy reads and writes every byte: off the async threads.
             tokio::task::spawn_blocking(move || {
                 create_parent(&to)?;
@@ -158,14 +158,48 @@ async fn pull(client: &Client, root: &FsPath, local: &Path, action: &Action) -> 
             .await?
         }
         Action::Delete(path) => {
-            let file = here(path);
+            let file = here(path)?;
             std::fs::remove_file(&file).with_context(|| format!("remove {}", file.display()))
         }
         Action::Rmdir(path) => {
-            let dir = here(path);
+            let dir = here(path)?;
             std::fs::remove_dir(&dir).with_context(|| format!("remove {}", dir.display()))
         }
     }
+}
+
+/// `local/relative`, refused when a symbolic link or special file stands anywhere on the way
+/// (below `local`): the local listing leaves those out, so the plan may aim a write at one,
+/// and following it would write outside the tree (a link to ~/.ssh or /etc) or block on a
+/// FIFO. Sync never writes through them; the user removes them or syncs elsewhere.
+fn unlinked(local: &Path, relative: &str) -> anyhow::Result<PathBuf> {
+    let mut path = local.to_path_buf();
+    let components: Vec<&str> = relative.split('/').filter(|c| !c.is_empty()).collect();
+    for (i, component) in components.iter().enumerate() {
+        path.push(component);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            // Nothing there: nothing below it either.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(e).with_context(|| format!("stat {}", path.display())),
+        };
+        let last = i + 1 == components.len();
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            bail!(
+                "{} is a symbolic link: sync does not write through links (remove it to sync \
+                 this path)",
+                path.display()
+            );
+        }
+        if !(kind.is_dir() || last && kind.is_file()) {
+            bail!(
+                "{} is not a regular file or directory: sync leaves it alone",
+                path.display()
+            );
+        }
+    }
+    Ok(local.join(relative))
 }
 
 fn create_parent(path: &Path) -> anyhow::Result<()> {

@@ -12,13 +12,22 @@ use super::{Cluster, NodeState};
 use crate::error::MetaError;
 
 impl Cluster {
-    /// Nodes drained before a restart: each drains again as soon as it registers. Safe mode
-    /// does not wait for them: whatever they hold has, or is getting, copies elsewhere.
-    pub fn resume_drains(&mut self, ids: Vec<String>) {
-        for id in &ids {
-            self.stop_waiting_for(id);
+    /// Nodes being drained before a restart, each with whether its drain had finished: each
+    /// drains again as soon as it registers. Safe mode does not wait for the drained ones:
+    /// every chunk they hold had enough copies elsewhere. (One still draining may hold the
+    /// only copy of a chunk, so it is waited for.)
+    pub fn resume_drains(&mut self, drains: Vec<(String, bool)>) {
+        for (id, drained) in drains {
+            if drained {
+                self.stop_waiting_for(&id);
+            }
+            self.drains.insert(id);
         }
-        self.drains.extend(ids);
+    }
+
+    /// The nodes whose drain finished since the last call, to be remembered durably.
+    pub fn take_newly_drained(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.newly_drained)
     }
 
     /// Starts decommissioning a node; returns how many chunks it holds. Refused when the

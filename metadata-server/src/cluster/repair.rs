@@ -235,6 +235,7 @@ impl Cluster {
             let node = &mut self.nodes[idx];
             if drained {
                 tracing::info!(node = %node.id, "node drained: every chunk on it has enough copies elsewhere");
+                self.newly_drained.push(node.id.clone());
             }
             node.drained = drained;
         }

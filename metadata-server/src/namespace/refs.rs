@@ -121,6 +121,12 @@ impl ChunkRefs {
                 break;
             }
         }
+        if remove > 0 {
+            tracing::error!(
+                remove,
+                "more references removed than a chunk had: the chunk table was already wrong"
+            );
+        }
     }
 }
 

@@ -129,6 +129,13 @@ fn list_shows_directories_first_and_skips_subtrees() {
     assert_eq!(names(&ns, "/a"), ["/a/b/", "/a/c/", "/a/w", "/a/x"]);
     assert_eq!(names(&ns, "/"), ["/a/", "/a0", "/b"]);
     assert_eq!(names(&ns, "/a/b"), ["/a/b/deep/", "/a/b/y"]);
+    // An explicit directory, a sibling sorting inside its key range, and an implied one.
+    ns.mkdir(&p("/a/b-x"), false, dir_attrs()).unwrap();
+    ns.commit(&p("/a/b.txt"), record(&[b"t"]), false).unwrap();
+    assert_eq!(
+        names(&ns, "/a"),
+        ["/a/b/", "/a/b-x/", "/a/c/", "/a/b.txt", "/a/w", "/a/x"]
+    );
     assert!(ns.list(&p("/missing")).unwrap().is_none());
     assert!(ns.list(&p("/a/x")).unwrap().is_none());
     assert!(ns.is_dir(&p("/a/b")).unwrap());
@@ -169,6 +176,18 @@ fn a_batch_commits_each_file_on_its_own() {
         })
         .collect();
     assert_eq!(summary, ["v1", "exists", "v1", "dir", "under /new", "v2"]);
+    // A sibling that sorts between a path and its children does not hide them.
+    let siblings = ns
+        .commit_many(&[
+            write("/s/b-x", false),
+            write("/s/b/c", false),
+            write("/s/b", false),
+        ])
+        .unwrap();
+    assert!(
+        matches!(siblings[2], Err(MetaError::IsDirectory(_))),
+        "{siblings:?}"
+    );
     assert_eq!(outcomes[5].as_ref().unwrap().freed, vec![ChunkId::of(b"o")]);
     assert!(ns.get(&p("/d")).unwrap().is_none());
     assert!(ns.get(&p("/new/below")).unwrap().is_none());
@@ -315,8 +334,10 @@ fn rename_moves_files_and_whole_directories() {
     ));
 
     // With overwrite a file replaces a file, and the replaced file's chunks are freed.
+    let replaced = ns.get(&p("/src-x")).unwrap().unwrap().version;
     let moved = ns.rename(&p("/dst/a"), &p("/src-x"), true).unwrap();
     assert_eq!(moved.freed, vec![ChunkId::of(b"/src-x")]);
+    assert_eq!(ns.get(&p("/src-x")).unwrap().unwrap().version, replaced + 1);
     assert_eq!(
         refs_of(&ns, b"/src/a"),
         1,
@@ -409,6 +430,10 @@ fn records_survive_reopen() {
         ns.remember_node("n1", "http://127.0.0.1:1").unwrap();
         ns.remember_node("n2", "http://127.0.0.1:2").unwrap();
         ns.forget_node("n2").unwrap();
+        ns.set_drain("n1", true).unwrap();
+        ns.mark_drained("n1").unwrap();
+        ns.set_drain("n1", true).unwrap();
+        ns.set_drain("n3", true).unwrap();
         block_on_flush(&ns);
     }
     let ns = Namespace::open(dir.path()).unwrap();
@@ -418,6 +443,11 @@ fn records_survive_reopen() {
     assert_eq!(
         ns.known_nodes().unwrap(),
         vec![("n1".to_string(), "http://127.0.0.1:1".to_string())]
+    );
+    // Asking again to drain a drained node leaves its drain finished.
+    assert_eq!(
+        ns.drains().unwrap(),
+        vec![("n1".to_string(), true), ("n3".to_string(), false)]
     );
 }
 

@@ -96,7 +96,8 @@ impl Namespace {
                 let old = match files.get(path)? {
                     Some(bytes) => match Stored::decode(path, &bytes).map_err(abort)? {
                         Stored::File(old) => Some(old),
-                        // Refused by the placement check; kept out all the same.
+                        // The placement check refuses a directory that exists; one a parent of
+                        // an earlier file of this batch created is kept out here.
                         Stored::Dir(_) => {
                             outcomes.push(None);
                             continue;
@@ -170,10 +171,12 @@ impl Namespace {
             .iter()
             .map(|write| {
                 let path = &write.path;
+                // The first batch path from `path/` on: siblings like `path-x` sort before it.
+                let prefix = path.dir_prefix();
                 let in_batch_below = batch
-                    .range::<str, _>((Bound::Excluded(path.as_str()), Bound::Unbounded))
+                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                     .next()
-                    .is_some_and(|p| p.starts_with(&path.dir_prefix()));
+                    .is_some_and(|p| p.starts_with(&prefix));
                 let refusal = if path.is_root() || in_batch_below || self.is_dir(path)? {
                     Some(MetaError::IsDirectory(path.to_string()))
                 } else if let Some(file) = ancestors(path).find(|a| batch.contains(a)) {
@@ -290,7 +293,17 @@ impl Namespace {
     pub fn rename(&self, src: &FsPath, dst: &FsPath, overwrite: bool) -> Result<Moved, MetaError> {
         let _writer = lock(&self.writer);
         let plan = self.plan_transfer(src, dst, overwrite, "move")?;
-        let freed = self.write_transfer(&plan, true, |stored, _| Ok(stored.clone()))?;
+        // A file moved over another is that path's next version.
+        let version = plan.replaced.as_ref().map(|old| old.version + 1);
+        let freed = self.write_transfer(&plan, true, |stored, _| {
+            Ok(match (stored, version) {
+                (Stored::File(record), Some(version)) => Stored::File(FileRecord {
+                    version,
+                    ..record.clone()
+                }),
+                _ => stored.clone(),
+            })
+        })?;
         Ok(Moved {
             path: plan.target.clone(),
             files: plan.files(),

@@ -330,11 +330,16 @@ fn metadata_server_killed_during_puts() {
     c.check_logs();
 }
 
-/// How many files, directories and bytes `du -s` counts at `path`; `None` when it is gone.
+/// How many files and directories `du -s` counts at `path`; `None` when it is not there. Any
+/// other failure fails the test: it must not pass for a "before" state.
 fn du(c: &Cluster, path: &str) -> Option<(u64, u64)> {
     let out = c.bigfs(["du", "-s", path, "--json"]);
     if !out.status.success() {
-        return None;
+        let stderr = bigfs_tests::stderr_of(&out);
+        if stderr.contains("no such file or directory") {
+            return None;
+        }
+        c.fail(&format!("du {path}: {}", describe(&out)));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| c.fail(&format!("du {path} --json: {e}: {}", describe(&out))));

@@ -268,6 +268,7 @@ fn a_closed_stdout_ends_every_command_quietly() {
     // The benchmark lists its first directory, copies it and moves it to /big/moved.
     let big = "/big/moved";
     c.must_put_bytes("/f", &pseudo_random(42, 3 * CHUNK));
+    let pulled = c.local_dir("pulled");
     // (command, bytes read before the reader closes; 0: closed before the command writes)
     let cases: Vec<(Vec<&str>, usize)> = vec![
         (vec!["ls", big], 10),
@@ -280,6 +281,13 @@ fn a_closed_stdout_ends_every_command_quietly() {
         (vec!["nodes"], 0),
         (vec!["nodes", "--json"], 0),
         (vec!["fsck"], 0),
+        (vec!["du", "/big"], 0),
+        (vec!["df"], 0),
+        (vec!["cp", "/f", "/g", "--json"], 0),
+        (
+            vec!["sync", "--dry-run", "bigfs:/big/moved", s(&pulled)],
+            10,
+        ),
     ];
     let mut problems = Vec::new();
     for (args, keep) in cases {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -320,8 +320,12 @@ fn watch_pushes_each_change() {
     fs::rename(src.join("a"), src.join("b")).unwrap();
     wait_until(timeout, "/w/a moved to /w/b", || names(&c, "/w") == ["b"]);
     assert_eq!(chunk_ids(&c, "/w/b"), ids);
-    let rounds = fs::read_to_string(&log).unwrap();
-    assert!(rounds.contains(" 1 moved"), "{rounds}");
+    // The round's summary line comes once the round is over.
+    let read_log = || fs::read_to_string(&log).unwrap();
+    wait_until(timeout, "the watch log says the file moved", || {
+        read_log().contains(" 1 moved")
+    });
+    let rounds = read_log();
 
     // SIGTERM ends the watch, with status 0.
     let pid = watching.0.id() as libc::pid_t;
@@ -360,4 +364,43 @@ fn one_side_must_be_remote() {
             stderr_of(&out)
         );
     }
+}
+
+#[test]
+fn a_pull_never_writes_through_local_links_or_fifos() {
+    let c = Cluster::start(3);
+    for name in ["keys", "sub/passwd", "fifo", "plain"] {
+        c.must_put_bytes(&format!("/p/{name}"), b"from the cluster");
+    }
+    // Outside the tree: what the links point at must be left as they are.
+    let outside = c.local_dir("outside");
+    fs::write(outside.join("authorized_keys"), b"mine").unwrap();
+    fs::write(outside.join("passwd"), b"mine too").unwrap();
+    let dst = c.local_dir("dst");
+    std::os::unix::fs::symlink(outside.join("authorized_keys"), dst.join("keys")).unwrap();
+    std::os::unix::fs::symlink(&outside, dst.join("sub")).unwrap();
+    let fifo = std::ffi::CString::new(dst.join("fifo").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+
+    // It warns of each thing it skips, then fails naming what it would not write through.
+    let out = c.bigfs(["sync", "bigfs:/p", s(&dst)]);
+    let stderr = bigfs_tests::stderr_of(&out);
+    assert!(
+        !out.status.success() && stderr.contains("symbolic link") && stderr.contains("fifo"),
+        "a pull onto links and a FIFO:\n{}",
+        bigfs_tests::describe(&out)
+    );
+    assert_eq!(fs::read(outside.join("authorized_keys")).unwrap(), b"mine");
+    assert_eq!(fs::read(outside.join("passwd")).unwrap(), b"mine too");
+    assert!(fs::symlink_metadata(dst.join("keys"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(fs::symlink_metadata(dst.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    // What is not in the way arrives.
+    assert_eq!(fs::read(dst.join("plain")).unwrap(), b"from the cluster");
+    c.check_logs();
 }

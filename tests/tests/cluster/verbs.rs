@@ -103,13 +103,17 @@ fn directories_are_explicit_and_outlive_their_files() {
 
 #[test]
 fn mv_and_cp_move_no_bytes() {
-    let c = Cluster::start(3);
+    let mut c = Cluster::start(3);
     let big = pseudo_random(2, 3 * MIB + 5);
     c.must_put_bytes("/src/big", &big);
     let files = c.put_files("/src/many", 3, &vec![10 * KIB; 50]);
+    c.must_put_bytes("/other", b"other");
     let ids = chunk_ids(&c, "/src/big");
-    let on_disk = chunk_files_on_disk(&c);
 
+    // With every storage node stopped, mv and cp still work: they cannot be moving bytes.
+    for i in 0..c.node_count() {
+        c.kill_node(i);
+    }
     // A whole directory, into another one.
     c.must(["mkdir", "/dst"]);
     let moved = c.must_json(["mv", "/src", "/dst", "--json"]);
@@ -120,13 +124,8 @@ fn mv_and_cp_move_no_bytes() {
         "/src is still there"
     );
     assert_eq!(chunk_ids(&c, "/dst/src/big"), ids);
-    c.assert_content("/dst/src/big", &big);
-    for (path, data) in &files {
-        c.assert_content(&path.replacen("/src", "/dst/src", 1), data);
-    }
 
     // Refusals name the paths.
-    c.must_put_bytes("/other", b"other");
     let out = c.bigfs(["mv", "/dst/src/big", "/other"]);
     c.assert_failed(
         &out,
@@ -147,19 +146,20 @@ fn mv_and_cp_move_no_bytes() {
     c.must(["cp", "-r", "/dst", "/dircopy"]);
     assert_eq!(names(&c, "/dircopy/src").len(), 2);
     c.must(["rm", "-r", "/dst"]);
-    c.assert_content("/copy", &big);
-    c.assert_content("/dircopy/src/big", &big);
     let hash = |path: &str| c.stat_json(path)["content_hash"].clone();
     assert_eq!(hash("/copy"), hash("/dircopy/src/big"));
     assert_ne!(hash("/copy"), hash("/other"));
-    // Not one chunk file was written by any of it.
-    let other_ids: BTreeSet<String> = chunk_ids(&c, "/other").into_iter().collect();
-    let written: Vec<String> = chunk_files_on_disk(&c)
-        .difference(&on_disk)
-        .filter(|id| !other_ids.contains(*id))
-        .cloned()
-        .collect();
-    assert!(written.is_empty(), "mv/cp wrote chunks: {written:?}");
+
+    // The nodes come back: every byte is where the namespace now says.
+    for i in 0..c.node_count() {
+        c.restart_node(i);
+    }
+    c.wait_ready();
+    c.assert_content("/copy", &big);
+    c.assert_content("/dircopy/src/big", &big);
+    for (path, data) in &files {
+        c.assert_content(&path.replacen("/src", "/dircopy/src", 1), data);
+    }
     c.check_logs();
 }
 
@@ -201,7 +201,7 @@ fn du_df_and_cat() {
 fn wanted_copies_follow_the_files_and_nodes_come_and_go() {
     let mut c = Cluster::builder(3)
         .replication(2)
-        .heartbeat_timeout(Duration::from_secs(2))
+        .heartbeat_timeout(Duration::from_secs(5))
         .safe_mode_timeout(Duration::from_secs(60))
         .start();
     let data = pseudo_random(5, 300 * KIB);
@@ -231,7 +231,7 @@ fn wanted_copies_follow_the_files_and_nodes_come_and_go() {
     let out = c.bigfs(["node", "remove", c.node_id(2)]);
     c.assert_failed(&out, "remove of a running node", &[c.node_id(2), "running"]);
     c.kill_node(2);
-    c.wait_node_state(2, "dead", Duration::from_secs(10));
+    c.wait_node_state(2, "dead", Duration::from_secs(30));
     c.must(["node", "remove", c.node_id(2)]);
     let ids: Vec<String> = c
         .nodes_json()
