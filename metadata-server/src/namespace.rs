@@ -173,16 +173,16 @@ impl Namespace {
             .collect()
     }
 
-    /// Every entry below `dir` with what is stored there, in path order.
-    fn stored_under(&self, dir: &FsPath) -> Result<Vec<(String, Stored)>, MetaError> {
-        self.files
-            .scan_prefix(dir.dir_prefix())
-            .map(|item| {
-                let (key, value) = item?;
-                let path = key_str(&key)?;
-                Ok((path.to_string(), Stored::decode(path, &value)?))
-            })
-            .collect()
+    /// Every entry below `dir` with what is stored there, in path order, read as it goes.
+    fn stored_under(
+        &self,
+        dir: &FsPath,
+    ) -> impl Iterator<Item = Result<(String, Stored), MetaError>> + '_ {
+        self.files.scan_prefix(dir.dir_prefix()).map(|item| {
+            let (key, value) = item?;
+            let path = key_str(&key)?;
+            Ok((path.to_string(), Stored::decode(path, &value)?))
+        })
     }
 
     /// The immediate children of `dir`: directories first, then files, each sorted by name.
@@ -240,7 +240,8 @@ impl Namespace {
             Lookup::Dir(_) => {
                 let prefix = path.dir_prefix();
                 let mut dirs: BTreeSet<String> = BTreeSet::new();
-                for (key, stored) in self.stored_under(path)? {
+                for entry in self.stored_under(path) {
+                    let (key, stored) = entry?;
                     // Every directory between `path` and this entry exists, implied or not.
                     let rest = &key[prefix.len()..];
                     for (i, _) in rest.match_indices('/') {

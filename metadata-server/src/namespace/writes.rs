@@ -471,7 +471,8 @@ impl Namespace {
                 if let Some(attrs) = attrs {
                     entries.push((src.clone(), Stored::Dir(attrs)));
                 }
-                for (path, stored) in self.stored_under(src)? {
+                for entry in self.stored_under(src) {
+                    let (path, stored) = entry?;
                     entries.push((FsPath::parse(&path)?, stored));
                 }
                 (entries, attrs.is_none())
