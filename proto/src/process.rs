@@ -82,3 +82,16 @@ pub async fn bind(addr: &str, flag: &str) -> std::io::Result<tokio::net::TcpList
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("bind {flag} {addr}: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LogFormat;
+
+    #[test]
+    fn log_formats_parse_by_name() {
+        assert_eq!("text".parse(), Ok(LogFormat::Text));
+        assert_eq!("json".parse(), Ok(LogFormat::Json));
+        let err = "yaml".parse::<LogFormat>().unwrap_err();
+        assert!(err.contains("text or json"), "{err}");
+    }
+}

@@ -288,3 +288,23 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_while_draining_or_without_room_for_a_chunk() {
+        let usage = |used| Usage {
+            capacity: 10 << 20,
+            used,
+            chunks: 0,
+        };
+        assert_eq!(not_ready(false, usage(0)), None);
+        assert_eq!(not_ready(false, usage(9 << 20)), None);
+        let draining = not_ready(true, usage(0)).unwrap();
+        assert!(draining.starts_with("draining"), "{draining}");
+        let full = not_ready(false, usage((9 << 20) + 1)).unwrap();
+        assert!(full.starts_with("full"), "{full}");
+    }
+}
