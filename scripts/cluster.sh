@@ -37,7 +37,9 @@ Commands:
   up [--nodes N] [--base-port P] [--tmux] [--release|--debug] [--no-build]
         Build the binaries (cargo build -p bigfs-meta -p bigfs-node -p bigfs-client),
         start the metadata server on port P (default 9400) and nodes node1..nodeN
-        (default N=3) on ports P+1..P+N, then wait (up to \$BIGFS_CLUSTER_TIMEOUT s)
+        (default N=3) on ports P+1..P+N, each with an HTTP listener 100 ports up
+        (meta P+100, node i P+100+i: Prometheus metrics at /metrics, liveness at
+        /healthz, readiness at /readyz), then wait (up to \$BIGFS_CLUSTER_TIMEOUT s)
         until the metadata server answers and 'bigfs nodes --json' shows every node
         up: "alive", or "draining"/"drained" after 'bigfs node drain' (such a node
         still runs and reports), with a heartbeat since the start. On failure
@@ -62,13 +64,14 @@ Commands:
         reports alive, draining or drained; exits non-zero if it does not within
         \$BIGFS_CLUSTER_TIMEOUT s, leaving it as it is.
   add-node
-        Start one more storage node, node(N+1) on port P+N+1, with the flags the
+        Start one more storage node, node(N+1) on port P+N+1 (HTTP on P+100+N+1),
+        with the flags the
         others got (or \$BIGFS_NODE_ARGS if set now), in a new tmux window for a
         '--tmux' cluster; count it in, so status, logs, restart, down and a later
         'up' know it; wait until it is alive. If it is not within
         \$BIGFS_CLUSTER_TIMEOUT s, it is stopped and not counted.
   status
-        For each process: name, pid, running or stopped, listen address; then
+        For each process: name, pid, running or stopped, listen address, metrics URL; then
         'bigfs nodes' if the metadata server is running. Exits 0 if every process
         is running, 3 otherwise.
   logs NAME [-f] [-n LINES]
@@ -203,6 +206,14 @@ target_dir() {
 port_of() {
     local name=$1 base=$2
     if [[ $name == meta ]]; then echo "$base"; else echo $((base + ${name#node})); fi
+}
+
+# How far above its gRPC port each server's HTTP listener (metrics, health) is.
+HTTP_OFFSET=100
+
+# The metrics URL of process NAME given the base port.
+metrics_url_of() {
+    echo "http://$HOST:$(($(port_of "$1" "$2") + HTTP_OFFSET))/metrics"
 }
 
 port_in_use() {
@@ -500,8 +511,8 @@ cmd_up() {
     if ! [[ $nodes =~ ^[0-9]+$ ]] || ((nodes < 1 || nodes > 99)); then
         die "--nodes must be a number from 1 to 99 (got '$nodes')"
     fi
-    if ! [[ $base_port =~ ^[0-9]+$ ]] || ((base_port < 1024 || base_port + nodes > 65535)); then
-        die "--base-port must be a number from 1024 to $((65535 - nodes)) (got '$base_port')"
+    if ! [[ $base_port =~ ^[0-9]+$ ]] || ((base_port < 1024 || base_port + HTTP_OFFSET + nodes > 65535)); then
+        die "--base-port must be a number from 1024 to $((65535 - HTTP_OFFSET - nodes)) (got '$base_port')"
     fi
 
     # Already running?
@@ -555,10 +566,11 @@ cmd_up() {
     # Ports must be free.
     local i port
     for ((i = 0; i <= nodes; i++)); do
-        port=$((base_port + i))
-        if port_in_use "$port"; then
-            die "port $HOST:$port is already in use; stop whatever holds it or choose another --base-port"
-        fi
+        for port in $((base_port + i)) $((base_port + HTTP_OFFSET + i)); do
+            if port_in_use "$port"; then
+                die "port $HOST:$port is already in use; stop whatever holds it or choose another --base-port"
+            fi
+        done
     done
 
     RUST_LOG_VALUE=${RUST_LOG:-info}
@@ -583,14 +595,15 @@ cmd_up() {
     local started_ms
     started_ms=$(now_ms)
     mkdir -p "$DIR/meta"
-    launch meta "$meta_bin" --listen "$HOST:$base_port" --data "$DIR/meta" ${meta_extra[@]+"${meta_extra[@]}"} ||
+    launch meta "$meta_bin" --listen "$HOST:$base_port" --http-listen "$HOST:$((base_port + HTTP_OFFSET))" \
+        --data "$DIR/meta" ${meta_extra[@]+"${meta_extra[@]}"} ||
         up_failed "meta did not start (no pid file)" meta
     for ((i = 1; i <= nodes; i++)); do
         name=node$i
         names+=("$name")
         mkdir -p "$DIR/$name"
-        launch "$name" "$node_bin" --listen "$HOST:$((base_port + i))" --meta "$meta_url" \
-            --data "$DIR/$name" --id "$name" ${node_extra[@]+"${node_extra[@]}"} ||
+        launch "$name" "$node_bin" --listen "$HOST:$((base_port + i))" \
+            --http-listen "$HOST:$((base_port + HTTP_OFFSET + i))" --meta "$meta_url" --data "$DIR/$name" --id "$name" ${node_extra[@]+"${node_extra[@]}"} ||
             up_failed "$name did not start (no pid file)" "$name"
     done
 
@@ -602,8 +615,8 @@ cmd_up() {
     echo
     echo "BigFS cluster is up ($nodes storage nodes, binaries in $bin_dir, data in $DIR)"
     for name in "${names[@]}"; do
-        printf '  %-7s pid %-8s %s:%-6s log %s\n' "$name" "$(pid_of "$name")" "$HOST" \
-            "$(port_of "$name" "$base_port")" "$LOG_DIR/$name.log"
+        printf '  %-7s pid %-8s %s:%-6s log %s, metrics %s\n' "$name" "$(pid_of "$name")" "$HOST" \
+            "$(port_of "$name" "$base_port")" "$LOG_DIR/$name.log" "$(metrics_url_of "$name" "$base_port")"
     done
     if [[ -n $USE_TMUX ]]; then
         if [[ -n ${TMUX:-} ]]; then
@@ -720,15 +733,18 @@ cmd_add_node() {
     [[ -n $ST_FOUND ]] || die "no cluster in $DIR (start one with '$PROG up')"
     is_running meta || die "the metadata server of the cluster in $DIR is not running (see '$PROG status')"
     local i=$((ST_NODES + 1))
-    local name=node$i port=$((ST_BASE_PORT + i))
+    local name=node$i port=$((ST_BASE_PORT + i)) http_port=$((ST_BASE_PORT + HTTP_OFFSET + i))
     ((i <= 99)) || die "a cluster has at most 99 storage nodes"
-    ((port <= 65535)) || die "no port left for $name above base port $ST_BASE_PORT"
+    ((http_port <= 65535)) || die "no port left for $name above base port $ST_BASE_PORT"
     if is_running "$name"; then
         die "$name already runs (pid $(pid_of "$name")) though $STATE_FILE counts $ST_NODES nodes; run '$PROG down' and '$PROG up'"
     fi
-    if port_in_use "$port"; then
-        die "port $HOST:$port for $name is already in use; stop whatever holds it and try again"
-    fi
+    local p
+    for p in "$port" "$http_port"; do
+        if port_in_use "$p"; then
+            die "port $HOST:$p for $name is already in use; stop whatever holds it and try again"
+        fi
+    done
     use_recorded_session
     use_recorded_cluster
     local node_bin=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}/bigfs-node
@@ -740,7 +756,7 @@ cmd_add_node() {
     local started_ms
     started_ms=$(now_ms)
     mkdir -p "$DIR/$name" "$PID_DIR" "$LOG_DIR"
-    if ! launch "$name" "$node_bin" --listen "$HOST:$port" --meta "$META_URL" \
+    if ! launch "$name" "$node_bin" --listen "$HOST:$port" --http-listen "$HOST:$http_port" --meta "$META_URL" \
         --data "$DIR/$name" --id "$name" ${node_extra[@]+"${node_extra[@]}"}; then
         show_log_tail "$name" 30
         stop_names "$name" >&2
@@ -758,7 +774,7 @@ cmd_add_node() {
         write_state
         exit 1
     fi
-    echo "$name is up: pid $(pid_of "$name"), $HOST:$port, data $DIR/$name, log $LOG_DIR/$name.log"
+    echo "$name is up: pid $(pid_of "$name"), $HOST:$port, data $DIR/$name, log $LOG_DIR/$name.log, metrics $(metrics_url_of "$name" "$ST_BASE_PORT")"
 }
 
 # ---------------------------------------------------------------- other commands
@@ -792,12 +808,13 @@ status_report() {
     fi
     local bin_dir=${ST_BIN_DIR:-$(target_dir)/$ST_PROFILE}
     echo "cluster dir $DIR (storage nodes: $ST_NODES, base port: $ST_BASE_PORT, binaries: $bin_dir)"
-    printf '%-7s %-8s %-8s %s\n' NAME PID STATE LISTEN
+    printf '%-7s %-8s %-8s %-21s %s\n' NAME PID STATE LISTEN METRICS
     local all=0 pid state
     for name in "${names[@]}"; do
         pid=$(pid_of "$name")
         if [[ -n $pid ]] && is_bigfs_pid "$pid"; then state=running; else state=stopped; all=3; pid=""; fi
-        printf '%-7s %-8s %-8s %s:%s\n' "$name" "${pid:--}" "$state" "$HOST" "$(port_of "$name" "$ST_BASE_PORT")"
+        printf '%-7s %-8s %-8s %-21s %s\n' "$name" "${pid:--}" "$state" \
+            "$HOST:$(port_of "$name" "$ST_BASE_PORT")" "$(metrics_url_of "$name" "$ST_BASE_PORT")"
     done
     if [[ -f $TMUX_FILE ]]; then echo "tmux session: $(<"$TMUX_FILE")"; fi
     if is_running meta && [[ -x $bin_dir/bigfs ]]; then

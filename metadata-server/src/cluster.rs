@@ -31,10 +31,12 @@ use crate::placement::{NodeIdx, Placement};
 
 mod decommission;
 mod fsck;
+mod gauges;
 mod gc;
 mod repair;
 
 pub use fsck::{ChunkHealth, FsckCounts};
+pub use gauges::ClusterGauges;
 
 /// How many deletes one heartbeat reply carries at most: the node carries them out before its
 /// next beat, which must not be late.
@@ -173,6 +175,8 @@ pub struct Beat {
 pub struct Commands {
     pub deletes: Vec<ChunkId>,
     pub replications: Vec<Replication>,
+    /// The node is being drained (or is drained): it reports itself not ready.
+    pub draining: bool,
 }
 
 /// Where to send a chunk, or where it already is.
@@ -378,6 +382,7 @@ impl Cluster {
         Some(Commands {
             deletes,
             replications,
+            draining: node.draining,
         })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod metrics;
 pub mod namespace;
 pub mod placement;
 pub mod records;
@@ -21,14 +22,19 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 
 use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_META_MESSAGE, MAX_REPLICATION};
+use bigfs_proto::observe::health::Health;
+use bigfs_proto::observe::rpc::RpcMetrics;
+use bigfs_proto::observe::{self, http};
 use bigfs_proto::pb::meta_server::MetaServer;
 use bigfs_proto::transport;
 
 use crate::cluster::ClusterConfig;
+use crate::metrics::MetaMetrics;
 use crate::service::MetaService;
-use crate::store::MetaStore;
+use crate::store::{MetaStore, SafeModeStatus};
 
 /// How often failure detection, repair planning and garbage collection run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -71,9 +77,11 @@ impl MetaConfig {
     }
 }
 
-/// Serves on `listener` until `shutdown` fires.
+/// Serves gRPC on `listener`, and metrics and health probes on `http` if given, until
+/// `shutdown` fires.
 pub async fn run(
     listener: TcpListener,
+    http: Option<TcpListener>,
     config: MetaConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -94,25 +102,67 @@ pub async fn run(
         "metadata server listening on {local}"
     );
 
-    let maintenance = tokio::spawn(maintain(store.clone(), shutdown.child_token()));
+    let mut registry = observe::registry();
+    let rpc = RpcMetrics::register(&mut registry);
+    let metrics = Arc::new(MetaMetrics::register(&mut registry, &store));
+    let (health, health_service) = Health::new(
+        MetaServer::<MetaService>::NAME,
+        not_ready(store.safe_mode()),
+    )
+    .await;
+    let maintenance = tokio::spawn(maintain(
+        store.clone(),
+        health.clone(),
+        shutdown.child_token(),
+    ));
+    let observing = http.map(|http| {
+        let survey = tokio::spawn(metrics::survey(
+            metrics.clone(),
+            store.clone(),
+            shutdown.child_token(),
+        ));
+        let (metrics, store) = (metrics.clone(), store.clone());
+        let page = http::Metrics {
+            registry,
+            refresh: Box::new(move || metrics.refresh(&store)),
+        };
+        let server = tokio::spawn(http::serve(http, page, health, shutdown.child_token()));
+        (survey, server)
+    });
     let service = MetaServer::new(MetaService::new(store.clone()))
         .max_decoding_message_size(MAX_META_MESSAGE)
         .max_encoding_message_size(MAX_META_MESSAGE);
-    let served = transport::server()
+    let served = transport::server(rpc)
+        .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(transport::incoming(listener), shutdown.cancelled())
         .await;
     shutdown.cancel();
     maintenance.await.context("maintenance task")?;
+    if let Some((survey, server)) = observing {
+        survey.await.context("metrics survey task")?;
+        server.await.context("HTTP task")?.context("serve HTTP")?;
+    }
     store.flush().await.context("final flush")?;
     served.context("serve gRPC")?;
     tracing::info!("metadata server stopped");
     Ok(())
 }
 
+/// Why the server is not ready: only safe mode holds it back. (The reason names whom it
+/// waits for but not for how long, so that it changes, and is logged, only when a node reports.)
+fn not_ready(safe_mode: Option<SafeModeStatus>) -> Option<String> {
+    safe_mode.map(|safe| {
+        format!(
+            "safe mode: waiting for {} to report their chunks",
+            safe.waiting_for.join(", ")
+        )
+    })
+}
+
 /// The metadata server's background loop: safe-mode exit, failure detection, repair and
-/// garbage collection, once a tick.
-async fn maintain(store: Arc<MetaStore>, cancel: CancellationToken) {
+/// garbage collection, and then readiness, once a tick.
+async fn maintain(store: Arc<MetaStore>, health: Health, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -121,6 +171,7 @@ async fn maintain(store: Arc<MetaStore>, cancel: CancellationToken) {
             _ = tick.tick() => {}
         }
         store.maintain();
+        health.set(not_ready(store.safe_mode())).await;
     }
     tracing::info!("maintenance stopped");
 }

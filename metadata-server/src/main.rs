@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 
 use bigfs_meta::cluster::ClusterConfig;
 use bigfs_meta::MetaConfig;
 use bigfs_proto::limits::DEFAULT_CHUNK_SIZE;
-use bigfs_proto::process;
+use bigfs_proto::process::{self, LogFormat};
 use bigfs_proto::units::{ReadableDuration, Size};
 
 /// BigFS metadata server: the namespace, the chunk table and the storage node registry.
@@ -19,6 +18,13 @@ struct Args {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:9400")]
     listen: String,
+    /// Address to serve HTTP on: Prometheus metrics at /metrics, liveness at /healthz,
+    /// readiness at /readyz. Without it there is no HTTP listener.
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// How log lines are written: text, or json (one object per line).
+    #[arg(long, default_value = "text")]
+    log_format: LogFormat,
     /// Data directory for the metadata store.
     #[arg(long)]
     data: PathBuf,
@@ -54,8 +60,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     process::abort_on_panic();
-    process::init_tracing();
     let args = Args::parse();
+    process::init_tracing(args.log_format);
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -82,10 +88,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         },
     };
     config.validate()?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("bind {}", args.listen))?;
-    bigfs_meta::run(listener, config, process::shutdown_on_signal()).await
+    let listener = process::bind(&args.listen, "--listen").await?;
+    let http = match &args.http_listen {
+        Some(addr) => Some(process::bind(addr, "--http-listen").await?),
+        None => None,
+    };
+    bigfs_meta::run(listener, http, config, process::shutdown_on_signal()).await
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use bigfs_proto::limits::{MAX_COMMIT_BATCH, MAX_LOOKUP_BATCH};
+use bigfs_proto::observe::span;
 use bigfs_proto::pb::meta_server::Meta;
 use bigfs_proto::pb::*;
 use bigfs_proto::{ChunkId, FsPath, NodeRef};
@@ -249,6 +250,7 @@ impl Meta for MetaService {
     async fn commit_file(&self, request: Request<CommitFileRequest>) -> Reply<CommitFileResponse> {
         let request = request.into_inner();
         let path = request.path.clone();
+        span::record_path(&path);
         let commit = commit_of(request)?;
         let outcome = self.store.commit(vec![commit]).await?.pop();
         let outcome = outcome.ok_or_else(|| MetaError::Internal("no commit outcome".into()))?;
@@ -304,7 +306,9 @@ impl Meta for MetaService {
     }
 
     async fn get_file(&self, request: Request<GetFileRequest>) -> Reply<GetFileResponse> {
-        let path = entry_path(&request.into_inner().path)?;
+        let request = request.into_inner();
+        span::record_path(&request.path);
+        let path = entry_path(&request.path)?;
         reply(file_reply(self.store.locate(&path)?))
     }
 
@@ -334,7 +338,9 @@ impl Meta for MetaService {
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Reply<ListResponse> {
-        let entries = self.store.list(&path(&request.into_inner().path)?)?;
+        let request = request.into_inner();
+        span::record_path(&request.path);
+        let entries = self.store.list(&path(&request.path)?)?;
         reply(ListResponse {
             entries: entries.into_iter().map(dir_entry).collect(),
         })
@@ -342,6 +348,7 @@ impl Meta for MetaService {
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Reply<DeleteResponse> {
         let request = request.into_inner();
+        span::record_path(&request.path);
         let path = entry_path(&request.path)?;
         let files_removed = self.store.remove(&path, request.recursive).await?;
         tracing::info!(path = %path, files_removed, "removed");
@@ -378,6 +385,8 @@ impl Meta for MetaService {
         request: Request<ReportBadChunkRequest>,
     ) -> Reply<ReportBadChunkResponse> {
         let request = request.into_inner();
+        span::record_chunk(&request.chunk_id);
+        span::record_node(&request.node_id);
         let chunk: ChunkId = request.chunk_id.parse().map_err(MetaError::from)?;
         self.store
             .report_bad(&chunk, &request.node_id, &request.reason)?;
@@ -397,6 +406,7 @@ impl Meta for MetaService {
         request: Request<CheckCreateRequest>,
     ) -> Reply<CheckCreateResponse> {
         let request = request.into_inner();
+        span::record_path(&request.path);
         self.store
             .check_create(&entry_path(&request.path)?, request.overwrite)?;
         reply(CheckCreateResponse {})
@@ -404,6 +414,7 @@ impl Meta for MetaService {
 
     async fn mkdir(&self, request: Request<MkdirRequest>) -> Reply<MkdirResponse> {
         let request = request.into_inner();
+        span::record_path(&request.path);
         let created = self
             .store
             .mkdir(
@@ -417,14 +428,15 @@ impl Meta for MetaService {
     }
 
     async fn rmdir(&self, request: Request<RmdirRequest>) -> Reply<RmdirResponse> {
-        self.store
-            .rmdir(&entry_path(&request.into_inner().path)?)
-            .await?;
+        let request = request.into_inner();
+        span::record_path(&request.path);
+        self.store.rmdir(&entry_path(&request.path)?).await?;
         reply(RmdirResponse {})
     }
 
     async fn rename(&self, request: Request<RenameRequest>) -> Reply<RenameResponse> {
         let request = request.into_inner();
+        span::record_path(&request.src);
         let moved = self
             .store
             .rename(
@@ -441,6 +453,7 @@ impl Meta for MetaService {
 
     async fn copy(&self, request: Request<CopyRequest>) -> Reply<CopyResponse> {
         let request = request.into_inner();
+        span::record_path(&request.src);
         let copied = self
             .store
             .copy(
@@ -459,6 +472,7 @@ impl Meta for MetaService {
 
     async fn set_attr(&self, request: Request<SetAttrRequest>) -> Reply<SetAttrResponse> {
         let request = request.into_inner();
+        span::record_path(&request.path);
         self.store
             .set_attr(&path(&request.path)?, request.mode, request.mtime_ms)
             .await?;
@@ -466,7 +480,9 @@ impl Meta for MetaService {
     }
 
     async fn usage(&self, request: Request<UsageRequest>) -> Reply<UsageResponse> {
-        let usage = self.store.usage(&path(&request.into_inner().path)?).await?;
+        let request = request.into_inner();
+        span::record_path(&request.path);
+        let usage = self.store.usage(&path(&request.path)?).await?;
         reply(UsageResponse {
             files: usage.files,
             dirs: usage.dirs,
@@ -476,7 +492,9 @@ impl Meta for MetaService {
     }
 
     async fn drain_node(&self, request: Request<DrainNodeRequest>) -> Reply<DrainNodeResponse> {
-        let chunks_to_move = self.store.drain(&request.into_inner().node_id).await?;
+        let node = request.into_inner().node_id;
+        span::record_node(&node);
+        let chunks_to_move = self.store.drain(&node).await?;
         reply(DrainNodeResponse { chunks_to_move })
     }
 
@@ -484,14 +502,16 @@ impl Meta for MetaService {
         &self,
         request: Request<UndrainNodeRequest>,
     ) -> Reply<UndrainNodeResponse> {
-        self.store.undrain(&request.into_inner().node_id).await?;
+        let node = request.into_inner().node_id;
+        span::record_node(&node);
+        self.store.undrain(&node).await?;
         reply(UndrainNodeResponse {})
     }
 
     async fn remove_node(&self, request: Request<RemoveNodeRequest>) -> Reply<RemoveNodeResponse> {
-        self.store
-            .remove_node(&request.into_inner().node_id)
-            .await?;
+        let node = request.into_inner().node_id;
+        span::record_node(&node);
+        self.store.remove_node(&node).await?;
         reply(RemoveNodeResponse {})
     }
 
@@ -500,6 +520,7 @@ impl Meta for MetaService {
         request: Request<RegisterNodeRequest>,
     ) -> Reply<RegisterNodeResponse> {
         let request = request.into_inner();
+        span::record_node(&request.node_id);
         if request.node_id.is_empty() || request.addr.is_empty() {
             return Err(
                 MetaError::InvalidArgument("node id and address are required".into()).into(),
@@ -524,6 +545,7 @@ impl Meta for MetaService {
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
         let request = request.into_inner();
+        span::record_node(&request.node_id);
         let copied = request
             .copied
             .into_iter()
@@ -552,6 +574,7 @@ impl Meta for MetaService {
                         targets: node_addrs(r.targets),
                     })
                     .collect(),
+                draining: commands.draining,
             },
             None => HeartbeatResponse {
                 reregister: true,

@@ -33,7 +33,7 @@ async fn get_files_answers_each_path_as_get_file_would() {
         },
     };
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(bigfs_meta::run(listener, config, shutdown.clone()));
+    let server = tokio::spawn(bigfs_meta::run(listener, None, config, shutdown.clone()));
     let mut meta = MetaClient::new(transport::endpoint(&url).unwrap().connect_lazy());
 
     // Empty files need no chunks, so no storage node.

@@ -11,6 +11,7 @@
 //! - [`batch_queue`]: small chunk requests for the same node sent together.
 //! - [`transport`]: gRPC endpoint and server settings every component uses.
 //! - [`process`]: logging, panic and signal set-up for the server binaries.
+//! - [`observe`]: metrics, health probes and request spans of the servers.
 //! - [`lock`]: a poison-tolerant mutex lock.
 //! - [`VERSION`]: what every binary's `--version` says.
 
@@ -21,6 +22,7 @@ pub mod content_hash;
 pub mod limits;
 pub mod lock;
 pub mod node_pool;
+pub mod observe;
 pub mod path;
 pub mod process;
 pub mod transport;
@@ -28,6 +30,9 @@ pub mod units;
 
 pub use chunk_id::{ChunkId, ChunkIdError};
 pub use path::{FsPath, PathError};
+
+/// The git commit the binaries were built from (short hash), "unknown" outside git.
+pub const COMMIT: &str = env!("BIGFS_GIT_COMMIT");
 
 /// The version every binary reports (`--version`): the workspace version and the git commit
 /// it was built from, e.g. "0.1.0 (commit 1e17558)"; "unknown" when built outside git.

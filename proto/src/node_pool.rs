@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
@@ -30,6 +31,17 @@ pub struct NodePool {
     puts: BatchQueues<ChunkData, PutChunkResponse>,
     /// Ids of small chunks waiting for a GetChunks call, by node address.
     gets: BatchQueues<String, Result<Bytes, Status>>,
+    /// Puts are repair copies, and say so (see [`REPAIR_HEADER`]).
+    repair: bool,
+}
+
+/// The gRPC metadata key marking a PutChunk or PutChunks as a repair copy, so that the nodes
+/// it reaches count it as one (a chunk's bytes are the same whoever sends them).
+pub const REPAIR_HEADER: &str = "bigfs-repair";
+
+/// Whether `request` carries a repair copy.
+pub fn is_repair<T>(request: &Request<T>) -> bool {
+    request.metadata().contains_key(REPAIR_HEADER)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -39,6 +51,23 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl NodePool {
+    /// A pool whose puts are marked as repair copies, for a node copying chunks on the
+    /// metadata server's orders, or forwarding such a copy.
+    pub fn for_repairs() -> Self {
+        Self {
+            repair: true,
+            ..Self::default()
+        }
+    }
+
+    fn mark<T>(&self, request: &mut Request<T>) {
+        if self.repair {
+            request
+                .metadata_mut()
+                .insert(REPAIR_HEADER, MetadataValue::from_static("1"));
+        }
+    }
+
     pub fn client(&self, addr: &str) -> Result<NodeClient<Channel>, tonic::transport::Error> {
         let mut clients = lock(&self.clients);
         if let Some(client) = clients.get(addr) {
@@ -225,6 +254,7 @@ impl NodePool {
             chain: tail.to_vec(),
         });
         request.set_timeout(transport::chunk_write_timeout(tail.len() + 1));
+        self.mark(&mut request);
         Ok(client.put_chunk(request).await?.into_inner())
     }
 
@@ -241,6 +271,7 @@ impl NodePool {
             chain: tail.to_vec(),
         });
         request.set_timeout(transport::chunk_batch_write_timeout(tail.len() + 1, count));
+        self.mark(&mut request);
         let results = client.put_chunks(request).await?.into_inner().results;
         one_result_per_chunk(results, count)
     }

@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
+use tower_layer::{Identity, Stack};
+
+use crate::observe::rpc::RpcMetrics;
 
 /// How long to wait for a TCP connection to a peer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -59,13 +62,15 @@ pub fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {
         .max_frame_size(MAX_FRAME))
 }
 
-/// A server builder with the cluster's settings.
-pub fn server() -> Server {
+/// A server builder with the cluster's settings, whose every call is counted in `metrics`
+/// and runs in a request span (see [`crate::observe::rpc`]).
+pub fn server(metrics: RpcMetrics) -> Server<Stack<RpcMetrics, Identity>> {
     Server::builder()
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .layer(metrics)
 }
 
 /// Connections accepted on a listener bound by the caller, with Nagle's algorithm off. (The

@@ -58,6 +58,7 @@ use bigfs_proto::ChunkId;
 
 use crate::chunk_io::{ChunkIo, IoMode};
 use crate::error::NodeError;
+use crate::metrics::NodeCounters;
 use free_files::FreeFiles;
 
 /// Writes, renames and deletes of one chunk are serialised by one of these locks, so that the
@@ -91,6 +92,7 @@ pub struct ChunkStore {
     capacity: u64,
     shards: Vec<Mutex<()>>,
     state: Mutex<StoreState>,
+    counters: NodeCounters,
 }
 
 #[derive(Default)]
@@ -225,6 +227,7 @@ impl ChunkStore {
             capacity,
             shards: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
             state: Mutex::new(StoreState::default()),
+            counters: NodeCounters::default(),
         };
         for dir in [&store.chunks_dir, &store.tmp_dir, &store.quarantine_dir] {
             fs::create_dir_all(dir)
@@ -248,6 +251,7 @@ impl ChunkStore {
         })?;
         let actual = ChunkId::of(data);
         if actual != id {
+            self.counters.verification_failed("received");
             return Err(NodeError::ChecksumMismatch {
                 claimed: id,
                 actual,
@@ -257,10 +261,23 @@ impl ChunkStore {
             // Reported again: the metadata server trusts a node's acknowledgement of a chunk it
             // had told that node to delete only once the node itself reports holding it.
             self.state().changes.insert(id, true);
+            self.count_write(len);
             return Ok(());
         }
         let reservation = self.reserve(len)?;
-        self.write_file(id, data, reservation)
+        self.write_file(id, data, reservation)?;
+        self.count_write(len);
+        Ok(())
+    }
+
+    fn count_write(&self, len: u32) {
+        self.counters.chunk_writes.inc();
+        self.counters.chunk_written_bytes.inc_by(len.into());
+    }
+
+    /// The node's counters, which the store and the rest of the node add to.
+    pub fn counters(&self) -> &NodeCounters {
+        &self.counters
     }
 
     /// Reads a chunk and verifies it. A copy that fails verification is quarantined and
@@ -268,7 +285,11 @@ impl ChunkStore {
     /// lists it is reported removed.
     pub fn get(&self, id: ChunkId) -> Result<Bytes, NodeError> {
         match self.read_verified(id)? {
-            Read::Good(data) => Ok(data),
+            Read::Good(data) => {
+                self.counters.chunk_reads.inc();
+                self.counters.chunk_read_bytes.inc_by(data.len() as u64);
+                Ok(data)
+            }
             Read::Corrupt { .. } => Err(NodeError::ChunkCorrupt(id)),
             Read::Missing { .. } => Err(NodeError::ChunkNotFound(id)),
         }
@@ -277,14 +298,18 @@ impl ChunkStore {
     /// Re-reads and verifies one chunk for the scrubber, with the effects of [`Self::get`]
     /// (quarantine, reports), and says what it found without returning the bytes.
     pub fn scrub(&self, id: ChunkId) -> Result<Scrubbed, NodeError> {
-        Ok(match self.read_verified(id)? {
+        let scrubbed = match self.read_verified(id)? {
             Read::Good(data) => Scrubbed::Good {
                 bytes: data.len() as u64,
             },
             Read::Corrupt { bytes } => Scrubbed::Corrupt { bytes },
             Read::Missing { indexed: true } => Scrubbed::Missing,
             Read::Missing { indexed: false } => Scrubbed::NotStored,
-        })
+        };
+        if let Scrubbed::Good { bytes } | Scrubbed::Corrupt { bytes } = scrubbed {
+            self.counters.scrubbed_bytes.inc_by(bytes);
+        }
+        Ok(scrubbed)
     }
 
     fn read_verified(&self, id: ChunkId) -> Result<Read, NodeError> {
@@ -302,6 +327,7 @@ impl ChunkStore {
             if !self.quarantine(id)? {
                 return Ok(Read::Missing { indexed: false });
             }
+            self.counters.verification_failed("stored");
             return Ok(Read::Corrupt {
                 bytes: data.len() as u64,
             });
@@ -402,6 +428,7 @@ impl ChunkStore {
             Err(e) => return Err(NodeError::io(format!("quarantine chunk {id}"), e)),
         }
         tracing::warn!(chunk = %id, to = %target.display(), "corrupt chunk quarantined");
+        self.counters.quarantined.inc();
         let mut state = self.state();
         state.remove(id);
         state.changes.insert(id, false);

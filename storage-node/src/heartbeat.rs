@@ -7,6 +7,9 @@
 //! carried out before the next beat is sent, so that beat already reports their effects. Copies
 //! run in the background, a few at a time; finished ones are reported (with the nodes that
 //! acknowledged them) on a beat sent early, so repair is not paced by the heartbeat interval.
+//!
+//! After each beat the node's readiness is brought up to date: it is not ready while the
+//! metadata server says it is draining, or while it has no room for another chunk.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,13 +19,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::Request;
 
-use bigfs_proto::limits::MAX_META_MESSAGE;
+use bigfs_proto::limits::{DEFAULT_CHUNK_SIZE, MAX_META_MESSAGE};
 use bigfs_proto::node_pool::NodePool;
+use bigfs_proto::observe::health::Health;
 use bigfs_proto::pb::meta_client::MetaClient;
 use bigfs_proto::pb::{CopiedChunk, HeartbeatRequest, RegisterNodeRequest, ReplicateCommand};
 use bigfs_proto::{transport, ChunkId};
 
-use crate::chunk_store::ChunkStore;
+use crate::chunk_store::{ChunkStore, Usage};
 
 pub struct Heartbeat {
     pub node_id: String,
@@ -37,6 +41,9 @@ pub struct Heartbeat {
     /// Copies finished since the last beat, and the signal to send that beat early.
     copied: Arc<Mutex<Vec<CopiedChunk>>>,
     copied_wake: Arc<Notify>,
+    health: Health,
+    /// What the last heartbeat reply said.
+    draining: bool,
 }
 
 /// The shortest gap between two beats when finished copies call for an early one.
@@ -58,6 +65,7 @@ impl Heartbeat {
         meta_url: &str,
         interval: Duration,
         store: Arc<ChunkStore>,
+        health: Health,
     ) -> anyhow::Result<Self> {
         let channel = transport::endpoint(meta_url)
             .map_err(|e| anyhow::anyhow!("invalid --meta {meta_url:?}: {e}"))?
@@ -71,10 +79,12 @@ impl Heartbeat {
             interval,
             meta,
             store,
-            peers: Arc::new(NodePool::default()),
+            peers: Arc::new(NodePool::for_repairs()),
             copies: Arc::new(Semaphore::new(CONCURRENT_COPIES)),
             copied: Arc::default(),
             copied_wake: Arc::new(Notify::new()),
+            health,
+            draining: false,
         })
     }
 
@@ -116,6 +126,9 @@ impl Heartbeat {
                     registered = registered && failures < 3;
                 }
             }
+            self.health
+                .set(not_ready(self.draining, self.store.usage()))
+                .await;
             let wake = self.copied_wake.clone();
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -171,6 +184,7 @@ impl Heartbeat {
         if reply.reregister {
             return Ok(Beat::Reregister);
         }
+        self.draining = reply.draining;
         if !reply.delete_chunks.is_empty() {
             self.delete(reply.delete_chunks).await?;
         }
@@ -183,6 +197,7 @@ impl Heartbeat {
     /// Sends this node's verified copy of a chunk down the order's chain of targets.
     fn copy_in_background(&self, order: ReplicateCommand) {
         let store = self.store.clone();
+        let counters = self.store.counters().clone();
         let peers = self.peers.clone();
         let copies = self.copies.clone();
         let copied = self.copied.clone();
@@ -211,6 +226,9 @@ impl Heartbeat {
                 }
             };
             let reply = peers.put_chain(&order.chunk_id, data, &order.targets).await;
+            counters
+                .repair_copies_sent
+                .inc_by(reply.stored.len() as u64);
             for failure in &reply.failed {
                 tracing::warn!(chunk = %id, target = %failure.node_id, "copy failed: {}", failure.error);
             }
@@ -250,8 +268,43 @@ impl Heartbeat {
     }
 }
 
+/// Why the node should get no new work: it is being drained, or it cannot take another chunk
+/// (of the default size; the metadata server knows the cluster's).
+fn not_ready(draining: bool, usage: Usage) -> Option<String> {
+    if draining {
+        return Some("draining: the metadata server moves this node's chunks elsewhere".into());
+    }
+    let free = usage.capacity.saturating_sub(usage.used);
+    (free < DEFAULT_CHUNK_SIZE).then(|| {
+        format!(
+            "full: {free} bytes free of {} (less than a chunk)",
+            usage.capacity
+        )
+    })
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_while_draining_or_without_room_for_a_chunk() {
+        let usage = |used| Usage {
+            capacity: 10 << 20,
+            used,
+            chunks: 0,
+        };
+        assert_eq!(not_ready(false, usage(0)), None);
+        assert_eq!(not_ready(false, usage(9 << 20)), None);
+        let draining = not_ready(true, usage(0)).unwrap();
+        assert!(draining.starts_with("draining"), "{draining}");
+        let full = not_ready(false, usage((9 << 20) + 1)).unwrap();
+        assert!(full.starts_with("full"), "{full}");
+    }
 }

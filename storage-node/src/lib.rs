@@ -9,6 +9,7 @@ pub mod chunk_io;
 pub mod chunk_store;
 pub mod error;
 pub mod heartbeat;
+pub mod metrics;
 pub mod node_id;
 pub mod scrubber;
 pub mod service;
@@ -22,8 +23,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use bigfs_proto::limits::MAX_CHUNK_MESSAGE;
+use bigfs_proto::observe::health::Health;
+use bigfs_proto::observe::rpc::RpcMetrics;
+use bigfs_proto::observe::{self, http};
 use bigfs_proto::pb::node_server::NodeServer;
 use bigfs_proto::transport;
+use tonic::server::NamedService;
 
 use crate::chunk_io::IoMode;
 use crate::chunk_store::ChunkStore;
@@ -46,10 +51,11 @@ pub struct NodeConfig {
     pub scrub_rate: u64,
 }
 
-/// Serves on `listener` until `shutdown` fires, then stops heartbeating and scrubbing and
-/// returns.
+/// Serves gRPC on `listener`, and metrics and health probes on `http` if given, until
+/// `shutdown` fires, then stops heartbeating and scrubbing and returns.
 pub async fn run(
     listener: TcpListener,
+    http: Option<TcpListener>,
     config: NodeConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -69,12 +75,22 @@ pub async fn run(
         scrub_rate = config.scrub_rate, "storage node listening on {local}"
     );
 
+    let mut registry = observe::registry();
+    let rpc = RpcMetrics::register(&mut registry);
+    let scrub_rate = match config.scrub_interval.is_zero() {
+        true => 0,
+        false => config.scrub_rate,
+    };
+    let refresh = metrics::register(&mut registry, store.clone(), scrub_rate);
+    // Ready until the first heartbeat says otherwise (draining) or the node fills up.
+    let (health, health_service) = Health::new(NodeServer::<NodeService>::NAME, None).await;
     let heartbeat = Heartbeat::connect(
         node_id.clone(),
         addr,
         &config.meta_url,
         config.heartbeat_interval,
         store.clone(),
+        health.clone(),
     )?;
     let heartbeat = tokio::spawn(heartbeat.run(shutdown.child_token()));
     let scrubber = Scrubber::new(store.clone(), config.scrub_interval, config.scrub_rate);
@@ -83,7 +99,15 @@ pub async fn run(
     let service = NodeServer::new(NodeService::new(node_id, store))
         .max_decoding_message_size(MAX_CHUNK_MESSAGE)
         .max_encoding_message_size(MAX_CHUNK_MESSAGE);
-    let served = transport::server()
+    let http = http.map(|http| {
+        let page = http::Metrics {
+            registry,
+            refresh: Box::new(refresh),
+        };
+        tokio::spawn(http::serve(http, page, health, shutdown.child_token()))
+    });
+    let served = transport::server(rpc)
+        .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(transport::incoming(listener), shutdown.cancelled())
         .await;
@@ -93,6 +117,9 @@ pub async fn run(
     let scrubber = scrubber.await.context("scrubber task");
     heartbeat?;
     scrubber?;
+    if let Some(http) = http {
+        http.await.context("HTTP task")?.context("serve HTTP")?;
+    }
     served.context("serve gRPC")?;
     tracing::info!("storage node stopped");
     Ok(())

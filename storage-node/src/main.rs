@@ -7,8 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 
 use bigfs_node::chunk_io::IoMode;
+use bigfs_proto::process::{self, LogFormat};
+use bigfs_proto::transport;
 use bigfs_proto::units::{ReadableDuration, Size};
-use bigfs_proto::{process, transport};
 
 /// BigFS storage node: stores BLAKE3-verified chunks and serves them to clients and peers.
 #[derive(Parser, Debug)]
@@ -17,6 +18,13 @@ struct Args {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:9401")]
     listen: String,
+    /// Address to serve HTTP on: Prometheus metrics at /metrics, liveness at /healthz,
+    /// readiness at /readyz. Without it there is no HTTP listener.
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// How log lines are written: text, or json (one object per line).
+    #[arg(long, default_value = "text")]
+    log_format: LogFormat,
     /// The metadata server's URL.
     #[arg(long, default_value = "http://127.0.0.1:9400")]
     meta: String,
@@ -62,8 +70,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     process::abort_on_panic();
-    process::init_tracing();
     let args = Args::parse();
+    process::init_tracing(args.log_format);
     // Kept until the process exits: dropping the scenario would clear the failpoints.
     #[cfg(feature = "failpoints")]
     let _failpoints = failpoints::setup();
@@ -90,9 +98,11 @@ async fn run(args: Args) -> ExitCode {
 
 async fn serve(args: Args) -> anyhow::Result<()> {
     transport::endpoint(&args.meta).with_context(|| format!("invalid --meta {:?}", args.meta))?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("bind {}", args.listen))?;
+    let listener = process::bind(&args.listen, "--listen").await?;
+    let http = match &args.http_listen {
+        Some(addr) => Some(process::bind(addr, "--http-listen").await?),
+        None => None,
+    };
     let config = bigfs_node::NodeConfig {
         data_dir: args.data,
         meta_url: args.meta,
@@ -108,7 +118,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         scrub_interval: args.scrub_interval.0,
         scrub_rate: args.scrub_rate.0,
     };
-    bigfs_node::run(listener, config, process::shutdown_on_signal()).await
+    bigfs_node::run(listener, http, config, process::shutdown_on_signal()).await
 }
 
 /// Fault injection for tests, compiled in with the `failpoints` feature: the failpoints named

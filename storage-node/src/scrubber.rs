@@ -84,6 +84,11 @@ impl Scrubber {
             let Some(stats) = self.pass(&cancel).await else {
                 break;
             };
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            let counters = self.store.counters();
+            counters
+                .scrub_last_pass
+                .set(now.unwrap_or_default().as_secs_f64());
             tracing::info!(
                 checked = stats.checked,
                 corrupt = stats.corrupt,

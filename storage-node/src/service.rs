@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status};
 use bigfs_proto::limits::{
     BATCH_CHUNK_MAX, MAX_CHUNK_SIZE, MAX_GET_BATCH, MAX_PUT_BATCH, MAX_REPLICATION,
 };
-use bigfs_proto::node_pool::NodePool;
+use bigfs_proto::node_pool::{is_repair, NodePool};
+use bigfs_proto::observe::span;
 use bigfs_proto::pb::node_server::Node;
 use bigfs_proto::pb::{
     ChunkData, ChunkRead, GetChunkRequest, GetChunkResponse, GetChunksRequest, GetChunksResponse,
@@ -26,6 +27,8 @@ pub struct NodeService {
     node_id: String,
     store: Arc<ChunkStore>,
     peers: NodePool,
+    /// Forwards repair copies, marked as such to the next hops too.
+    repair_peers: NodePool,
 }
 
 impl NodeService {
@@ -34,6 +37,15 @@ impl NodeService {
             node_id,
             store,
             peers: NodePool::default(),
+            repair_peers: NodePool::for_repairs(),
+        }
+    }
+
+    /// The pool to forward `request`'s chunks with, and whether they are repair copies.
+    fn forwarding<T>(&self, request: &Request<T>) -> (&NodePool, bool) {
+        match is_repair(request) {
+            true => (&self.repair_peers, true),
+            false => (&self.peers, false),
         }
     }
 
@@ -105,10 +117,16 @@ impl NodeService {
         &self,
         chunk_id: &str,
         local: Result<(), NodeError>,
+        repair: bool,
         reply: &mut PutChunkResponse,
     ) {
         match local {
-            Ok(()) => reply.stored.insert(0, self.node_id.clone()),
+            Ok(()) => {
+                if repair {
+                    self.store.counters().repair_copies_received.inc();
+                }
+                reply.stored.insert(0, self.node_id.clone())
+            }
             Err(e) => {
                 // Bad requests are the sender's fault, reported to it, not this node's.
                 if !matches!(
@@ -135,24 +153,26 @@ impl Node for NodeService {
         &self,
         request: Request<PutChunkRequest>,
     ) -> Result<Response<PutChunkResponse>, Status> {
+        let (peers, repair) = self.forwarding(&request);
         let PutChunkRequest {
             chunk_id,
             data,
             chain,
         } = request.into_inner();
+        span::record_chunk(&chunk_id);
         let id = Self::check_chunk(&chunk_id, &data)?;
         self.check_chain(&chain)?;
         // Each hop verifies its own copy, so forwarding starts at once, alongside the local
         // hash and write, instead of after them.
         let (local, mut reply) = tokio::join!(
             self.store_locally(id, data.clone()),
-            self.peers.put_chain_unbatched(&chunk_id, data, &chain)
+            peers.put_chain_unbatched(&chunk_id, data, &chain)
         );
         if let Err(e @ NodeError::ChecksumMismatch { .. }) = local {
             // The bytes are not what the sender claims: its request is wrong, not this node.
             return Err(e.into());
         }
-        self.record_local(&chunk_id, local, &mut reply);
+        self.record_local(&chunk_id, local, repair, &mut reply);
         Ok(Response::new(reply))
     }
 
@@ -160,7 +180,11 @@ impl Node for NodeService {
         &self,
         request: Request<PutChunksRequest>,
     ) -> Result<Response<PutChunksResponse>, Status> {
+        let (peers, repair) = self.forwarding(&request);
         let PutChunksRequest { chunks, chain } = request.into_inner();
+        if let Some(first) = chunks.first() {
+            span::record_chunk(&first.chunk_id);
+        }
         self.check_chain(&chain)?;
         check_batch_len(chunks.len(), MAX_PUT_BATCH)?;
         if chunks.is_empty() {
@@ -174,9 +198,9 @@ impl Node for NodeService {
         });
         let ids: Vec<String> = chunks.iter().map(|c| c.chunk_id.clone()).collect();
         let (local, mut results) =
-            tokio::join!(join_all(stores), self.peers.put_chain_batch(chunks, &chain));
+            tokio::join!(join_all(stores), peers.put_chain_batch(chunks, &chain));
         for ((chunk_id, local), reply) in ids.iter().zip(local).zip(&mut results) {
-            self.record_local(chunk_id, local, reply);
+            self.record_local(chunk_id, local, repair, reply);
         }
         Ok(Response::new(PutChunksResponse { results }))
     }
@@ -185,11 +209,9 @@ impl Node for NodeService {
         &self,
         request: Request<GetChunkRequest>,
     ) -> Result<Response<GetChunkResponse>, Status> {
-        let id: ChunkId = request
-            .into_inner()
-            .chunk_id
-            .parse()
-            .map_err(NodeError::from)?;
+        let chunk_id = request.into_inner().chunk_id;
+        span::record_chunk(&chunk_id);
+        let id: ChunkId = chunk_id.parse().map_err(NodeError::from)?;
         let data = self.read_locally(id).await?;
         Ok(Response::new(GetChunkResponse { data }))
     }
@@ -199,6 +221,9 @@ impl Node for NodeService {
         request: Request<GetChunksRequest>,
     ) -> Result<Response<GetChunksResponse>, Status> {
         let GetChunksRequest { chunk_ids } = request.into_inner();
+        if let Some(first) = chunk_ids.first() {
+            span::record_chunk(first);
+        }
         check_batch_len(chunk_ids.len(), MAX_GET_BATCH)?;
         let reads = chunk_ids.iter().map(|chunk_id| async move {
             match self.read_small(chunk_id).await {

@@ -51,7 +51,7 @@ async fn two_nodes() -> TwoNodes {
             scrub_interval: Duration::ZERO,
             scrub_rate: 1 << 20,
         };
-        tokio::spawn(bigfs_node::run(listener, config, shutdown.clone()));
+        tokio::spawn(bigfs_node::run(listener, None, config, shutdown.clone()));
         chain.push(NodeAddr {
             id: id.into(),
             addr,

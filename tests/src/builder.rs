@@ -186,11 +186,17 @@ impl ClusterBuilder {
         for sub in ["meta", "logs", "work"] {
             fs::create_dir_all(root.join(sub)).expect("create cluster dirs");
         }
-        let ports = ports::allocate(1 + self.nodes);
-        let meta_port = ports[0];
+        // A gRPC port and an HTTP port (metrics, health) for every server.
+        let ports = ports::allocate(2 * (1 + self.nodes));
+        let (meta_port, meta_http_port) = (ports[0], ports[1]);
         let meta_url = format!("http://127.0.0.1:{meta_port}");
 
-        let mut meta_args = args(&["--listen", &format!("127.0.0.1:{meta_port}")]);
+        let mut meta_args = args(&[
+            "--listen",
+            &format!("127.0.0.1:{meta_port}"),
+            "--http-listen",
+            &format!("127.0.0.1:{meta_http_port}"),
+        ]);
         meta_args.extend(args(&["--data"]));
         meta_args.push(root.join("meta").into_os_string());
         meta_args.extend(args(&[
@@ -217,12 +223,14 @@ impl ClusterBuilder {
         let nodes = (0..self.nodes)
             .map(|i| {
                 let id = format!("node{i}");
-                let port = ports[1 + i];
+                let (port, http_port) = (ports[2 + 2 * i], ports[3 + 2 * i]);
                 let data = root.join(&id);
                 fs::create_dir_all(&data).expect("create node dir");
                 let mut a = args(&[
                     "--listen",
                     &format!("127.0.0.1:{port}"),
+                    "--http-listen",
+                    &format!("127.0.0.1:{http_port}"),
                     "--meta",
                     &meta_url,
                 ]);
@@ -257,6 +265,7 @@ impl ClusterBuilder {
                 Node {
                     id,
                     port,
+                    http_port,
                     data,
                     proc,
                     paused: AtomicBool::new(false),
@@ -268,6 +277,7 @@ impl ClusterBuilder {
             dir: Some(dir),
             root,
             meta_port,
+            meta_http_port,
             meta,
             nodes,
             chunk_size: self.chunk_size.map_or(CHUNK, |s| s as usize),

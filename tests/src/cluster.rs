@@ -31,6 +31,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) struct Node {
     pub(crate) id: String,
     pub(crate) port: u16,
+    /// `--http-listen`: metrics and health probes.
+    pub(crate) http_port: u16,
     pub(crate) data: PathBuf,
     pub(crate) proc: ServerProcess,
     /// Stopped with SIGSTOP and not resumed yet.
@@ -42,6 +44,8 @@ pub struct Cluster {
     pub(crate) dir: Option<TempDir>,
     pub(crate) root: PathBuf,
     pub(crate) meta_port: u16,
+    /// The metadata server's `--http-listen`: metrics and health probes.
+    pub(crate) meta_http_port: u16,
     pub(crate) meta: ServerProcess,
     pub(crate) nodes: Vec<Node>,
     pub(crate) chunk_size: usize,
@@ -145,6 +149,11 @@ impl Cluster {
     /// The process id of storage node `i` while the harness considers it started.
     pub fn node_pid(&self, i: usize) -> Option<u32> {
         self.nodes[i].proc.pid()
+    }
+
+    /// The metadata server's whole log (all its starts).
+    pub fn meta_log(&self) -> String {
+        self.meta.log_text()
     }
 
     /// Storage node `i`'s whole log (all its starts).

@@ -18,6 +18,10 @@
 //! faults; [`ContentModel`] tracks what each path may hold when puts fail; [`Rng`] makes
 //! randomized tests replayable from a seed.
 //!
+//! Every server also gets an HTTP listener (`--http-listen`) on a port of its own: [`observe`]
+//! scrapes it ([`Cluster::metrics`], [`Cluster::meta_metrics`]), reads its probes, asks the gRPC
+//! health service, and runs `promtool` on the exposition.
+//!
 //! Failures are made debuggable rather than hidden: every panic raised by the harness carries the
 //! log tails, and a cluster dropped while its test is panicking keeps its directory (the path is
 //! printed on stderr) instead of deleting it.
@@ -36,6 +40,7 @@ pub mod cluster;
 pub mod data;
 mod health;
 pub mod model;
+pub mod observe;
 pub mod output;
 mod ports;
 mod process;

@@ -72,6 +72,40 @@ fn corrupt_copy_is_quarantined_and_reported() {
 }
 
 #[test]
+fn counters_follow_writes_reads_and_bad_copies() {
+    let (dir, store) = store(1 << 20);
+    let data = vec![9u8; 4096];
+    let id = ChunkId::of(&data);
+    store.put(id, &data).unwrap();
+    store.put(id, &data).unwrap();
+    assert!(store.put(id, b"other bytes").is_err());
+    store.get(id).unwrap();
+    assert_eq!(store.scrub(id).unwrap(), Scrubbed::Good { bytes: 4096 });
+    let c = store.counters();
+    assert_eq!(
+        (c.chunk_writes.get(), c.chunk_written_bytes.get()),
+        (2, 8192)
+    );
+    assert_eq!((c.chunk_reads.get(), c.chunk_read_bytes.get()), (1, 4096));
+    assert_eq!(c.scrubbed_bytes.get(), 4096);
+    let failures = |copy| {
+        c.verification_failures
+            .get_or_create(&crate::metrics::CopyLabels { copy })
+            .get()
+    };
+    assert_eq!((failures("received"), failures("stored")), (1, 0));
+
+    let path = chunk_file(dir.path(), &id);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[0] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    assert!(store.get(id).is_err());
+    assert_eq!((failures("received"), failures("stored")), (1, 1));
+    assert_eq!(c.quarantined.get(), 1);
+    assert_eq!(c.chunk_reads.get(), 1, "a bad copy is no read");
+}
+
+#[test]
 fn storing_again_replaces_a_bad_copy() {
     let (dir, store) = store(1 << 20);
     let data = vec![5u8; 4096];

@@ -20,7 +20,9 @@
 //!   `--checksum`, `--watch`;
 //! - `nemesis`: randomized faults under a workload, checked against a model (see its doc for
 //!   `BIGFS_NEMESIS_SECS` and `BIGFS_NEMESIS_SEED`);
-//! - `script`: `scripts/cluster.sh` run as a user runs it (up, restart, add-node, drain, down).
+//! - `script`: `scripts/cluster.sh` run as a user runs it (up, restart, add-node, drain, down);
+//! - `observability`: `/metrics` checked by `promtool` and moving with the cluster, the gRPC
+//!   health protocol and `/healthz`/`/readyz` through safe mode and draining, JSON logs.
 //!
 //! Every test ends with `check_logs()`, which fails on a "panicked" line in any server log.
 
@@ -33,6 +35,7 @@ mod healing;
 mod local_targets;
 mod namespace;
 mod nemesis;
+mod observability;
 mod roundtrip;
 mod script;
 mod sync;

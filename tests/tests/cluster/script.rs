@@ -38,9 +38,22 @@ struct Script {
     bin_dir: PathBuf,
 }
 
+/// How far above its gRPC port cluster.sh puts each server's HTTP listener.
+const HTTP_OFFSET: u16 = 100;
+
+/// The columns `status` shows for a server on gRPC port `port`: its listen address and the URL
+/// of its metrics.
+fn status_columns(port: u16) -> (String, String) {
+    (
+        format!("127.0.0.1:{port} "),
+        format!("http://127.0.0.1:{}/metrics", port + HTTP_OFFSET),
+    )
+}
+
 impl Script {
     /// A cluster directory for `ports` consecutive ports (meta and every node the test will
-    /// start), with the harness's binaries.
+    /// start), and as many [`HTTP_OFFSET`] above them for their HTTP listeners, with the
+    /// harness's binaries.
     fn new(ports: usize, bin_dir: &Path) -> Script {
         let dir = tempfile::Builder::new()
             .prefix("bigfs-script-")
@@ -49,7 +62,7 @@ impl Script {
         Script {
             root: dir.path().join("cluster"),
             dir: Some(dir),
-            base_port: free_port_range(ports),
+            base_port: free_port_range(HTTP_OFFSET as usize + ports),
             bin_dir: bin_dir.to_path_buf(),
         }
     }
@@ -292,13 +305,20 @@ fn up_restart_add_node_drain_down_and_up_again() {
     let status = c.must(&["status"]);
     for (i, name) in ["meta", "node1", "node2", "node3"].iter().enumerate() {
         let pid = c.pid(name);
-        let line = format!("127.0.0.1:{}", c.base_port + i as u16);
+        let (listen, metrics) = status_columns(c.base_port + i as u16);
         assert!(
             status.lines().any(|l| l.starts_with(name)
                 && l.contains(&pid.to_string())
                 && l.contains("running")
-                && l.ends_with(&line)),
-            "status does not show {name} (pid {pid}) running on {line}:\n{status}"
+                && l.contains(&listen)
+                && l.ends_with(&metrics)),
+            "status does not show {name} (pid {pid}) running on {listen}with {metrics}:\n{status}"
+        );
+        let scraped =
+            bigfs_tests::observe::http_get(c.base_port + HTTP_OFFSET + i as u16, "/metrics");
+        assert!(
+            scraped.is_ok_and(|r| r.status == 200 && r.body.contains("bigfs_build_info")),
+            "{name} serves no metrics at {metrics}"
         );
     }
 
@@ -332,12 +352,13 @@ fn up_restart_add_node_drain_down_and_up_again() {
         ("node4", "alive"),
     ]);
     let status = c.must(&["status"]);
-    let node4 = format!("127.0.0.1:{}", c.base_port + 4);
+    let (node4, metrics) = status_columns(c.base_port + 4);
     assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("node4") && l.contains("running") && l.ends_with(&node4)),
-        "status does not show node4 running on {node4}:\n{status}"
+        status.lines().any(|l| l.starts_with("node4")
+            && l.contains("running")
+            && l.contains(&node4)
+            && l.ends_with(&metrics)),
+        "status does not show node4 running on {node4}with {metrics}:\n{status}"
     );
 
     // A drained node stays drained across down and up, and up accepts it (it used to wait for

@@ -1,0 +1,54 @@
+//! Figures for the metadata server's gauges that are read from the cluster's soft state at
+//! each scrape: a pass over the nodes, never over the chunks.
+
+use std::time::Instant;
+
+use super::Cluster;
+
+/// What the cluster is doing right now, for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterGauges {
+    /// Nodes by the state `bigfs nodes` shows: alive, suspect, dead, draining, drained.
+    pub nodes: Vec<(&'static str, u64)>,
+    /// Repair copies ordered but not yet handed to their source on a heartbeat.
+    pub repairs_queued: u64,
+    /// Repair copies handed to their source and not yet confirmed by their target.
+    pub repairs_sent: u64,
+    /// Unreferenced chunks waiting out their grace period.
+    pub gc_waiting: u64,
+    /// Deletes queued for nodes' next heartbeats.
+    pub deletes_queued: u64,
+    pub safe_mode: bool,
+}
+
+impl Cluster {
+    pub fn gauges(&self, now: Instant) -> ClusterGauges {
+        let mut nodes: Vec<(&'static str, u64)> =
+            ["alive", "suspect", "dead", "draining", "drained"]
+                .into_iter()
+                .map(|state| (state, 0))
+                .collect();
+        for view in self.nodes(now) {
+            if let Some(count) = nodes.iter_mut().find(|(s, _)| *s == view.state_name()) {
+                count.1 += 1;
+            }
+        }
+        let live = self.nodes.iter().filter(|n| !n.removed);
+        let (queued, deletes) = live.fold((0, 0), |(queued, deletes), node| {
+            let copies: usize = node
+                .pending_replications
+                .iter()
+                .map(|r| r.targets.len())
+                .sum();
+            (queued + copies, deletes + node.pending_deletes.len())
+        });
+        ClusterGauges {
+            nodes,
+            repairs_queued: queued as u64,
+            repairs_sent: self.repairs_in_flight().saturating_sub(queued) as u64,
+            gc_waiting: self.unreferenced.len() as u64,
+            deletes_queued: deletes as u64,
+            safe_mode: self.in_safe_mode(),
+        }
+    }
+}

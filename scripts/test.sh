@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The test command: installs the system tools the tests need where they are missing, then runs
+# every test (cargo test --workspace). Extra arguments go to cargo test.
+#
+# Tools:
+# - promtool (Prometheus's metrics checker, for the observability suite): from Debian's
+#   `prometheus` package, of which only /usr/bin/promtool is installed, as
+#   /usr/local/bin/promtool. The package is downloaded and unpacked, not installed, so no
+#   Prometheus service is set up or started on this machine.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Runs a command as root: directly, or through sudo.
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        echo "test.sh: installing needs root (or sudo): $*" >&2
+        return 1
+    fi
+}
+
+install_promtool() {
+    echo "test.sh: promtool is missing; installing /usr/local/bin/promtool from Debian's prometheus package" >&2
+    local tmp
+    tmp=$(mktemp -d)
+    # apt-get download runs as the unprivileged _apt user where it can: let it write here.
+    chmod 755 "$tmp"
+    if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+        as_root apt-get update -qq
+        (cd "$tmp" && apt-get download prometheus)
+    fi
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+    as_root install -m 755 "$tmp/root/usr/bin/promtool" /usr/local/bin/promtool
+    rm -rf "$tmp"
+    promtool --version | head -1 >&2
+}
+
+command -v promtool >/dev/null || install_promtool
+
+cargo test --workspace "$@"
