@@ -51,7 +51,8 @@ pub fn status_for(code: Code) -> StatusCode {
 
 impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> Self {
-        let status = MetaError::find(&error).map_or(StatusCode::BAD_GATEWAY, |e| status_for(e.code));
+        let status =
+            MetaError::find(&error).map_or(StatusCode::BAD_GATEWAY, |e| status_for(e.code));
         Self::new(status, message(&error))
     }
 }
@@ -74,7 +75,11 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = %self.status, "{}", self.message);
         }
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -101,7 +106,10 @@ mod tests {
             hint: None,
         });
         assert_eq!(ApiError::from(missing).status, StatusCode::NOT_FOUND);
-        assert_eq!(status_for(Code::Unavailable), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status_for(Code::Unavailable),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(status_for(Code::InvalidArgument), StatusCode::BAD_REQUEST);
     }
 

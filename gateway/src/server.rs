@@ -24,7 +24,11 @@ pub struct Door {
 
 impl Door {
     /// Binds `addr` for the door `name`; the error names both.
-    pub async fn bind(name: &'static str, addr: SocketAddr, router: Router) -> anyhow::Result<Self> {
+    pub async fn bind(
+        name: &'static str,
+        addr: SocketAddr,
+        router: Router,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("bind the {name} listener on {addr}"))?;

@@ -119,7 +119,10 @@ mod tests {
         );
         // Every one is a valid header value.
         for name in ["a\u{7f}b", "x\ny", "日本"] {
-            assert!(HeaderValue::from_str(&content_disposition(name)).is_ok(), "{name}");
+            assert!(
+                HeaderValue::from_str(&content_disposition(name)).is_ok(),
+                "{name}"
+            );
         }
     }
 }

@@ -251,7 +251,10 @@ mod tests {
         let entry = Entry::from(file.clone());
         assert_eq!(entry.name, "report.pdf");
         assert_eq!(entry.path, "/a/report.pdf");
-        assert!(is_file_listing("/a/report.pdf", std::slice::from_ref(&file)));
+        assert!(is_file_listing(
+            "/a/report.pdf",
+            std::slice::from_ref(&file)
+        ));
         assert!(!is_file_listing("/a", std::slice::from_ref(&file)));
         let dir = DirEntry {
             path: "/a".into(),

@@ -171,7 +171,9 @@ async fn remove(
     let path = remote_path::parse_file(&params.path)?;
     let files = console.client.remove(&path, params.recursive).await?;
     tracing::info!(%path, files, "removed");
-    Ok(Json(json!({ "path": path.to_string(), "files_removed": files })))
+    Ok(Json(
+        json!({ "path": path.to_string(), "files_removed": files }),
+    ))
 }
 
 async fn download(
@@ -211,7 +213,9 @@ async fn rename(
     let to = remote_path::child(&remote_path::parent(&from), params.name.trim())?;
     let moved = console.client.rename(&from, &to, false).await?;
     tracing::info!(%from, %to, "renamed");
-    Ok(Json(json!({ "from": from.to_string(), "to": moved.path, "files": moved.files })))
+    Ok(Json(
+        json!({ "from": from.to_string(), "to": moved.path, "files": moved.files }),
+    ))
 }
 
 /// An unknown API route is a JSON 404; any other path is the console itself.

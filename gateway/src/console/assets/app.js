@@ -247,6 +247,8 @@ function renderOverview() {
 // ------------------------------------------------------------------ file browser
 
 let uploadQueue = Promise.resolve(); // uploads run one after another, to bound the gateway's memory
+// The uploads of this visit, kept across re-renders of the listing (each upload re-lists).
+const uploads = el('div', { class: 'uploads', id: 'uploads', hidden: true });
 
 function crumbs(path, last) {
   const items = [el('a', { href: filesHref('/') }, 'root')];
@@ -276,10 +278,9 @@ async function renderFiles(path, page) {
   const reload = () => renderFiles(path, page);
   const fileInput = el('input', { type: 'file', id: 'file-input', multiple: true, hidden: true,
     onchange: (e) => { startUploads(path, [...e.target.files], uploads, reload); e.target.value = ''; } });
-  const uploads = el('div', { class: 'uploads', id: 'uploads', hidden: true });
 
   const rows = listing.items.map((entry) => el('tr', { 'data-path': entry.path, 'data-kind': entry.is_dir ? 'dir' : 'file' },
-    el('td', { class: 'name' }, el('span', { class: 'icon' }, entry.is_dir ? '📁' : '📄'),
+    el('td', { class: 'name' }, el('span', { class: `icon ${entry.is_dir ? 'icon-dir' : 'icon-file'}`, 'aria-hidden': 'true' }),
       el('a', { href: entry.is_dir ? filesHref(entry.path) : fileHref(entry.path), class: 'entry-link' }, entry.name)),
     el('td', { class: 'num' }, entry.is_dir ? '—' : bytes(entry.size)),
     el('td', { class: 'num hide-narrow' }, when(entry.mtime_ms)),
@@ -299,7 +300,7 @@ async function renderFiles(path, page) {
   const panel = el('section', { class: 'panel dropzone', id: 'dropzone' },
     el('div', { class: 'panel-head' }, crumbs(path, true), el('span', { class: 'spacer' }),
       el('span', { class: 'muted' }, `${count(listing.total)} ${listing.total === 1 ? 'entry' : 'entries'}`),
-      el('button', { class: 'btn', type: 'button', id: 'new-folder', onclick: () => newFolder(path, reload) }, '＋ New folder'),
+      el('button', { class: 'btn', type: 'button', id: 'new-folder', onclick: () => newFolder(path, reload) }, '+ New folder'),
       el('button', { class: 'btn btn-primary', type: 'button', id: 'upload-button', onclick: () => fileInput.click() }, '⇪ Upload'),
       fileInput),
     uploads,
@@ -330,18 +331,18 @@ function startUploads(dir, files, box, reload) {
   if (!files.length) return;
   box.hidden = false;
   for (const file of files) {
-    const row = uploadRow(file);
+    const row = uploadRow(dir, file);
     box.append(row.node);
     uploadQueue = uploadQueue.then(() => upload(dir, file, row, false, reload));
   }
 }
 
-function uploadRow(file) {
+function uploadRow(dir, file) {
   const fill = el('span', { style: 'width:0%' });
   const state = el('span', { class: 'upload-state' }, 'waiting');
   const action = el('span', {});
   const node = el('div', { class: 'upload', 'data-name': file.name },
-    el('span', { class: 'upload-name', title: file.name }, file.name),
+    el('span', { class: 'upload-name', title: join(dir, file.name) }, file.name),
     el('div', { class: 'bar' }, fill), state, action);
   return {
     node,
@@ -450,7 +451,7 @@ async function renderFile(path) {
     return;
   }
   const name = parts(path).pop();
-  const fact = (label, value, cls) => el('div', {}, el('dt', {}, label), el('dd', { class: cls }, value));
+  const fact = (label, value, cls, wide) => el('div', { class: wide }, el('dt', {}, label), el('dd', { class: cls }, value));
   const chunks = file.chunks.map((c) => el('tr', { 'data-chunk': c.index },
     el('td', { class: 'num' }, c.index),
     el('td', { class: 'mono', title: c.id }, c.id.slice(0, 24) + '…'),
@@ -474,7 +475,7 @@ async function renderFile(path) {
         fact('Chunks', `${count(file.chunks.length)} × up to ${bytes(file.chunk_size)}`),
         fact('Version', file.version),
         fact('Mode', file.mode ? '0' + file.mode.toString(8) : '—'),
-        fact('Content hash (BLAKE3)', file.content_hash, 'mono'))),
+        fact('Content hash (BLAKE3)', file.content_hash, 'mono', 'wide'))),
     el('section', { class: 'panel' },
       el('div', { class: 'panel-head' }, el('h2', {}, 'Chunks'), el('span', { class: 'muted' }, 'and the live nodes holding each copy')),
       el('div', { class: 'scroll' }, el('table', { id: 'chunks' },
