@@ -20,11 +20,14 @@
 //!   `--checksum`, `--watch`;
 //! - `nemesis`: randomized faults under a workload, checked against a model (see its doc for
 //!   `BIGFS_NEMESIS_SECS` and `BIGFS_NEMESIS_SEED`);
-//! - `script`: `scripts/cluster.sh` run as a user runs it (up, restart, add-node, drain, down).
+//! - `script`: `scripts/cluster.sh` run as a user runs it (up, restart, add-node, drain, down);
+//! - `console`: the gateway's web console in headless Chromium: the overview and a killed node,
+//!   upload, download, browsing and paging, and the errors a bad action shows.
 //!
 //! Every test ends with `check_logs()`, which fails on a "panicked" line in any server log.
 
 mod bad_input;
+mod console;
 mod corruption;
 mod crashes;
 mod disk_faults;
