@@ -325,6 +325,7 @@ async function renderFiles(path, page) {
 
 function go(path, page) {
   location.hash = filesHref(path) + (page > 1 ? `?page=${page}` : '');
+  window.scrollTo(0, 0); // the pager is at the bottom; a new page starts at its top
 }
 
 function startUploads(dir, files, box, reload) {
