@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# BigFS local cluster manager: one metadata server and N storage nodes on 127.0.0.1.
+# BigFS local cluster manager: one metadata server, N storage nodes and a gateway (the web
+# console) on 127.0.0.1.
 # Run `scripts/cluster.sh --help` for usage.
 set -euo pipefail
 
@@ -30,23 +31,26 @@ usage_text() {
     cat <<EOF
 Usage: $PROG COMMAND [OPTIONS]
 
-Local BigFS cluster: one metadata server (bigfs-meta) and N storage nodes
-(bigfs-node), all listening on $HOST only.
+Local BigFS cluster: one metadata server (bigfs-meta), N storage nodes
+(bigfs-node) and one gateway serving the web console (bigfs-gateway), all
+listening on $HOST only.
 
 Commands:
   up [--nodes N] [--base-port P] [--tmux] [--release|--debug] [--no-build]
-        Build the binaries (cargo build -p bigfs-meta -p bigfs-node -p bigfs-client),
-        start the metadata server on port P (default 9400) and nodes node1..nodeN
-        (default N=3) on ports P+1..P+N, each with an HTTP listener 100 ports up
-        (meta P+100, node i P+100+i: Prometheus metrics at /metrics, liveness at
-        /healthz, readiness at /readyz), then wait (up to \$BIGFS_CLUSTER_TIMEOUT s)
-        until the metadata server answers and 'bigfs nodes --json' shows every node
+        Build the binaries (cargo build -p bigfs-meta -p bigfs-node -p bigfs-client
+        -p bigfs-gateway), start the metadata server on port P (default 9400), nodes
+        node1..nodeN (default N=3) on ports P+1..P+N and the gateway, whose web
+        console listens on port P+80; the metadata server and each node get an HTTP
+        listener 100 ports up (meta P+100, node i P+100+i: Prometheus metrics at
+        /metrics, liveness at /healthz, readiness at /readyz); then wait (up to
+        \$BIGFS_CLUSTER_TIMEOUT s) until the metadata server answers, 'bigfs nodes --json' shows every node
         up: "alive", or "draining"/"drained" after 'bigfs node drain' (such a node
-        still runs and reports), with a heartbeat since the start. On failure
+        still runs and reports), with a heartbeat since the start, and the console
+        accepts connections; prints the console's URL. On failure
         prints the failing process's log tail, stops what it started and exits
         non-zero. If any process of the cluster is already running, says so and
         exits 0 without starting anything.
-          --nodes N      number of storage nodes (default 3, or as many as the last
+          --nodes N      number of storage nodes, at most 79 (default 3, or as many as the last
                          'up' and 'add-node's in this directory; with N < 3 the metadata
                          server gets --replication N --min-replicas min(N,2))
           --base-port P  metadata server port; node i listens on P+i (default 9400,
@@ -57,11 +61,12 @@ Commands:
           --debug        use target/debug binaries
           --no-build     skip cargo build, use the binaries already built
   restart NAME
-        Stop one server (NAME: meta, node1, node2, ...) by its recorded pid (SIGTERM,
+        Stop one server (NAME: meta, node1, node2, ..., gateway) by its recorded pid (SIGTERM,
         up to ${STOP_TIMEOUT}s, then SIGKILL), or find it stopped, and start it again with
         the same command line (port, data directory, flags), in its tmux window for a
-        '--tmux' cluster. Waits until the metadata server answers (meta), or the node
-        reports alive, draining or drained; exits non-zero if it does not within
+        '--tmux' cluster. Waits until the metadata server answers (meta), the node
+        reports alive, draining or drained, or the console accepts connections
+        (gateway); exits non-zero if it does not within
         \$BIGFS_CLUSTER_TIMEOUT s, leaving it as it is.
   add-node
         Start one more storage node, node(N+1) on port P+N+1 (HTTP on P+100+N+1),
@@ -71,11 +76,12 @@ Commands:
         'up' know it; wait until it is alive. If it is not within
         \$BIGFS_CLUSTER_TIMEOUT s, it is stopped and not counted.
   status
-        For each process: name, pid, running or stopped, listen address, metrics URL; then
-        'bigfs nodes' if the metadata server is running. Exits 0 if every process
+        For each process: name, pid, running or stopped, listen address, metrics URL;
+        the console's URL; then 'bigfs nodes' if the metadata server is running. Exits 0 if every process
         is running, 3 otherwise.
   logs NAME [-f] [-n LINES]
-        Show the end of a process's log (NAME: meta, node1, node2, ...); -f follows it.
+        Show the end of a process's log (NAME: meta, node1, node2, ..., gateway); -f
+        follows it.
   env
         Print 'export BIGFS_META=http://$HOST:PORT' for the cluster; use it as
           eval "\$($PROG env)"
@@ -89,16 +95,17 @@ Commands:
 
 Layout under the cluster directory:
   meta/  node1/ node2/ ...        data directories
-  logs/meta.log logs/nodeI.log    process output (appended across restarts)
-  pids/meta.pid pids/nodeI.pid    pids of the running servers
-  cmd/meta.args cmd/nodeI.args    command lines, for 'restart'
+  logs/meta.log logs/nodeI.log    process output (appended across restarts),
+  logs/gateway.log                and the gateway's
+  pids/meta.pid pids/nodeI.pid    pids of the running servers (pids/gateway.pid too)
+  cmd/meta.args cmd/nodeI.args    command lines, for 'restart' (cmd/gateway.args too)
   cluster.conf                    nodes, base port, binaries and flags, for the commands
 
 Environment:
   BIGFS_CLUSTER_DIR      cluster directory (default: <repo>/.bigfs-cluster; now: $DIR)
   BIGFS_CLUSTER_TIMEOUT  seconds up, restart and add-node wait for the servers (default 30)
   BIGFS_TMUX_SESSION     tmux session name for --tmux (default: bigfs)
-  BIGFS_BIN_DIR          take bigfs-meta, bigfs-node and bigfs from this directory
+  BIGFS_BIN_DIR          take bigfs-meta, bigfs-node, bigfs and bigfs-gateway from this directory
                          instead of the cargo target directory (implies --no-build)
   BIGFS_META_ARGS        extra flags for bigfs-meta, e.g. "--heartbeat-timeout 5s"
   BIGFS_NODE_ARGS        extra flags for every bigfs-node, e.g. "--capacity 1GiB --fsync"
@@ -148,14 +155,20 @@ is_running() {
     [[ -n $pid ]] && is_bigfs_pid "$pid"
 }
 
-# Names of the processes that have a pid file, storage nodes first, meta last.
+# Names of the processes that have a pid file: the gateway first (it depends on the others),
+# then the storage nodes, meta last.
 pidfile_names() {
-    local f name names=() meta=""
+    local f name names=() meta="" gateway=""
     for f in "$PID_DIR"/*.pid; do
         [[ -e $f ]] || continue
         name=$(basename "$f" .pid)
-        if [[ $name == meta ]]; then meta=meta; else names+=("$name"); fi
+        case $name in
+            meta) meta=meta ;;
+            gateway) gateway=gateway ;;
+            *) names+=("$name") ;;
+        esac
     done
+    [[ -z $gateway ]] || echo gateway
     if ((${#names[@]})); then printf '%s\n' "${names[@]}" | sort -V; fi
     [[ -z $meta ]] || echo meta
 }
@@ -202,10 +215,17 @@ target_dir() {
     esac
 }
 
+# The gateway's console listens on the base port plus this (nodes take P+1..P+79).
+GATEWAY_OFFSET=80
+
 # Port of process NAME given the base port.
 port_of() {
     local name=$1 base=$2
-    if [[ $name == meta ]]; then echo "$base"; else echo $((base + ${name#node})); fi
+    case $name in
+        meta) echo "$base" ;;
+        gateway) echo $((base + GATEWAY_OFFSET)) ;;
+        *) echo $((base + ${name#node})) ;;
+    esac
 }
 
 # How far above its gRPC port each server's HTTP listener (metrics, health) is.
@@ -417,7 +437,14 @@ wait_ready() {
     shift
     local name out="" up="" answered="" err_file before_ms
     local -a ids=() missing=() to=()
-    for name in "$@"; do [[ $name == meta ]] || ids+=("$name"); done
+    local gateway=""
+    for name in "$@"; do
+        case $name in
+            meta) ;;
+            gateway) gateway=1 ;;
+            *) ids+=("$name") ;;
+        esac
+    done
     command -v timeout >/dev/null 2>&1 && to=(timeout 5)
     WAIT_PROBLEM="" WAIT_FAULTY=()
     err_file=$(mktemp)
@@ -456,6 +483,21 @@ wait_ready() {
         sleep 0.5
     done
     rm -f "$err_file"
+    [[ -n $gateway ]] || return 0
+    local port
+    port=$(port_of gateway "$ST_BASE_PORT")
+    until port_in_use "$port"; do
+        if ! is_running gateway; then
+            WAIT_PROBLEM="gateway exited during start-up" WAIT_FAULTY=(gateway)
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            WAIT_PROBLEM="the console does not listen on $HOST:$port after ${START_TIMEOUT}s"
+            WAIT_FAULTY=(gateway)
+            return 1
+        fi
+        sleep 0.2
+    done
 }
 
 # tmux_window NAME CMD...: runs CMD in window NAME of session TMUX_SESSION: in a new session if
@@ -508,8 +550,8 @@ cmd_up() {
             *) echo "cluster.sh: up: unknown option '$1'" >&2; usage >&2; exit 2 ;;
         esac
     done
-    if ! [[ $nodes =~ ^[0-9]+$ ]] || ((nodes < 1 || nodes > 99)); then
-        die "--nodes must be a number from 1 to 99 (got '$nodes')"
+    if ! [[ $nodes =~ ^[0-9]+$ ]] || ((nodes < 1 || nodes >= GATEWAY_OFFSET)); then
+        die "--nodes must be a number from 1 to $((GATEWAY_OFFSET - 1)) (got '$nodes'; port P+$GATEWAY_OFFSET is the console's)"
     fi
     if ! [[ $base_port =~ ^[0-9]+$ ]] || ((base_port < 1024 || base_port + HTTP_OFFSET + nodes > 65535)); then
         die "--base-port must be a number from 1024 to $((65535 - HTTP_OFFSET - nodes)) (got '$base_port')"
@@ -554,12 +596,13 @@ cmd_up() {
         command -v cargo >/dev/null 2>&1 || die "cargo not found; install the Rust toolchain (https://rustup.rs)"
         local -a cargo_profile=()
         [[ $profile == release ]] && cargo_profile=(--release)
-        echo "building ($profile): cargo build ${cargo_profile[*]} -p bigfs-meta -p bigfs-node -p bigfs-client"
-        (cd "$REPO" && cargo build "${cargo_profile[@]}" -p bigfs-meta -p bigfs-node -p bigfs-client) ||
+        echo "building ($profile): cargo build ${cargo_profile[*]} -p bigfs-meta -p bigfs-node -p bigfs-client -p bigfs-gateway"
+        (cd "$REPO" && cargo build "${cargo_profile[@]}" -p bigfs-meta -p bigfs-node -p bigfs-client -p bigfs-gateway) ||
             die "cargo build failed"
     fi
     local meta_bin=$bin_dir/bigfs-meta node_bin=$bin_dir/bigfs-node cli_bin=$bin_dir/bigfs b
-    for b in "$meta_bin" "$node_bin" "$cli_bin"; do
+    local gateway_bin=$bin_dir/bigfs-gateway
+    for b in "$meta_bin" "$node_bin" "$cli_bin" "$gateway_bin"; do
         [[ -x $b ]] || die "binary $b not found${build:+ after the build}${build:- (run without --no-build to build it)}"
     done
 
@@ -572,6 +615,10 @@ cmd_up() {
             fi
         done
     done
+    port=$((base_port + GATEWAY_OFFSET))
+    if port_in_use "$port"; then
+        die "port $HOST:$port is already in use; stop whatever holds it or choose another --base-port"
+    fi
 
     RUST_LOG_VALUE=${RUST_LOG:-info}
     ST_NODES=$nodes ST_BASE_PORT=$base_port ST_PROFILE=$profile ST_BIN_DIR=$bin_dir
@@ -606,9 +653,13 @@ cmd_up() {
             --http-listen "$HOST:$((base_port + HTTP_OFFSET + i))" --meta "$meta_url" --data "$DIR/$name" --id "$name" ${node_extra[@]+"${node_extra[@]}"} ||
             up_failed "$name did not start (no pid file)" "$name"
     done
+    local console_url=http://$HOST:$((base_port + GATEWAY_OFFSET))/
+    names+=(gateway)
+    launch gateway "$gateway_bin" --meta "$meta_url" --console-listen "$HOST:$((base_port + GATEWAY_OFFSET))" ||
+        up_failed "gateway did not start (no pid file)" gateway
 
     # Wait until the metadata server answers and lists every node as up.
-    echo "started ${#names[@]} processes; waiting up to ${START_TIMEOUT}s for meta and $nodes nodes (alive, draining or drained)"
+    echo "started ${#names[@]} processes; waiting up to ${START_TIMEOUT}s for meta, $nodes nodes (alive, draining or drained) and the console"
     wait_ready "$started_ms" "${names[@]}" || up_failed "$WAIT_PROBLEM" "${WAIT_FAULTY[@]}"
     trap - INT TERM
 
@@ -625,6 +676,8 @@ cmd_up() {
             echo "tmux session '$TMUX_SESSION': tmux attach -t $TMUX_SESSION"
         fi
     fi
+    echo
+    echo "Web console: $console_url"
     echo
     echo "Point the client at it (or: eval \"\$($PROG env)\"):"
     echo "export BIGFS_META=$meta_url"
@@ -668,8 +721,8 @@ cmd_restart() {
             *) [[ -z $name ]] || { echo "cluster.sh: restart takes one NAME" >&2; exit 2; }; name=$1; shift ;;
         esac
     done
-    [[ -n $name ]] || { echo "cluster.sh: usage: restart NAME (NAME: meta, node1, node2, ...)" >&2; exit 2; }
-    [[ $name =~ ^(meta|node[0-9]+)$ ]] || die "unknown process '$name' (expected meta, node1, node2, ...)"
+    [[ -n $name ]] || { echo "cluster.sh: usage: restart NAME (NAME: meta, node1, node2, ..., gateway)" >&2; exit 2; }
+    [[ $name =~ ^(meta|node[0-9]+|gateway)$ ]] || die "unknown process '$name' (expected meta, node1, node2, ..., gateway)"
     load_state
     [[ -n $ST_FOUND ]] || die "no cluster in $DIR (start one with '$PROG up')"
     local args_file=$CMD_DIR/$name.args
@@ -708,6 +761,8 @@ cmd_restart() {
     fi
     if [[ $name == meta ]]; then
         echo "started meta (pid $(pid_of meta)); waiting up to ${START_TIMEOUT}s for it to answer"
+    elif [[ $name == gateway ]]; then
+        echo "started gateway (pid $(pid_of gateway)); waiting up to ${START_TIMEOUT}s for the console"
     else
         echo "started $name (pid $(pid_of "$name")); waiting up to ${START_TIMEOUT}s for it to report"
     fi
@@ -734,7 +789,7 @@ cmd_add_node() {
     is_running meta || die "the metadata server of the cluster in $DIR is not running (see '$PROG status')"
     local i=$((ST_NODES + 1))
     local name=node$i port=$((ST_BASE_PORT + i)) http_port=$((ST_BASE_PORT + HTTP_OFFSET + i))
-    ((i <= 99)) || die "a cluster has at most 99 storage nodes"
+    ((i < GATEWAY_OFFSET)) || die "a cluster has at most $((GATEWAY_OFFSET - 1)) storage nodes (port P+$GATEWAY_OFFSET is the console's)"
     ((http_port <= 65535)) || die "no port left for $name above base port $ST_BASE_PORT"
     if is_running "$name"; then
         die "$name already runs (pid $(pid_of "$name")) though $STATE_FILE counts $ST_NODES nodes; run '$PROG down' and '$PROG up'"
@@ -797,6 +852,8 @@ status_report() {
     if [[ -n $ST_FOUND ]]; then
         names=(meta)
         for ((i = 1; i <= ST_NODES; i++)); do names+=("node$i"); done
+        # A cluster from before the gateway has no command line recorded for it.
+        [[ ! -f $CMD_DIR/gateway.args ]] || names+=(gateway)
     fi
     # Also any process with a pid file beyond the recorded ones.
     while IFS= read -r name; do
@@ -816,6 +873,9 @@ status_report() {
         printf '%-7s %-8s %-8s %-21s %s\n' "$name" "${pid:--}" "$state" \
             "$HOST:$(port_of "$name" "$ST_BASE_PORT")" "$(metrics_url_of "$name" "$ST_BASE_PORT")"
     done
+    if [[ " ${names[*]} " == *" gateway "* ]]; then
+        echo "web console: http://$HOST:$(port_of gateway "$ST_BASE_PORT")/"
+    fi
     if [[ -f $TMUX_FILE ]]; then echo "tmux session: $(<"$TMUX_FILE")"; fi
     if is_running meta && [[ -x $bin_dir/bigfs ]]; then
         echo
@@ -839,8 +899,8 @@ cmd_logs() {
             *) [[ -z $name ]] || { echo "cluster.sh: logs takes one NAME" >&2; exit 2; }; name=$1; shift ;;
         esac
     done
-    [[ -n $name ]] || { echo "cluster.sh: usage: logs NAME [-f] [-n LINES] (NAME: meta, node1, ...)" >&2; exit 2; }
-    [[ $name =~ ^(meta|node[0-9]+)$ ]] || die "unknown process '$name' (expected meta, node1, node2, ...)"
+    [[ -n $name ]] || { echo "cluster.sh: usage: logs NAME [-f] [-n LINES] (NAME: meta, node1, ..., gateway)" >&2; exit 2; }
+    [[ $name =~ ^(meta|node[0-9]+|gateway)$ ]] || die "unknown process '$name' (expected meta, node1, node2, ..., gateway)"
     [[ $lines =~ ^[0-9]+$ ]] || die "-n needs a number"
     local log=$LOG_DIR/$name.log
     if [[ ! -f $log ]]; then

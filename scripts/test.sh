@@ -7,6 +7,8 @@
 #   `prometheus` package, of which only /usr/bin/promtool is installed, as
 #   /usr/local/bin/promtool. The package is downloaded and unpacked, not installed, so no
 #   Prometheus service is set up or started on this machine.
+# - chromium and chromedriver (the web console's browser tests): Debian's `chromium` and
+#   `chromium-driver` packages. No browser is ever downloaded from anywhere else.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,6 +41,16 @@ install_promtool() {
     promtool --version | head -1 >&2
 }
 
+install_chromium() {
+    echo "test.sh: chromium or chromedriver is missing; installing Debian's chromium and chromium-driver" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    chromium --version >&2
+}
+
 command -v promtool >/dev/null || install_promtool
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    install_chromium
+fi
 
 cargo test --workspace "$@"

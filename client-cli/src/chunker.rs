@@ -18,8 +18,11 @@ use bigfs_proto::ChunkId;
 
 /// What a put reads.
 pub enum Input {
-    /// One stream, e.g. standard input.
-    Stream(Box<dyn Read + Send>),
+    /// One stream, e.g. standard input; `name` says what it is in errors.
+    Stream {
+        reader: Box<dyn Read + Send>,
+        name: String,
+    },
     /// Files, read in order and opened one at a time.
     Files(Vec<PathBuf>),
 }
@@ -50,8 +53,8 @@ pub fn cut(input: Input, chunk_size: usize, depth: usize) -> mpsc::Receiver<anyh
     let (tx, rx) = mpsc::channel(depth);
     tokio::task::spawn_blocking(move || {
         let outcome = match input {
-            Input::Stream(reader) => {
-                cut_one(0, reader, None, chunk_size, &tx).context("read stdin")
+            Input::Stream { reader, name } => {
+                cut_one(0, reader, None, chunk_size, &tx).with_context(|| format!("read {name}"))
             }
             Input::Files(paths) => paths.iter().enumerate().try_for_each(|(file, path)| {
                 let reader =
@@ -142,7 +145,11 @@ mod tests {
     #[tokio::test]
     async fn pieces_are_exactly_the_chunk_size_but_the_last() {
         let data: Vec<u8> = (0..2500u32).map(|i| i as u8).collect();
-        let got = collect(Input::Stream(Box::new(io::Cursor::new(data))), 1000).await;
+        let input = Input::Stream {
+            reader: Box::new(io::Cursor::new(data)),
+            name: "a buffer".into(),
+        };
+        let got = collect(input, 1000).await;
         assert_eq!(
             got,
             [(0, 0, 1000), (0, 1, 1000), (0, 2, 500), (0, usize::MAX, 3)]

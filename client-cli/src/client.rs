@@ -37,17 +37,51 @@ pub fn meta_url(raw: &str) -> anyhow::Result<String> {
     }
 }
 
-/// A metadata call that the server did not implement: maybe no metadata server answered.
+/// A metadata call that failed: the gRPC code of the failure, for callers that map it (the
+/// gateway answers 404 for `NotFound`, 503 for an unreachable server), and the text the CLI
+/// prints. A connection failure or a client-side time-out has the code `Unavailable`.
 #[derive(Debug)]
-struct Unimplemented(String);
+pub struct MetaError {
+    pub code: Code,
+    /// What failed, in one line, without the hint.
+    pub message: String,
+    /// Advice for the CLI's user (" (use --force to overwrite)"), printed after the message.
+    pub hint: Option<&'static str>,
+}
 
-impl fmt::Display for Unimplemented {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl MetaError {
+    fn new(code: Code, message: String) -> Self {
+        Self {
+            code,
+            message,
+            hint: None,
+        }
+    }
+
+    /// The error for `status`, with `hint` after its message.
+    pub(crate) fn hinted(status: &Status, hint: &'static str) -> anyhow::Error {
+        Self {
+            code: status.code(),
+            message: describe(status),
+            hint: Some(hint),
+        }
+        .into()
+    }
+
+    /// The first metadata failure in `error`'s chain, if any.
+    pub fn find(error: &anyhow::Error) -> Option<&MetaError> {
+        error.chain().find_map(|e| e.downcast_ref::<MetaError>())
     }
 }
 
-impl std::error::Error for Unimplemented {}
+impl fmt::Display for MetaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        f.write_str(self.hint.unwrap_or_default())
+    }
+}
+
+impl std::error::Error for MetaError {}
 
 impl Client {
     /// A client for the metadata server at `url` (see [`meta_url`]). Nothing is dialled
@@ -71,7 +105,7 @@ impl Client {
     /// the URL names a storage node, an error that says so. It asks the address for its
     /// NodeInfo, once and only on that failure, so the usual paths pay nothing for it.
     pub async fn diagnose(&self, error: anyhow::Error) -> anyhow::Error {
-        if !error.chain().any(|e| e.is::<Unimplemented>()) {
+        if MetaError::find(&error).is_none_or(|e| e.code != Code::Unimplemented) {
             return error;
         }
         let mut request = Request::new(NodeInfoRequest {});
@@ -99,17 +133,15 @@ impl Client {
 
     /// Turns a metadata server status into an error that says what failed, in one line.
     pub(crate) fn meta_error(&self, status: Status) -> anyhow::Error {
-        match status.code() {
-            _ if is_transport_failure(&status) => {
-                anyhow!(
-                    "cannot reach metadata server at {}: {}",
-                    self.meta_url,
-                    describe(&status)
-                )
-            }
-            Code::Unimplemented => Unimplemented(describe(&status)).into(),
-            _ => anyhow!("{}", describe(&status)),
+        if is_transport_failure(&status) {
+            let message = format!(
+                "cannot reach metadata server at {}: {}",
+                self.meta_url,
+                describe(&status)
+            );
+            return MetaError::new(Code::Unavailable, message).into();
         }
+        MetaError::new(status.code(), describe(&status)).into()
     }
 
     pub async fn cluster_info(&self) -> anyhow::Result<ClusterInfoResponse> {
@@ -186,10 +218,10 @@ impl Client {
             .into_iter()
             .map(|result| match result.file {
                 Some(file) => Ok(file),
-                None => Err(anyhow!(
-                    "{}",
-                    describe(&Status::new(Code::from(result.error_code), result.error))
-                )),
+                None => {
+                    let status = Status::new(Code::from(result.error_code), result.error);
+                    Err(MetaError::new(status.code(), describe(&status)).into())
+                }
             })
             .collect())
     }
@@ -202,7 +234,7 @@ impl Client {
         });
         let reply = meta.delete(request).await.map_err(|s| match s.code() {
             Code::FailedPrecondition if !recursive => {
-                anyhow!("{} (use -r to remove a directory)", describe(&s))
+                MetaError::hinted(&s, " (use -r to remove a directory)")
             }
             _ => self.meta_error(s),
         })?;

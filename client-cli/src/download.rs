@@ -10,12 +10,12 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use futures::{stream, StreamExt, TryStreamExt};
+use futures::{stream, Stream, StreamExt, TryStreamExt};
 use tonic::Code;
 
 use bigfs_proto::pb::{ChunkLocation, GetFileResponse, NodeAddr};
@@ -189,16 +189,35 @@ impl Client {
         parallel: usize,
         progress: &Progress,
     ) -> anyhow::Result<()> {
-        let failed = FailedNodes::default();
-        let mut fetched = stream::iter(chunks)
-            .map(|chunk| self.fetch_chunk(path, chunk, &failed))
-            .buffered(parallel.max(1));
+        let mut fetched = std::pin::pin!(self.chunk_stream(path.clone(), chunks, parallel));
         while let Some(data) = fetched.try_next().await? {
             let len = data.len() as u64;
             out.write(data).await.context("write output")?;
             progress.add(len);
         }
         Ok(())
+    }
+
+    /// The bytes of `chunks` (a file's, as `stat` located them), one verified chunk per item,
+    /// in order: up to `parallel` are fetched at once, and a chunk is yielded only once it and
+    /// every chunk before it matched its id. Owns what it needs, so a server can hand it to a
+    /// response body; memory is bounded by the chunks in flight, and a consumer that stops
+    /// polling stops the fetching. An item is an error when a chunk has no good copy: the file's
+    /// bytes have a hole there, so a consumer stops at the first error.
+    pub fn chunk_stream(
+        &self,
+        path: FsPath,
+        chunks: Vec<ChunkLocation>,
+        parallel: usize,
+    ) -> impl Stream<Item = anyhow::Result<Bytes>> + Send + 'static {
+        let client = self.clone();
+        let failed = Arc::new(FailedNodes::default());
+        stream::iter(chunks)
+            .map(move |chunk| {
+                let (client, path, failed) = (client.clone(), path.clone(), failed.clone());
+                async move { client.fetch_chunk(&path, chunk, &failed).await }
+            })
+            .buffered(parallel.max(1))
     }
 
     /// One good copy of a chunk, trying its replicas in order, nodes that failed earlier in this

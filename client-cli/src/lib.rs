@@ -15,6 +15,7 @@ mod chunker;
 pub mod client;
 mod destination;
 pub mod download;
+pub mod health;
 pub mod local_attrs;
 mod namespace;
 pub mod progress;

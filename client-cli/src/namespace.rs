@@ -4,7 +4,11 @@
 use bigfs_proto::pb::*;
 use bigfs_proto::FsPath;
 
+use crate::client::MetaError;
 use crate::Client;
+
+/// What the CLI's user can do about a path that exists.
+const OVERWRITE_HINT: &str = " (use --force to overwrite)";
 
 impl Client {
     /// Fails, as its commit would, when a put to `path` cannot succeed (a directory is there,
@@ -16,7 +20,7 @@ impl Client {
         });
         meta.check_create(request).await.map_err(|s| {
             if s.code() == tonic::Code::AlreadyExists {
-                anyhow::anyhow!("{} (use --force to overwrite)", crate::client::describe(&s))
+                MetaError::hinted(&s, OVERWRITE_HINT)
             } else {
                 self.meta_error(s)
             }
@@ -91,10 +95,7 @@ impl Client {
                 tonic::Code::FailedPrecondition
                     if !recursive && s.message().contains("is a directory") =>
                 {
-                    anyhow::anyhow!(
-                        "{} (use -r to copy a directory)",
-                        crate::client::describe(&s)
-                    )
+                    MetaError::hinted(&s, " (use -r to copy a directory)")
                 }
                 _ => self.overwrite_hint(s),
             })?
@@ -131,12 +132,9 @@ impl Client {
             .into_inner())
     }
 
-    fn overwrite_hint(&self, status: tonic::Status) -> anyhow::Error {
+    pub(crate) fn overwrite_hint(&self, status: tonic::Status) -> anyhow::Error {
         if status.code() == tonic::Code::AlreadyExists {
-            anyhow::anyhow!(
-                "{} (use --force to overwrite)",
-                crate::client::describe(&status)
-            )
+            MetaError::hinted(&status, OVERWRITE_HINT)
         } else {
             self.meta_error(status)
         }

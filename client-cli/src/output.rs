@@ -7,6 +7,7 @@ use bytesize::ByteSize;
 use serde_json::{json, Value};
 
 use bigfs_client::bench::MetaBenchReport;
+use bigfs_client::health::{self, Verdict};
 use bigfs_client::tree::TreeReport;
 use bigfs_client::upload::PutReport;
 use bigfs_proto::pb::{DirEntry, FsckResponse, GetFileResponse, ListNodesResponse, UsageResponse};
@@ -319,23 +320,12 @@ pub fn fsck(out: &mut impl Write, report: &FsckResponse, json: bool) -> io::Resu
 
 /// The one-word verdict of a check, with the counts behind it.
 fn fsck_status(report: &FsckResponse) -> String {
-    let mut problems = Vec::new();
-    for (count, what) in [
-        (report.missing, "missing"),
-        (report.corrupt, "corrupt"),
-        (report.under_replicated, "under-replicated"),
-    ] {
-        if count > 0 {
-            problems.push(format!("{count} {what}"));
-        }
-    }
-    match (report.missing > 0, problems.is_empty()) {
-        (_, true) => "healthy".to_string(),
-        (true, false) => format!("DATA UNAVAILABLE: {}", problems.join(", ")),
-        (false, false) if report.repairs_in_flight > 0 || report.safe_mode => {
-            format!("healing: {}", problems.join(", "))
-        }
-        (false, false) => format!("degraded: {}", problems.join(", ")),
+    let problems = health::problems(report);
+    match Verdict::of(report) {
+        Verdict::Healthy => "healthy".to_string(),
+        Verdict::Unavailable => format!("DATA UNAVAILABLE: {problems}"),
+        Verdict::Healing => format!("healing: {problems}"),
+        Verdict::Degraded => format!("degraded: {problems}"),
     }
 }
 

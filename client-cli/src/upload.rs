@@ -101,7 +101,10 @@ impl Source {
         }
         Ok(Self {
             rereadable: Some(file.try_clone().context("duplicate file handle")?),
-            input: Input::Stream(Box::new(file)),
+            input: Input::Stream {
+                reader: Box::new(file),
+                name: path.display().to_string(),
+            },
             size: Some(meta.len()),
             attrs: Some(LocalAttrs::of(&meta)),
         })
@@ -109,9 +112,33 @@ impl Source {
 
     pub fn stdin() -> Self {
         Self {
-            input: Input::Stream(Box::new(std::io::stdin())),
+            input: Input::Stream {
+                reader: Box::new(std::io::stdin()),
+                name: "standard input".into(),
+            },
             rereadable: None,
             size: None,
+            attrs: None,
+        }
+    }
+
+    /// Bytes that arrive on an async reader, such as an HTTP request body, named `name` in
+    /// errors. The chunker's thread reads it through a bridge as it needs bytes, so only the
+    /// chunks in flight are held: a slow or huge stream costs no more memory than a file.
+    /// Must be called inside a tokio runtime. Like standard input it cannot be read again, so
+    /// a commit that finds chunks short of copies can only wait for them, not resend them.
+    pub fn async_reader(
+        reader: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+        name: &str,
+        size: Option<u64>,
+    ) -> Self {
+        Self {
+            input: Input::Stream {
+                reader: Box::new(tokio_util::io::SyncIoBridge::new(reader)),
+                name: name.to_string(),
+            },
+            rereadable: None,
+            size,
             attrs: None,
         }
     }
@@ -234,6 +261,11 @@ impl Client {
             attrs,
             ..
         } = source;
+        // Named in the error of a commit that could not resend (only streams lack a handle).
+        let stream_name = match &input {
+            Input::Stream { name, .. } => name.clone(),
+            Input::Files(_) => String::new(),
+        };
         let attrs = attrs.filter(|_| options.preserve);
 
         let mut stored: Vec<Stored> = self
@@ -266,13 +298,7 @@ impl Client {
             let reply = meta
                 .commit_file(request)
                 .await
-                .map_err(|s| match s.code() {
-                    tonic::Code::AlreadyExists => anyhow::anyhow!(
-                        "{} (use --force to overwrite)",
-                        crate::client::describe(&s)
-                    ),
-                    _ => self.meta_error(s),
-                })
+                .map_err(|s| self.overwrite_hint(s))
                 .context("commit")?
                 .into_inner();
             if reply.committed {
@@ -290,7 +316,7 @@ impl Client {
             if attempt == COMMIT_ATTEMPTS {
                 break;
             }
-            // Standard input cannot be sent again, but waiting may be enough: a node that had
+            // A stream cannot be sent again, but waiting may be enough: a node that had
             // deleted a chunk is trusted with it again once its own heartbeat reports the new
             // copy.
             if let Some(file) = &rereadable {
@@ -301,7 +327,7 @@ impl Client {
         }
         if rereadable.is_none() {
             bail!(
-                "commit: {short} chunk(s) lost copies during the put and standard input cannot \
+                "commit: {short} chunk(s) lost copies during the put and {stream_name} cannot \
                  be read again; retry the put"
             );
         }

@@ -2,7 +2,7 @@
 //!
 //! `cargo test -p bigfs-tests` only builds this package and its dependencies, and the servers are
 //! not dependencies (they are run, not linked). So once per test process the harness runs
-//! `cargo build -p bigfs-meta -p bigfs-node -p bigfs-client --bins --features
+//! `cargo build -p bigfs-meta -p bigfs-node -p bigfs-client -p bigfs-gateway --bins --features
 //! bigfs-node/failpoints` with the same profile and target directory as the running test
 //! executable, then uses the binaries next to it. Cargo releases its build lock while tests run,
 //! so the nested build does not deadlock.
@@ -27,8 +27,10 @@ pub const META: &str = "bigfs-meta";
 pub const NODE: &str = "bigfs-node";
 /// Name of the CLI binary.
 pub const CLI: &str = "bigfs";
+/// Name of the gateway binary (the web console).
+pub const GATEWAY: &str = "bigfs-gateway";
 
-/// The directory holding the three binaries, built (once per process) if needed.
+/// The directory holding the four binaries, built (once per process) if needed.
 ///
 /// Panics with the reason if the build fails or a binary is missing; the outcome is cached, so
 /// every test of the process fails the same way without rebuilding.
@@ -40,7 +42,7 @@ pub fn bin_dir() -> &'static Path {
     }
 }
 
-/// The full path of binary `name` (one of [`META`], [`NODE`], [`CLI`]).
+/// The full path of binary `name` (one of [`META`], [`NODE`], [`CLI`], [`GATEWAY`]).
 pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
@@ -50,11 +52,12 @@ fn locate() -> Result<PathBuf, String> {
         Some(dir) => PathBuf::from(dir),
         None => build()?,
     };
-    for name in [META, NODE, CLI] {
+    for name in [META, NODE, CLI, GATEWAY] {
         let path = dir.join(name);
         if !path.is_file() {
             return Err(format!(
-                "binary {} not found (set BIGFS_BIN_DIR to a directory holding {META}, {NODE} and {CLI})",
+                "binary {} not found (set BIGFS_BIN_DIR to a directory holding {META}, {NODE}, {CLI} \
+                 and {GATEWAY})",
                 path.display()
             ));
         }
@@ -108,6 +111,8 @@ fn build() -> Result<PathBuf, String> {
             "bigfs-node",
             "-p",
             "bigfs-client",
+            "-p",
+            "bigfs-gateway",
             "--bins",
             "--features",
             "bigfs-node/failpoints",

@@ -21,6 +21,9 @@
 //! Every server also gets an HTTP listener (`--http-listen`) on a port of its own: [`observe`]
 //! scrapes it ([`Cluster::metrics`], [`Cluster::meta_metrics`]), reads its probes, asks the gRPC
 //! health service, and runs `promtool` on the exposition.
+//! For the web console: [`Gateway::start`] runs a `bigfs-gateway` beside a cluster,
+//! [`Browser`] drives a headless Chromium through chromedriver, and [`http_get`] fetches what a
+//! page links to.
 //!
 //! Failures are made debuggable rather than hidden: every panic raised by the harness carries the
 //! log tails, and a cluster dropped while its test is panicking keeps its directory (the path is
@@ -33,12 +36,15 @@
 //! and restart them from the test's own thread, not from a helper thread that ends earlier.
 
 pub mod bins;
+pub mod browser;
 mod builder;
 mod chunks;
 mod client;
 pub mod cluster;
 pub mod data;
+mod gateway;
 mod health;
+mod http;
 pub mod model;
 pub mod observe;
 pub mod output;
@@ -48,11 +54,14 @@ pub mod rng;
 mod stat;
 pub mod wait;
 
+pub use browser::Browser;
 pub use chunks::NodeDisks;
 pub use client::{cli_command, run_cli, CliRunner, CLI_TIMEOUT};
 pub use cluster::{Cluster, ClusterBuilder, READY_TIMEOUT};
 pub use data::{diff_summary, distinct_chunks, expected_chunks, pseudo_random, CHUNK, KIB, MIB};
+pub use gateway::Gateway;
 pub use health::fsck_problems;
+pub use http::{http_get, HttpResponse};
 pub use model::ContentModel;
 pub use output::{assert_failed_naming, check_failed_naming, describe, stderr_of, stdout_of};
 pub use ports::{free_port, free_port_range};

@@ -23,10 +23,13 @@
 //! - `script`: `scripts/cluster.sh` run as a user runs it (up, restart, add-node, drain, down);
 //! - `observability`: `/metrics` checked by `promtool` and moving with the cluster, the gRPC
 //!   health protocol and `/healthz`/`/readyz` through safe mode and draining, JSON logs.
+//! - `console`: the gateway's web console in headless Chromium: the overview and a killed node,
+//!   upload, download, browsing and paging, and the errors a bad action shows.
 //!
 //! Every test ends with `check_logs()`, which fails on a "panicked" line in any server log.
 
 mod bad_input;
+mod console;
 mod corruption;
 mod crashes;
 mod disk_faults;

@@ -4,7 +4,8 @@
 //! The script starts detached servers of its own (not children of the test), so every test
 //! holds a [`Script`], whose drop runs `down` (and SIGKILLs what that leaves), pass or fail. The
 //! script gets the harness's binaries (`BIGFS_BIN_DIR`, `--no-build`), a temporary cluster
-//! directory, a free range of consecutive ports and 200 ms heartbeats.
+//! directory, a free range of consecutive ports (81: the gateway's console is at the base port
+//! plus 80) and 200 ms heartbeats.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -296,10 +297,15 @@ fn is_server(pid: u32) -> bool {
 
 #[test]
 fn up_restart_add_node_drain_down_and_up_again() {
-    // meta and node1..node4.
-    let c = Script::new(5, bins::bin_dir());
+    // meta, node1..node4, and the gateway's console at base + 80.
+    let c = Script::new(81, bins::bin_dir());
     let base = c.base_port.to_string();
-    c.must(&["up", "--nodes", "3", "--base-port", &base, "--no-build"]);
+    let up = c.must(&["up", "--nodes", "3", "--base-port", &base, "--no-build"]);
+    let console = format!("http://127.0.0.1:{}/", c.base_port + 80);
+    assert!(
+        up.contains(&format!("Web console: {console}")),
+        "up does not print the console's URL {console}:\n{up}"
+    );
     c.wait_states(&[("node1", "alive"), ("node2", "alive"), ("node3", "alive")]);
 
     let status = c.must(&["status"]);
@@ -321,6 +327,20 @@ fn up_restart_add_node_drain_down_and_up_again() {
             "{name} serves no metrics at {metrics}"
         );
     }
+    let gateway = c.pid("gateway");
+    assert!(
+        status.lines().any(|l| l.starts_with("gateway")
+            && l.contains(&gateway.to_string())
+            && l.contains("running"))
+            && status.contains(&format!("web console: {console}")),
+        "status does not show the gateway (pid {gateway}) and its console:\n{status}"
+    );
+    let page = bigfs_tests::http_get(&console);
+    assert_eq!(
+        page.status, 200,
+        "the console at {console} answers {}",
+        page.status
+    );
 
     // A put and a get through the cluster.
     let work = c.dir.as_ref().expect("dir").path().to_path_buf();
@@ -440,7 +460,7 @@ fn up_fails_for_a_node_that_never_reports() {
         .prefix("bigfs-fake-bin-")
         .tempdir()
         .expect("create a temporary directory");
-    for name in [bins::META, bins::CLI] {
+    for name in [bins::META, bins::CLI, bins::GATEWAY] {
         std::os::unix::fs::symlink(real.join(name), fake.path().join(name)).expect("symlink");
     }
     let node = fake.path().join(bins::NODE);
@@ -450,7 +470,7 @@ fn up_fails_for_a_node_that_never_reports() {
         fs::set_permissions(&node, fs::Permissions::from_mode(0o755)).expect("chmod");
     }
 
-    let c = Script::new(2, fake.path());
+    let c = Script::new(81, fake.path());
     let base = c.base_port.to_string();
     let mut cmd = c.command(&["up", "--nodes", "1", "--base-port", &base, "--no-build"]);
     cmd.env("BIGFS_CLUSTER_TIMEOUT", "2");

@@ -1,0 +1,229 @@
+//! The web console: a page that shows the cluster and moves files, and the JSON API it calls.
+//!
+//! The page ([`assets`], embedded in the binary) polls `/api/overview` every two seconds, so a
+//! node that dies turns `dead` on screen without a reload. Every handler here only parses its
+//! query, calls the client library or a core of this crate, and maps the result; errors answer
+//! `{"error": "..."}` with a fitting status (see [`crate::error`]).
+//!
+//! | route | answers |
+//! |---|---|
+//! | `GET /api/overview` | nodes, chunk health, repairs, safe mode ([`crate::views::Overview`]) |
+//! | `GET /api/list?path=&page=&per_page=` | a page of a directory ([`crate::views::Listing`]) |
+//! | `GET /api/file?path=` | a file's details and its chunks' nodes |
+//! | `PUT /api/file?path=&overwrite=` | stores the request body at `path` |
+//! | `DELETE /api/file?path=&recursive=` | removes a file, or a directory with `recursive` |
+//! | `GET /api/download?path=` | the file's bytes, streamed as chunks are verified |
+//! | `POST /api/mkdir?dir=&name=` | a new directory `name` in `dir` |
+//! | `POST /api/rename?path=&name=` | renames `path` to `name` in the same directory |
+
+mod assets;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use bigfs_client::Client;
+
+use crate::error::ApiError;
+use crate::paging::PageRequest;
+use crate::views::{self, FileDetails, Listing, Overview, OVERVIEW_PROBLEMS};
+use crate::{remote_path, transfer};
+
+/// What every handler shares: the cluster, and how many chunks a transfer keeps in flight.
+#[derive(Clone)]
+struct Console {
+    client: Client,
+    parallel: usize,
+}
+
+/// The console's routes, over the cluster `client` talks to.
+pub fn router(client: Client, parallel: usize) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/assets/{name}", get(assets::asset))
+        .route("/api/overview", get(overview))
+        .route("/api/list", get(list))
+        .route("/api/file", get(file).put(upload).delete(remove))
+        .route("/api/download", get(download))
+        .route("/api/mkdir", post(mkdir))
+        .route("/api/rename", post(rename))
+        .fallback(not_found)
+        // An upload's body streams into the chunker, however large; nothing buffers it.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(Console { client, parallel })
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Query parameters, with a malformed query answered as the API's other errors are.
+struct Params<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(params)) => Ok(Self(params)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PathParam {
+    path: String,
+}
+
+async fn overview(State(console): State<Console>) -> ApiResult<Json<Overview>> {
+    let (nodes, fsck) = tokio::try_join!(
+        console.client.nodes(),
+        console.client.fsck(OVERVIEW_PROBLEMS)
+    )?;
+    Ok(Json(Overview::new(nodes, fsck)))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    path: String,
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+async fn list(
+    State(console): State<Console>,
+    Params(params): Params<ListParams>,
+) -> ApiResult<Json<Listing>> {
+    let path = remote_path::parse(&params.path)?;
+    let entries = console.client.list(&path).await?;
+    let is_file = views::is_file_listing(path.as_str(), &entries);
+    let pages = PageRequest {
+        page: params.page,
+        per_page: params.per_page,
+    };
+    Ok(Json(Listing {
+        path: path.to_string(),
+        is_file,
+        page: pages.cut(entries.into_iter().map(Into::into).collect()),
+    }))
+}
+
+async fn file(
+    State(console): State<Console>,
+    Params(params): Params<PathParam>,
+) -> ApiResult<Json<FileDetails>> {
+    let path = remote_path::parse_file(&params.path)?;
+    Ok(Json(console.client.stat(&path).await?.into()))
+}
+
+#[derive(Deserialize)]
+struct UploadParams {
+    path: String,
+    #[serde(default)]
+    overwrite: bool,
+}
+
+async fn upload(
+    State(console): State<Console>,
+    Params(params): Params<UploadParams>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<Json<Value>> {
+    let path = remote_path::parse_file(&params.path)?;
+    let size = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let report = transfer::upload(
+        &console.client,
+        &path,
+        params.overwrite,
+        console.parallel,
+        body,
+        size,
+    )
+    .await?;
+    tracing::info!(path = %report.path, size = report.size, "uploaded");
+    Ok(Json(json!({
+        "path": report.path.to_string(),
+        "size": report.size,
+        "chunks": report.chunks,
+        "deduplicated": report.deduplicated,
+        "version": report.version,
+    })))
+}
+
+#[derive(Deserialize)]
+struct RemoveParams {
+    path: String,
+    #[serde(default)]
+    recursive: bool,
+}
+
+async fn remove(
+    State(console): State<Console>,
+    Params(params): Params<RemoveParams>,
+) -> ApiResult<Json<Value>> {
+    let path = remote_path::parse_file(&params.path)?;
+    let files = console.client.remove(&path, params.recursive).await?;
+    tracing::info!(%path, files, "removed");
+    Ok(Json(
+        json!({ "path": path.to_string(), "files_removed": files }),
+    ))
+}
+
+async fn download(
+    State(console): State<Console>,
+    Params(params): Params<PathParam>,
+) -> ApiResult<Response> {
+    let path = remote_path::parse_file(&params.path)?;
+    Ok(transfer::download(&console.client, &path, console.parallel).await?)
+}
+
+#[derive(Deserialize)]
+struct MkdirParams {
+    dir: String,
+    name: String,
+}
+
+async fn mkdir(
+    State(console): State<Console>,
+    Params(params): Params<MkdirParams>,
+) -> ApiResult<Json<Value>> {
+    let path = remote_path::child(&remote_path::parse(&params.dir)?, params.name.trim())?;
+    console.client.mkdir(&path, false).await?;
+    Ok(Json(json!({ "path": path.to_string() })))
+}
+
+#[derive(Deserialize)]
+struct RenameParams {
+    path: String,
+    name: String,
+}
+
+async fn rename(
+    State(console): State<Console>,
+    Params(params): Params<RenameParams>,
+) -> ApiResult<Json<Value>> {
+    let from = remote_path::parse_file(&params.path)?;
+    let to = remote_path::child(&remote_path::parent(&from), params.name.trim())?;
+    let moved = console.client.rename(&from, &to, false).await?;
+    tracing::info!(%from, %to, "renamed");
+    Ok(Json(
+        json!({ "from": from.to_string(), "to": moved.path, "files": moved.files }),
+    ))
+}
+
+/// An unknown API route is a JSON 404; any other path is the console itself.
+async fn not_found(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        let message = format!("no such API route: {}", uri.path());
+        ApiError::new(StatusCode::NOT_FOUND, message).into_response()
+    } else {
+        Redirect::to("/").into_response()
+    }
+}
