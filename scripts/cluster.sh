@@ -553,8 +553,8 @@ cmd_up() {
     if ! [[ $nodes =~ ^[0-9]+$ ]] || ((nodes < 1 || nodes >= GATEWAY_OFFSET)); then
         die "--nodes must be a number from 1 to $((GATEWAY_OFFSET - 1)) (got '$nodes'; port P+$GATEWAY_OFFSET is the console's)"
     fi
-    if ! [[ $base_port =~ ^[0-9]+$ ]] || ((base_port < 1024 || base_port + HTTP_OFFSET + nodes > 65535)); then
-        die "--base-port must be a number from 1024 to $((65535 - HTTP_OFFSET - nodes)) (got '$base_port')"
+    if ! [[ $base_port =~ ^[0-9]+$ ]] || ((base_port < 1024 || base_port + HTTP_OFFSET + GATEWAY_OFFSET > 65535)); then
+        die "--base-port must be a number from 1024 to $((65535 - HTTP_OFFSET - GATEWAY_OFFSET)) (got '$base_port')"
     fi
 
     # Already running?
@@ -615,10 +615,11 @@ cmd_up() {
             fi
         done
     done
-    port=$((base_port + GATEWAY_OFFSET))
-    if port_in_use "$port"; then
-        die "port $HOST:$port is already in use; stop whatever holds it or choose another --base-port"
-    fi
+    for port in $((base_port + GATEWAY_OFFSET)) $((base_port + GATEWAY_OFFSET + HTTP_OFFSET)); do
+        if port_in_use "$port"; then
+            die "port $HOST:$port is already in use; stop whatever holds it or choose another --base-port"
+        fi
+    done
 
     RUST_LOG_VALUE=${RUST_LOG:-info}
     ST_NODES=$nodes ST_BASE_PORT=$base_port ST_PROFILE=$profile ST_BIN_DIR=$bin_dir
@@ -655,7 +656,8 @@ cmd_up() {
     done
     local console_url=http://$HOST:$((base_port + GATEWAY_OFFSET))/
     names+=(gateway)
-    launch gateway "$gateway_bin" --meta "$meta_url" --console-listen "$HOST:$((base_port + GATEWAY_OFFSET))" ||
+    launch gateway "$gateway_bin" --meta "$meta_url" --console-listen "$HOST:$((base_port + GATEWAY_OFFSET))" \
+        --http-listen "$HOST:$((base_port + GATEWAY_OFFSET + HTTP_OFFSET))" ||
         up_failed "gateway did not start (no pid file)" gateway
 
     # Wait until the metadata server answers and lists every node as up.

@@ -6,6 +6,9 @@
 //! users. Each front door is an axum router on a listener of its own ([`server`]); today the one
 //! door is the web console ([`console`]).
 //!
+//! [`observe`] counts every door's requests for `/metrics` and keeps `/readyz` saying whether
+//! the metadata server answers.
+//!
 //! The console's handlers are thin: they parse the request, call a plain core and map its
 //! result. The cores are [`remote_path`] (paths from query strings), [`paging`] (a directory's
 //! listing a page at a time), [`views`] (what the JSON API answers), [`error`] (failures as HTTP
@@ -13,6 +16,7 @@
 
 pub mod console;
 pub mod error;
+pub mod observe;
 pub mod paging;
 pub mod remote_path;
 pub mod server;

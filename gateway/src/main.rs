@@ -5,9 +5,16 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser};
 
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
 use bigfs_client::Client;
 use bigfs_gateway::console;
+use bigfs_gateway::observe::{self, HttpMetrics};
 use bigfs_gateway::server::{self, Door};
+use bigfs_proto::observe::health::Health;
+use bigfs_proto::observe::{http, registry, Registry};
 use bigfs_proto::process::{self, LogFormat};
 
 /// BigFS gateway: HTTP front doors to a cluster, built on the client library.
@@ -22,6 +29,10 @@ struct Args {
     /// Serve the web console on this address, e.g. 127.0.0.1:9480.
     #[arg(long, group = "listeners")]
     console_listen: Option<SocketAddr>,
+    /// Serve HTTP on this address too: Prometheus metrics at /metrics, liveness at /healthz,
+    /// readiness at /readyz (ready while the metadata server answers).
+    #[arg(long)]
+    http_listen: Option<String>,
     /// Chunks in flight per upload or download: memory is about 3 × this many chunks each.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallel: u16,
@@ -50,15 +61,60 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::new(&args.meta)?;
+    let http = match &args.http_listen {
+        Some(addr) => Some(process::bind(addr, "--http-listen").await?),
+        None => None,
+    };
+    let mut registry = registry();
+    let metrics = HttpMetrics::register(&mut registry);
     let mut doors = Vec::new();
     if let Some(addr) = args.console_listen {
         let router = console::router(client.clone(), args.parallel.into());
+        let router = metrics.track("console", router);
         doors.push(Door::bind("console", addr, router).await?);
     }
     for door in &doors {
         tracing::info!(meta = %args.meta, "{} at http://{}/", door.name, door.local_addr()?);
     }
-    server::serve(doors, process::shutdown_on_signal()).await
+    let shutdown = process::shutdown_on_signal();
+    let observing = match http {
+        Some(listener) => Some(observe_on(listener, registry, client, shutdown.clone()).await),
+        None => None,
+    };
+    let served = server::serve(doors, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some((readiness, page)) = observing {
+        readiness.await.context("readiness task")?;
+        page.await.context("HTTP task")?.context("serve HTTP")?;
+    }
+    served
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener`, and keeps readiness up to date,
+/// until `shutdown` fires.
+async fn observe_on(
+    listener: TcpListener,
+    registry: Registry,
+    client: Client,
+    shutdown: CancellationToken,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let starting = Some("starting: the metadata server has not answered yet".to_string());
+    // The gateway has no gRPC server: the health service Health makes for one goes unused.
+    let (health, _grpc) = Health::new("bigfs.gateway", starting).await;
+    let readiness = tokio::spawn(observe::watch_readiness(
+        client,
+        health.clone(),
+        shutdown.child_token(),
+    ));
+    let page = http::Metrics {
+        registry,
+        refresh: Box::new(|| {}),
+    };
+    let server = tokio::spawn(http::serve(listener, page, health, shutdown.child_token()));
+    (readiness, server)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! A `bigfs-gateway` beside a test cluster, serving the web console on a loopback port.
+//! A `bigfs-gateway` beside a test cluster, serving the web console on a loopback port, and its
+//! metrics and probes on another (`--http-listen`).
 //!
 //! Its log is `logs/gateway.log` in the cluster's directory (kept with it when a test fails).
 //! Like the cluster's servers, it is started from the test's thread and dies with it.
@@ -15,18 +16,21 @@ use crate::wait::poll_until;
 /// A running gateway; killed when dropped.
 pub struct Gateway {
     port: u16,
+    http_port: u16,
     proc: ServerProcess,
 }
 
 impl Gateway {
     /// Starts a gateway for `cluster` and waits until its console accepts connections.
     pub fn start(cluster: &Cluster) -> Gateway {
-        let port = free_port();
+        let (port, http_port) = (free_port(), free_port());
         let args = vec![
             "--meta".into(),
             cluster.meta_url().into(),
             "--console-listen".into(),
             format!("127.0.0.1:{port}").into(),
+            "--http-listen".into(),
+            format!("127.0.0.1:{http_port}").into(),
         ];
         let log = cluster.root().join("logs").join("gateway.log");
         let mut proc = ServerProcess::new("gateway", bins::bin(GATEWAY), args, log);
@@ -50,7 +54,16 @@ impl Gateway {
                 proc.log_tail(30)
             ));
         }
-        Gateway { port, proc }
+        Gateway {
+            port,
+            http_port,
+            proc,
+        }
+    }
+
+    /// The port of its HTTP listener: `/metrics`, `/healthz`, `/readyz`.
+    pub fn http_port(&self) -> u16 {
+        self.http_port
     }
 
     /// The console's URL, `http://127.0.0.1:PORT`, without a trailing slash.

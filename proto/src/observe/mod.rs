@@ -5,10 +5,12 @@
 //! registers metrics in it; nothing is global, so tests may run several servers in one process.
 //! - [`rpc`]: a tower layer on every gRPC server counting requests, errors, latency and bytes
 //!   per method, and opening a span per request;
+//! - [`counted`]: a body counting its bytes as they pass (HTTP and gRPC alike);
 //! - [`span`]: the fields handlers add to that span (a file path, a chunk id, a node id);
 //! - [`health`]: readiness, reported both over the gRPC health protocol and on `/readyz`;
 //! - [`http`]: the HTTP listener serving `/metrics`, `/healthz` and `/readyz`.
 
+pub mod counted;
 pub mod health;
 pub mod http;
 pub mod rpc;

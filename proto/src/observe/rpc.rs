@@ -11,8 +11,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -29,6 +27,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::instrument::{Instrument, Instrumented};
 use tracing::Span;
+
+use super::counted::CountedBody;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
@@ -123,7 +123,7 @@ pub struct RpcService<S> {
 
 impl<S, B, RB> Service<http::Request<B>> for RpcService<S>
 where
-    S: Service<http::Request<RequestBody<B>>, Response = http::Response<RB>>,
+    S: Service<http::Request<CountedBody<B>>, Response = http::Response<RB>>,
 {
     type Response = http::Response<ResponseBody<RB>>;
     type Error = S::Error;
@@ -143,7 +143,7 @@ where
         );
         let call = Call::new(self.metrics.clone(), request.uri().path(), span.clone());
         let received = call.received.clone();
-        let request = request.map(|inner| RequestBody { inner, received });
+        let request = request.map(|inner| CountedBody::new(inner, received));
         ResponseFuture {
             inner: self.inner.call(request).instrument(span),
             call: Some(call),
@@ -160,7 +160,8 @@ struct Call {
     answered: Option<Duration>,
     /// Set from the response headers or trailers.
     code: Option<Code>,
-    received: Arc<AtomicU64>,
+    /// Bytes of the request body, counted as they are read.
+    received: Counter,
     sent: u64,
     span: Span,
 }
@@ -181,7 +182,7 @@ impl Call {
             started: Instant::now(),
             answered: None,
             code: None,
-            received: Arc::default(),
+            received: Counter::default(),
             sent: 0,
             span,
         }
@@ -214,7 +215,7 @@ impl Drop for Call {
             .observe(elapsed.as_secs_f64());
         m.received
             .get_or_create(&self.labels)
-            .inc_by(self.received.load(Ordering::Relaxed));
+            .inc_by(self.received.get());
         m.sent.get_or_create(&self.labels).inc_by(self.sent);
         tracing::debug!(parent: &self.span, ?code, ?elapsed, "rpc finished");
     }
@@ -264,41 +265,6 @@ where
                 Err(e)
             }
         })
-    }
-}
-
-pin_project! {
-    /// A request body that counts the bytes read from it.
-    pub struct RequestBody<B> {
-        #[pin]
-        inner: B,
-        received: Arc<AtomicU64>,
-    }
-}
-
-impl<B: Body> Body for RequestBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
-            this.received
-                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

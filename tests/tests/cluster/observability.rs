@@ -9,6 +9,8 @@
 //!   mode and while a node is draining, SERVING otherwise; `/healthz` is 200 throughout and
 //!   `/readyz` 503 with the reason, or 200.
 //! - `--log-format json` writes one JSON object per line, request spans included.
+//! - The gateway's `/metrics` counts its console's requests and passes promtool; its `/readyz`
+//!   is 503 while the metadata server does not answer.
 //!
 //! `promtool` comes from Debian's `prometheus` package; `scripts/test.sh` installs it.
 
@@ -322,5 +324,55 @@ fn json_logs_are_one_object_per_line_with_request_spans() {
         "no RegisterNode span naming {} among {spans:?}",
         c.node_id(0)
     );
+    c.check_logs();
+}
+
+#[test]
+fn the_gateway_counts_its_requests_and_is_ready_while_the_metadata_server_answers() {
+    let mut c = Cluster::start(3);
+    let gateway = bigfs_tests::Gateway::start(&c);
+    let port = gateway.http_port();
+    c.wait_until(WAIT, "the gateway is ready", || readyz(&c, port).0 == 200);
+    assert_live(&c, port);
+    c.must_put_bytes("/g/file", &pseudo_random(9, 300 * KIB));
+    let console = gateway.url();
+    for path in [
+        "/api/list?path=/g",
+        "/api/download?path=/g/file",
+        "/api/list?path=/nope",
+    ] {
+        bigfs_tests::http_get(&format!("{console}{path}"));
+    }
+    let text = http_get(port, "/metrics")
+        .unwrap_or_else(|e| c.fail(&e))
+        .body;
+    promtool_check(&text).unwrap_or_else(|e| c.fail(&e));
+    let requests = |status: &str| {
+        value(
+            &text,
+            "bigfs_gateway_http_requests_total",
+            &[("door", "console"), ("method", "GET"), ("status", status)],
+        )
+    };
+    assert_eq!((requests("200"), requests("404")), (2.0, 1.0), "{text}");
+    let sent = value(
+        &text,
+        "bigfs_gateway_http_sent_bytes_total",
+        &[("door", "console")],
+    );
+    assert!(sent >= (300 * KIB) as f64, "bytes sent {sent}: {text}");
+
+    // Without a metadata server the gateway can serve nothing: not ready, still alive.
+    c.kill_meta();
+    c.wait_until(WAIT, "the gateway is not ready", || {
+        readyz(&c, port).0 == 503
+    });
+    let (_, reason) = readyz(&c, port);
+    assert!(reason.contains("metadata server"), "/readyz: {reason:?}");
+    assert_live(&c, port);
+    c.restart_meta();
+    c.wait_until(WAIT, "the gateway is ready again", || {
+        readyz(&c, port).0 == 200
+    });
     c.check_logs();
 }
