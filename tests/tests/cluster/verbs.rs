@@ -294,3 +294,33 @@ fn put_preserve_keeps_mode_and_mtime_and_get_restores_them() {
     );
     c.check_logs();
 }
+
+#[test]
+fn fsck_with_problems_ends_with_a_status_and_says_what_it_left_out() {
+    let mut c = Cluster::builder(3)
+        .replication(3)
+        .heartbeat_timeout(Duration::from_secs(5))
+        .start();
+    for i in 0..5u64 {
+        c.must_put_bytes(&format!("/f{i}"), &pseudo_random(100 + i, 10 * KIB));
+    }
+    assert!(stdout_of(&c.must(["fsck"])).contains("status: healthy"));
+    // Two nodes of three gone: every chunk has one copy of three, and none can be repaired.
+    c.kill_node(1);
+    c.kill_node(2);
+    c.wait_node_state(2, "dead", Duration::from_secs(30));
+    c.wait_node_state(1, "dead", Duration::from_secs(30));
+    let out = c.must(["fsck", "--max-problems", "2"]);
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("and 3 more problem chunk(s) not listed")
+            && text
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("status: degraded: 5 under-replicated")),
+        "fsck:\n{text}"
+    );
+    let json = c.must_json(["fsck", "--json", "--max-problems", "2"]);
+    assert_eq!(json["problem_chunks"], 5, "{json}");
+    c.check_logs();
+}
