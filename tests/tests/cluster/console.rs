@@ -4,7 +4,8 @@
 //! reads, a file put with the CLI is what its download link serves, byte for byte.
 //!
 //! Each test saves screenshots in `target/console-screenshots/` (overview, node-dead, browser,
-//! file-details, error-exists, error-deleted, paged): look at them after a change to the page.
+//! file-details, error-exists, error-deleted, paged, folder-rename-drop): look at them after a
+//! change to the page.
 
 use serde_json::{json, Value};
 
@@ -325,5 +326,74 @@ fn browse_into_a_nested_directory_and_download_what_the_cli_put() {
         b.screenshot("paged").await;
         b.close().await;
     });
+    c.check_logs();
+}
+
+/// Answers the open dialog with `value` and confirms it.
+async fn answer_dialog(b: &Browser, title_prefix: &str, value: &str) {
+    b.wait_text("the dialog", "#modal-title", |t| {
+        t.starts_with(title_prefix)
+    })
+    .await;
+    b.run(
+        "document.getElementById('modal-input').value = arguments[0];",
+        vec![json!(value)],
+    )
+    .await;
+    b.click("#modal-ok").await;
+}
+
+#[test]
+fn new_folder_rename_and_a_dropped_file() {
+    let c = Cluster::start(3);
+    c.must_put_bytes("/work/draft.txt", b"first draft");
+    let gw = Gateway::start(&c);
+    runtime().block_on(async {
+        let b = Browser::start().await;
+        b.goto(&format!("{}/#/files/work", gw.url())).await;
+        b.wait_text("the work listing", "#breadcrumb", |t| t.contains("work"))
+            .await;
+
+        // New folder.
+        b.click("#new-folder").await;
+        answer_dialog(&b, "New folder", "reports").await;
+        let folder = "#listing tr[data-path=\"/work/reports\"]";
+        b.wait_for("the new folder listed", || async { b.text(folder).await })
+            .await;
+
+        // Rename a file.
+        b.click("#listing tr[data-path=\"/work/draft.txt\"] .rename").await;
+        answer_dialog(&b, "Rename", "final.txt").await;
+        let renamed = "#listing tr[data-path=\"/work/final.txt\"]";
+        b.wait_for("the renamed file listed", || async { b.text(renamed).await })
+            .await;
+
+        // A file dropped on the listing, as a browser hands it over from the desktop.
+        let drop = "const data = new DataTransfer();
+            data.items.add(new File([arguments[0]], 'dropped.txt', { type: 'text/plain' }));
+            const zone = document.getElementById('dropzone');
+            for (const type of ['dragenter', 'dragover', 'drop']) {
+                zone.dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }));
+            }";
+        b.run(drop, vec![json!("dropped on the page")]).await;
+        let dropped = "#listing tr[data-path=\"/work/dropped.txt\"]";
+        b.wait_for("the dropped file listed", || async { b.text(dropped).await })
+            .await;
+        b.screenshot("folder-rename-drop").await;
+        b.close().await;
+    });
+    assert_eq!(c.must_get("/work/final.txt"), b"first draft");
+    assert_eq!(c.must_get("/work/dropped.txt"), b"dropped on the page");
+    let listed = c.ls_json("/work");
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["/work/reports", "/work/dropped.txt", "/work/final.txt"]
+    );
     c.check_logs();
 }
