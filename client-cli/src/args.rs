@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use bigfs_client::client;
 use bigfs_proto::limits::MAX_REPLICATION;
+use bigfs_proto::units::Size;
 
 /// BigFS client: store, fetch, list and remove files in a BigFS cluster.
 ///
@@ -232,6 +233,45 @@ pub enum BenchCommand {
         per_dir: u64,
         /// Where to create them; must not exist yet.
         #[arg(long, default_value = "/bench-meta")]
+        root: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Many small files written, then read, at a fixed concurrency, in the shape of SeaweedFS's
+    /// `weed benchmark` (10,000 files of 1 KiB, 16 at a time): ops/s and latency percentiles
+    /// per phase, every read verified.
+    Small {
+        #[arg(long, default_value_t = 10_000)]
+        files: u64,
+        /// Bytes per file.
+        #[arg(long, default_value = "1KiB")]
+        size: Size,
+        /// Operations in flight at once.
+        #[arg(short = 'c', long, default_value_t = 16)]
+        concurrency: usize,
+        /// Where to write them; must not exist yet.
+        #[arg(long, default_value = "/bench-small")]
+        root: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rounds of N clients at once, each with its own connections, putting then getting
+    /// distinct files (one big file each, then small ones): aggregate MiB/s and files/s, and
+    /// per-file latency percentiles, per number of clients.
+    Load {
+        /// The numbers of clients, one round each.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,8,16")]
+        clients: Vec<usize>,
+        /// The big file each client puts and gets (0: none).
+        #[arg(long, default_value = "256MiB")]
+        big_size: Size,
+        /// Small files each client puts and gets.
+        #[arg(long, default_value_t = 200)]
+        small_files: u64,
+        #[arg(long, default_value = "64KiB")]
+        small_size: Size,
+        /// Where to write them; must not exist yet.
+        #[arg(long, default_value = "/bench-load")]
         root: String,
         #[arg(long)]
         json: bool,

@@ -124,6 +124,11 @@ impl Client {
         }
     }
 
+    /// The metadata server's URL, as given to [`Client::new`] (normalised).
+    pub fn url(&self) -> &str {
+        &self.meta_url
+    }
+
     /// A metadata client and a request with the metadata deadline set.
     pub(crate) fn meta<T>(&self, message: T) -> (MetaClient<Channel>, Request<T>) {
         let mut request = Request::new(message);

@@ -10,6 +10,8 @@ use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser};
 
 use args::{BenchCommand, Cli, Command, NodeCommand};
+use bigfs_client::bench::load::LoadBenchOptions;
+use bigfs_client::bench::small::SmallBenchOptions;
 use bigfs_client::bench::MetaBenchOptions;
 use bigfs_client::download::Target;
 use bigfs_client::progress::Progress;
@@ -217,6 +219,44 @@ async fn command(client: &Client, command: Command, out: &mut impl Write) -> any
                 per_dir,
             };
             output::meta_bench(out, &client.bench_meta(&options).await?, json)?;
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Small {
+                    files,
+                    size,
+                    concurrency,
+                    root,
+                    json,
+                },
+        } => {
+            let options = SmallBenchOptions {
+                root: FsPath::parse(&root)?,
+                files,
+                size: size.0,
+                concurrency,
+            };
+            output::small_bench(out, &client.bench_small(&options).await?, json)?;
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Load {
+                    clients,
+                    big_size,
+                    small_files,
+                    small_size,
+                    root,
+                    json,
+                },
+        } => {
+            let options = LoadBenchOptions {
+                root: FsPath::parse(&root)?,
+                clients,
+                big_size: big_size.0,
+                small_files,
+                small_size: small_size.0,
+            };
+            output::load_bench(out, &client.bench_load(&options).await?, json)?;
         }
         Command::Node {
             command: NodeCommand::Drain { id, json },

@@ -6,6 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytesize::ByteSize;
 use serde_json::{json, Value};
 
+use bigfs_client::bench::load::LoadRound;
+use bigfs_client::bench::small::SmallBenchReport;
 use bigfs_client::bench::MetaBenchReport;
 use bigfs_client::health::{self, Verdict};
 use bigfs_client::tree::TreeReport;
@@ -424,6 +426,45 @@ pub fn meta_bench(out: &mut impl Write, report: &MetaBenchReport, json: bool) ->
             report.copy_time.as_secs_f64(),
             report.move_time.as_secs_f64()
         )?;
+    }
+    Ok(())
+}
+
+/// `bench small`: one line per phase, as `weed benchmark` prints its two.
+pub fn small_bench(out: &mut impl Write, report: &SmallBenchReport, json: bool) -> io::Result<()> {
+    if json {
+        return print_json(
+            out,
+            &json!({"write": report.write.to_json(), "read": report.read.to_json()}),
+        );
+    }
+    writeln!(out, "write: {}", report.write.line())?;
+    writeln!(out, "read:  {}", report.read.line())
+}
+
+/// `bench load`: per number of clients, the four phases.
+pub fn load_bench(out: &mut impl Write, rounds: &[LoadRound], json: bool) -> io::Result<()> {
+    if json {
+        let rounds: Vec<Value> = rounds
+            .iter()
+            .map(|r| {
+                json!({
+                    "clients": r.clients,
+                    "big_put": r.big_put.to_json(),
+                    "big_get": r.big_get.to_json(),
+                    "small_put": r.small_put.to_json(),
+                    "small_get": r.small_get.to_json(),
+                })
+            })
+            .collect();
+        return print_json(out, &Value::Array(rounds));
+    }
+    for r in rounds {
+        writeln!(out, "{} client(s):", r.clients)?;
+        writeln!(out, "  big put:   {}", r.big_put.line())?;
+        writeln!(out, "  big get:   {}", r.big_get.line())?;
+        writeln!(out, "  small put: {}", r.small_put.line())?;
+        writeln!(out, "  small get: {}", r.small_get.line())?;
     }
     Ok(())
 }

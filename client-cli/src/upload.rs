@@ -127,6 +127,23 @@ impl Source {
     /// chunks in flight are held: a slow or huge stream costs no more memory than a file.
     /// Must be called inside a tokio runtime. Like standard input it cannot be read again, so
     /// a commit that finds chunks short of copies can only wait for them, not resend them.
+    /// A blocking reader of `size` bytes, if known (`name` says what it is in errors).
+    pub fn reader(
+        reader: impl std::io::Read + Send + 'static,
+        name: &str,
+        size: Option<u64>,
+    ) -> Self {
+        Self {
+            input: Input::Stream {
+                reader: Box::new(reader),
+                name: name.to_string(),
+            },
+            rereadable: None,
+            size,
+            attrs: None,
+        }
+    }
+
     pub fn async_reader(
         reader: impl tokio::io::AsyncRead + Send + Unpin + 'static,
         name: &str,

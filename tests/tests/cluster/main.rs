@@ -4,6 +4,7 @@
 //! One module per suite:
 //! - `roundtrip`: byte-for-byte round trips across chunk boundaries, stdin/stdout, chunk layout;
 //! - `namespace`: overwrite and `--force`, `rm`, `rm -r`, `ls` (`-l`, `-h`, `-R`);
+//! - `bench`: `bigfs bench small` and `bench load` at a small scale, counting what they did;
 //! - `bad_input`: invalid paths, missing files, an unreachable metadata server, usage errors,
 //!   a `--meta` that is not http:// or names a storage node;
 //! - `local_targets`: what `get` does to existing local files, links, devices and FIFOs, and
@@ -29,6 +30,7 @@
 //! Every test ends with `check_logs()`, which fails on a "panicked" line in any server log.
 
 mod bad_input;
+mod bench;
 mod console;
 mod corruption;
 mod crashes;
