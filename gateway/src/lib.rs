@@ -3,8 +3,8 @@
 //! The gateway is a client like `bigfs`: it asks the metadata server where chunks live and
 //! moves their bytes to and from the storage nodes itself, so the metadata server stays out of
 //! the data path. It keeps no state beyond the uploads in flight, so more gateways serve more
-//! users. Each front door is an axum router on a listener of its own ([`server`]); today the one
-//! door is the web console ([`console`]).
+//! users. Each front door is an axum router on a listener of its own ([`server`]): the web
+//! console ([`console`]) and the S3 API ([`s3`]).
 //!
 //! The console's handlers are thin: they parse the request, call a plain core and map its
 //! result. The cores are [`remote_path`] (paths from query strings), [`paging`] (a directory's
@@ -15,6 +15,7 @@ pub mod console;
 pub mod error;
 pub mod paging;
 pub mod remote_path;
+pub mod s3;
 pub mod server;
 pub mod transfer;
 pub mod views;
