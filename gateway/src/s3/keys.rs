@@ -6,8 +6,11 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use anyhow::{bail, Context};
-use s3s::auth::SimpleAuth;
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::{s3_error, S3Result};
 
 /// Reads a keys file's pairs.
 pub fn parse_file(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
@@ -35,19 +38,39 @@ fn parse(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(pairs)
 }
 
-/// The authentication s3s runs: every pair, refusing none (the first listed wins a repeat).
-pub fn auth(pairs: Vec<(String, String)>) -> anyhow::Result<SimpleAuth> {
+/// The key pairs s3s checks signatures with. An unknown access key is `InvalidAccessKeyId`,
+/// the code clients expect (s3s's own `SimpleAuth` answers `NotSignedUp`).
+pub struct Keys(HashMap<String, SecretKey>);
+
+impl Keys {
+    fn lookup(&self, access_key: &str) -> Option<&SecretKey> {
+        self.0.get(access_key)
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for Keys {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        self.lookup(access_key)
+            .cloned()
+            .ok_or_else(|| s3_error!(InvalidAccessKeyId, "unknown access key {access_key:?}"))
+    }
+}
+
+/// Every pair (the first listed wins a repeat); none at all is a startup error.
+pub fn auth(pairs: Vec<(String, String)>) -> anyhow::Result<Keys> {
     if pairs.is_empty() {
         bail!(
             "the S3 listener needs a key pair: --s3-access-key and --s3-secret-key (or \
              BIGFS_S3_ACCESS_KEY and BIGFS_S3_SECRET_KEY), or --s3-keys-file"
         );
     }
-    let mut auth = SimpleAuth::new();
-    for (access, secret) in pairs.into_iter().rev() {
-        auth.register(access, secret.into());
+    let mut keys = HashMap::new();
+    for (access, secret) in pairs {
+        keys.entry(access)
+            .or_insert_with(|| SecretKey::from(secret));
     }
-    Ok(auth)
+    Ok(Keys(keys))
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@ mod service;
 use axum::error_handling::HandleError;
 use axum::http::StatusCode;
 use axum::Router;
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 
 use bigfs_client::Client;
@@ -40,7 +39,7 @@ impl Gateway {
 }
 
 /// The S3 front door: every request goes to s3s, which checks it against `auth`.
-pub fn router(gateway: Gateway, auth: SimpleAuth) -> Router {
+pub fn router(gateway: Gateway, auth: keys::Keys) -> Router {
     let mut builder = S3ServiceBuilder::new(gateway);
     builder.set_auth(auth);
     let service = HandleError::new(builder.build(), |e: s3s::HttpError| async move {

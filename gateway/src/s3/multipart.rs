@@ -253,16 +253,16 @@ impl Gateway {
             self.parts(&upload).await?.into_iter().collect();
         let mut sources = Vec::with_capacity(wanted.len());
         let mut md5s = Vec::with_capacity(wanted.len());
-        let mut previous = 0;
-        for (i, part) in wanted.iter().enumerate() {
-            let number = part.part_number.unwrap_or(0);
-            if number <= previous {
-                return Err(s3_error!(
-                    InvalidPartOrder,
-                    "part {number} after part {previous}"
-                ));
-            }
-            previous = number;
+        let numbers: Vec<i32> = wanted.iter().map(|p| p.part_number.unwrap_or(0)).collect();
+        if let Some(pair) = numbers.windows(2).find(|pair| pair[0] >= pair[1]) {
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "part {} after part {}: parts must be listed in ascending order",
+                pair[1],
+                pair[0]
+            ));
+        }
+        for (i, (part, &number)) in wanted.iter().zip(&numbers).enumerate() {
             let entry = stored
                 .get(&number)
                 .ok_or_else(|| s3_error!(InvalidPart, "part {number} was not uploaded"))?;
