@@ -9,6 +9,8 @@
 #   Prometheus service is set up or started on this machine.
 # - chromium and chromedriver (the web console's browser tests): Debian's `chromium` and
 #   `chromium-driver` packages. No browser is ever downloaded from anywhere else.
+# - aws-cli and boto3 (the S3 gateway's tests): `pip install awscli boto3` from PyPI, for
+#   the user running the tests.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,7 +50,16 @@ install_chromium() {
     chromium --version >&2
 }
 
+install_s3_clients() {
+    echo "test.sh: aws-cli or boto3 is missing; installing them from PyPI (pip install awscli boto3)" >&2
+    python3 -m pip install -q awscli boto3 >&2
+    aws --version >&2
+}
+
 command -v promtool >/dev/null || install_promtool
+if ! command -v aws >/dev/null || ! python3 -c 'import boto3' 2>/dev/null; then
+    install_s3_clients
+fi
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     install_chromium
 fi

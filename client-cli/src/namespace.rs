@@ -102,6 +102,31 @@ impl Client {
             .into_inner())
     }
 
+    /// Writes `dst` made of the chunks of `sources`, in order, with `object` kept beside them:
+    /// no byte moves. With `remove_sources` the sources go in the same transaction (an S3
+    /// multipart upload's Complete); a single source kept is a copy with new metadata.
+    pub async fn concat(
+        &self,
+        sources: &[FsPath],
+        dst: &FsPath,
+        object: ObjectMeta,
+        overwrite: bool,
+        remove_sources: bool,
+    ) -> anyhow::Result<ConcatFilesResponse> {
+        let (mut meta, request) = self.meta(ConcatFilesRequest {
+            sources: sources.iter().map(FsPath::to_string).collect(),
+            dst: dst.to_string(),
+            overwrite,
+            remove_sources,
+            object: Some(object),
+        });
+        Ok(meta
+            .concat_files(request)
+            .await
+            .map_err(|s| self.overwrite_hint(s))?
+            .into_inner())
+    }
+
     /// Sets a file's or directory's permission bits and/or modification time.
     pub async fn set_attr(
         &self,

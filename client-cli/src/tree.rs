@@ -228,6 +228,7 @@ impl Client {
                     } else {
                         0
                     },
+                    object: None,
                 }
             })
             .collect();

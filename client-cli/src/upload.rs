@@ -31,7 +31,7 @@ use futures::{stream, Stream, StreamExt, TryStreamExt};
 
 use bigfs_proto::pb::{
     AbandonChunksRequest, AllocateChunksRequest, ChunkPlacement, ChunkWant, CommitFileRequest,
-    CommittedChunk, RenewLeasesRequest,
+    CommittedChunk, ObjectMeta, RenewLeasesRequest,
 };
 use bigfs_proto::{ChunkId, FsPath};
 
@@ -231,10 +231,25 @@ impl Client {
         options: &PutOptions,
         progress: &Progress,
     ) -> anyhow::Result<PutReport> {
+        self.put_object(source, path, options, progress, || Ok(None))
+            .await
+    }
+
+    /// [`Self::put`] of an S3 object: `finish` runs once the whole source is stored and before
+    /// the commit, and says what to keep with the file (an ETag it computed over the bytes
+    /// as they passed, say). An error from it fails the put: nothing becomes visible.
+    pub async fn put_object(
+        &self,
+        source: Source,
+        path: &FsPath,
+        options: &PutOptions,
+        progress: &Progress,
+        finish: impl FnOnce() -> anyhow::Result<Option<ObjectMeta>>,
+    ) -> anyhow::Result<PutReport> {
         let started = Instant::now();
         self.check_create(path, options.overwrite).await?;
         let plan = self.plan(path, options).await?;
-        let put = self.store_and_commit(source, &plan, options, progress, started);
+        let put = self.store_and_commit(source, &plan, options, progress, started, finish);
         let result = self.renewing_leases(&plan, put).await;
         if result.is_err() {
             self.abandon(plan.handed_out()).await;
@@ -269,6 +284,7 @@ impl Client {
         options: &PutOptions,
         progress: &Progress,
         started: Instant,
+        finish: impl FnOnce() -> anyhow::Result<Option<ObjectMeta>>,
     ) -> anyhow::Result<PutReport> {
         let path = &plan.path;
         let replication = plan.replication;
@@ -299,6 +315,7 @@ impl Client {
         let size = stored.iter().map(|s| s.chunk.size).sum();
         let deduplicated = stored.iter().filter(|s| s.deduplicated).count();
         let mut chunks: Vec<CommittedChunk> = stored.into_iter().map(|s| s.chunk).collect();
+        let object = finish()?;
 
         let mut short = 0;
         for attempt in 1..=COMMIT_ATTEMPTS {
@@ -311,6 +328,7 @@ impl Client {
                 overwrite: options.overwrite,
                 mode: attrs.map_or(0, |a| a.mode),
                 mtime_ms: attrs.map_or(0, |a| a.mtime_ms),
+                object: object.clone(),
             });
             let reply = meta
                 .commit_file(request)

@@ -3,8 +3,8 @@
 //! The gateway is a client like `bigfs`: it asks the metadata server where chunks live and
 //! moves their bytes to and from the storage nodes itself, so the metadata server stays out of
 //! the data path. It keeps no state beyond the uploads in flight, so more gateways serve more
-//! users. Each front door is an axum router on a listener of its own ([`server`]); today the one
-//! door is the web console ([`console`]).
+//! users. Each front door is an axum router on a listener of its own ([`server`]): the web
+//! console ([`console`]) and the S3 API ([`s3`]).
 //!
 //! [`observe`] counts every door's requests for `/metrics` and keeps `/readyz` saying whether
 //! the metadata server answers.
@@ -19,6 +19,7 @@ pub mod error;
 pub mod observe;
 pub mod paging;
 pub mod remote_path;
+pub mod s3;
 pub mod server;
 pub mod transfer;
 pub mod views;

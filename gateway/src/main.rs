@@ -1,7 +1,9 @@
 //! `bigfs-gateway`: parses flags, binds every listener, and serves.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{ArgGroup, Parser};
 
@@ -10,12 +12,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use bigfs_client::Client;
-use bigfs_gateway::console;
 use bigfs_gateway::observe::{self, HttpMetrics};
 use bigfs_gateway::server::{self, Door};
+use bigfs_gateway::{console, s3};
 use bigfs_proto::observe::health::Health;
 use bigfs_proto::observe::{http, registry, Registry};
 use bigfs_proto::process::{self, LogFormat};
+use bigfs_proto::units::ReadableDuration;
+
+/// How often abandoned multipart uploads are looked for.
+const ABANDONED_UPLOADS_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// BigFS gateway: HTTP front doors to a cluster, built on the client library.
 #[derive(Parser, Debug)]
@@ -33,6 +39,27 @@ struct Args {
     /// readiness at /readyz (ready while the metadata server answers).
     #[arg(long)]
     http_listen: Option<String>,
+    /// Serve the S3 API on this address, e.g. 127.0.0.1:9481.
+    #[arg(long, group = "listeners")]
+    s3_listen: Option<SocketAddr>,
+    /// The access key S3 clients sign requests with.
+    #[arg(long, env = "BIGFS_S3_ACCESS_KEY", requires = "s3_secret_key")]
+    s3_access_key: Option<String>,
+    /// The secret key that goes with --s3-access-key.
+    #[arg(
+        long,
+        env = "BIGFS_S3_SECRET_KEY",
+        requires = "s3_access_key",
+        hide_env_values = true
+    )]
+    s3_secret_key: Option<String>,
+    /// More key pairs: a file of `ACCESS_KEY SECRET_KEY` lines (`#` starts a comment).
+    #[arg(long)]
+    s3_keys_file: Option<PathBuf>,
+    /// Multipart uploads neither completed nor aborted this long after they started are
+    /// removed, parts and all.
+    #[arg(long, default_value = "7d")]
+    s3_multipart_expiry: ReadableDuration,
     /// Chunks in flight per upload or download: memory is about 3 × this many chunks each.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallel: u16,
@@ -72,6 +99,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let router = console::router(client.clone(), args.parallel.into());
         let router = metrics.track("console", router);
         doors.push(Door::bind("console", addr, router).await?);
+    }
+    if let Some(addr) = args.s3_listen {
+        let mut pairs: Vec<(String, String)> = args
+            .s3_access_key
+            .into_iter()
+            .zip(args.s3_secret_key)
+            .collect();
+        if let Some(file) = &args.s3_keys_file {
+            pairs.extend(s3::keys::parse_file(file)?);
+        }
+        let gateway = s3::Gateway::new(client.clone(), args.parallel.into());
+        let router = s3::router(gateway.clone(), s3::keys::auth(pairs)?);
+        let router = metrics.track("s3", router);
+        doors.push(Door::bind("s3", addr, router).await?);
+        tokio::spawn(collect_abandoned(gateway, args.s3_multipart_expiry.0));
     }
     for door in &doors {
         tracing::info!(meta = %args.meta, "{} at http://{}/", door.name, door.local_addr()?);
@@ -115,6 +157,17 @@ async fn observe_on(
     };
     let server = tokio::spawn(http::serve(listener, page, health, shutdown.child_token()));
     (readiness, server)
+}
+
+/// Removes abandoned multipart uploads, once an hour and once at start.
+async fn collect_abandoned(gateway: s3::Gateway, expiry: Duration) {
+    let mut ticks = tokio::time::interval(ABANDONED_UPLOADS_INTERVAL.min(expiry));
+    loop {
+        ticks.tick().await;
+        if let Err(e) = gateway.collect_abandoned(expiry).await {
+            tracing::warn!("cannot collect abandoned multipart uploads: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

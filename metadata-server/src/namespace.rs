@@ -17,6 +17,7 @@
 //! acknowledging, so concurrent changes share a flush. sled may run a transaction closure
 //! more than once, so closures only read and write trees.
 
+mod concat;
 mod refs;
 mod writes;
 
@@ -31,6 +32,7 @@ use bigfs_proto::{ChunkId, FsPath};
 use crate::error::MetaError;
 use crate::records::{DirAttrs, FileRecord, Stored};
 
+pub use concat::Concat;
 pub use refs::ChunkRefs;
 pub use writes::{now_ms, Committed, Copied, FileWrite, Moved};
 

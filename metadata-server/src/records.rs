@@ -4,6 +4,8 @@
 //! never share a path): the value under a path is a [`FileRecord`], whose `directory` flag
 //! marks a directory. [`Stored`] is the typed view the rest of the server works with.
 
+use std::collections::BTreeMap;
+
 use bigfs_proto::content_hash::ContentHasher;
 use bigfs_proto::ChunkId;
 
@@ -39,6 +41,14 @@ pub struct FileRecord {
     /// This record is an explicit directory: only `mode` and `mtime_ms` mean anything.
     #[prost(bool, tag = "8")]
     pub directory: bool,
+    /// What an S3 client stored with the object (Content-Type, ETag, `x-amz-meta-*`); empty
+    /// for files the CLI wrote and in records that predate it.
+    #[prost(string, tag = "9")]
+    pub content_type: String,
+    #[prost(string, tag = "10")]
+    pub etag: String,
+    #[prost(btree_map = "string, string", tag = "11")]
+    pub user_metadata: BTreeMap<String, String>,
 }
 
 impl FileRecord {
@@ -58,6 +68,32 @@ impl FileRecord {
             0 => DEFAULT_FILE_MODE,
             mode => mode,
         }
+    }
+}
+
+/// What an S3 gateway keeps with an object beside its bytes (see [`FileRecord`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectAttrs {
+    pub content_type: String,
+    pub etag: String,
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+impl ObjectAttrs {
+    /// The attributes `record` was stored with.
+    pub fn of(record: &FileRecord) -> Self {
+        Self {
+            content_type: record.content_type.clone(),
+            etag: record.etag.clone(),
+            user_metadata: record.user_metadata.clone(),
+        }
+    }
+
+    /// Sets them on `record`.
+    pub fn apply(self, record: &mut FileRecord) {
+        record.content_type = self.content_type;
+        record.etag = self.etag;
+        record.user_metadata = self.user_metadata;
     }
 }
 

@@ -14,7 +14,8 @@ use bigfs_proto::{ChunkId, FsPath, NodeRef};
 
 use crate::cluster::{Beat, NodeUsage, Want};
 use crate::error::MetaError;
-use crate::namespace::Entry;
+use crate::namespace::{Concat, Entry};
+use crate::records::{FileRecord, ObjectAttrs};
 use crate::store::{
     Commit, CommitOutcome, FsckReport, LocatedFile, MetaStore, Registration, SafeModeStatus,
 };
@@ -92,6 +93,26 @@ fn commit_of(request: CommitFileRequest) -> Result<Commit, MetaError> {
         overwrite: request.overwrite,
         mode: request.mode,
         mtime_ms: request.mtime_ms,
+        object: object_attrs(request.object),
+    })
+}
+
+fn object_attrs(object: Option<ObjectMeta>) -> ObjectAttrs {
+    let object = object.unwrap_or_default();
+    ObjectAttrs {
+        content_type: object.content_type,
+        etag: object.etag,
+        user_metadata: object.user_metadata.into_iter().collect(),
+    }
+}
+
+/// What an S3 client stored with the object, or `None` for a file the CLI wrote.
+fn object_meta(record: &FileRecord) -> Option<ObjectMeta> {
+    let attrs = ObjectAttrs::of(record);
+    (attrs != ObjectAttrs::default()).then(|| ObjectMeta {
+        content_type: attrs.content_type,
+        etag: attrs.etag,
+        user_metadata: attrs.user_metadata.into_iter().collect(),
     })
 }
 
@@ -134,6 +155,7 @@ fn file_reply(file: LocatedFile) -> GetFileResponse {
             version: record.version,
             mode: record.mode(),
             content_hash: record.content_hash().to_hex().to_string(),
+            object: object_meta(&record),
         }),
         chunks: chunks
             .into_iter()
@@ -165,6 +187,8 @@ fn dir_entry(entry: Entry) -> DirEntry {
             replication: record.replication,
             chunks: record.chunks.len() as u64,
             mode: record.mode(),
+            content_hash: record.content_hash().to_hex().to_string(),
+            etag: record.etag,
         },
     }
 }
@@ -468,6 +492,29 @@ impl Meta for MetaService {
             files: copied.files,
             bytes: copied.bytes,
         })
+    }
+
+    async fn concat_files(
+        &self,
+        request: Request<ConcatFilesRequest>,
+    ) -> Reply<ConcatFilesResponse> {
+        let request = request.into_inner();
+        span::record_path(&request.dst);
+        within_batch_limit(request.sources.len(), MAX_COMMIT_BATCH, "source files")?;
+        let concat = Concat {
+            sources: request
+                .sources
+                .iter()
+                .map(|s| entry_path(s))
+                .collect::<Result<_, _>>()?,
+            dst: entry_path(&request.dst)?,
+            overwrite: request.overwrite,
+            remove_sources: request.remove_sources,
+            object: object_attrs(request.object),
+        };
+        let (size, version) = self.store.concat(concat).await?;
+        tracing::info!(path = %request.dst, sources = request.sources.len(), size, "concatenated");
+        reply(ConcatFilesResponse { size, version })
     }
 
     async fn set_attr(&self, request: Request<SetAttrRequest>) -> Reply<SetAttrResponse> {

@@ -27,8 +27,8 @@ use crate::cluster::{
     NodeUsage, NodeView, Want,
 };
 use crate::error::MetaError;
-use crate::namespace::{Copied, Entry, FileWrite, Lookup, Moved, Namespace, Usage};
-use crate::records::{ChunkEntry, DirAttrs, FileRecord, DEFAULT_DIR_MODE, MODE_MASK};
+use crate::namespace::{Concat, Copied, Entry, FileWrite, Lookup, Moved, Namespace, Usage};
+use crate::records::{ChunkEntry, DirAttrs, FileRecord, ObjectAttrs, DEFAULT_DIR_MODE, MODE_MASK};
 
 #[cfg(test)]
 mod tests;
@@ -54,6 +54,8 @@ pub struct Commit {
     pub mode: u32,
     /// 0: the time of the commit.
     pub mtime_ms: u64,
+    /// What an S3 client stored with the object.
+    pub object: ObjectAttrs,
 }
 
 /// What became of a commit that was not refused outright.
@@ -274,18 +276,20 @@ impl MetaStore {
             entries.push(ChunkEntry::new(id, size));
             acks.push((id, nodes));
         }
+        let mut record = FileRecord {
+            size: commit.size,
+            chunk_size: commit.chunk_size,
+            replication,
+            chunks: entries,
+            mtime_ms: or_now(commit.mtime_ms),
+            mode: commit.mode & MODE_MASK,
+            ..FileRecord::default()
+        };
+        commit.object.apply(&mut record);
         Ok(Prepared {
             write: FileWrite {
                 path: commit.path,
-                record: FileRecord {
-                    size: commit.size,
-                    chunk_size: commit.chunk_size,
-                    replication,
-                    chunks: entries,
-                    mtime_ms: or_now(commit.mtime_ms),
-                    mode: commit.mode & MODE_MASK,
-                    ..FileRecord::default()
-                },
+                record,
                 overwrite: commit.overwrite,
             },
             acks,
@@ -517,8 +521,17 @@ impl MetaStore {
         Ok(copied)
     }
 
-    /// Makes a rename or copy durable, then starts the grace period of the chunks of the file
-    /// it replaced. Those two never take the cluster lock for their transaction: they add
+    /// Writes a file made of other files' chunks; see [`Namespace::concat`]. Returns its size
+    /// and version.
+    pub async fn concat(self: &Arc<Self>, concat: Concat) -> Result<(u64, u64), MetaError> {
+        let store = self.clone();
+        let (size, committed) = blocking(move || store.ns.concat(&concat)).await?;
+        self.flush_then_free(&committed.freed).await?;
+        Ok((size, committed.version))
+    }
+
+    /// Makes a rename, copy or concatenation durable, then starts the grace period of the
+    /// chunks of the file it replaced (or the sources it removed). Those never take the cluster lock for their transaction: they add
     /// references only to chunks that have some (the source's), so garbage collection cannot
     /// act on a half-done one, and a long transaction must not hold up heartbeats.
     async fn flush_then_free(&self, freed: &[ChunkId]) -> Result<(), MetaError> {

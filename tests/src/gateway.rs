@@ -1,5 +1,6 @@
-//! A `bigfs-gateway` beside a test cluster, serving the web console on a loopback port, and its
-//! metrics and probes on another (`--http-listen`).
+//! A `bigfs-gateway` beside a test cluster, serving the web console on a loopback port, its
+//! metrics and probes on another (`--http-listen`) and, started with [`Gateway::start_s3`],
+//! the S3 API on a third with a test key pair.
 //!
 //! Its log is `logs/gateway.log` in the cluster's directory (kept with it when a test fails).
 //! Like the cluster's servers, it is started from the test's thread and dies with it.
@@ -17,14 +18,29 @@ use crate::wait::poll_until;
 pub struct Gateway {
     port: u16,
     http_port: u16,
+    /// The S3 listener's port, when it has one.
+    s3_port: Option<u16>,
     proc: ServerProcess,
 }
+
+/// The key pair a test gateway's S3 listener accepts.
+pub const S3_ACCESS_KEY: &str = "BIGFSTESTACCESSKEY";
+pub const S3_SECRET_KEY: &str = "bigfs-test-secret-key/0123456789";
 
 impl Gateway {
     /// Starts a gateway for `cluster` and waits until its console accepts connections.
     pub fn start(cluster: &Cluster) -> Gateway {
+        Self::start_with(cluster, false)
+    }
+
+    /// A gateway that serves the S3 API too, with [`S3_ACCESS_KEY`] and [`S3_SECRET_KEY`].
+    pub fn start_s3(cluster: &Cluster) -> Gateway {
+        Self::start_with(cluster, true)
+    }
+
+    fn start_with(cluster: &Cluster, s3: bool) -> Gateway {
         let (port, http_port) = (free_port(), free_port());
-        let args = vec![
+        let mut args: Vec<std::ffi::OsString> = vec![
             "--meta".into(),
             cluster.meta_url().into(),
             "--console-listen".into(),
@@ -32,6 +48,17 @@ impl Gateway {
             "--http-listen".into(),
             format!("127.0.0.1:{http_port}").into(),
         ];
+        let s3_port = s3.then(free_port);
+        if let Some(s3_port) = s3_port {
+            args.extend([
+                "--s3-listen".into(),
+                format!("127.0.0.1:{s3_port}").into(),
+                "--s3-access-key".into(),
+                S3_ACCESS_KEY.into(),
+                "--s3-secret-key".into(),
+                S3_SECRET_KEY.into(),
+            ]);
+        }
         let log = cluster.root().join("logs").join("gateway.log");
         let mut proc = ServerProcess::new("gateway", bins::bin(GATEWAY), args, log);
         if let Err(e) = proc.start() {
@@ -57,6 +84,7 @@ impl Gateway {
         Gateway {
             port,
             http_port,
+            s3_port,
             proc,
         }
     }
@@ -64,6 +92,17 @@ impl Gateway {
     /// The port of its HTTP listener: `/metrics`, `/healthz`, `/readyz`.
     pub fn http_port(&self) -> u16 {
         self.http_port
+    }
+
+    /// The S3 endpoint, `http://127.0.0.1:PORT`, for `--endpoint-url`.
+    pub fn s3_url(&self) -> String {
+        let port = self.s3_port.expect("a gateway started with start_s3");
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// Kills the gateway (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.proc.kill();
     }
 
     /// The console's URL, `http://127.0.0.1:PORT`, without a trailing slash.

@@ -59,7 +59,7 @@ pub use chunks::NodeDisks;
 pub use client::{cli_command, run_cli, CliRunner, CLI_TIMEOUT};
 pub use cluster::{Cluster, ClusterBuilder, READY_TIMEOUT};
 pub use data::{diff_summary, distinct_chunks, expected_chunks, pseudo_random, CHUNK, KIB, MIB};
-pub use gateway::Gateway;
+pub use gateway::{Gateway, S3_ACCESS_KEY, S3_SECRET_KEY};
 pub use health::fsck_problems;
 pub use http::{http_get, HttpResponse};
 pub use model::ContentModel;

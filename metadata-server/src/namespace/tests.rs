@@ -1,7 +1,7 @@
 //! The namespace's rules, on a real sled store in a temporary directory.
 
 use super::*;
-use crate::records::{ChunkEntry, DEFAULT_DIR_MODE};
+use crate::records::{ChunkEntry, ObjectAttrs, DEFAULT_DIR_MODE};
 
 fn ns() -> (tempfile::TempDir, Namespace) {
     let dir = tempfile::tempdir().unwrap();
@@ -457,4 +457,60 @@ fn block_on_flush(ns: &Namespace) {
         .unwrap()
         .block_on(ns.flush())
         .unwrap();
+}
+
+#[test]
+fn concat_joins_chunk_lists_and_removes_the_parts_in_one_step() {
+    let (_dir, ns) = ns();
+    let big: &[u8] = &[7u8; 64];
+    ns.commit(&p("/up/1"), record(&[b"aaaa", b"bb"]), false)
+        .unwrap();
+    ns.commit(&p("/up/2"), record(&[big, b"bb"]), false)
+        .unwrap();
+    let object = ObjectAttrs {
+        content_type: "text/plain".into(),
+        etag: "e-2".into(),
+        user_metadata: [("k".to_string(), "v".to_string())].into(),
+    };
+    let concat = Concat {
+        sources: vec![p("/up/1"), p("/up/2")],
+        dst: p("/b/obj"),
+        overwrite: false,
+        remove_sources: true,
+        object: object.clone(),
+    };
+    let (size, committed) = ns.concat(&concat).unwrap();
+    assert_eq!((size, committed.version), (4 + 2 + 64 + 2, 1));
+    // "bb" was referenced twice by the parts and is twice by the object: it never hit zero.
+    assert!(committed.freed.is_empty());
+    assert_eq!(refs_of(&ns, b"bb"), 2);
+    assert_eq!(ns.get(&p("/up/1")).unwrap(), None);
+    let record = ns.get(&p("/b/obj")).unwrap().unwrap();
+    let sizes: Vec<u64> = record.chunks.iter().map(|c| c.size).collect();
+    assert_eq!(sizes, [4, 2, 64, 2]);
+    assert_eq!(ObjectAttrs::of(&record), object);
+    // Sources that are gone, or a destination that exists without overwrite, change nothing.
+    assert!(matches!(ns.concat(&concat), Err(MetaError::NotFound(_))));
+    ns.commit(&p("/c"), record_of(b"cc"), false).unwrap();
+    let copy = Concat {
+        sources: vec![p("/c")],
+        dst: p("/b/obj"),
+        overwrite: false,
+        remove_sources: false,
+        object: ObjectAttrs::default(),
+    };
+    assert!(matches!(ns.concat(&copy), Err(MetaError::AlreadyExists(_))));
+    let (_, replaced) = ns
+        .concat(&Concat {
+            overwrite: true,
+            ..copy
+        })
+        .unwrap();
+    assert_eq!(replaced.version, 2);
+    assert_eq!(refs_of(&ns, b"cc"), 2);
+    assert_eq!(refs_of(&ns, big), 0);
+}
+
+fn record_of(chunk: &[u8]) -> FileRecord {
+    record(&[chunk])
 }

@@ -165,7 +165,10 @@ impl Namespace {
 
     /// Why each write may not go where it is going, if it may not: a file cannot replace a
     /// directory, nor live below another file (committed, or earlier in the same batch).
-    fn check_placement(&self, writes: &[FileWrite]) -> Result<Vec<Option<MetaError>>, MetaError> {
+    pub(super) fn check_placement(
+        &self,
+        writes: &[FileWrite],
+    ) -> Result<Vec<Option<MetaError>>, MetaError> {
         let mut batch: BTreeSet<&str> = BTreeSet::new();
         writes
             .iter()
@@ -576,7 +579,7 @@ fn replace_target(
 
 /// Gives every directory above `path` that has no record one (the caller checked that none
 /// of them is a file).
-fn create_parents(files: &TransactionalTree, path: &FsPath, now: u64) -> TxResult<()> {
+pub(super) fn create_parents(files: &TransactionalTree, path: &FsPath, now: u64) -> TxResult<()> {
     for ancestor in ancestors(path) {
         if files.get(ancestor)?.is_none() {
             let attrs = DirAttrs {

@@ -51,6 +51,7 @@ fn commit(path: &str, data: &[u8], acked_by: &[&str]) -> Commit {
         overwrite: false,
         mode: 0o600,
         mtime_ms: 1234,
+        object: ObjectAttrs::default(),
     }
 }
 

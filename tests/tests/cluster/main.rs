@@ -26,6 +26,8 @@
 //!   health protocol and `/healthz`/`/readyz` through safe mode and draining, JSON logs.
 //! - `console`: the gateway's web console in headless Chromium: the overview and a killed node,
 //!   upload, download, browsing and paging, and the errors a bad action shows.
+//! - `s3`: the gateway's S3 API with aws-cli and boto3: buckets, objects byte for byte, ranges,
+//!   conditions, copies, multipart with a metadata-only Complete, listings, sync, auth refusals.
 //!
 //! Every test ends with `check_logs()`, which fails on a "panicked" line in any server log.
 
@@ -42,6 +44,7 @@ mod namespace;
 mod nemesis;
 mod observability;
 mod roundtrip;
+mod s3;
 mod script;
 mod sync;
 mod usage;

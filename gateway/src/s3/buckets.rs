@@ -1,0 +1,89 @@
+//! Buckets: the top-level directories. Creating one is mkdir, deleting one rmdir (so only an
+//! empty one goes), and listing them lists the root, without the gateway's reserved names.
+
+use s3s::dto::*;
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
+use tonic::Code;
+
+use bigfs_proto::FsPath;
+
+use super::errors::{self, s3};
+use super::names::{bucket_path, is_reserved};
+use super::objects;
+use super::Gateway;
+
+impl Gateway {
+    /// Fails with NoSuchBucket unless `bucket` is a directory.
+    pub async fn check_bucket(&self, bucket: &str) -> S3Result<FsPath> {
+        let path = bucket_path(bucket)?;
+        match self.client.stat(&path).await {
+            // A directory answers "is a directory".
+            Err(e) if errors::code(&e) == Some(Code::FailedPrecondition) => Ok(path),
+            Err(e) if errors::code(&e) == Some(Code::NotFound) => {
+                Err(s3_error!(NoSuchBucket, "no bucket {bucket:?}"))
+            }
+            Err(e) => Err(s3(e, S3ErrorCode::NoSuchBucket)),
+            Ok(_) => Err(s3_error!(
+                NoSuchBucket,
+                "{path} is a file, not a bucket directory"
+            )),
+        }
+    }
+
+    pub async fn list_buckets(&self) -> S3Result<ListBucketsOutput> {
+        let entries = self
+            .client
+            .list(&FsPath::root())
+            .await
+            .map_err(|e| s3(e, S3ErrorCode::InternalError))?;
+        let buckets = entries
+            .into_iter()
+            .filter(|e| e.is_dir)
+            .filter_map(|e| {
+                let name = e.path.strip_prefix('/')?.to_string();
+                (!is_reserved(&name)).then(|| Bucket {
+                    name: Some(name),
+                    creation_date: Some(objects::timestamp(e.mtime_ms)),
+                    ..Bucket::default()
+                })
+            })
+            .collect();
+        Ok(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(Owner {
+                display_name: Some("bigfs".into()),
+                id: Some("bigfs".into()),
+            }),
+            ..ListBucketsOutput::default()
+        })
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) -> S3Result<CreateBucketOutput> {
+        let path = bucket_path(bucket)?;
+        match self.client.mkdir(&path, false).await {
+            Ok(_) => Ok(CreateBucketOutput {
+                location: Some(format!("/{bucket}")),
+            }),
+            Err(e) => Err(match errors::code(&e) {
+                // One owner: every bucket that exists is the caller's.
+                Some(Code::AlreadyExists) => s3_error!(BucketAlreadyOwnedByYou),
+                Some(Code::FailedPrecondition) => {
+                    s3_error!(BucketAlreadyExists, "a file named {path} is in the way")
+                }
+                _ => s3(e, S3ErrorCode::InternalError),
+            }),
+        }
+    }
+
+    pub async fn delete_bucket(&self, bucket: &str) -> S3Result<DeleteBucketOutput> {
+        let path = self.check_bucket(bucket).await?;
+        self.client.rmdir(&path).await.map_err(|e| {
+            if errors::code(&e) == Some(Code::FailedPrecondition) {
+                S3Error::with_message(S3ErrorCode::BucketNotEmpty, format!("{e:#}"))
+            } else {
+                s3(e, S3ErrorCode::NoSuchBucket)
+            }
+        })?;
+        Ok(DeleteBucketOutput::default())
+    }
+}

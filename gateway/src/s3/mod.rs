@@ -1,0 +1,50 @@
+//! The S3 API: a second front door, on a listener of its own, over the same client library.
+//!
+//! s3s parses and routes requests, checks their signatures ([`keys`]) and writes the XML; the
+//! [`Gateway`] answers each operation in a few lines over plain cores: [`names`] (buckets and
+//! keys as paths), [`listing`] (ListObjects in key order over directory listings), [`etag`]
+//! (ETags and conditional headers) and [`errors`] (cluster failures as S3 errors). Buckets,
+//! objects and multipart uploads are in [`buckets`], [`objects`] and [`multipart`]; anything
+//! else answers 501 NotImplemented (s3s's default), never a success it did not earn.
+
+pub mod buckets;
+pub mod errors;
+pub mod etag;
+pub mod keys;
+pub mod listing;
+pub mod multipart;
+pub mod names;
+pub mod objects;
+mod service;
+
+use axum::error_handling::HandleError;
+use axum::http::StatusCode;
+use axum::Router;
+use s3s::service::S3ServiceBuilder;
+
+use bigfs_client::Client;
+
+/// The S3 operations over one cluster.
+#[derive(Clone)]
+pub struct Gateway {
+    client: Client,
+    /// Chunks in flight per transfer.
+    parallel: usize,
+}
+
+impl Gateway {
+    pub fn new(client: Client, parallel: usize) -> Self {
+        Self { client, parallel }
+    }
+}
+
+/// The S3 front door: every request goes to s3s, which checks it against `auth`.
+pub fn router(gateway: Gateway, auth: keys::Keys) -> Router {
+    let mut builder = S3ServiceBuilder::new(gateway);
+    builder.set_auth(auth);
+    let service = HandleError::new(builder.build(), |e: s3s::HttpError| async move {
+        tracing::warn!("s3: {e:?}");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    });
+    Router::new().fallback_service(service)
+}

@@ -1,0 +1,607 @@
+//! Objects: files below a bucket's directory. A put streams the body into the chunker as it
+//! arrives (the ETag's MD5 taken on the way) and commits it whole or not at all; a get streams
+//! the chunks of the range asked for, each verified, failing over between replicas as the
+//! client library does; copies share the chunks.
+
+use std::collections::HashMap;
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use s3s::dto::*;
+use s3s::{s3_error, S3ErrorCode, S3Result};
+use tokio_util::io::StreamReader;
+use tonic::Code;
+
+use bigfs_client::progress::Progress;
+use bigfs_client::upload::{PutOptions, Source};
+use bigfs_proto::pb::{DirEntry, GetFileResponse, ObjectMeta};
+use bigfs_proto::FsPath;
+
+use super::errors::{self, s3};
+use super::etag::{self, Conditions, Md5Reader};
+use super::listing::{self, Item, Query, Tree};
+use super::names::{object_path, ObjectPath};
+use super::Gateway;
+
+/// The most keys a listing page holds, whatever the client asks for.
+const MAX_KEYS: usize = 1000;
+
+/// The Content-Type of an object stored without one.
+const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
+pub fn timestamp(ms: u64) -> Timestamp {
+    Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// What a put keeps beside the bytes.
+pub struct NewObject {
+    pub content_type: Option<String>,
+    pub metadata: Option<HashMap<String, String>>,
+    /// The Content-MD5 header, base64: the put fails with BadDigest unless the body matches.
+    pub content_md5: Option<String>,
+}
+
+impl Tree for bigfs_client::Client {
+    async fn children(&self, dir: &FsPath) -> anyhow::Result<Vec<DirEntry>> {
+        match self.list(dir).await {
+            Ok(entries) if entries.iter().any(|e| e.path == dir.as_str()) => Ok(Vec::new()),
+            Ok(entries) => Ok(entries),
+            Err(e) if errors::code(&e) == Some(Code::NotFound) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Gateway {
+    /// Stores `body` at `path`, replacing a file there unless `overwrite` is false; returns the
+    /// MD5 of the bytes. Nothing is visible unless the whole body arrived and was committed.
+    pub async fn store(
+        &self,
+        path: &FsPath,
+        body: Option<StreamingBlob>,
+        size: Option<u64>,
+        object: NewObject,
+        overwrite: bool,
+    ) -> S3Result<[u8; 16]> {
+        let body: Box<dyn Stream<Item = io::Result<Bytes>> + Send + Unpin> = match body {
+            Some(body) => Box::new(body.map_err(io::Error::other)),
+            None => Box::new(futures::stream::empty()),
+        };
+        let (reader, md5) = Md5Reader::new(StreamReader::new(body));
+        let source = Source::async_reader(reader, "the request body", size);
+        let options = PutOptions {
+            replication: None,
+            overwrite,
+            parallel: self.parallel,
+            preserve: false,
+        };
+        let mut digest = [0u8; 16];
+        let finish = || {
+            digest = etag::digest(&md5);
+            if let Some(expected) = &object.content_md5 {
+                let given = base64::engine::general_purpose::STANDARD.encode(digest);
+                if &given != expected {
+                    return Err(anyhow::Error::new(BadDigest(given)));
+                }
+            }
+            Ok(Some(ObjectMeta {
+                content_type: object.content_type.clone().unwrap_or_default(),
+                etag: etag::hex(&digest),
+                user_metadata: object.metadata.clone().unwrap_or_default(),
+            }))
+        };
+        let put = self
+            .client
+            .put_object(source, path, &options, &Progress::hidden(), finish)
+            .await;
+        match put {
+            Ok(_) => Ok(digest),
+            Err(e) => Err(match e.downcast_ref::<BadDigest>() {
+                Some(BadDigest(md5)) => s3_error!(
+                    BadDigest,
+                    "the body's MD5 is {md5}, not the one Content-MD5 gives"
+                ),
+                None if errors::code(&e) == Some(Code::AlreadyExists) && !overwrite => {
+                    s3_error!(PreconditionFailed, "{path} exists (If-None-Match: *)")
+                }
+                None => s3(e, S3ErrorCode::NoSuchBucket),
+            }),
+        }
+    }
+
+    pub async fn put_object(&self, input: PutObjectInput) -> S3Result<PutObjectOutput> {
+        self.check_bucket(&input.bucket).await?;
+        let ObjectPath { path, marker } = object_path(&input.bucket, &input.key)?;
+        if marker {
+            if input.content_length.unwrap_or(0) != 0 {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "a key ending in '/' is a directory marker and holds no bytes"
+                ));
+            }
+            self.client
+                .mkdir(&path, true)
+                .await
+                .map_err(|e| s3(e, S3ErrorCode::NoSuchBucket))?;
+            return Ok(PutObjectOutput {
+                e_tag: Some(etag::strong(etag::EMPTY.into())),
+                ..PutObjectOutput::default()
+            });
+        }
+        // If-None-Match: * is a put that must not replace anything.
+        let overwrite = !input
+            .if_none_match
+            .as_ref()
+            .is_some_and(ETagCondition::is_any);
+        let object = NewObject {
+            content_type: input.content_type,
+            metadata: input.metadata,
+            content_md5: input.content_md5,
+        };
+        let size = input.content_length.and_then(|l| u64::try_from(l).ok());
+        let md5 = self
+            .store(&path, input.body, size, object, overwrite)
+            .await?;
+        Ok(PutObjectOutput {
+            e_tag: Some(etag::strong(etag::hex(&md5))),
+            ..PutObjectOutput::default()
+        })
+    }
+
+    /// The file behind `key`, or NoSuchKey; a marker key names its directory (no bytes).
+    async fn lookup(&self, bucket: &str, key: &str) -> S3Result<Option<GetFileResponse>> {
+        let ObjectPath { path, marker } = object_path(bucket, key)?;
+        match self.client.stat(&path).await {
+            Ok(file) if !marker => Ok(Some(file)),
+            Err(e) if marker && errors::code(&e) == Some(Code::FailedPrecondition) => Ok(None),
+            Err(e)
+                if errors::code(&e) == Some(Code::NotFound)
+                    && self.check_bucket(bucket).await.is_err() =>
+            {
+                Err(s3_error!(NoSuchBucket, "no bucket {bucket:?}"))
+            }
+            Ok(_) | Err(_) => Err(s3_error!(NoSuchKey, "no object {key:?} in {bucket}")),
+        }
+    }
+
+    pub async fn get_object(&self, input: GetObjectInput) -> S3Result<GetObjectOutput> {
+        let conditions = Conditions {
+            if_match: input.if_match,
+            if_none_match: input.if_none_match,
+            if_modified_since: input.if_modified_since,
+            if_unmodified_since: input.if_unmodified_since,
+        };
+        let Some(file) = self.lookup(&input.bucket, &input.key).await? else {
+            etag::check(&conditions, etag::EMPTY, 0)?;
+            return Ok(GetObjectOutput {
+                body: Some(StreamingBlob::wrap(futures::stream::empty::<
+                    io::Result<Bytes>,
+                >())),
+                content_length: Some(0),
+                e_tag: Some(etag::strong(etag::EMPTY.into())),
+                ..GetObjectOutput::default()
+            });
+        };
+        let head = Head::of(&file);
+        etag::check(&conditions, &head.etag, head.mtime_ms)?;
+        let range = match &input.range {
+            Some(range) => Some(
+                range
+                    .check(head.size)
+                    .map_err(|_| s3_error!(InvalidRange, "the object is {} bytes", head.size))?,
+            ),
+            None => None,
+        };
+        let (start, end) = range.clone().map_or((0, head.size), |r| (r.start, r.end));
+        let path = object_path(&input.bucket, &input.key)?.path;
+        let body = self.range_stream(path, file, start, end);
+        Ok(GetObjectOutput {
+            body: Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))),
+            content_length: Some((end - start) as i64),
+            content_range: range.map(|_| format!("bytes {start}-{}/{}", end - 1, head.size)),
+            accept_ranges: Some("bytes".into()),
+            content_type: Some(head.content_type),
+            e_tag: Some(etag::strong(head.etag)),
+            last_modified: Some(timestamp(head.mtime_ms)),
+            metadata: Some(head.metadata),
+            ..GetObjectOutput::default()
+        })
+    }
+
+    /// The bytes `start..end` of `file`: only the chunks that hold them are fetched, each
+    /// verified before a byte of it is sent.
+    pub fn range_stream(
+        &self,
+        path: FsPath,
+        file: GetFileResponse,
+        start: u64,
+        end: u64,
+    ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        // Each chunk's offset comes from the sizes before it: sizes vary after a multipart
+        // upload's Complete.
+        let mut offset = 0;
+        let mut first = None;
+        let chunks: Vec<_> = file
+            .chunks
+            .into_iter()
+            .filter(|chunk| {
+                let at = offset;
+                offset += chunk.size;
+                let wanted = at < end && at + chunk.size > start;
+                if wanted && first.is_none() {
+                    first = Some(at);
+                }
+                wanted
+            })
+            .collect();
+        let mut at = first.unwrap_or(start);
+        let logged = path.clone();
+        self.client
+            .chunk_stream(path, chunks, self.parallel)
+            .map_ok(move |bytes: Bytes| {
+                let chunk_start = at;
+                at += bytes.len() as u64;
+                let len = bytes.len() as u64;
+                let lo = start.saturating_sub(chunk_start).min(len);
+                let hi = end.saturating_sub(chunk_start).min(len);
+                bytes.slice(lo as usize..hi as usize)
+            })
+            .map_err(move |e| {
+                tracing::warn!("s3 read of {logged} cut short: {e:#}");
+                io::Error::other(format!("{e:#}"))
+            })
+    }
+
+    pub async fn head_object(&self, input: HeadObjectInput) -> S3Result<HeadObjectOutput> {
+        let conditions = Conditions {
+            if_match: input.if_match,
+            if_none_match: input.if_none_match,
+            if_modified_since: input.if_modified_since,
+            if_unmodified_since: input.if_unmodified_since,
+        };
+        let Some(file) = self.lookup(&input.bucket, &input.key).await? else {
+            etag::check(&conditions, etag::EMPTY, 0)?;
+            return Ok(HeadObjectOutput {
+                content_length: Some(0),
+                e_tag: Some(etag::strong(etag::EMPTY.into())),
+                ..HeadObjectOutput::default()
+            });
+        };
+        let head = Head::of(&file);
+        etag::check(&conditions, &head.etag, head.mtime_ms)?;
+        Ok(HeadObjectOutput {
+            content_length: Some(head.size as i64),
+            accept_ranges: Some("bytes".into()),
+            content_type: Some(head.content_type),
+            e_tag: Some(etag::strong(head.etag)),
+            last_modified: Some(timestamp(head.mtime_ms)),
+            metadata: Some(head.metadata),
+            ..HeadObjectOutput::default()
+        })
+    }
+
+    /// Removes `key`; a missing one is no error (S3 deletes are idempotent). Directories left
+    /// empty above it go too, up to the bucket, as they would vanish from S3's view anyway: a
+    /// prefix exists only while a key has it.
+    pub async fn delete_key(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let ObjectPath { path, marker } = object_path(bucket, key)?;
+        let removed = if marker {
+            self.client.rmdir(&path).await
+        } else {
+            self.client.remove(&path, false).await.map(|_| ())
+        };
+        match removed {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    errors::code(&e),
+                    Some(Code::NotFound | Code::FailedPrecondition)
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(s3(e, S3ErrorCode::NoSuchKey)),
+        }
+        let bucket_dir = super::names::bucket_path(bucket)?;
+        let mut dir = crate::remote_path::parent(&path);
+        while dir != bucket_dir && !dir.is_root() {
+            if self.client.rmdir(&dir).await.is_err() {
+                break;
+            }
+            dir = crate::remote_path::parent(&dir);
+        }
+        Ok(())
+    }
+
+    pub async fn delete_objects(&self, input: DeleteObjectsInput) -> S3Result<DeleteObjectsOutput> {
+        self.check_bucket(&input.bucket).await?;
+        let mut deleted = Vec::new();
+        let mut failed = Vec::new();
+        for object in input.delete.objects {
+            match self.delete_key(&input.bucket, &object.key).await {
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    ..DeletedObject::default()
+                }),
+                Err(e) => failed.push(Error {
+                    code: Some(e.code().as_str().to_string()),
+                    key: Some(object.key),
+                    message: e.message().map(str::to_string),
+                    ..Error::default()
+                }),
+            }
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        Ok(DeleteObjectsOutput {
+            deleted: (!quiet).then_some(deleted),
+            errors: Some(failed),
+            ..DeleteObjectsOutput::default()
+        })
+    }
+
+    pub async fn copy_object(&self, input: CopyObjectInput) -> S3Result<CopyObjectOutput> {
+        let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+        let source = self
+            .lookup(&src_bucket, &src_key)
+            .await?
+            .ok_or_else(|| s3_error!(InvalidArgument, "a directory marker cannot be copied"))?;
+        let head = Head::of(&source);
+        let conditions = Conditions {
+            if_match: input.copy_source_if_match,
+            if_none_match: input.copy_source_if_none_match,
+            if_modified_since: input.copy_source_if_modified_since,
+            if_unmodified_since: input.copy_source_if_unmodified_since,
+        };
+        // A copy's failed condition is always 412, never 304.
+        etag::check(&conditions, &head.etag, head.mtime_ms).map_err(|e| match e.code() {
+            S3ErrorCode::NotModified => s3_error!(PreconditionFailed),
+            _ => e,
+        })?;
+        self.check_bucket(&input.bucket).await?;
+        let ObjectPath { path: dst, marker } = object_path(&input.bucket, &input.key)?;
+        if marker {
+            return Err(s3_error!(
+                InvalidArgument,
+                "cannot copy onto a directory marker"
+            ));
+        }
+        let src = object_path(&src_bucket, &src_key)?.path;
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if src == dst && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "copying an object onto itself without changing its metadata is not allowed"
+            ));
+        }
+        let object = ObjectMeta {
+            content_type: if replace {
+                input.content_type.unwrap_or_default()
+            } else {
+                head.stored_content_type.clone()
+            },
+            etag: head.etag.clone(),
+            user_metadata: if replace {
+                input.metadata.unwrap_or_default()
+            } else {
+                head.metadata.clone()
+            },
+        };
+        self.client
+            .concat(std::slice::from_ref(&src), &dst, object, true, false)
+            .await
+            .map_err(|e| s3(e, S3ErrorCode::NoSuchKey))?;
+        Ok(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag::strong(head.etag)),
+                last_modified: Some(timestamp(now_ms())),
+                ..CopyObjectResult::default()
+            }),
+            ..CopyObjectOutput::default()
+        })
+    }
+
+    /// One page of a bucket's keys.
+    pub async fn list_page(&self, bucket: &str, query: &Query) -> S3Result<listing::Page> {
+        let dir = self.check_bucket(bucket).await?;
+        listing::list(&self.client, &dir, query)
+            .await
+            .map_err(|e| s3(e, S3ErrorCode::NoSuchBucket))
+    }
+
+    pub async fn list_objects_v2(
+        &self,
+        input: ListObjectsV2Input,
+    ) -> S3Result<ListObjectsV2Output> {
+        let after = match (&input.continuation_token, &input.start_after) {
+            (Some(token), _) => Some(token.clone()),
+            (None, after) => after.clone(),
+        };
+        let query = query(&input.prefix, &input.delimiter, after, input.max_keys);
+        let page = self.list_page(&input.bucket, &query).await?;
+        let encode = url_encoded(&input.encoding_type);
+        let next = page
+            .truncated
+            .then(|| page.items.last().map(|i| i.key().to_string()))
+            .flatten();
+        let (contents, common_prefixes) = split(page.items, encode);
+        Ok(ListObjectsV2Output {
+            name: Some(input.bucket),
+            key_count: Some((contents.len() + common_prefixes.len()) as i32),
+            prefix: Some(encode.apply(&query.prefix)),
+            delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
+            max_keys: Some(query.max_keys as i32),
+            is_truncated: Some(page.truncated),
+            continuation_token: input.continuation_token,
+            next_continuation_token: next,
+            start_after: input.start_after.as_deref().map(|s| encode.apply(s)),
+            contents: Some(contents),
+            common_prefixes: Some(common_prefixes),
+            encoding_type: input.encoding_type,
+            ..ListObjectsV2Output::default()
+        })
+    }
+
+    pub async fn list_objects(&self, input: ListObjectsInput) -> S3Result<ListObjectsOutput> {
+        let query = query(
+            &input.prefix,
+            &input.delimiter,
+            input.marker.clone(),
+            input.max_keys,
+        );
+        let page = self.list_page(&input.bucket, &query).await?;
+        let encode = url_encoded(&input.encoding_type);
+        let next = page
+            .truncated
+            .then(|| page.items.last().map(|i| encode.apply(i.key())))
+            .flatten();
+        let (contents, common_prefixes) = split(page.items, encode);
+        Ok(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: Some(encode.apply(&query.prefix)),
+            delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
+            marker: Some(
+                input
+                    .marker
+                    .as_deref()
+                    .map(|m| encode.apply(m))
+                    .unwrap_or_default(),
+            ),
+            max_keys: Some(query.max_keys as i32),
+            is_truncated: Some(page.truncated),
+            next_marker: next,
+            contents: Some(contents),
+            common_prefixes: Some(common_prefixes),
+            encoding_type: input.encoding_type,
+            ..ListObjectsOutput::default()
+        })
+    }
+}
+
+/// A put refused because the body does not match its Content-MD5 (the MD5 it has, base64).
+#[derive(Debug, thiserror::Error)]
+#[error("the body's MD5 is {0}")]
+struct BadDigest(String);
+
+/// What GET and HEAD answer about a file.
+struct Head {
+    size: u64,
+    mtime_ms: u64,
+    etag: String,
+    content_type: String,
+    stored_content_type: String,
+    metadata: HashMap<String, String>,
+}
+
+impl Head {
+    fn of(file: &GetFileResponse) -> Self {
+        let info = file.file.clone().unwrap_or_default();
+        let object = info.object.clone().unwrap_or_default();
+        Self {
+            size: info.size,
+            mtime_ms: info.mtime_ms,
+            etag: etag::of_file(&info),
+            content_type: if object.content_type.is_empty() {
+                DEFAULT_CONTENT_TYPE.to_string()
+            } else {
+                object.content_type.clone()
+            },
+            stored_content_type: object.content_type,
+            metadata: object.user_metadata,
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// The bucket and key a copy reads.
+pub fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+    match source {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id: None,
+        } => Ok((bucket.to_string(), key.to_string())),
+        CopySource::Bucket { .. } => Err(s3_error!(NotImplemented, "BigFS keeps no versions")),
+        _ => Err(s3_error!(NotImplemented, "access points are not supported")),
+    }
+}
+
+fn query(
+    prefix: &Option<String>,
+    delimiter: &Option<String>,
+    after: Option<String>,
+    max_keys: Option<i32>,
+) -> Query {
+    Query {
+        prefix: prefix.clone().unwrap_or_default(),
+        delimiter: delimiter.clone(),
+        after: after.filter(|a| !a.is_empty()),
+        max_keys: max_keys.map_or(MAX_KEYS, |m| (m.max(0) as usize).min(MAX_KEYS)),
+    }
+}
+
+/// Whether names in a listing are URL-encoded (`encoding-type=url`, which aws-cli sends).
+#[derive(Clone, Copy)]
+struct Encode(bool);
+
+impl Encode {
+    fn apply(self, name: &str) -> String {
+        if !self.0 {
+            return name.to_string();
+        }
+        const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'~')
+            .remove(b'/');
+        percent_encoding::utf8_percent_encode(name, KEEP).to_string()
+    }
+}
+
+fn url_encoded(encoding: &Option<EncodingType>) -> Encode {
+    Encode(
+        encoding
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL),
+    )
+}
+
+fn split(items: Vec<Item>, encode: Encode) -> (Vec<Object>, Vec<CommonPrefix>) {
+    let mut contents = Vec::new();
+    let mut prefixes = Vec::new();
+    for item in items {
+        match item {
+            Item::Object {
+                key,
+                size,
+                mtime_ms,
+                etag,
+            } => contents.push(Object {
+                key: Some(encode.apply(&key)),
+                size: Some(size as i64),
+                last_modified: Some(timestamp(mtime_ms)),
+                e_tag: Some(etag::strong(etag)),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
+                ..Object::default()
+            }),
+            Item::CommonPrefix(prefix) => prefixes.push(CommonPrefix {
+                prefix: Some(encode.apply(&prefix)),
+            }),
+        }
+    }
+    (contents, prefixes)
+}
