@@ -8,7 +8,8 @@
 #   /usr/local/bin/promtool. The package is downloaded and unpacked, not installed, so no
 #   Prometheus service is set up or started on this machine.
 # - chromium and chromedriver (the web console's browser tests): Debian's `chromium` and
-#   `chromium-driver` packages. No browser is ever downloaded from anywhere else.
+#   `chromium-driver` packages (and fonts-liberation, so pages render real glyphs). No browser
+#   is ever downloaded from anywhere else.
 # - aws-cli and boto3 (the S3 gateway's tests): `pip install awscli boto3` from PyPI, for
 #   the user running the tests.
 set -euo pipefail
@@ -46,13 +47,15 @@ install_promtool() {
 install_chromium() {
     echo "test.sh: chromium or chromedriver is missing; installing Debian's chromium and chromium-driver" >&2
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-liberation >/dev/null
     chromium --version >&2
 }
 
 install_s3_clients() {
     echo "test.sh: aws-cli or boto3 is missing; installing them from PyPI (pip install awscli boto3)" >&2
     python3 -m pip install -q awscli boto3 >&2
+    # Under pyenv, a new console script is on PATH only once its shim exists.
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
     aws --version >&2
 }
 
@@ -60,7 +63,8 @@ command -v promtool >/dev/null || install_promtool
 if ! command -v aws >/dev/null || ! python3 -c 'import boto3' 2>/dev/null; then
     install_s3_clients
 fi
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+# The browser tests run these two paths (Debian's packages), not whatever is first on PATH.
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
     install_chromium
 fi
 
