@@ -96,9 +96,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = HttpMetrics::register(&mut registry);
     let mut doors = Vec::new();
     if let Some(addr) = args.console_listen {
-        let router = console::router(client.clone(), args.parallel.into());
-        let router = metrics.track("console", router);
-        doors.push(Door::bind("console", addr, router).await?);
+        let mut door = Door::bind("console", addr, axum::Router::new()).await?;
+        // The console checks the Host requests name against the port it really got.
+        let router = console::router(client.clone(), args.parallel.into(), door.local_addr()?);
+        door.router = metrics.track("console", router);
+        doors.push(door);
     }
     if let Some(addr) = args.s3_listen {
         let mut pairs: Vec<(String, String)> = args

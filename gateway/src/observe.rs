@@ -26,11 +26,29 @@ use bigfs_proto::observe::health::Health;
 /// How often readiness asks the metadata server whether it answers.
 const READINESS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long the metadata server may take to answer before the gateway counts as unready.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     door: &'static str,
-    method: String,
+    method: &'static str,
     status: u16,
+}
+
+/// A request's method as a label: the methods the doors serve, and "other" for any token a
+/// client makes up (a label taken from it as is would let clients grow the series at will).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,7 +123,7 @@ async fn record(
     let (metrics, door) = (&tracked.0, tracked.1);
     let labels = DoorLabels { door };
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let received = metrics.received.get_or_create(&labels).clone();
     let request = request.map(|body| counted(body, received));
     let response = next.run(request).await;
@@ -139,11 +157,33 @@ pub async fn watch_readiness(client: Client, health: Health, cancel: Cancellatio
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let not_ready = client
-            .cluster_info()
-            .await
-            .err()
-            .map(|e| format!("the metadata server does not answer: {e:#}"));
+        // A hung metadata server must turn the gateway unready at once, and a shutdown must
+        // not wait for the call's own (long) deadline.
+        let asked = tokio::select! {
+            _ = cancel.cancelled() => break,
+            asked = tokio::time::timeout(READINESS_TIMEOUT, client.cluster_info()) => asked,
+        };
+        let not_ready = match asked {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(format!("the metadata server does not answer: {e:#}")),
+            Err(_) => Some(format!(
+                "the metadata server does not answer within {READINESS_TIMEOUT:?}"
+            )),
+        };
         health.set(not_ready).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        use axum::http::Method;
+        assert_eq!(method_label(&Method::PUT), "PUT");
+        let invented = Method::from_bytes(b"M12345").unwrap();
+        assert_eq!(method_label(&invented), "other");
+        assert_eq!(method_label(&Method::PATCH), "other");
     }
 }

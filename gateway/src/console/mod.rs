@@ -1,7 +1,10 @@
 //! The web console: a page that shows the cluster and moves files, and the JSON API it calls.
 //!
 //! The page ([`assets`], embedded in the binary) polls `/api/overview` every two seconds, so a
-//! node that dies turns `dead` on screen without a reload. Every handler here only parses its
+//! node that dies turns `dead` on screen without a reload. The overview needs a pass over the
+//! whole chunk table on the metadata server, so the gateway makes that pass at most once per
+//! [`OVERVIEW_TTL`] whatever the number of open pages, and answers the others from it.
+//! [`guard`] keeps other web sites from driving the console through the user's browser. Every handler here only parses its
 //! query, calls the client library or a core of this crate, and maps the result; errors answer
 //! `{"error": "..."}` with a fitting status (see [`crate::error`]).
 //!
@@ -17,13 +20,18 @@
 //! | `POST /api/rename?path=&name=` | renames `path` to `name` in the same directory |
 
 mod assets;
+pub mod guard;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -34,16 +42,24 @@ use crate::error::ApiError;
 use crate::paging::PageRequest;
 use crate::views::{self, FileDetails, Listing, Overview, OVERVIEW_PROBLEMS};
 use crate::{remote_path, transfer};
+use guard::Guard;
 
-/// What every handler shares: the cluster, and how many chunks a transfer keeps in flight.
+/// How long an overview is served again before the metadata server is asked anew.
+pub const OVERVIEW_TTL: Duration = Duration::from_secs(2);
+
+/// What every handler shares: the cluster, how many chunks a transfer keeps in flight, and the
+/// latest overview.
 #[derive(Clone)]
 struct Console {
     client: Client,
     parallel: usize,
+    /// Held while the overview is asked for, so that requests arriving meanwhile wait for it
+    /// rather than each asking.
+    overview: Arc<tokio::sync::Mutex<Option<(Instant, Value)>>>,
 }
 
 /// The console's routes, over the cluster `client` talks to.
-pub fn router(client: Client, parallel: usize) -> Router {
+pub fn router(client: Client, parallel: usize, listen: SocketAddr) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::asset))
@@ -56,7 +72,15 @@ pub fn router(client: Client, parallel: usize) -> Router {
         .fallback(not_found)
         // An upload's body streams into the chunker, however large; nothing buffers it.
         .layer(DefaultBodyLimit::disable())
-        .with_state(Console { client, parallel })
+        .layer(middleware::from_fn_with_state(
+            Arc::new(Guard::new(listen)),
+            guard::check,
+        ))
+        .with_state(Console {
+            client,
+            parallel,
+            overview: Arc::default(),
+        })
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -80,12 +104,21 @@ struct PathParam {
     path: String,
 }
 
-async fn overview(State(console): State<Console>) -> ApiResult<Json<Overview>> {
+async fn overview(State(console): State<Console>) -> ApiResult<Json<Value>> {
+    let mut latest = console.overview.lock().await;
+    if let Some((at, overview)) = latest.as_ref() {
+        if at.elapsed() < OVERVIEW_TTL {
+            return Ok(Json(overview.clone()));
+        }
+    }
     let (nodes, fsck) = tokio::try_join!(
         console.client.nodes(),
         console.client.fsck(OVERVIEW_PROBLEMS)
     )?;
-    Ok(Json(Overview::new(nodes, fsck)))
+    let overview = serde_json::to_value(Overview::new(nodes, fsck))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    *latest = Some((Instant::now(), overview.clone()));
+    Ok(Json(overview))
 }
 
 #[derive(Deserialize)]

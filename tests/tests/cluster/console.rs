@@ -72,12 +72,15 @@ fn overview_shows_every_node_and_a_killed_one_turns_dead() {
             })
             .await;
         assert_eq!(shown, ids, "the page lists the nodes `bigfs nodes` lists");
-        // The same numbers as `bigfs fsck`.
+        // The same numbers as `bigfs fsck` (the page refreshes every two seconds: wait for it
+        // to catch up).
         let fsck = c.must_json(["fsck", "--json"]);
-        let healthy = b
-            .wait_for("the healthy count", || health_count(&b, "healthy"))
-            .await;
-        assert_eq!(Some(healthy), fsck["healthy"].as_u64(), "{fsck}");
+        b.wait_for("the healthy count `bigfs fsck` gives", || async {
+            health_count(&b, "healthy")
+                .await
+                .filter(|&n| Some(n) == fsck["healthy"].as_u64())
+        })
+        .await;
         b.wait_text("a healthy cluster", "#health-pill", |t| {
             t.starts_with("healthy")
         })
@@ -213,6 +216,12 @@ fn upload_through_the_page_and_what_a_bad_action_shows() {
         })
         .await;
         c.assert_content(&remote, &other);
+        // The listing is drawn again after the upload, with the new size: wait for it before
+        // the file goes.
+        b.wait_for("the listing redrawn with the new size", || async {
+            b.text(&row).await.filter(|text| text.contains("700"))
+        })
+        .await;
 
         // Deleting a file someone else removed meanwhile says so.
         c.must(["rm", &remote]);
@@ -395,5 +404,53 @@ fn new_folder_rename_and_a_dropped_file() {
         names,
         ["/work/reports", "/work/dropped.txt", "/work/final.txt"]
     );
+    c.check_logs();
+}
+
+/// The status of a raw HTTP/1.1 request to the console, with `headers` as given.
+fn raw_status(url: &str, method: &str, target: &str, headers: &[(&str, &str)]) -> u16 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the console");
+    let mut request =
+        format!("{method} {target} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read the reply");
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {reply:?}"))
+}
+
+#[test]
+fn the_console_refuses_requests_from_other_sites() {
+    let c = Cluster::start(3);
+    c.must_put_bytes("/keep/me", b"precious");
+    let gw = Gateway::start(&c);
+    let url = gw.url();
+    let host = url.trim_start_matches("http://").to_string();
+    let rename = "/api/rename?path=%2Fkeep%2Fme&name=gone";
+    // A form posted by another site: no console header.
+    let form = [("Host", host.as_str()), ("Origin", "http://evil.example")];
+    assert_eq!(raw_status(&url, "POST", rename, &form), 403);
+    // A script of another site that got the header through: its origin gives it away.
+    let script = [form[0], form[1], ("X-BigFS-Console", "1")];
+    assert_eq!(raw_status(&url, "POST", rename, &script), 403);
+    // DNS rebinding: the browser names the other site's host, even for a read.
+    let rebound = [("Host", "evil.example:80")];
+    assert_eq!(raw_status(&url, "GET", "/api/overview", &rebound), 403);
+    assert_eq!(c.must_get("/keep/me"), b"precious");
+    // The console's own page may.
+    let own = [("Host", host.as_str()), ("X-BigFS-Console", "1")];
+    assert_eq!(raw_status(&url, "POST", rename, &own), 200);
+    assert_eq!(c.must_get("/keep/gone"), b"precious");
     c.check_logs();
 }

@@ -72,8 +72,9 @@ fn metrics_pass_promtool_and_move_with_a_put() {
     let grew = |name: &str| value(&after, name, &[]) - value(&before, name, &[]);
     assert_eq!(grew("bigfs_node_chunks"), 4.0, "{after}");
     assert_eq!(grew("bigfs_node_stored_bytes"), size as f64, "{after}");
-    assert_eq!(grew("bigfs_node_chunk_writes_total"), 4.0, "{after}");
-    assert_eq!(grew("bigfs_node_chunk_written_bytes_total"), size as f64);
+    // A chunk whose put is retried (a slow node on a loaded machine) is written again.
+    assert!(grew("bigfs_node_chunk_writes_total") >= 4.0, "{after}");
+    assert!(grew("bigfs_node_chunk_written_bytes_total") >= size as f64);
     assert_eq!(
         value(&after, "bigfs_node_free_bytes", &[]),
         value(&after, "bigfs_node_capacity_bytes", &[])
@@ -101,9 +102,9 @@ fn metrics_pass_promtool_and_move_with_a_put() {
             &[("service", "bigfs.v1.Meta"), ("method", "CommitFile")],
         )
     };
-    assert_eq!(
-        commits(&meta_after) - commits(&meta_before),
-        1.0,
+    // One commit, or more when the first found a chunk short of copies and was retried.
+    assert!(
+        commits(&meta_after) - commits(&meta_before) >= 1.0,
         "{meta_after}"
     );
 
@@ -191,16 +192,24 @@ fn under_replicated_gauge_rises_with_a_dead_node_and_falls_after_repair() {
     c.wait_until(WAIT, "repair brings under-replicated back to 0", || {
         gauge(&c, "bigfs_meta_chunks_under_replicated") == 0.0
     });
-    let received = value(
-        &c.metrics(3),
-        "bigfs_node_repair_copies_received_total",
-        &[],
-    );
-    let sent: f64 = [1, 2]
-        .iter()
-        .map(|&i| value(&c.metrics(i), "bigfs_node_repair_copies_sent_total", &[]))
-        .sum();
-    assert_eq!((received, sent), (3.0, 3.0), "repair copies received, sent");
+    // Three copies at least (a copy that timed out is ordered again); the senders count theirs
+    // when the copy is done, which may come after the target has reported it.
+    let copies = || {
+        let received = value(
+            &c.metrics(3),
+            "bigfs_node_repair_copies_received_total",
+            &[],
+        );
+        let sent: f64 = [1, 2]
+            .iter()
+            .map(|&i| value(&c.metrics(i), "bigfs_node_repair_copies_sent_total", &[]))
+            .sum();
+        (received, sent)
+    };
+    c.wait_until(WAIT, "three repair copies sent and received", || {
+        let (received, sent) = copies();
+        received >= 3.0 && sent >= 3.0
+    });
     c.check_logs();
 }
 

@@ -68,7 +68,8 @@ const downloadHref = (path) => `/api/download?path=${encodeURIComponent(path)}`;
 async function api(method, url) {
   let response;
   try {
-    response = await fetch(url, { method, headers: { Accept: 'application/json' } });
+    // The header tells the gateway the request comes from this page (see console/guard.rs).
+    response = await fetch(url, { method, headers: { Accept: 'application/json', 'X-BigFS-Console': '1' } });
   } catch (e) {
     throw Object.assign(new Error('cannot reach the gateway (is it running?)'), { status: 0 });
   }
@@ -164,14 +165,21 @@ function renderGlance(overview, error) {
 
 async function poll() {
   try {
-    latest = await api('GET', '/api/overview');
-    renderGlance(latest, null);
-  } catch (e) {
-    latest = null;
-    renderGlance(null, e);
+    // A tab nobody looks at asks nothing: each overview costs the cluster a pass over its
+    // chunk table.
+    if (!document.hidden) {
+      try {
+        latest = await api('GET', '/api/overview');
+        renderGlance(latest, null);
+      } catch (e) {
+        latest = null;
+        renderGlance(null, e);
+      }
+      if (route().view === 'overview') renderOverview();
+    }
+  } finally {
+    setTimeout(poll, POLL_MS);
   }
-  if (route().view === 'overview') renderOverview();
-  setTimeout(poll, POLL_MS);
 }
 
 // ------------------------------------------------------------------ overview
@@ -263,19 +271,27 @@ function crumbs(path, last) {
 
 async function renderFiles(path, page) {
   const view = document.getElementById('view');
+  const generation = renders;
   let listing;
   try {
     listing = await api('GET', `/api/list?path=${encodeURIComponent(path)}&page=${page}&per_page=${PER_PAGE}`);
   } catch (e) {
+    if (generation !== renders) return;
     view.replaceChildren(el('div', { id: 'files' }, el('h1', {}, 'Files'), crumbs(path, true),
       el('div', { class: 'panel', style: 'margin-top:16px' }, el('div', { class: 'empty', id: 'list-error' },
         `Cannot list ${path}: ${e.message}`))));
     toast('error', `Cannot list ${path}`, e.message);
     return;
   }
+  // The user went elsewhere while the listing came: it is not wanted any more.
+  if (generation !== renders) return;
   if (listing.is_file) { location.replace(fileHref(path)); return; }
 
-  const reload = () => renderFiles(path, page);
+  // An upload or a rename finishing later reloads this listing only if it is still shown.
+  const reload = () => {
+    const now = route();
+    if (now.view === 'files' && now.path === path && now.page === page) show();
+  };
   const fileInput = el('input', { type: 'file', id: 'file-input', multiple: true, hidden: true,
     onchange: (e) => { startUploads(path, [...e.target.files], uploads, reload); e.target.value = ''; } });
 
@@ -364,12 +380,19 @@ function uploadRow(dir, file) {
 }
 
 /** Sends one file; resolves when it is stored or has failed (failures show, never throw). */
-function upload(dir, file, row, overwrite, reload) {
+async function upload(dir, file, row, overwrite, reload) {
   const path = join(dir, file.name);
+  // Asked first: a refusal sent while a big body is still on its way reaches the browser as
+  // a lost connection, not as the answer.
+  if (!overwrite && await exists(path)) {
+    refuseExisting(dir, file, row, path, `${path} already exists`, reload);
+    return;
+  }
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open('PUT', `/api/file?path=${encodeURIComponent(path)}${overwrite ? '&overwrite=true' : ''}`);
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.setRequestHeader('X-BigFS-Console', '1');
     xhr.upload.onprogress = (e) => row.progress(e.loaded, e.lengthComputable ? e.total : file.size);
     xhr.onload = () => {
       let body = null;
@@ -378,13 +401,7 @@ function upload(dir, file, row, overwrite, reload) {
         row.finish('done', `stored, ${bytes(file.size)}`);
         reload();
       } else if (xhr.status === 409) {
-        const message = (body && body.error) || 'it already exists';
-        const replace = el('button', { class: 'btn btn-danger replace', type: 'button', onclick: async () => {
-          const ok = await ask({ title: `Replace ${file.name}?`, text: `${path} exists. Its content will be replaced by the file you chose.`, ok: 'Replace', danger: true });
-          if (ok) uploadQueue = uploadQueue.then(() => upload(dir, file, row, true, reload));
-        } }, 'Replace…');
-        row.finish('failed', `not uploaded: ${message}`, replace);
-        toast('error', `${file.name} was not uploaded`, `${message}. Use “Replace…” to overwrite it.`);
+        refuseExisting(dir, file, row, path, (body && body.error) || 'it already exists', reload);
       } else {
         const message = (body && body.error) || `${xhr.status} ${xhr.statusText}`;
         row.finish('failed', message);
@@ -400,6 +417,26 @@ function upload(dir, file, row, overwrite, reload) {
     row.progress(0, file.size);
     xhr.send(file);
   });
+}
+
+/** Whether a file is at `path` (a failed lookup counts as no: the upload then says why). */
+async function exists(path) {
+  try {
+    await api('GET', `/api/file?path=${encodeURIComponent(path)}`);
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+/** Shows an upload refused because `path` exists, with a way to replace it. */
+function refuseExisting(dir, file, row, path, message, reload) {
+  const replace = el('button', { class: 'btn btn-danger replace', type: 'button', onclick: async () => {
+    const ok = await ask({ title: `Replace ${file.name}?`, text: `${path} exists. Its content will be replaced by the file you chose.`, ok: 'Replace', danger: true });
+    if (ok) uploadQueue = uploadQueue.then(() => upload(dir, file, row, true, reload));
+  } }, 'Replace…');
+  row.finish('failed', `not uploaded: ${message}`, replace);
+  toast('error', `${file.name} was not uploaded`, `${message}. Use “Replace…” to overwrite it.`);
 }
 
 async function newFolder(dir, reload) {
@@ -442,10 +479,12 @@ async function deleteEntry(entry, after) {
 
 async function renderFile(path) {
   const view = document.getElementById('view');
+  const generation = renders;
   let file;
   try {
     file = await api('GET', `/api/file?path=${encodeURIComponent(path)}`);
   } catch (e) {
+    if (generation !== renders) return;
     view.replaceChildren(el('div', { id: 'file' }, el('h1', {}, parts(path).pop() || '/'), crumbs(path, true),
       el('div', { class: 'panel', style: 'margin-top:16px' }, el('div', { class: 'empty', id: 'file-error' }, `Cannot show ${path}: ${e.message}`))));
     toast('error', `Cannot show ${path}`, e.message);
@@ -492,13 +531,19 @@ function route() {
   const q = raw.indexOf('?');
   const where = q < 0 ? raw : raw.slice(0, q);
   const page = Number(new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)).get('page')) || 1;
-  const pathFrom = (rest) => '/' + rest.split('/').filter(Boolean).map(decodeURIComponent).join('/');
+  // A malformed escape (typed by hand) stays as it is rather than breaking the page.
+  const decode = (part) => { try { return decodeURIComponent(part); } catch (e) { return part; } };
+  const pathFrom = (rest) => '/' + rest.split('/').filter(Boolean).map(decode).join('/');
   if (where === '/files' || where.startsWith('/files/')) return { view: 'files', path: pathFrom(where.slice(6)), page };
   if (where.startsWith('/file/')) return { view: 'file', path: pathFrom(where.slice(5)) };
   return { view: 'overview' };
 }
 
+/** Counts the views shown, so that an answer for one the user left is dropped. */
+let renders = 0;
+
 function show() {
+  renders += 1;
   const r = route();
   document.getElementById('tab-overview').classList.toggle('active', r.view === 'overview');
   document.getElementById('tab-files').classList.toggle('active', r.view !== 'overview');
