@@ -63,6 +63,10 @@ struct Args {
     /// Chunks in flight per upload or download: memory is about 3 × this many chunks each.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallel: u16,
+    /// Uploads and downloads through the console at once; more are answered 503 (try again).
+    /// With --parallel this bounds the gateway's memory whatever the number of users.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_transfers: u16,
     /// How log lines are written: text, or json (one object per line).
     #[arg(long, default_value = "text")]
     log_format: LogFormat,
@@ -98,7 +102,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(addr) = args.console_listen {
         let mut door = Door::bind("console", addr, axum::Router::new()).await?;
         // The console checks the Host requests name against the port it really got.
-        let router = console::router(client.clone(), args.parallel.into(), door.local_addr()?);
+        let limits = console::Limits {
+            parallel: args.parallel.into(),
+            transfers: args.max_transfers.into(),
+        };
+        let router = console::router(client.clone(), limits, door.local_addr()?);
         door.router = metrics.track("console", router);
         doors.push(door);
     }

@@ -43,11 +43,13 @@ pub async fn upload(
 
 /// The response for a download of `path`: the headers from the file's metadata, then its
 /// chunks as they are fetched and verified. A chunk with no good copy ends the body early, so
-/// the client sees a transfer shorter than its Content-Length, never wrong bytes.
+/// the client sees a transfer shorter than its Content-Length, never wrong bytes. `hold` is
+/// kept until the body is done or dropped (a slot among the transfers in flight).
 pub async fn download(
     client: &Client,
     path: &FsPath,
     parallel: usize,
+    hold: impl Send + Sync + 'static,
 ) -> anyhow::Result<Response<Body>> {
     let file = client.stat(path).await?;
     let size = file.file.as_ref().map_or(0, |f| f.size);
@@ -55,6 +57,8 @@ pub async fn download(
     let chunks = client
         .chunk_stream(path.clone(), file.chunks, parallel)
         .map_err(move |e| {
+            // Moved into the stream: the slot is given back when the body ends or is dropped.
+            let _held = &hold;
             tracing::warn!("download of {logged} cut short: {e:#}");
             io::Error::other(format!("{e:#}"))
         });

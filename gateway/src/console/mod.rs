@@ -26,6 +26,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -47,19 +49,31 @@ use guard::Guard;
 /// How long an overview is served again before the metadata server is asked anew.
 pub const OVERVIEW_TTL: Duration = Duration::from_secs(2);
 
-/// What every handler shares: the cluster, how many chunks a transfer keeps in flight, and the
+/// How much the console's transfers may hold at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Chunks in flight per upload or download (each about three chunks of memory).
+    pub parallel: usize,
+    /// Uploads and downloads in flight at once; more are answered 503. With `parallel` this
+    /// bounds the gateway's memory, whatever the number of users.
+    pub transfers: usize,
+}
+
+/// What every handler shares: the cluster, the limits and the transfers they allow, and the
 /// latest overview.
 #[derive(Clone)]
 struct Console {
     client: Client,
     parallel: usize,
+    transfers: Arc<Semaphore>,
+    max_transfers: usize,
     /// Held while the overview is asked for, so that requests arriving meanwhile wait for it
     /// rather than each asking.
     overview: Arc<tokio::sync::Mutex<Option<(Instant, Value)>>>,
 }
 
 /// The console's routes, over the cluster `client` talks to.
-pub fn router(client: Client, parallel: usize, listen: SocketAddr) -> Router {
+pub fn router(client: Client, limits: Limits, listen: SocketAddr) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::asset))
@@ -78,12 +92,29 @@ pub fn router(client: Client, parallel: usize, listen: SocketAddr) -> Router {
         ))
         .with_state(Console {
             client,
-            parallel,
+            parallel: limits.parallel,
+            transfers: Arc::new(Semaphore::new(limits.transfers)),
+            max_transfers: limits.transfers,
             overview: Arc::default(),
         })
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+impl Console {
+    /// A place for one more transfer, or 503 when all are taken (the page says to try again).
+    fn transfer_slot(&self) -> ApiResult<OwnedSemaphorePermit> {
+        self.transfers.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the gateway is moving {} files already (--max-transfers); try again in a moment",
+                    self.max_transfers
+                ),
+            )
+        })
+    }
+}
 
 /// Query parameters, with a malformed query answered as the API's other errors are.
 struct Params<T>(T);
@@ -168,6 +199,7 @@ async fn upload(
     body: axum::body::Body,
 ) -> ApiResult<Json<Value>> {
     let path = remote_path::parse_file(&params.path)?;
+    let _slot = console.transfer_slot()?;
     let size = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
@@ -214,7 +246,8 @@ async fn download(
     Params(params): Params<PathParam>,
 ) -> ApiResult<Response> {
     let path = remote_path::parse_file(&params.path)?;
-    Ok(transfer::download(&console.client, &path, console.parallel).await?)
+    let slot = console.transfer_slot()?;
+    Ok(transfer::download(&console.client, &path, console.parallel, slot).await?)
 }
 
 #[derive(Deserialize)]
@@ -258,5 +291,42 @@ async fn not_found(uri: Uri) -> Response {
         ApiError::new(StatusCode::NOT_FOUND, message).into_response()
     } else {
         Redirect::to("/").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn transfers_beyond_the_limit_are_told_to_come_back() {
+        // No transfer may run: the refusal comes before any call to the (absent) cluster.
+        let client = Client::new("127.0.0.1:9").unwrap();
+        let limits = Limits {
+            parallel: 1,
+            transfers: 0,
+        };
+        let app = router(client, limits, "127.0.0.1:9480".parse().unwrap());
+        for (method, uri) in [
+            ("PUT", "/api/file?path=/x"),
+            ("GET", "/api/download?path=/x"),
+        ] {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("host", "127.0.0.1:9480")
+                .header(guard::CONSOLE_HEADER, "1")
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{method} {uri}"
+            );
+        }
     }
 }
