@@ -12,9 +12,8 @@
 //! registration and drains excepted) and flush after the locks are released, so concurrent
 //! changes share flushes; when a method returns, its change is durable.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
@@ -22,16 +21,19 @@ use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_REPLICATION};
 use bigfs_proto::lock::lock;
 use bigfs_proto::{ChunkId, FsPath, NodeRef};
 
-use crate::cluster::{
-    Allocation, Beat, ChunkHealth, Cluster, ClusterConfig, ClusterGauges, Commands, FsckCounts,
-    NodeUsage, NodeView, Want,
-};
+use crate::cluster::{Allocation, Cluster, ClusterConfig, ClusterGauges, Want};
 use crate::error::MetaError;
 use crate::namespace::{Concat, Copied, Entry, FileWrite, Lookup, Moved, Namespace, Usage};
 use crate::records::{ChunkEntry, DirAttrs, FileRecord, ObjectAttrs, DEFAULT_DIR_MODE, MODE_MASK};
 
+mod fsck;
+mod nodes;
 #[cfg(test)]
 mod tests;
+
+pub use fsck::{FsckProblem, FsckReport};
+use nodes::safe_mode_status;
+pub use nodes::{NodesReport, Registration, SafeModeStatus};
 
 /// How many entries `rm -r` removes per hold of the cluster lock.
 const REMOVE_BATCH: usize = 512;
@@ -81,50 +83,6 @@ pub struct LocatedChunk {
     pub id: ChunkId,
     pub size: u64,
     pub replicas: Vec<NodeRef>,
-}
-
-/// The cluster's members as `bigfs nodes` shows them.
-#[derive(Debug)]
-pub struct NodesReport {
-    pub nodes: Vec<NodeView>,
-    pub safe_mode: Option<SafeModeStatus>,
-}
-
-/// Whom safe mode waits for, and for how long at most.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SafeModeStatus {
-    pub waiting_for: Vec<String>,
-    pub left: Duration,
-}
-
-/// A problem chunk, with a file that references it.
-#[derive(Debug)]
-pub struct FsckProblem {
-    pub chunk: ChunkId,
-    /// "under_replicated", "missing" or "corrupt".
-    pub state: &'static str,
-    pub live: u32,
-    pub wanted: u32,
-    pub path: Option<String>,
-}
-
-#[derive(Debug)]
-pub struct FsckReport {
-    pub files: u64,
-    pub counts: FsckCounts,
-    /// Chunks with any problem, listed or not.
-    pub problem_chunks: u64,
-    pub problems: Vec<FsckProblem>,
-    pub safe_mode: Option<SafeModeStatus>,
-    pub repairs_in_flight: u64,
-}
-
-/// A node's registration: its full chunk report.
-#[derive(Debug)]
-pub struct Registration {
-    pub node: NodeRef,
-    pub usage: NodeUsage,
-    pub chunks: Vec<ChunkId>,
 }
 
 pub struct MetaStore {
@@ -561,138 +519,6 @@ impl MetaStore {
         blocking(move || store.ns.usage(&path)).await
     }
 
-    pub fn nodes(&self) -> NodesReport {
-        let now = Instant::now();
-        let cluster = self.cluster();
-        NodesReport {
-            nodes: cluster.nodes(now),
-            safe_mode: safe_mode_status(&cluster, now),
-        }
-    }
-
-    /// A client found a bad copy.
-    pub fn report_bad(&self, chunk: &ChunkId, node: &str, reason: &str) -> Result<(), MetaError> {
-        tracing::warn!(chunk = %chunk, node, reason, "bad copy reported");
-        self.cluster().report_bad(chunk, node)
-    }
-
-    /// Every referenced chunk classified by its live copies, and up to `limit` problem chunks
-    /// with a file each. The cluster lock is taken one batch of chunks at a time, so heartbeats
-    /// are never held up by a long check.
-    pub async fn fsck(self: &Arc<Self>, limit: usize) -> Result<FsckReport, MetaError> {
-        let store = self.clone();
-        blocking(move || store.fsck_blocking(limit)).await
-    }
-
-    fn fsck_blocking(&self, limit: usize) -> Result<FsckReport, MetaError> {
-        let mut counts = FsckCounts::default();
-        let mut problems = Vec::new();
-        let mut problem_chunks = 0;
-        let mut table = self.ns.chunk_table();
-        loop {
-            let batch = table
-                .by_ref()
-                .take(FSCK_BATCH)
-                .collect::<Result<Vec<_>, MetaError>>()?;
-            if batch.is_empty() {
-                break;
-            }
-            let cluster = self.cluster();
-            let now = Instant::now();
-            for (id, refs) in batch {
-                let (live, health, corrupt) = cluster.classify(&id, refs.wanted(), now);
-                counts.add(health, corrupt);
-                if health == ChunkHealth::Healthy && !corrupt {
-                    continue;
-                }
-                problem_chunks += 1;
-                if problems.len() < limit {
-                    problems.push(FsckProblem {
-                        chunk: id,
-                        state: match health {
-                            ChunkHealth::Healthy => "corrupt",
-                            other => other.as_str(),
-                        },
-                        live,
-                        wanted: refs.wanted(),
-                        path: None,
-                    });
-                }
-            }
-        }
-        let (safe_mode, repairs_in_flight) = {
-            let cluster = self.cluster();
-            (
-                safe_mode_status(&cluster, Instant::now()),
-                cluster.repairs_in_flight() as u64,
-            )
-        };
-        let mut paths = paths_of(&self.ns, problems.iter().map(|p| p.chunk).collect())?;
-        for problem in &mut problems {
-            problem.path = paths.remove(&problem.chunk);
-        }
-        Ok(FsckReport {
-            files: self.ns.file_count()?,
-            counts,
-            problem_chunks,
-            problems,
-            safe_mode,
-            repairs_in_flight,
-        })
-    }
-
-    /// Starts draining a node, durably; returns how many chunks it holds.
-    pub async fn drain(&self, node: &str) -> Result<u64, MetaError> {
-        let chunks =
-            self.with_cluster(|cluster, wanted| cluster.drain(node, wanted, Instant::now()))?;
-        // Durable before the answer: a restarted metadata server goes on draining the node.
-        self.ns.set_drain(node, true)?;
-        self.flush().await?;
-        Ok(chunks as u64)
-    }
-
-    /// Cancels a drain, durably.
-    pub async fn undrain(&self, node: &str) -> Result<(), MetaError> {
-        self.cluster().undrain(node)?;
-        self.ns.set_drain(node, false)?;
-        self.flush().await
-    }
-
-    /// Forgets a node that holds nothing the cluster needs, durably.
-    pub async fn remove_node(&self, node: &str) -> Result<(), MetaError> {
-        let known = self.ns.known_nodes()?.iter().any(|(id, _)| id == node);
-        let registered =
-            self.with_cluster(|cluster, wanted| cluster.remove_node(node, wanted, Instant::now()))?;
-        if !registered && !known {
-            return Err(MetaError::UnknownNode(node.to_string()));
-        }
-        self.ns.forget_node(node)?;
-        self.flush().await
-    }
-
-    /// A node's full chunk report; its address is remembered durably.
-    pub async fn register(&self, registration: Registration) -> Result<(), MetaError> {
-        let Registration {
-            node,
-            usage,
-            chunks,
-        } = registration;
-        let count = chunks.len();
-        self.with_cluster(|cluster, wanted| {
-            cluster.register(&node.id, &node.addr, usage, chunks, wanted, Instant::now())
-        });
-        if self.ns.remember_node(&node.id, &node.addr)? {
-            self.flush().await?;
-        }
-        tracing::info!(node = %node.id, addr = %node.addr, chunks = count, "node registered");
-        Ok(())
-    }
-
-    /// A heartbeat; `None` asks the node to register again.
-    pub fn heartbeat(&self, node: &str, beat: Beat) -> Option<Commands> {
-        self.with_cluster(|cluster, wanted| cluster.heartbeat(node, beat, wanted, Instant::now()))
-    }
-
     /// One round of background work: safe-mode exit, garbage collection, failure detection
     /// and repair planning.
     pub fn maintain(&self) {
@@ -715,34 +541,6 @@ impl MetaStore {
 struct Prepared {
     write: FileWrite,
     acks: Vec<(ChunkId, Vec<String>)>,
-}
-
-fn safe_mode_status(cluster: &Cluster, now: Instant) -> Option<SafeModeStatus> {
-    cluster
-        .safe_mode_waiting(now)
-        .map(|(waiting_for, left)| SafeModeStatus { waiting_for, left })
-}
-
-/// A file referencing each of `chunks` (one scan of the namespace).
-fn paths_of(ns: &Namespace, chunks: Vec<ChunkId>) -> Result<HashMap<ChunkId, String>, MetaError> {
-    let mut wanted: HashSet<ChunkId> = chunks.into_iter().collect();
-    let mut found = HashMap::new();
-    if wanted.is_empty() {
-        return Ok(found);
-    }
-    for file in ns.all_files() {
-        let (path, record) = file?;
-        for entry in &record.chunks {
-            let id = entry.chunk_id()?;
-            if wanted.remove(&id) {
-                found.insert(id, path.clone());
-            }
-        }
-        if wanted.is_empty() {
-            break;
-        }
-    }
-    Ok(found)
 }
 
 /// Checks that `chunks` cut a file of `size` bytes into `chunk_size` pieces.

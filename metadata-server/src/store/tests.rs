@@ -1,7 +1,10 @@
 //! The store's rules, without a server: a real sled store in a temporary directory, and the
 //! cluster state fed registrations as nodes would.
 
+use std::time::Duration;
+
 use super::*;
+use crate::cluster::NodeUsage;
 
 fn config() -> ClusterConfig {
     ClusterConfig {
