@@ -447,6 +447,58 @@ impl Gateway {
         })
     }
 
+    /// ListObjectVersions as S3 answers it for a bucket that keeps no versions: every object
+    /// is its own only version, `null`, and the latest. (Tools that empty a bucket, such as
+    /// Ceph's s3-tests, list versions even where there are none.)
+    pub async fn list_object_versions(
+        &self,
+        input: ListObjectVersionsInput,
+    ) -> S3Result<ListObjectVersionsOutput> {
+        let query = query(
+            &input.prefix,
+            &input.delimiter,
+            input.key_marker.clone(),
+            input.max_keys,
+        );
+        let page = self.list_page(&input.bucket, &query).await?;
+        let encode = url_encoded(&input.encoding_type);
+        let next = page
+            .truncated
+            .then(|| page.items.last().map(|i| encode.apply(i.key())))
+            .flatten();
+        let (contents, common_prefixes) = split(page.items, encode);
+        let versions = contents
+            .into_iter()
+            .map(|object| ObjectVersion {
+                key: object.key,
+                size: object.size,
+                last_modified: object.last_modified,
+                e_tag: object.e_tag,
+                version_id: Some(NULL_VERSION.to_string()),
+                is_latest: Some(true),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                ..ObjectVersion::default()
+            })
+            .collect();
+        Ok(ListObjectVersionsOutput {
+            name: Some(input.bucket),
+            prefix: Some(encode.apply(&query.prefix)),
+            delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
+            key_marker: input.key_marker,
+            version_id_marker: input.version_id_marker,
+            max_keys: Some(query.max_keys as i32),
+            is_truncated: Some(page.truncated),
+            next_version_id_marker: next.as_ref().map(|_| NULL_VERSION.to_string()),
+            next_key_marker: next,
+            versions: Some(versions),
+            common_prefixes: Some(common_prefixes),
+            encoding_type: input.encoding_type,
+            ..ListObjectVersionsOutput::default()
+        })
+    }
+
     pub async fn list_objects(&self, input: ListObjectsInput) -> S3Result<ListObjectsOutput> {
         let query = query(
             &input.prefix,
@@ -482,6 +534,9 @@ impl Gateway {
         })
     }
 }
+
+/// The version id S3 gives objects of a bucket that keeps no versions.
+const NULL_VERSION: &str = "null";
 
 /// A put refused because the body does not match its Content-MD5 (the MD5 it has, base64).
 #[derive(Debug, thiserror::Error)]

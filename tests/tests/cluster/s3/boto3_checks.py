@@ -160,6 +160,15 @@ while True:
 assert keys == ["l/a", "l/b/c", "l/b/d", "l/c", "l/d/e/f"], keys
 after = s3.list_objects_v2(Bucket="bk3", Prefix="l/", StartAfter="l/b/c")
 assert [c["Key"] for c in after["Contents"]] == ["l/b/d", "l/c", "l/d/e/f"]
+# No versions are kept: each object is its own only version, "null", as S3 lists them for an
+# unversioned bucket (what tools that empty a bucket ask).
+versions = s3.list_object_versions(Bucket="bk3", Prefix="l/", MaxKeys=4)
+assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in versions["Versions"]] == [
+    (k, "null", True) for k in ["l/a", "l/b/c", "l/b/d", "l/c"]
+], versions
+assert versions["IsTruncated"] and versions["NextKeyMarker"] == "l/c", versions
+rest = s3.list_object_versions(Bucket="bk3", Prefix="l/", KeyMarker="l/c")
+assert [v["Key"] for v in rest["Versions"]] == ["l/d/e/f"] and not rest["IsTruncated"], rest
 v1 = s3.list_objects(Bucket="bk3", Prefix="l/", Delimiter="/", MaxKeys=2)
 assert v1["IsTruncated"] and v1["NextMarker"] == "l/b/", v1
 v1 = s3.list_objects(Bucket="bk3", Prefix="l/", Delimiter="/", Marker="l/b/")
