@@ -7,6 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use bigfs_tests::s3::aws_command;
 use bigfs_tests::{pseudo_random, Cluster, Gateway, KIB, MIB, S3_ACCESS_KEY, S3_SECRET_KEY};
 
 use crate::s;
@@ -18,14 +19,8 @@ use crate::s;
 const BOTO3_CHECKS: &str = include_str!("s3/boto3_checks.py");
 
 fn aws(gateway: &Gateway, args: &[&str]) -> Output {
-    Command::new("aws")
-        .args(["--endpoint-url", &gateway.s3_url()])
+    aws_command(&gateway.s3_url(), S3_ACCESS_KEY, S3_SECRET_KEY)
         .args(args)
-        .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .output()
         .expect("run aws (scripts/test.sh installs aws-cli)")
 }
