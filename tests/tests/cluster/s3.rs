@@ -1,5 +1,5 @@
 //! The S3 API of `bigfs-gateway`, driven by the clients people use: aws-cli and boto3 (from
-//! PyPI; `scripts/test.sh` installs them when missing). Each test starts a cluster and a
+//! PyPI), rclone and s3cmd (from Debian; `scripts/test.sh` installs them when missing). Each test starts a cluster and a
 //! gateway with `--s3-listen` and a test key pair, and checks what the clients read against
 //! what they wrote, byte for byte, and against what the `bigfs` CLI sees.
 
@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use bigfs_tests::s3::aws_command;
+use bigfs_tests::s3::{aws_command, rclone_command, s3cmd_command};
 use bigfs_tests::{pseudo_random, Cluster, Gateway, KIB, MIB, S3_ACCESS_KEY, S3_SECRET_KEY};
 
 use crate::s;
@@ -35,6 +35,32 @@ fn must_aws(gateway: &Gateway, args: &[&str]) -> String {
         gateway.log_tail()
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `CLIENT ARGS` (a command from `bigfs_tests::s3`), failing the test with its output and
+/// the gateway's log if it fails; returns its stdout.
+fn must(gateway: &Gateway, mut cmd: Command, args: &[&str]) -> String {
+    let out = cmd
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?} (scripts/test.sh installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{:?} {args:?} failed: {}{}\ngateway log:\n{}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        gateway.log_tail()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn rclone(gateway: &Gateway) -> Command {
+    rclone_command(&gateway.s3_url(), S3_ACCESS_KEY, S3_SECRET_KEY)
+}
+
+fn s3cmd(gateway: &Gateway) -> Command {
+    s3cmd_command(&gateway.s3_url(), S3_ACCESS_KEY, S3_SECRET_KEY)
 }
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -168,5 +194,127 @@ fn aws_cli_round_trips_objects_listings_and_trees() {
     must_aws(&gateway, &["s3", "rm", "--recursive", "s3://bucket"]);
     must_aws(&gateway, &["s3", "rb", "s3://bucket"]);
     assert!(!must_aws(&gateway, &["s3", "ls"]).contains(" bucket"));
+    cluster.check_logs();
+}
+
+#[test]
+fn rclone_sync_then_check_compares_md5s() {
+    let cluster = Cluster::start(3);
+    let gateway = Gateway::start_s3(&cluster);
+    let chunk = cluster.chunk_size();
+    let tree = cluster.root().join("tree");
+    let files = [
+        ("empty", 0),
+        ("one.bin", chunk + 1),
+        ("sub/deep/three chunks é.bin", 3 * chunk - 7),
+        ("sub/small.txt", 5 * KIB),
+    ];
+    for (i, (name, size)) in files.iter().enumerate() {
+        write(&tree.join(name), &pseudo_random(200 + i as u64, *size));
+    }
+    must_aws(&gateway, &["s3", "mb", "s3://synced"]);
+    must(
+        &gateway,
+        rclone(&gateway),
+        &["sync", s(&tree), "bigfs:synced/tree"],
+    );
+    must(
+        &gateway,
+        rclone(&gateway),
+        &["check", s(&tree), "bigfs:synced/tree"],
+    );
+    let listed = must(&gateway, rclone(&gateway), &["md5sum", "bigfs:synced/tree"]);
+    assert_eq!(listed.lines().count(), files.len(), "{listed}");
+
+    // One byte changed in place, the size kept: only the MD5s can tell, and they do.
+    let changed = tree.join("sub/deep/three chunks é.bin");
+    let mut bytes = fs::read(&changed).unwrap();
+    bytes[chunk + 5] ^= 1;
+    fs::write(&changed, &bytes).unwrap();
+    let out = rclone(&gateway)
+        .args(["check", s(&tree), "bigfs:synced/tree"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("three chunks é.bin")
+            && stderr.contains("1 differences"),
+        "rclone check passed a changed file:\n{stderr}"
+    );
+    // Synced again, the tree and the bucket agree again.
+    must(
+        &gateway,
+        rclone(&gateway),
+        &["sync", s(&tree), "bigfs:synced/tree"],
+    );
+    must(
+        &gateway,
+        rclone(&gateway),
+        &["check", s(&tree), "bigfs:synced/tree"],
+    );
+    cluster.check_logs();
+}
+
+#[test]
+fn s3cmd_puts_gets_lists_and_deletes_byte_for_byte() {
+    let cluster = Cluster::start(3);
+    let gateway = Gateway::start_s3(&cluster);
+    let local = cluster.root().join("local");
+    must(&gateway, s3cmd(&gateway), &["mb", "s3://s3cmd-bucket"]);
+    // s3cmd sends 15 MiB parts: the last object goes up in two.
+    let objects = [
+        ("small é.txt", 3 * KIB),
+        ("dir/seven.bin", 7 * MIB + 3),
+        ("dir/deeper/twenty.bin", 20 * MIB),
+    ];
+    for (i, (key, size)) in objects.iter().enumerate() {
+        let data = pseudo_random(300 + i as u64, *size);
+        let up = local.join(format!("up{i}"));
+        write(&up, &data);
+        let url = format!("s3://s3cmd-bucket/{key}");
+        must(&gateway, s3cmd(&gateway), &["put", s(&up), &url]);
+        let down = local.join(format!("down{i}"));
+        must(
+            &gateway,
+            s3cmd(&gateway),
+            &["get", "--force", &url, s(&down)],
+        );
+        assert!(
+            fs::read(&down).unwrap() == data,
+            "{key} came back different"
+        );
+    }
+    let listed = must(
+        &gateway,
+        s3cmd(&gateway),
+        &["ls", "-r", "s3://s3cmd-bucket"],
+    );
+    for (key, size) in &objects {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.ends_with(&format!("s3://s3cmd-bucket/{key}"))
+                    && l.contains(&format!(" {size} "))),
+            "{key} ({size} bytes) not in:\n{listed}"
+        );
+    }
+    let top = must(&gateway, s3cmd(&gateway), &["ls", "s3://s3cmd-bucket"]);
+    assert!(top.contains("DIR  s3://s3cmd-bucket/dir/"), "{top}");
+
+    for (key, _) in &objects {
+        must(
+            &gateway,
+            s3cmd(&gateway),
+            &["del", &format!("s3://s3cmd-bucket/{key}")],
+        );
+    }
+    let left = must(
+        &gateway,
+        s3cmd(&gateway),
+        &["ls", "-r", "s3://s3cmd-bucket"],
+    );
+    assert!(left.trim().is_empty(), "left after del:\n{left}");
+    must(&gateway, s3cmd(&gateway), &["rb", "s3://s3cmd-bucket"]);
     cluster.check_logs();
 }
