@@ -19,7 +19,7 @@ use crate::s;
 /// The boto3 checks: buckets, metadata and ETags, ranges at chunk edges, conditional GETs,
 /// copies, multipart (UploadPartCopy, ListParts, Complete, Abort, part-size and order errors),
 /// listing (V1, V2, delimiter, pages of one, start-after), directory markers, DeleteObjects,
-/// a presigned GET, and a wrong signature and an unknown key refused.
+/// a presigned GET, and a wrong signature, an unknown key and a clock 20 minutes off refused.
 const BOTO3_CHECKS: &str = include_str!("s3/boto3_checks.py");
 /// A GET that pauses after its first MiB until told to go on.
 const SLOW_GET: &str = include_str!("s3/slow_get.py");
@@ -132,6 +132,15 @@ fn boto3_covers_the_core_operations() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         gateway.log_tail()
+    );
+    // The clients' mistakes above (NoSuchKey, InvalidArgument, 501s, bad signatures, skewed
+    // clocks...) are answers, not gateway failures: none is logged as an ERROR.
+    let log = fs::read_to_string(cluster.root().join("logs/gateway.log")).unwrap();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines in the gateway's log:\n{}",
+        errors.join("\n")
     );
     // What S3 wrote is what the CLI sees, and the uploads' directory is gone once done.
     let ls = cluster.bigfs(["ls", "/bk3/dir", "--json"]);
