@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # BigFS local cluster manager: one metadata server, N storage nodes and a gateway (the web
-# console) on 127.0.0.1.
+# console and the S3 API) on 127.0.0.1.
 # Run `scripts/cluster.sh --help` for usage.
 set -euo pipefail
 
@@ -18,6 +18,7 @@ PID_DIR=$DIR/pids
 LOG_DIR=$DIR/logs
 CMD_DIR=$DIR/cmd                  # each process's command line, for `restart`
 STATE_FILE=$DIR/cluster.conf      # nodes, base port, binaries, flags: see write_state
+S3_KEYS_FILE=$DIR/s3-keys         # the S3 key pair, made once per cluster directory
 TMUX_FILE=$DIR/tmux-session       # present only while a tmux session created by `up` exists
 START_TIMEOUT=${BIGFS_CLUSTER_TIMEOUT:-30}
 STOP_TIMEOUT=10
@@ -32,21 +33,24 @@ usage_text() {
 Usage: $PROG COMMAND [OPTIONS]
 
 Local BigFS cluster: one metadata server (bigfs-meta), N storage nodes
-(bigfs-node) and one gateway serving the web console (bigfs-gateway), all
-listening on $HOST only.
+(bigfs-node) and one gateway serving the web console and the S3 API
+(bigfs-gateway), all listening on $HOST only.
 
 Commands:
   up [--nodes N] [--base-port P] [--tmux] [--release|--debug] [--no-build]
         Build the binaries (cargo build -p bigfs-meta -p bigfs-node -p bigfs-client
         -p bigfs-gateway), start the metadata server on port P (default 9400), nodes
         node1..nodeN (default N=3) on ports P+1..P+N and the gateway, whose web
-        console listens on port P+80; the metadata server and each node get an HTTP
+        console listens on port P+80 and its S3 API on P+81, with the key pair of
+        the cluster directory (made at the first 'up', kept across 'down' and
+        'up': see s3-env); the metadata server and each node get an HTTP
         listener 100 ports up (meta P+100, node i P+100+i: Prometheus metrics at
         /metrics, liveness at /healthz, readiness at /readyz); then wait (up to
         \$BIGFS_CLUSTER_TIMEOUT s) until the metadata server answers, 'bigfs nodes --json' shows every node
         up: "alive", or "draining"/"drained" after 'bigfs node drain' (such a node
         still runs and reports), with a heartbeat since the start, and the console
-        accepts connections; prints the console's URL. On failure
+        and the S3 API accept connections; prints the console's URL, the S3
+        endpoint, its keys and an 'aws ... s3 ls' line to paste. On failure
         prints the failing process's log tail, stops what it started and exits
         non-zero. If any process of the cluster is already running, says so and
         exits 0 without starting anything.
@@ -77,7 +81,8 @@ Commands:
         \$BIGFS_CLUSTER_TIMEOUT s, it is stopped and not counted.
   status
         For each process: name, pid, running or stopped, listen address, metrics URL;
-        the console's URL; then 'bigfs nodes' if the metadata server is running. Exits 0 if every process
+        the console's URL; the S3 endpoint and its keys; then 'bigfs nodes' if the
+        metadata server is running. Exits 0 if every process
         is running, 3 otherwise.
   logs NAME [-f] [-n LINES]
         Show the end of a process's log (NAME: meta, node1, node2, ..., gateway); -f
@@ -85,6 +90,11 @@ Commands:
   env
         Print 'export BIGFS_META=http://$HOST:PORT' for the cluster; use it as
           eval "\$($PROG env)"
+  s3-env
+        Print the export lines that point aws-cli and boto3 at the cluster's S3
+        API (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+        AWS_DEFAULT_REGION); use it as
+          eval "\$($PROG s3-env)"
   down [--wipe]
         Stop the processes recorded in the pid files (SIGTERM, up to ${STOP_TIMEOUT}s,
         then SIGKILL), only after checking each pid still runs a bigfs- binary;
@@ -99,6 +109,8 @@ Layout under the cluster directory:
   logs/gateway.log                and the gateway's
   pids/meta.pid pids/nodeI.pid    pids of the running servers (pids/gateway.pid too)
   cmd/meta.args cmd/nodeI.args    command lines, for 'restart' (cmd/gateway.args too)
+  s3-keys                         the S3 key pair (mode 0600), read by the gateway
+                                  (--s3-keys-file), so that no key is on a command line
   cluster.conf                    nodes, base port, binaries and flags, for the commands
 
 Environment:
@@ -238,6 +250,73 @@ metrics_url_of() {
 
 port_in_use() {
     (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+# ---------------------------------------------------------------- the S3 API
+
+# The gateway's S3 API listens on the base port plus this, beside the console.
+S3_OFFSET=81
+
+s3_url_of() {
+    echo "http://$HOST:$(($1 + S3_OFFSET))"
+}
+
+# Creates the cluster's S3 key pair unless it exists: a 20-character access key and a
+# 40-character secret from /dev/urandom, in the format of the gateway's --s3-keys-file. Made
+# once, so that the keys a user configured keep working across `down` and `up`; the file is
+# readable by its owner only (umask in a subshell, so the script's own stays as it was).
+ensure_s3_keys() {
+    [[ -s $S3_KEYS_FILE ]] && return 0
+    local access secret
+    access=BF$(od -An -tx1 -N9 /dev/urandom | tr -d ' \n' | tr a-f A-F)
+    secret=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
+    ((${#access} == 20 && ${#secret} == 40)) || die "cannot read random bytes from /dev/urandom"
+    (
+        umask 077
+        {
+            echo "# The S3 key pair of the BigFS cluster in this directory, made by 'cluster.sh up'."
+            echo "# bigfs-gateway reads it (--s3-keys-file): one 'ACCESS_KEY SECRET_KEY' pair a line."
+            echo "$access $secret"
+        } >"$S3_KEYS_FILE.tmp"
+    )
+    mv -f "$S3_KEYS_FILE.tmp" "$S3_KEYS_FILE"
+}
+
+# Sets S3_ACCESS and S3_SECRET from the first pair in the keys file; fails if there is none.
+read_s3_keys() {
+    S3_ACCESS="" S3_SECRET=""
+    [[ -r $S3_KEYS_FILE ]] || return 1
+    local line rest
+    while IFS= read -r line; do
+        line=${line%%#*}
+        read -r S3_ACCESS S3_SECRET rest <<<"$line" || true
+        [[ -z $S3_ACCESS ]] || break
+    done <"$S3_KEYS_FILE"
+    [[ -n $S3_ACCESS && -n $S3_SECRET ]]
+}
+
+# Succeeds if the gateway's recorded command line serves the S3 API (a cluster started by an
+# older cluster.sh has none until its next `up`).
+gateway_serves_s3() {
+    local arg
+    [[ -f $CMD_DIR/gateway.args ]] || return 1
+    while IFS= read -r -d '' arg; do
+        [[ $arg != --s3-listen ]] || return 0
+    done <"$CMD_DIR/gateway.args"
+    return 1
+}
+
+# Prints the S3 endpoint of the cluster on base port $1, its keys and a command to paste.
+print_s3() {
+    local url
+    url=$(s3_url_of "$1")
+    if ! read_s3_keys; then
+        echo "S3 API: $url (no key pair in $S3_KEYS_FILE)"
+        return 0
+    fi
+    echo "S3 API: $url    access key: $S3_ACCESS    secret key: $S3_SECRET"
+    echo "  (keys in $S3_KEYS_FILE; for aws-cli and boto3: eval \"\$($PROG s3-env)\")"
+    echo "AWS_ACCESS_KEY_ID=$S3_ACCESS AWS_SECRET_ACCESS_KEY=$S3_SECRET aws --endpoint-url $url s3 ls"
 }
 
 show_log_tail() {
@@ -396,6 +475,8 @@ stop_all() {
 # launch NAME CMD...: starts CMD with its output appended to logs/NAME.log and its own pid
 # (the server binary's, not a wrapper's) in pids/NAME.pid, and records CMD in cmd/NAME.args
 # (NUL-separated) for `restart`. With USE_TMUX set, in window NAME of session TMUX_SESSION.
+# BIGFS_S3_ACCESS_KEY and BIGFS_S3_SECRET_KEY are not passed on: the gateway takes its keys
+# from the cluster's keys file only, so that the keys `up` prints are the ones that work.
 launch() {
     local name=$1
     shift
@@ -409,7 +490,7 @@ launch() {
         # (tee runs in a process substitution, so the pid stays the shell's), then execs
         # the server, which keeps that pid.
         # shellcheck disable=SC2016 # expanded by the inner bash
-        local -a wrapper=(env "RUST_LOG=$RUST_LOG_VALUE" bash -c 'echo $$ >"$1"; log=$2; shift 2; exec > >(tee -a "$log") 2>&1; exec "$@"'
+        local -a wrapper=(env -u BIGFS_S3_ACCESS_KEY -u BIGFS_S3_SECRET_KEY "RUST_LOG=$RUST_LOG_VALUE" bash -c 'echo $$ >"$1"; log=$2; shift 2; exec > >(tee -a "$log") 2>&1; exec "$@"'
             "bigfs-$name" "$pidfile" "$log" "$@")
         tmux_window "$name" "${wrapper[@]}"
     else
@@ -417,7 +498,7 @@ launch() {
         if command -v setsid >/dev/null 2>&1; then detach=(setsid); else detach=(nohup); fi
         # Output goes only to the log file: no colour escapes (tracing honours NO_COLOR).
         # shellcheck disable=SC2016 # expanded by the inner bash
-        "${detach[@]}" env "RUST_LOG=$RUST_LOG_VALUE" "NO_COLOR=${NO_COLOR:-1}" bash -c 'echo $$ >"$1"; shift; exec "$@"' \
+        "${detach[@]}" env -u BIGFS_S3_ACCESS_KEY -u BIGFS_S3_SECRET_KEY "RUST_LOG=$RUST_LOG_VALUE" "NO_COLOR=${NO_COLOR:-1}" bash -c 'echo $$ >"$1"; shift; exec "$@"' \
             "bigfs-$name" "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
     fi
     local i
@@ -484,19 +565,24 @@ wait_ready() {
     done
     rm -f "$err_file"
     [[ -n $gateway ]] || return 0
-    local port
-    port=$(port_of gateway "$ST_BASE_PORT")
-    until port_in_use "$port"; do
-        if ! is_running gateway; then
-            WAIT_PROBLEM="gateway exited during start-up" WAIT_FAULTY=(gateway)
-            return 1
-        fi
-        if ((SECONDS >= deadline)); then
-            WAIT_PROBLEM="the console does not listen on $HOST:$port after ${START_TIMEOUT}s"
-            WAIT_FAULTY=(gateway)
-            return 1
-        fi
-        sleep 0.2
+    # The gateway binds its listeners one after the other: wait for each.
+    local port what
+    local -a doors=("$(port_of gateway "$ST_BASE_PORT") console")
+    if gateway_serves_s3; then doors+=("$((ST_BASE_PORT + S3_OFFSET)) S3 API"); fi
+    for what in "${doors[@]}"; do
+        port=${what%% *}
+        until port_in_use "$port"; do
+            if ! is_running gateway; then
+                WAIT_PROBLEM="gateway exited during start-up" WAIT_FAULTY=(gateway)
+                return 1
+            fi
+            if ((SECONDS >= deadline)); then
+                WAIT_PROBLEM="the ${what#* } does not listen on $HOST:$port after ${START_TIMEOUT}s"
+                WAIT_FAULTY=(gateway)
+                return 1
+            fi
+            sleep 0.2
+        done
     done
 }
 
@@ -569,6 +655,7 @@ cmd_up() {
         echo "cluster already running in $DIR: ${running[*]}"
         echo "nothing started; see '$PROG status', or '$PROG down' first to restart."
         echo "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
+        if gateway_serves_s3; then print_s3 "$ST_BASE_PORT"; fi
         return 0
     fi
     rm -f "$PID_DIR"/*.pid "$CMD_DIR"/*.args
@@ -615,7 +702,7 @@ cmd_up() {
             fi
         done
     done
-    for port in $((base_port + GATEWAY_OFFSET)) $((base_port + GATEWAY_OFFSET + HTTP_OFFSET)); do
+    for port in $((base_port + GATEWAY_OFFSET)) $((base_port + S3_OFFSET)) $((base_port + GATEWAY_OFFSET + HTTP_OFFSET)); do
         if port_in_use "$port"; then
             die "port $HOST:$port is already in use; stop whatever holds it or choose another --base-port"
         fi
@@ -656,12 +743,14 @@ cmd_up() {
     done
     local console_url=http://$HOST:$((base_port + GATEWAY_OFFSET))/
     names+=(gateway)
+    ensure_s3_keys
     launch gateway "$gateway_bin" --meta "$meta_url" --console-listen "$HOST:$((base_port + GATEWAY_OFFSET))" \
+        --s3-listen "$HOST:$((base_port + S3_OFFSET))" --s3-keys-file "$S3_KEYS_FILE" \
         --http-listen "$HOST:$((base_port + GATEWAY_OFFSET + HTTP_OFFSET))" ||
         up_failed "gateway did not start (no pid file)" gateway
 
     # Wait until the metadata server answers and lists every node as up.
-    echo "started ${#names[@]} processes; waiting up to ${START_TIMEOUT}s for meta, $nodes nodes (alive, draining or drained) and the console"
+    echo "started ${#names[@]} processes; waiting up to ${START_TIMEOUT}s for meta, $nodes nodes (alive, draining or drained), the console and the S3 API"
     wait_ready "$started_ms" "${names[@]}" || up_failed "$WAIT_PROBLEM" "${WAIT_FAULTY[@]}"
     trap - INT TERM
 
@@ -680,6 +769,7 @@ cmd_up() {
     fi
     echo
     echo "Web console: $console_url"
+    print_s3 "$base_port"
     echo
     echo "Point the client at it (or: eval \"\$($PROG env)\"):"
     echo "export BIGFS_META=$meta_url"
@@ -744,15 +834,19 @@ cmd_restart() {
         echo "$name is not running; starting it"
         rm -f "$PID_DIR/$name.pid"
     fi
-    local port i
+    local port p i
     port=$(port_of "$name" "$ST_BASE_PORT")
-    for ((i = 0; i < 25; i++)); do
-        port_in_use "$port" || break
-        sleep 0.2
+    local -a ports=("$port")
+    if [[ $name == gateway ]] && gateway_serves_s3; then ports+=("$((ST_BASE_PORT + S3_OFFSET))"); fi
+    for p in "${ports[@]}"; do
+        for ((i = 0; i < 25; i++)); do
+            port_in_use "$p" || break
+            sleep 0.2
+        done
+        if port_in_use "$p"; then
+            die "port $HOST:$p of $name is held by another program; stop it and run '$PROG restart $name' again"
+        fi
     done
-    if port_in_use "$port"; then
-        die "port $HOST:$port of $name is held by another program; stop it and run '$PROG restart $name' again"
-    fi
 
     local started_ms
     started_ms=$(now_ms)
@@ -764,7 +858,7 @@ cmd_restart() {
     if [[ $name == meta ]]; then
         echo "started meta (pid $(pid_of meta)); waiting up to ${START_TIMEOUT}s for it to answer"
     elif [[ $name == gateway ]]; then
-        echo "started gateway (pid $(pid_of gateway)); waiting up to ${START_TIMEOUT}s for the console"
+        echo "started gateway (pid $(pid_of gateway)); waiting up to ${START_TIMEOUT}s for the console and the S3 API"
     else
         echo "started $name (pid $(pid_of "$name")); waiting up to ${START_TIMEOUT}s for it to report"
     fi
@@ -877,6 +971,7 @@ status_report() {
     done
     if [[ " ${names[*]} " == *" gateway "* ]]; then
         echo "web console: http://$HOST:$(port_of gateway "$ST_BASE_PORT")/"
+        if gateway_serves_s3; then print_s3 "$ST_BASE_PORT"; fi
     fi
     if [[ -f $TMUX_FILE ]]; then echo "tmux session: $(<"$TMUX_FILE")"; fi
     if is_running meta && [[ -x $bin_dir/bigfs ]]; then
@@ -924,6 +1019,17 @@ cmd_env() {
     emit "export BIGFS_META=http://$HOST:$ST_BASE_PORT"
 }
 
+cmd_s3_env() {
+    [[ $# -eq 0 ]] || { echo "cluster.sh: s3-env takes no arguments" >&2; exit 2; }
+    load_state
+    read_s3_keys || die "no S3 key pair in $S3_KEYS_FILE (it is made by '$PROG up')"
+    # us-east-1: what the gateway answers GetBucketLocation with; some clients want a region.
+    emit "export AWS_ENDPOINT_URL=$(s3_url_of "$ST_BASE_PORT")" \
+        "export AWS_ACCESS_KEY_ID=$S3_ACCESS" \
+        "export AWS_SECRET_ACCESS_KEY=$S3_SECRET" \
+        "export AWS_DEFAULT_REGION=us-east-1"
+}
+
 cmd_down() {
     local wipe=""
     while (($#)); do
@@ -964,6 +1070,7 @@ main() {
         status) cmd_status "$@" ;;
         logs | log) cmd_logs "$@" ;;
         env) cmd_env "$@" ;;
+        s3-env) cmd_s3_env "$@" ;;
         down | stop) cmd_down "$@" ;;
         help | -h | --help) usage ;;
         "") usage; exit 2 ;;

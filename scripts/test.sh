@@ -12,6 +12,7 @@
 #   is ever downloaded from anywhere else.
 # - aws-cli and boto3 (the S3 gateway's tests): `pip install awscli boto3` from PyPI, for
 #   the user running the tests.
+# - rclone and s3cmd (the S3 gateway's tests too): Debian's `rclone` and `s3cmd` packages.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -59,9 +60,20 @@ install_s3_clients() {
     aws --version >&2
 }
 
+install_rclone_s3cmd() {
+    echo "test.sh: rclone or s3cmd is missing; installing Debian's rclone and s3cmd packages" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone s3cmd >/dev/null
+    rclone version | sed -n 1p >&2 # sed reads it all: no SIGPIPE under pipefail
+    s3cmd --version >&2
+}
+
 command -v promtool >/dev/null || install_promtool
 if ! command -v aws >/dev/null || ! python3 -c 'import boto3' 2>/dev/null; then
     install_s3_clients
+fi
+if ! command -v rclone >/dev/null || ! command -v s3cmd >/dev/null; then
+    install_rclone_s3cmd
 fi
 # The browser tests run these two paths (Debian's packages), not whatever is first on PATH.
 if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then

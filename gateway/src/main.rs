@@ -79,7 +79,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     process::abort_on_panic();
     let args = Args::parse();
-    process::init_tracing(args.log_format);
+    // s3s logs every error answer at ERROR, a client's mistakes (InvalidBucketName, NoSuchKey,
+    // a 501) included; the gateway logs its own failures (s3::errors), so s3s stays quiet
+    // unless RUST_LOG names it (RUST_LOG=info,s3s=debug).
+    process::init_tracing_with(args.log_format, &["s3s=off"]);
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -29,8 +29,16 @@ impl FromStr for LogFormat {
 
 /// Logs to stderr in `format`; `RUST_LOG` overrides the default level (info).
 pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    init_tracing_with(format, &[]);
+}
+
+/// As [`init_tracing`], with `defaults`, directives such as `"s3s=off"`, added to the filter
+/// unless `RUST_LOG` names their target itself: a binary quiets a noisy dependency, and
+/// whoever debugs it can still turn that dependency's logs back on.
+pub fn init_tracing_with(format: LogFormat, defaults: &[&str]) {
+    let rust_log = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV).ok();
+    let filter = tracing_subscriber::EnvFilter::try_new(filter_spec(rust_log.as_deref(), defaults))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_spec(None, defaults)));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -40,6 +48,21 @@ pub fn init_tracing(format: LogFormat) {
             .init(),
         LogFormat::Json => logs.json().with_ansi(false).init(),
     }
+}
+
+/// The filter directives: `RUST_LOG` (or `info` without it), then each of `defaults` whose
+/// target `RUST_LOG` does not mention.
+fn filter_spec(rust_log: Option<&str>, defaults: &[&str]) -> String {
+    let given = rust_log.map(str::trim).filter(|s| !s.is_empty());
+    let mut spec = given.unwrap_or("info").to_string();
+    for directive in defaults {
+        let target = directive.split('=').next().unwrap_or(directive);
+        if !given.is_some_and(|g| g.contains(target)) {
+            spec.push(',');
+            spec.push_str(directive);
+        }
+    }
+    spec
 }
 
 /// A panic anywhere aborts the process after it is reported: a server with a dead task must not
@@ -85,7 +108,18 @@ pub async fn bind(addr: &str, flag: &str) -> std::io::Result<tokio::net::TcpList
 
 #[cfg(test)]
 mod tests {
-    use super::LogFormat;
+    use super::{filter_spec, LogFormat};
+
+    #[test]
+    fn defaults_apply_unless_rust_log_names_their_target() {
+        assert_eq!(filter_spec(None, &["s3s=off"]), "info,s3s=off");
+        assert_eq!(filter_spec(Some(" "), &[]), "info");
+        assert_eq!(filter_spec(Some("debug"), &["s3s=off"]), "debug,s3s=off");
+        assert_eq!(
+            filter_spec(Some("info,s3s::ops=debug"), &["s3s=off"]),
+            "info,s3s::ops=debug"
+        );
+    }
 
     #[test]
     fn log_formats_parse_by_name() {

@@ -23,7 +23,8 @@
 //! health service, and runs `promtool` on the exposition.
 //! For the web console: [`Gateway::start`] runs a `bigfs-gateway` beside a cluster,
 //! [`Browser`] drives a headless Chromium through chromedriver, and [`http_get`] fetches what a
-//! page links to.
+//! page links to. [`Gateway::start_s3`] serves the S3 API too; [`s3`] runs the S3 clients
+//! against it.
 //!
 //! Failures are made debuggable rather than hidden: every panic raised by the harness carries the
 //! log tails, and a cluster dropped while its test is panicking keeps its directory (the path is
@@ -51,6 +52,7 @@ pub mod output;
 mod ports;
 mod process;
 pub mod rng;
+pub mod s3;
 mod stat;
 pub mod wait;
 

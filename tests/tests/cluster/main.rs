@@ -26,8 +26,10 @@
 //!   health protocol and `/healthz`/`/readyz` through safe mode and draining, JSON logs.
 //! - `console`: the gateway's web console in headless Chromium: the overview and a killed node,
 //!   upload, download, browsing and paging, and the errors a bad action shows.
-//! - `s3`: the gateway's S3 API with aws-cli and boto3: buckets, objects byte for byte, ranges,
-//!   conditions, copies, multipart with a metadata-only Complete, listings, sync, auth refusals.
+//! - `s3`: the gateway's S3 API with aws-cli, boto3, rclone and s3cmd: buckets, objects byte
+//!   for byte (100 MiB too), ranges, conditions, copies, multipart with a metadata-only
+//!   Complete, listings, sync and `rclone check`, auth refusals; a storage node killed during a
+//!   GET, the gateway killed during PUTs.
 //!
 //! Every test ends with `check_logs()`, which fails on a "panicked" line in any server log.
 

@@ -1,11 +1,12 @@
 //! `scripts/cluster.sh`, run as a new user runs it: `up`, `status`, `restart`, `add-node`, a
-//! drain, `down` and `up` again, `down --wipe`; and `up` failing for a node that never reports.
+//! drain, `down` and `up` again, `down --wipe`; the S3 API reached with the keys `up` prints,
+//! which stay the same across `down` and `up`; and `up` failing for a node that never reports.
 //!
 //! The script starts detached servers of its own (not children of the test), so every test
 //! holds a [`Script`], whose drop runs `down` (and SIGKILLs what that leaves), pass or fail. The
 //! script gets the harness's binaries (`BIGFS_BIN_DIR`, `--no-build`), a temporary cluster
-//! directory, a free range of consecutive ports (81: the gateway's console is at the base port
-//! plus 80) and 200 ms heartbeats.
+//! directory, a free range of consecutive ports (82: the gateway's console is at the base port
+//! plus 80, its S3 API at plus 81) and 200 ms heartbeats.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
 
+use bigfs_tests::s3::aws_command;
 use bigfs_tests::wait::poll_until;
 use bigfs_tests::{
     bins, describe, free_port_range, pseudo_random, run_cli, run_with_timeout, stderr_of,
@@ -288,6 +290,58 @@ impl Drop for Script {
     }
 }
 
+/// The S3 endpoint and key pair that `up` and `status` print, read from their ready-to-paste
+/// `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… aws --endpoint-url URL s3 ls` line.
+#[derive(Debug, PartialEq)]
+struct S3Line {
+    line: String,
+    endpoint: String,
+    access: String,
+    secret: String,
+}
+
+impl S3Line {
+    #[track_caller]
+    fn find(output: &str) -> S3Line {
+        let line = output
+            .lines()
+            .find(|l| l.starts_with("AWS_ACCESS_KEY_ID="))
+            .unwrap_or_else(|| panic!("no `AWS_ACCESS_KEY_ID=… aws` line in:\n{output}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let value = |i: usize, name: &str| {
+            words
+                .get(i)
+                .and_then(|w| w.strip_prefix(name))
+                .unwrap_or_else(|| panic!("word {i} of {line:?} is not {name}…"))
+                .to_string()
+        };
+        assert_eq!(
+            words.get(2..4),
+            Some(&["aws", "--endpoint-url"][..]),
+            "{line}"
+        );
+        S3Line {
+            line: line.to_string(),
+            access: value(0, "AWS_ACCESS_KEY_ID="),
+            secret: value(1, "AWS_SECRET_ACCESS_KEY="),
+            endpoint: value(4, ""),
+        }
+    }
+
+    /// `aws ARGS` with these keys, which must succeed; returns its stdout.
+    #[track_caller]
+    fn must_aws(&self, c: &Script, args: &[&str]) -> String {
+        let mut cmd = aws_command(&self.endpoint, &self.access, &self.secret);
+        cmd.args(args);
+        let out = run_with_timeout(&mut cmd, None, CLI_TIMEOUT)
+            .unwrap_or_else(|e| panic!("aws {args:?}: {e}"));
+        if !out.status.success() {
+            panic!("aws {args:?} failed:\n{}{}", describe(&out), c.logs());
+        }
+        stdout_of(&out)
+    }
+}
+
 /// Whether `pid` runs one of the BigFS servers.
 fn is_server(pid: u32) -> bool {
     fs::read(format!("/proc/{pid}/cmdline"))
@@ -297,8 +351,8 @@ fn is_server(pid: u32) -> bool {
 
 #[test]
 fn up_restart_add_node_drain_down_and_up_again() {
-    // meta, node1..node4, and the gateway's console at base + 80.
-    let c = Script::new(81, bins::bin_dir());
+    // meta, node1..node4, the gateway's console at base + 80 and its S3 API at base + 81.
+    let c = Script::new(82, bins::bin_dir());
     let base = c.base_port.to_string();
     let up = c.must(&["up", "--nodes", "3", "--base-port", &base, "--no-build"]);
     let console = format!("http://127.0.0.1:{}/", c.base_port + 80);
@@ -341,6 +395,7 @@ fn up_restart_add_node_drain_down_and_up_again() {
         "the console at {console} answers {}",
         page.status
     );
+    let s3 = s3_works_as_printed(&c, &up, &status);
 
     // A put and a get through the cluster.
     let work = c.dir.as_ref().expect("dir").path().to_path_buf();
@@ -362,6 +417,11 @@ fn up_restart_add_node_drain_down_and_up_again() {
     assert_ne!(old, new, "restart kept node2's pid:\n{out}");
     assert!(!is_server(old), "node2's old pid {old} still runs a server");
     c.wait_states(&[("node1", "alive"), ("node2", "alive"), ("node3", "alive")]);
+    // The gateway too, with the same keys (they come from the cluster directory, not argv).
+    let old = c.pid("gateway");
+    c.must(&["restart", "gateway"]);
+    assert_ne!(old, c.pid("gateway"), "restart kept the gateway's pid");
+    assert!(s3.must_aws(&c, &["s3", "ls"]).contains(" scripted"));
 
     // add-node: node4 on the next port, known to status.
     c.must(&["add-node"]);
@@ -397,7 +457,7 @@ fn up_restart_add_node_drain_down_and_up_again() {
         assert!(!is_server(*pid), "{name} (pid {pid}) still runs after down");
     }
     // No --nodes, no --base-port: those recorded, node4 included.
-    c.must(&["up", "--no-build"]);
+    let up_again = c.must(&["up", "--no-build"]);
     let states = c.node_states();
     assert_eq!(states.len(), 4, "after up again: {states:?}");
     assert!(
@@ -408,6 +468,18 @@ fn up_restart_add_node_drain_down_and_up_again() {
     assert!(
         fs::read(&back).expect("read back") == data,
         "data changed across down/up"
+    );
+    // The same S3 keys, still accepted.
+    assert_eq!(
+        S3Line::find(&up_again),
+        s3,
+        "the S3 keys changed across down/up"
+    );
+    let s3_back = work.join("s3.back");
+    s3.must_aws(&c, &["s3", "cp", "s3://scripted/payload", s(&s3_back)]);
+    assert!(
+        fs::read(&s3_back).expect("read back") == fs::read(work.join("s3.up")).expect("read"),
+        "S3 get returned other bytes after down/up"
     );
 
     // A reader that goes away early: no error, and the script ends as if by SIGPIPE or
@@ -452,6 +524,87 @@ fn up_restart_add_node_drain_down_and_up_again() {
     );
 }
 
+/// The S3 API of a cluster `up` started (its output `up`, and `status`'s): the line both print
+/// works as pasted, `s3-env` exports the same keys, a bucket and an object can be made and read
+/// back with them, and the secret is in a file only its owner reads, not on a command line.
+fn s3_works_as_printed(c: &Script, up: &str, status: &str) -> S3Line {
+    let s3 = S3Line::find(up);
+    assert_eq!(
+        s3.endpoint,
+        format!("http://127.0.0.1:{}", c.base_port + 81),
+        "{up}"
+    );
+    assert_eq!(
+        S3Line::find(status),
+        s3,
+        "status prints other keys:\n{status}"
+    );
+    // As pasted into a shell with no aws configuration at all (no region either).
+    let mut pasted = Command::new("bash");
+    pasted
+        .arg("-c")
+        .arg(&s3.line)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE");
+    let out = run_with_timeout(&mut pasted, None, CLI_TIMEOUT).expect("run the pasted line");
+    assert!(out.status.success(), "{}:\n{}", s3.line, describe(&out));
+
+    let work = c.dir.as_ref().expect("dir").path().to_path_buf();
+    let data = pseudo_random(8, 700 * KIB);
+    let (local, back) = (work.join("s3.up"), work.join("s3.down"));
+    fs::write(&local, &data).expect("write payload");
+    s3.must_aws(c, &["s3", "mb", "s3://scripted"]);
+    s3.must_aws(c, &["s3", "cp", s(&local), "s3://scripted/payload"]);
+    s3.must_aws(c, &["s3", "cp", "s3://scripted/payload", s(&back)]);
+    assert!(
+        fs::read(&back).expect("read back") == data,
+        "S3 get returned other bytes"
+    );
+
+    // s3-env, evaluated, points aws at the same endpoint with the same keys.
+    let env = c.must(&["s3-env"]);
+    for line in [
+        format!("export AWS_ENDPOINT_URL={}", s3.endpoint),
+        format!("export AWS_ACCESS_KEY_ID={}", s3.access),
+        format!("export AWS_SECRET_ACCESS_KEY={}", s3.secret),
+    ] {
+        assert!(
+            env.lines().any(|l| l == line),
+            "s3-env lacks {line:?}:\n{env}"
+        );
+    }
+    let listed = c.shell(
+        "export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null; \
+         eval \"$(\"$0\" s3-env)\" && aws s3 ls s3://scripted/",
+    );
+    assert!(
+        listed.status.success() && stdout_of(&listed).contains("payload"),
+        "aws after eval s3-env:\n{}",
+        describe(&listed)
+    );
+
+    let keys = c.root.join("s3-keys");
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(&keys)
+            .expect("stat s3-keys")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode, 0o600, "{} has mode {mode:o}", keys.display());
+    let cmdline = fs::read(format!("/proc/{}/cmdline", c.pid("gateway"))).expect("cmdline");
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(&s3.secret),
+        "the secret key is on the gateway's command line"
+    );
+    s3
+}
+
 #[test]
 fn up_fails_for_a_node_that_never_reports() {
     // The real metadata server and CLI, and a "storage node" that runs but never registers.
@@ -470,7 +623,7 @@ fn up_fails_for_a_node_that_never_reports() {
         fs::set_permissions(&node, fs::Permissions::from_mode(0o755)).expect("chmod");
     }
 
-    let c = Script::new(81, fake.path());
+    let c = Script::new(82, fake.path());
     let base = c.base_port.to_string();
     let mut cmd = c.command(&["up", "--nodes", "1", "--base-port", &base, "--no-build"]);
     cmd.env("BIGFS_CLUSTER_TIMEOUT", "2");

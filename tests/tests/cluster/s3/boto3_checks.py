@@ -3,12 +3,14 @@
 Arguments: ENDPOINT ACCESS_KEY SECRET_KEY CHUNK_SIZE. Every check asserts; the first failure
 ends the script with a traceback and a non-zero exit.
 """
+import datetime
 import hashlib
 import sys
 import urllib.request
 
 import boto3
 import botocore
+import botocore.auth
 from botocore.config import Config
 
 endpoint, access, secret, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -192,6 +194,16 @@ assert urllib.request.urlopen(url).read() == body
 # Refused: a wrong secret, an unknown key.
 assert error_code(lambda: client(secret_key="wrong").list_buckets()) == "SignatureDoesNotMatch"
 assert error_code(lambda: client(key="UNKNOWNKEY").list_buckets()) == "InvalidAccessKeyId"
+
+# Refused: a request signed with a clock 20 minutes behind or ahead (S3 allows 15).
+real_now = botocore.auth.get_current_datetime
+for skew in (-20, 20):
+    botocore.auth.get_current_datetime = lambda: real_now() + datetime.timedelta(minutes=skew)
+    try:
+        assert error_code(lambda: client().list_buckets()) == "RequestTimeTooSkewed", skew
+    finally:
+        botocore.auth.get_current_datetime = real_now
+s3.list_buckets()
 
 # Anything not implemented is 501, never a success.
 assert error_code(lambda: s3.get_bucket_policy(Bucket="bk3")) == "NotImplemented"
