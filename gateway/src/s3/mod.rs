@@ -5,7 +5,9 @@
 //! keys as paths), [`listing`] (ListObjects in key order over directory listings), [`etag`]
 //! (ETags and conditional headers) and [`errors`] (cluster failures as S3 errors). Buckets,
 //! objects and multipart uploads are in [`buckets`], [`objects`] and [`multipart`]; anything
-//! else answers 501 NotImplemented (s3s's default), never a success it did not earn.
+//! else answers 501 NotImplemented (s3s's default), never a success it did not earn, and so do
+//! the parts of a supported request BigFS cannot honour ([`unsupported`]: server-side
+//! encryption, conditional writes other than If-None-Match: *).
 
 pub mod buckets;
 pub mod errors;
@@ -16,6 +18,7 @@ pub mod multipart;
 pub mod names;
 pub mod objects;
 mod service;
+pub mod unsupported;
 
 use axum::error_handling::HandleError;
 use axum::http::StatusCode;

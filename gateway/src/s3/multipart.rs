@@ -20,6 +20,7 @@ use super::errors::{self, s3};
 use super::etag;
 use super::names::object_path;
 use super::objects::{copy_source, timestamp, NewObject};
+use super::unsupported;
 use super::Gateway;
 
 /// Where uploads in progress live.
@@ -77,6 +78,11 @@ impl Gateway {
         &self,
         input: CreateMultipartUploadInput,
     ) -> S3Result<CreateMultipartUploadOutput> {
+        unsupported::encryption(&[
+            input.server_side_encryption.is_some(),
+            input.sse_customer_algorithm.is_some(),
+            input.ssekms_key_id.is_some(),
+        ])?;
         self.check_bucket(&input.bucket).await?;
         object_path(&input.bucket, &input.key)?;
         let id = format!("{:032x}", rand::random::<u128>());
@@ -120,6 +126,7 @@ impl Gateway {
     }
 
     pub async fn upload_part(&self, input: UploadPartInput) -> S3Result<UploadPartOutput> {
+        unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
         check_part_number(input.part_number)?;
         let upload = self
             .upload(&input.upload_id, &input.bucket, &input.key)
@@ -144,6 +151,10 @@ impl Gateway {
         &self,
         input: UploadPartCopyInput,
     ) -> S3Result<UploadPartCopyOutput> {
+        unsupported::encryption(&[
+            input.sse_customer_algorithm.is_some(),
+            input.copy_source_sse_customer_algorithm.is_some(),
+        ])?;
         check_part_number(input.part_number)?;
         let upload = self
             .upload(&input.upload_id, &input.bucket, &input.key)

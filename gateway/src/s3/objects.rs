@@ -24,6 +24,7 @@ use super::errors::{self, s3};
 use super::etag::{self, Conditions, Md5Reader};
 use super::listing::{self, Item, Query, Tree};
 use super::names::{object_path, ObjectPath};
+use super::unsupported;
 use super::Gateway;
 
 /// The most keys a listing page holds, whatever the client asks for.
@@ -113,6 +114,12 @@ impl Gateway {
     }
 
     pub async fn put_object(&self, input: PutObjectInput) -> S3Result<PutObjectOutput> {
+        unsupported::encryption(&[
+            input.server_side_encryption.is_some(),
+            input.sse_customer_algorithm.is_some(),
+            input.ssekms_key_id.is_some(),
+        ])?;
+        unsupported::condition(input.if_match.is_some(), "If-Match on a PUT")?;
         self.check_bucket(&input.bucket).await?;
         let ObjectPath { path, marker } = object_path(&input.bucket, &input.key)?;
         if marker {
@@ -168,6 +175,7 @@ impl Gateway {
     }
 
     pub async fn get_object(&self, input: GetObjectInput) -> S3Result<GetObjectOutput> {
+        unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
         let conditions = Conditions {
             if_match: input.if_match,
             if_none_match: input.if_none_match,
@@ -256,6 +264,7 @@ impl Gateway {
     }
 
     pub async fn head_object(&self, input: HeadObjectInput) -> S3Result<HeadObjectOutput> {
+        unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
         let conditions = Conditions {
             if_match: input.if_match,
             if_none_match: input.if_none_match,
@@ -317,6 +326,7 @@ impl Gateway {
     }
 
     pub async fn delete_objects(&self, input: DeleteObjectsInput) -> S3Result<DeleteObjectsOutput> {
+        unsupported::delete_count(input.delete.objects.len())?;
         self.check_bucket(&input.bucket).await?;
         let mut deleted = Vec::new();
         let mut failed = Vec::new();
@@ -343,6 +353,12 @@ impl Gateway {
     }
 
     pub async fn copy_object(&self, input: CopyObjectInput) -> S3Result<CopyObjectOutput> {
+        unsupported::encryption(&[
+            input.server_side_encryption.is_some(),
+            input.sse_customer_algorithm.is_some(),
+            input.ssekms_key_id.is_some(),
+            input.copy_source_sse_customer_algorithm.is_some(),
+        ])?;
         let (src_bucket, src_key) = copy_source(&input.copy_source)?;
         let source = self
             .lookup(&src_bucket, &src_key)

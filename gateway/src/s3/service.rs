@@ -77,6 +77,11 @@ impl S3 for Gateway {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let input = &req.input;
+        let conditional = input.if_match.is_some()
+            || input.if_match_last_modified_time.is_some()
+            || input.if_match_size.is_some();
+        super::unsupported::condition(conditional, "a conditional DELETE")?;
         self.check_bucket(&req.input.bucket).await?;
         self.delete_key(&req.input.bucket, &req.input.key).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))

@@ -187,6 +187,17 @@ gone = s3.delete_objects(Bucket="bk3", Delete={"Objects": [{"Key": "l/a"}, {"Key
 assert sorted(d["Key"] for d in gone["Deleted"]) == ["l/a", "l/b/c", "missing"], gone
 assert [c["Key"] for c in s3.list_objects_v2(Bucket="bk3", Prefix="l/")["Contents"]] == ["l/b/d", "l/c", "l/d/e/f"]
 
+# What BigFS cannot honour is refused, never done half: no encryption at rest, no If-Match on a
+# write or a delete, at most 1,000 keys in one DeleteObjects.
+for asked in [{"ServerSideEncryption": "AES256"}, {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32}]:
+    code = error_code(lambda: s3.put_object(Bucket="bk3", Key="secret", Body=b"x", **asked))
+    assert code == "NotImplemented", (asked, code)
+assert error_code(lambda: s3.head_object(Bucket="bk3", Key="secret")) in ("404", "NoSuchKey")
+assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfMatch=md5)) == "NotImplemented"
+assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
+too_many = {"Objects": [{"Key": f"k{i}"} for i in range(1001)]}
+assert error_code(lambda: s3.delete_objects(Bucket="bk3", Delete=too_many)) == "MalformedXML"
+
 # Presigned GET, with no credentials on the request itself.
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "bk3", "Key": "dir/obj"}, ExpiresIn=300)
 assert urllib.request.urlopen(url).read() == body
