@@ -125,12 +125,20 @@ impl Gateway {
         Ok(upload)
     }
 
-    pub async fn upload_part(&self, input: UploadPartInput) -> S3Result<UploadPartOutput> {
-        unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
-        check_part_number(input.part_number)?;
-        let upload = self
-            .upload(&input.upload_id, &input.bucket, &input.key)
-            .await?;
+    pub async fn upload_part(&self, mut input: UploadPartInput) -> S3Result<UploadPartOutput> {
+        let checked = async {
+            unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
+            check_part_number(input.part_number)?;
+            self.upload(&input.upload_id, &input.bucket, &input.key)
+                .await
+        };
+        let upload = match checked.await {
+            Ok(upload) => upload,
+            Err(refusal) => {
+                super::objects::drain(input.body.take()).await;
+                return Err(refusal);
+            }
+        };
         let path = join(&upload.dir, &part_name(input.part_number))?;
         let part = NewObject {
             content_type: None,

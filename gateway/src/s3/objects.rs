@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use s3s::dto::*;
 use s3s::{s3_error, S3ErrorCode, S3Result};
 use tokio_util::io::StreamReader;
@@ -113,15 +113,14 @@ impl Gateway {
         }
     }
 
-    pub async fn put_object(&self, input: PutObjectInput) -> S3Result<PutObjectOutput> {
-        unsupported::encryption(&[
-            input.server_side_encryption.is_some(),
-            input.sse_customer_algorithm.is_some(),
-            input.ssekms_key_id.is_some(),
-        ])?;
-        unsupported::condition(input.if_match.is_some(), "If-Match on a PUT")?;
-        self.check_bucket(&input.bucket).await?;
-        let ObjectPath { path, marker } = object_path(&input.bucket, &input.key)?;
+    pub async fn put_object(&self, mut input: PutObjectInput) -> S3Result<PutObjectOutput> {
+        let ObjectPath { path, marker } = match self.check_put(&input).await {
+            Ok(checked) => checked,
+            Err(refusal) => {
+                drain(input.body.take()).await;
+                return Err(refusal);
+            }
+        };
         if marker {
             if input.content_length.unwrap_or(0) != 0 {
                 return Err(s3_error!(
@@ -156,6 +155,20 @@ impl Gateway {
             e_tag: Some(etag::strong(etag::hex(&md5))),
             ..PutObjectOutput::default()
         })
+    }
+
+    /// What a put may be refused for before its body is read: what BigFS cannot honour, a key
+    /// no path can hold (checked before any call to the cluster), a missing bucket.
+    async fn check_put(&self, input: &PutObjectInput) -> S3Result<ObjectPath> {
+        unsupported::encryption(&[
+            input.server_side_encryption.is_some(),
+            input.sse_customer_algorithm.is_some(),
+            input.ssekms_key_id.is_some(),
+        ])?;
+        unsupported::condition(input.if_match.is_some(), "If-Match on a PUT")?;
+        let checked = object_path(&input.bucket, &input.key)?;
+        self.check_bucket(&input.bucket).await?;
+        Ok(checked)
     }
 
     /// The file behind `key`, or NoSuchKey; a marker key names its directory (no bytes).
@@ -548,6 +561,24 @@ impl Gateway {
             encoding_type: input.encoding_type,
             ..ListObjectsOutput::default()
         })
+    }
+}
+
+/// The most bytes of a refused request's body read and thrown away.
+const DRAIN_LIMIT: usize = 1 << 20;
+
+/// Reads what is left of a refused request's body, up to [`DRAIN_LIMIT`], so the connection can
+/// carry the next request: bytes left unread on a kept-alive connection were taken for the
+/// start of the next request, which then got a bare 400. (A larger body is left: the
+/// connection is closed after the answer, which the client then sees as a reset.)
+pub async fn drain(body: Option<StreamingBlob>) {
+    let Some(mut body) = body else { return };
+    let mut read = 0;
+    while read <= DRAIN_LIMIT {
+        match body.next().await {
+            Some(Ok(bytes)) => read += bytes.len(),
+            _ => return,
+        }
     }
 }
 
