@@ -63,9 +63,10 @@ struct Args {
     /// Chunks in flight per upload or download: memory is about 3 × this many chunks each.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallel: u16,
-    /// Uploads and downloads through the console at once; more are answered 503 (try again).
-    /// With --parallel this bounds the gateway's memory whatever the number of users.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Uploads and downloads moving at once, per front door: the console answers more with
+    /// 503 (try again), S3 makes them wait their turn. With --parallel this bounds the
+    /// gateway's memory (about 3 × parallel chunks each) whatever clients send at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
     max_transfers: u16,
     /// How log lines are written: text, or json (one object per line).
     #[arg(long, default_value = "text")]
@@ -122,7 +123,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if let Some(file) = &args.s3_keys_file {
             pairs.extend(s3::keys::parse_file(file)?);
         }
-        let gateway = s3::Gateway::new(client.clone(), args.parallel.into());
+        let gateway = s3::Gateway::new(
+            client.clone(),
+            args.parallel.into(),
+            args.max_transfers.into(),
+        );
         let router = s3::router(gateway.clone(), s3::keys::auth(pairs)?);
         let router = metrics.track("s3", router);
         doors.push(Door::bind("s3", addr, router).await?);

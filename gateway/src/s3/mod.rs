@@ -25,6 +25,10 @@ use axum::http::StatusCode;
 use axum::Router;
 use s3s::service::S3ServiceBuilder;
 
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use bigfs_client::Client;
 
 /// The S3 operations over one cluster.
@@ -33,11 +37,28 @@ pub struct Gateway {
     client: Client,
     /// Chunks in flight per transfer.
     parallel: usize,
+    /// Object bodies moving at once; more wait their turn. Each holds about three times
+    /// `parallel` chunks, so this bounds the gateway's memory whatever clients send at once
+    /// (aws-cli alone moves ten parts or ranges at a time).
+    transfers: Arc<Semaphore>,
 }
 
 impl Gateway {
-    pub fn new(client: Client, parallel: usize) -> Self {
-        Self { client, parallel }
+    pub fn new(client: Client, parallel: usize, transfers: usize) -> Self {
+        Self {
+            client,
+            parallel,
+            transfers: Arc::new(Semaphore::new(transfers)),
+        }
+    }
+
+    /// A turn to move one object body, waited for.
+    async fn transfer_turn(&self) -> s3s::S3Result<OwnedSemaphorePermit> {
+        self.transfers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| s3s::s3_error!(ServiceUnavailable, "the gateway is stopping"))
     }
 }
 

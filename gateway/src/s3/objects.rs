@@ -71,6 +71,8 @@ impl Gateway {
             Some(body) => Box::new(body.map_err(io::Error::other)),
             None => Box::new(futures::stream::empty()),
         };
+        // Held until the put has committed (or failed): the body's chunks are in memory.
+        let _turn = self.transfer_turn().await?;
         let (reader, md5) = Md5Reader::new(StreamReader::new(body));
         let source = Source::async_reader(reader, "the request body", size);
         let options = PutOptions {
@@ -218,7 +220,12 @@ impl Gateway {
         };
         let (start, end) = range.clone().map_or((0, head.size), |r| (r.start, r.end));
         let path = object_path(&input.bucket, &input.key)?.path;
-        let body = self.range_stream(path, file, start, end);
+        let turn = self.transfer_turn().await?;
+        let body = self.range_stream(path, file, start, end).map(move |item| {
+            // Moved into the body: the turn ends when the body is sent or dropped.
+            let _held = &turn;
+            item
+        });
         Ok(GetObjectOutput {
             body: Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))),
             content_length: Some((end - start) as i64),
