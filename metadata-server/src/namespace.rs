@@ -50,6 +50,8 @@ pub struct Namespace {
     drains: sled::Tree,
     /// Held by every change from its checks to its commit.
     writer: Mutex<()>,
+    /// Held by the one flush in flight; see [`Namespace::flush`].
+    flushing: tokio::sync::Mutex<()>,
 }
 
 /// What a path names.
@@ -98,12 +100,22 @@ impl Namespace {
             drains: db.open_tree("drains")?,
             db,
             writer: Mutex::new(()),
+            flushing: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Makes everything written so far durable.
+    ///
+    /// Not sled's `flush_async`: that parks each waiting flush on sled's own small I/O pool,
+    /// which also writes out the log buffers the flushes wait for, so enough concurrent
+    /// flushes (`bigfs bench small`, 16 clients) fill the pool and hang the server for good.
+    /// Here the wait runs on tokio's blocking pool, one flush at a time: callers queued behind
+    /// it share the next one, which finds their changes durable already or writes them
+    /// together.
     pub async fn flush(&self) -> Result<(), MetaError> {
-        self.db.flush_async().await?;
+        let _flushing = self.flushing.lock().await;
+        let db = self.db.clone();
+        blocking(move || Ok(db.flush()?)).await?;
         Ok(())
     }
 
@@ -413,6 +425,16 @@ fn unwrap_transaction<T>(result: Result<T, TransactionError<MetaError>>) -> Resu
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => MetaError::Store(e),
     })
+}
+
+/// Runs sled work on the blocking pool, so a long batch never stalls the runtime's threads
+/// (and with them every other call and the HTTP/2 keep-alives).
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, MetaError> + Send + 'static,
+) -> Result<T, MetaError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| MetaError::Internal(format!("metadata task failed: {e}")))?
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ use bigfs_proto::{ChunkId, FsPath, NodeRef};
 
 use crate::cluster::{Allocation, Cluster, ClusterConfig, ClusterGauges, Want};
 use crate::error::MetaError;
-use crate::namespace::{Concat, Copied, Entry, FileWrite, Lookup, Moved, Namespace, Usage};
+use crate::namespace::{
+    blocking, Concat, Copied, Entry, FileWrite, Lookup, Moved, Namespace, Usage,
+};
 use crate::records::{ChunkEntry, DirAttrs, FileRecord, ObjectAttrs, DEFAULT_DIR_MODE, MODE_MASK};
 
 mod fsck;
@@ -583,14 +585,4 @@ fn or_now(ms: u64) -> u64 {
         0 => crate::namespace::now_ms(),
         ms => ms,
     }
-}
-
-/// Runs sled work on the blocking pool, so a long batch never stalls the runtime's threads
-/// (and with them every other call and the HTTP/2 keep-alives).
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, MetaError> + Send + 'static,
-) -> Result<T, MetaError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| MetaError::Internal(format!("metadata task failed: {e}")))?
 }

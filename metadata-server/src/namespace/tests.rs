@@ -514,3 +514,46 @@ fn concat_joins_chunk_lists_and_removes_the_parts_in_one_step() {
 fn record_of(chunk: &[u8]) -> FileRecord {
     record(&[chunk])
 }
+
+/// Many changes each awaiting its own flush at once, as `bigfs bench small` makes them: with
+/// sled's `flush_async` the waiting flushes filled sled's I/O pool and nothing wrote the log
+/// they waited for, so this hung.
+#[test]
+fn many_concurrent_flushes_all_finish() {
+    let (_dir, ns) = ns();
+    let ns = std::sync::Arc::new(ns);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_time()
+        .build()
+        .unwrap();
+    let finished = runtime.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|task| {
+                let ns = ns.clone();
+                tokio::spawn(async move {
+                    for i in 0..40 {
+                        let path = p(&format!("/t{task}-{i}"));
+                        let writer = ns.clone();
+                        tokio::task::spawn_blocking(move || {
+                            writer.mkdir(&path, false, dir_attrs()).unwrap()
+                        })
+                        .await
+                        .unwrap();
+                        ns.flush().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let all = async {
+            for task in tasks {
+                task.await.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), all).await
+    });
+    // A hung flush holds its thread for good: leave it rather than wait for it.
+    runtime.shutdown_background();
+    finished.expect("flushes hung");
+    assert_eq!(names(&ns, "/").len(), 64 * 40);
+}
