@@ -84,14 +84,7 @@ async fn main() -> ExitCode {
     // a 501) included; the gateway logs its own failures (s3::errors), so s3s stays quiet
     // unless RUST_LOG names it (RUST_LOG=info,s3s=debug).
     process::init_tracing_with(args.log_format, &["s3s=off"]);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("bigfs-gateway: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    process::exit_code("bigfs-gateway", run(args).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

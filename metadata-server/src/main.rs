@@ -62,14 +62,7 @@ async fn main() -> ExitCode {
     process::abort_on_panic();
     let args = Args::parse();
     process::init_tracing(args.log_format);
-    match serve(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("bigfs-meta: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    process::exit_code("bigfs-meta", serve(args).await)
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

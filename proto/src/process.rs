@@ -1,5 +1,6 @@
 //! Process set-up shared by the server binaries: logging, panics and shutdown signals.
 
+use std::process::ExitCode;
 use std::str::FromStr;
 
 use tokio_util::sync::CancellationToken;
@@ -63,6 +64,20 @@ fn filter_spec(rust_log: Option<&str>, defaults: &[&str]) -> String {
         }
     }
     spec
+}
+
+/// A server's exit status once its run returned `result`: a failure is logged, and written
+/// plainly to stderr as `program: error` too, for whoever started it by hand (with
+/// `--log-format json` the log line is not for them).
+pub fn exit_code<E: std::fmt::Display>(program: &str, result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("{program}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A panic anywhere aborts the process after it is reported: a server with a dead task must not

@@ -86,14 +86,7 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(args: Args) -> ExitCode {
-    match serve(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("bigfs-node: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    process::exit_code("bigfs-node", serve(args).await)
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

@@ -65,7 +65,9 @@ pub use gateway::{Gateway, S3_ACCESS_KEY, S3_SECRET_KEY};
 pub use health::fsck_problems;
 pub use http::{http_get, HttpResponse};
 pub use model::ContentModel;
-pub use output::{assert_failed_naming, check_failed_naming, describe, stderr_of, stdout_of};
+pub use output::{
+    assert_failed_naming, assert_no_problems, check_failed_naming, describe, stderr_of, stdout_of,
+};
 pub use ports::{free_port, free_port_range};
 pub use process::{run_closing_stdout, run_feeding, run_with_timeout, Feed};
 pub use rng::Rng;

@@ -70,3 +70,14 @@ pub fn assert_failed_naming(out: &Output, what: &str, needles: &[&str]) {
         panic!("{what}: {problem}");
     }
 }
+
+/// Fails with every problem a table-driven test collected, rather than only the first.
+#[track_caller]
+pub fn assert_no_problems(problems: &[String]) {
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
+}

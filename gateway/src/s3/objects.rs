@@ -450,6 +450,29 @@ impl Gateway {
             .map_err(|e| s3(e, S3ErrorCode::NoSuchBucket))
     }
 
+    /// One page of a listing paged by marker (ListObjects, ListObjectVersions), names encoded
+    /// as asked.
+    async fn marker_page(
+        &self,
+        bucket: &str,
+        query: Query,
+        encode: Encode,
+    ) -> S3Result<MarkerPage> {
+        let page = self.list_page(bucket, &query).await?;
+        let next_marker = page
+            .truncated
+            .then(|| page.items.last().map(|i| encode.apply(i.key())))
+            .flatten();
+        let (contents, common_prefixes) = split(page.items, encode);
+        Ok(MarkerPage {
+            query,
+            truncated: page.truncated,
+            next_marker,
+            contents,
+            common_prefixes,
+        })
+    }
+
     pub async fn list_objects_v2(
         &self,
         input: ListObjectsV2Input,
@@ -490,20 +513,17 @@ impl Gateway {
         &self,
         input: ListObjectVersionsInput,
     ) -> S3Result<ListObjectVersionsOutput> {
+        let encode = url_encoded(&input.encoding_type);
         let query = query(
             &input.prefix,
             &input.delimiter,
             input.key_marker.clone(),
             input.max_keys,
         );
-        let page = self.list_page(&input.bucket, &query).await?;
-        let encode = url_encoded(&input.encoding_type);
-        let next = page
-            .truncated
-            .then(|| page.items.last().map(|i| encode.apply(i.key())))
-            .flatten();
-        let (contents, common_prefixes) = split(page.items, encode);
-        let versions = contents
+        let page = self.marker_page(&input.bucket, query, encode).await?;
+        let next = page.next_marker;
+        let versions = page
+            .contents
             .into_iter()
             .map(|object| ObjectVersion {
                 key: object.key,
@@ -520,38 +540,33 @@ impl Gateway {
             .collect();
         Ok(ListObjectVersionsOutput {
             name: Some(input.bucket),
-            prefix: Some(encode.apply(&query.prefix)),
+            prefix: Some(encode.apply(&page.query.prefix)),
             delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
             key_marker: input.key_marker,
             version_id_marker: input.version_id_marker,
-            max_keys: Some(query.max_keys as i32),
+            max_keys: Some(page.query.max_keys as i32),
             is_truncated: Some(page.truncated),
             next_version_id_marker: next.as_ref().map(|_| NULL_VERSION.to_string()),
             next_key_marker: next,
             versions: Some(versions),
-            common_prefixes: Some(common_prefixes),
+            common_prefixes: Some(page.common_prefixes),
             encoding_type: input.encoding_type,
             ..ListObjectVersionsOutput::default()
         })
     }
 
     pub async fn list_objects(&self, input: ListObjectsInput) -> S3Result<ListObjectsOutput> {
+        let encode = url_encoded(&input.encoding_type);
         let query = query(
             &input.prefix,
             &input.delimiter,
             input.marker.clone(),
             input.max_keys,
         );
-        let page = self.list_page(&input.bucket, &query).await?;
-        let encode = url_encoded(&input.encoding_type);
-        let next = page
-            .truncated
-            .then(|| page.items.last().map(|i| encode.apply(i.key())))
-            .flatten();
-        let (contents, common_prefixes) = split(page.items, encode);
+        let page = self.marker_page(&input.bucket, query, encode).await?;
         Ok(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: Some(encode.apply(&query.prefix)),
+            prefix: Some(encode.apply(&page.query.prefix)),
             delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
             marker: Some(
                 input
@@ -560,11 +575,11 @@ impl Gateway {
                     .map(|m| encode.apply(m))
                     .unwrap_or_default(),
             ),
-            max_keys: Some(query.max_keys as i32),
+            max_keys: Some(page.query.max_keys as i32),
             is_truncated: Some(page.truncated),
-            next_marker: next,
-            contents: Some(contents),
-            common_prefixes: Some(common_prefixes),
+            next_marker: page.next_marker,
+            contents: Some(page.contents),
+            common_prefixes: Some(page.common_prefixes),
             encoding_type: input.encoding_type,
             ..ListObjectsOutput::default()
         })
@@ -644,6 +659,16 @@ pub fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
         CopySource::Bucket { .. } => Err(s3_error!(NotImplemented, "BigFS keeps no versions")),
         _ => Err(s3_error!(NotImplemented, "access points are not supported")),
     }
+}
+
+/// What [`Gateway::marker_page`] found.
+struct MarkerPage {
+    query: Query,
+    truncated: bool,
+    /// The last name listed, encoded, when there are more.
+    next_marker: Option<String>,
+    contents: Vec<Object>,
+    common_prefixes: Vec<CommonPrefix>,
 }
 
 fn query(

@@ -6,8 +6,8 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use bigfs_tests::{
-    check_failed_naming, cli_command, describe, free_port, pseudo_random, run_cli,
-    run_with_timeout, stderr_of, Cluster, KIB,
+    assert_no_problems, check_failed_naming, cli_command, describe, free_port, pseudo_random,
+    run_cli, run_with_timeout, stderr_of, Cluster, KIB,
 };
 
 use crate::s;
@@ -58,12 +58,7 @@ fn invalid_remote_paths_are_rejected() {
     // The limits are inclusive: a 255-byte component is fine.
     let ok = format!("/ok/{}", "y".repeat(255));
     c.must_put(&local, &ok);
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n\n{}",
-        problems.len(),
-        problems.join("\n\n")
-    );
+    assert_no_problems(&problems);
     c.check_logs();
 }
 
@@ -116,12 +111,7 @@ fn missing_local_and_remote_files() {
         c.bigfs(["stat", "/absent/file"]),
         &["/absent/file"],
     );
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n\n{}",
-        problems.len(),
-        problems.join("\n\n")
-    );
+    assert_no_problems(&problems);
 
     let ls = c.ls_json("/");
     assert_eq!(
@@ -168,12 +158,7 @@ fn unreachable_metadata_server_fails_fast() {
         "a failed get created {}",
         target.display()
     );
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n\n{}",
-        problems.len(),
-        problems.join("\n\n")
-    );
+    assert_no_problems(&problems);
 }
 
 #[test]
@@ -200,12 +185,7 @@ fn usage_errors_exit_2() {
             ));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n\n{}",
-        problems.len(),
-        problems.join("\n\n")
-    );
+    assert_no_problems(&problems);
 }
 
 #[test]
@@ -232,12 +212,7 @@ fn meta_url_must_be_http() {
             }
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n\n{}",
-        problems.len(),
-        problems.join("\n\n")
-    );
+    assert_no_problems(&problems);
 }
 
 #[test]
@@ -266,11 +241,6 @@ fn meta_pointing_at_a_storage_node_says_so() {
             problems.push(format!("`bigfs {}`: {problem}", args[0]));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n\n{}",
-        problems.len(),
-        problems.join("\n\n")
-    );
+    assert_no_problems(&problems);
     c.check_logs();
 }

@@ -12,8 +12,8 @@ use std::process::Output;
 use std::thread::{self, JoinHandle};
 
 use bigfs_tests::{
-    cli_command, describe, diff_summary, pseudo_random, run_closing_stdout, stderr_of, stdout_of,
-    Cluster, CHUNK, CLI_TIMEOUT, KIB,
+    assert_no_problems, cli_command, describe, diff_summary, pseudo_random, run_closing_stdout,
+    stderr_of, stdout_of, Cluster, CHUNK, CLI_TIMEOUT, KIB,
 };
 
 use crate::s;
@@ -301,11 +301,6 @@ fn a_closed_stdout_ends_every_command_quietly() {
             ));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n\n{}",
-        problems.len(),
-        problems.join("\n\n")
-    );
+    assert_no_problems(&problems);
     c.check_logs();
 }
