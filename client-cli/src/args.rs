@@ -252,6 +252,10 @@ pub enum BenchCommand {
         /// Where to write them; must not exist yet.
         #[arg(long, default_value = "/bench-small")]
         root: String,
+        /// Before each read phase, write back dirty pages and drop this machine's page cache
+        /// (needs root), so reads come from the disks of nodes that run on this machine.
+        #[arg(long)]
+        drop_caches: bool,
         #[arg(long)]
         json: bool,
     },
@@ -273,6 +277,10 @@ pub enum BenchCommand {
         /// Where to write them; must not exist yet.
         #[arg(long, default_value = "/bench-load")]
         root: String,
+        /// Before each read phase, write back dirty pages and drop this machine's page cache
+        /// (needs root), so reads come from the disks of nodes that run on this machine.
+        #[arg(long)]
+        drop_caches: bool,
         #[arg(long)]
         json: bool,
     },

@@ -227,6 +227,7 @@ async fn command(client: &Client, command: Command, out: &mut impl Write) -> any
                     size,
                     concurrency,
                     root,
+                    drop_caches,
                     json,
                 },
         } => {
@@ -235,6 +236,7 @@ async fn command(client: &Client, command: Command, out: &mut impl Write) -> any
                 files,
                 size: size.0,
                 concurrency,
+                drop_caches,
             };
             output::small_bench(out, &client.bench_small(&options).await?, json)?;
         }
@@ -246,6 +248,7 @@ async fn command(client: &Client, command: Command, out: &mut impl Write) -> any
                     small_files,
                     small_size,
                     root,
+                    drop_caches,
                     json,
                 },
         } => {
@@ -255,6 +258,7 @@ async fn command(client: &Client, command: Command, out: &mut impl Write) -> any
                 big_size: big_size.0,
                 small_files,
                 small_size: small_size.0,
+                drop_caches,
             };
             output::load_bench(out, &client.bench_load(&options).await?, json)?;
         }

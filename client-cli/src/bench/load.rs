@@ -10,7 +10,7 @@ use futures::future::try_join_all;
 
 use bigfs_proto::FsPath;
 
-use super::{check_fresh, get_checked, put_payload, Phase};
+use super::{check_fresh, drop_page_cache, get_checked, put_payload, Phase};
 use crate::Client;
 
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub struct LoadBenchOptions {
     /// Small files each client puts and gets, one after the other.
     pub small_files: u64,
     pub small_size: u64,
+    /// Drop this machine's page cache before each get phase (see [`super::drop_page_cache`]).
+    pub drop_caches: bool,
 }
 
 /// One round: `clients` clients at once.
@@ -36,7 +38,7 @@ pub struct LoadRound {
     pub small_get: Phase,
 }
 
-/// What one phase does for client `client`, file `index` (global, so files stay distinct).
+/// What one phase does.
 #[derive(Clone, Copy)]
 enum Step {
     BigPut,
@@ -60,12 +62,22 @@ impl Client {
                 .map(|_| Client::new(self.url()))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let run = |step| run_step(&fleet, &dir, options, step);
+            let big_put = run(Step::BigPut).await?;
+            if options.drop_caches {
+                drop_page_cache()?;
+            }
+            let big_get = run(Step::BigGet).await?;
+            let small_put = run(Step::SmallPut).await?;
+            if options.drop_caches {
+                drop_page_cache()?;
+            }
+            let small_get = run(Step::SmallGet).await?;
             rounds.push(LoadRound {
                 clients,
-                big_put: run(Step::BigPut).await?,
-                big_get: run(Step::BigGet).await?,
-                small_put: run(Step::SmallPut).await?,
-                small_get: run(Step::SmallGet).await?,
+                big_put,
+                big_get,
+                small_put,
+                small_get,
             });
         }
         Ok(rounds)
@@ -89,16 +101,14 @@ async fn run_step(
     let per_client = try_join_all(fleet.iter().enumerate().map(|(c, client)| async move {
         let mut latencies: Vec<Duration> = Vec::new();
         for k in 0..files {
-            let index = c as u64 * files.max(1) + k;
             let path = match step {
                 Step::BigPut | Step::BigGet => dir.join(&format!("big{c:03}"))?,
                 Step::SmallPut | Step::SmallGet => dir.join(&format!("small{c:03}-{k:06}"))?,
             };
             let t = Instant::now();
             match step {
-                // Big and small files of a client never share an index: distinct bytes.
-                Step::BigPut => put_payload(client, &path, u64::MAX - index, size).await?,
-                Step::SmallPut => put_payload(client, &path, index, size).await?,
+                Step::BigPut => put_payload(client, &path, size).await?,
+                Step::SmallPut => put_payload(client, &path, size).await?,
                 Step::BigGet | Step::SmallGet => get_checked(client, &path, size).await?,
             }
             latencies.push(t.elapsed());

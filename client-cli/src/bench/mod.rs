@@ -17,6 +17,10 @@ pub mod small;
 pub use latency::Phase;
 pub use meta::{MetaBenchOptions, MetaBenchReport};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use anyhow::Context;
 
 use bigfs_proto::FsPath;
@@ -25,20 +29,35 @@ use crate::progress::Progress;
 use crate::upload::{PutOptions, Source};
 use crate::Client;
 
-/// Deterministic bytes for file `index` of a benchmark, `size` of them, made as they are read:
-/// distinct per file, so that deduplication does not make a put free, and never held whole (a
-/// big file per client would not fit in memory).
+/// Pseudo-random bytes for one put of a benchmark, `size` of them, made as they are read: never
+/// held whole (a big file per client would not fit in memory), and new to the cluster: chunks
+/// are content-addressed, so bytes an earlier round or run stored (and GC has not yet removed)
+/// would make the put free.
 struct Payload {
     state: u64,
     left: u64,
 }
 
 impl Payload {
-    fn new(index: u64, size: u64) -> Self {
+    fn new(seed: u64, size: u64) -> Self {
         Self {
-            state: index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             left: size,
         }
+    }
+
+    /// A payload no other put of this process, nor of an earlier benchmark run, has used: a
+    /// per-process salt from the clock and the pid, plus a counter.
+    fn fresh(size: u64) -> Self {
+        static SALT: OnceLock<u64> = OnceLock::new();
+        static PUTS: AtomicU64 = AtomicU64::new(0);
+        let salt = *SALT.get_or_init(|| {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            nanos ^ u64::from(std::process::id()).rotate_right(16)
+        });
+        Self::new(salt ^ PUTS.fetch_add(1, Ordering::Relaxed), size)
     }
 }
 
@@ -57,15 +76,15 @@ impl std::io::Read for Payload {
     }
 }
 
-/// Puts file `index` of `size` benchmark bytes at `path`, replacing what is there.
-async fn put_payload(client: &Client, path: &FsPath, index: u64, size: u64) -> anyhow::Result<()> {
+/// Puts `size` fresh benchmark bytes at `path`, replacing what is there.
+async fn put_payload(client: &Client, path: &FsPath, size: u64) -> anyhow::Result<()> {
     let options = PutOptions {
         replication: None,
         overwrite: true,
         parallel: 8,
         preserve: false,
     };
-    let source = Source::reader(Payload::new(index, size), path.as_str(), Some(size));
+    let source = Source::reader(Payload::fresh(size), path.as_str(), Some(size));
     client
         .put(source, path, &options, &Progress::hidden())
         .await
@@ -79,6 +98,18 @@ async fn check_fresh(client: &Client, root: &FsPath) -> anyhow::Result<()> {
         anyhow::bail!("{root} exists: give the benchmark a --root it can create");
     }
     Ok(())
+}
+
+/// Before a read phase, with `--drop-caches`: writes back dirty pages and drops this machine's
+/// page cache, so that reads come from the nodes' disks (the nodes of a benchmark cluster run
+/// on this machine), as a peer's benchmark reads after the same drop.
+fn drop_page_cache() -> anyhow::Result<()> {
+    let synced = std::process::Command::new("sync")
+        .status()
+        .context("drop caches: run sync")?;
+    anyhow::ensure!(synced.success(), "drop caches: sync failed: {synced}");
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n")
+        .context("drop caches: write /proc/sys/vm/drop_caches (needs root)")
 }
 
 /// Reads the file at `path` whole, every chunk verified, and checks it has `size` bytes.
@@ -116,5 +147,17 @@ mod tests {
         assert_ne!(payload(1, 64), payload(2, 64));
         assert_eq!(payload(7, 100_000).len(), 100_000);
         assert!(payload(3, 0).is_empty());
+    }
+
+    #[test]
+    fn every_fresh_payload_is_new() {
+        let read = |mut p: Payload| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut p, &mut bytes).unwrap();
+            bytes
+        };
+        let first = read(Payload::fresh(64));
+        assert_eq!(first.len(), 64);
+        assert_ne!(first, read(Payload::fresh(64)));
     }
 }

@@ -8,7 +8,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use bigfs_proto::FsPath;
 
-use super::{check_fresh, get_checked, put_payload, Phase};
+use super::{check_fresh, drop_page_cache, get_checked, put_payload, Phase};
 use crate::Client;
 
 /// Files per directory: a directory of a million entries is not what this measures.
@@ -22,6 +22,8 @@ pub struct SmallBenchOptions {
     pub size: u64,
     /// Operations in flight at once.
     pub concurrency: usize,
+    /// Drop this machine's page cache before the reads (see [`super::drop_page_cache`]).
+    pub drop_caches: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -49,9 +51,12 @@ impl Client {
         let size = options.size;
         let write = self
             .timed(options, |i| async move {
-                put_payload(self, &path(i)?, i, size).await
+                put_payload(self, &path(i)?, size).await
             })
             .await?;
+        if options.drop_caches {
+            drop_page_cache()?;
+        }
         let read = self
             .timed(options, |i| async move {
                 get_checked(self, &path(i)?, size).await
