@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod error;
+mod group_flush;
 pub mod metrics;
 pub mod namespace;
 pub mod placement;

@@ -120,6 +120,17 @@ impl MetaMetrics {
             Unit::Seconds,
             store.flush_histogram(),
         );
+        let (flushes, flush_requests) = store.flush_counters();
+        r.register(
+            "flushes",
+            "Sled flushes run; concurrent changes share one (group commit)",
+            flushes,
+        );
+        r.register(
+            "flush_requests",
+            "Changes that waited for a flush before being acknowledged",
+            flush_requests,
+        );
         metrics
     }
 
@@ -244,6 +255,11 @@ mod tests {
         // The registration flushed the node's address.
         assert!(
             text.contains("bigfs_meta_flush_duration_seconds_count 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("bigfs_meta_flushes_total 1\n"), "{text}");
+        assert!(
+            text.contains("bigfs_meta_flush_requests_total 1\n"),
             "{text}"
         );
     }

@@ -14,7 +14,7 @@
 //! Every change is one sled transaction, and changes are serialized by a lock of this type's
 //! own, so the checks a change makes before its transaction still hold when it commits.
 //! Nothing here flushes: callers batch changes and await [`Namespace::flush`] before
-//! acknowledging, so concurrent changes share a flush. sled may run a transaction closure
+//! acknowledging, so concurrent changes share a flush (group commit, see [`GroupFlush`]). sled may run a transaction closure
 //! more than once, so closures only read and write trees.
 
 mod concat;
@@ -25,11 +25,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Mutex;
 
+use prometheus_client::metrics::counter::Counter;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use bigfs_proto::{ChunkId, FsPath};
 
 use crate::error::MetaError;
+use crate::group_flush::GroupFlush;
 use crate::records::{DirAttrs, FileRecord, Stored};
 
 pub use concat::Concat;
@@ -50,8 +52,8 @@ pub struct Namespace {
     drains: sled::Tree,
     /// Held by every change from its checks to its commit.
     writer: Mutex<()>,
-    /// Held by the one flush in flight; see [`Namespace::flush`].
-    flushing: tokio::sync::Mutex<()>,
+    /// Concurrent flushes share one sled flush; see [`Namespace::flush`].
+    group: GroupFlush,
 }
 
 /// What a path names.
@@ -93,30 +95,34 @@ impl Namespace {
             .flush_every_ms(None)
             .segment_size(SEGMENT_SIZE)
             .open()?;
+        let flushed = db.clone();
         Ok(Self {
+            group: GroupFlush::new(std::sync::Arc::new(move || {
+                Ok(flushed.flush().map(drop)?)
+            })),
             files: db.open_tree("files")?,
             chunk_refs: db.open_tree("chunk_refs")?,
             nodes: db.open_tree("nodes")?,
             drains: db.open_tree("drains")?,
             db,
             writer: Mutex::new(()),
-            flushing: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable, sharing one sled flush with the callers
+    /// waiting at the same time (group commit: see [`GroupFlush`]).
     ///
     /// Not sled's `flush_async`: that parks each waiting flush on sled's own small I/O pool,
     /// which also writes out the log buffers the flushes wait for, so enough concurrent
     /// flushes (`bigfs bench small`, 16 clients) fill the pool and hang the server for good.
-    /// Here the wait runs on tokio's blocking pool, one flush at a time: callers queued behind
-    /// it share the next one, which finds their changes durable already or writes them
-    /// together.
+    /// Here one flush at a time runs on tokio's blocking pool.
     pub async fn flush(&self) -> Result<(), MetaError> {
-        let _flushing = self.flushing.lock().await;
-        let db = self.db.clone();
-        blocking(move || Ok(db.flush()?)).await?;
-        Ok(())
+        self.group.flush().await
+    }
+
+    /// Counts sled flushes run, and calls of [`Self::flush`] (each served by one of them).
+    pub fn flush_counters(&self) -> (Counter, Counter) {
+        (self.group.flushes(), self.group.requests())
     }
 
     /// [`Namespace::flush`] for callers already on the blocking pool.

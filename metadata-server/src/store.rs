@@ -15,6 +15,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_REPLICATION};
@@ -150,6 +151,12 @@ impl MetaStore {
         let flushed = self.ns.flush().await;
         self.flush_seconds.observe(started.elapsed().as_secs_f64());
         flushed
+    }
+
+    /// Counts of sled flushes run and of waits for one (a change being made durable), for
+    /// metrics: concurrent changes share flushes, so the first grows slower than the second.
+    pub fn flush_counters(&self) -> (Counter, Counter) {
+        self.ns.flush_counters()
     }
 
     /// The durations of [`Self::flush`], for metrics.

@@ -515,13 +515,16 @@ fn record_of(chunk: &[u8]) -> FileRecord {
     record(&[chunk])
 }
 
-/// Many changes each awaiting its own flush at once, as `bigfs bench small` makes them: with
+/// Many changes each awaiting its own flush at once, as `bigfs bench small` makes them. With
 /// sled's `flush_async` the waiting flushes filled sled's I/O pool and nothing wrote the log
-/// they waited for, so this hung.
+/// they waited for, so this hung. With group commit they share sled flushes, and each change
+/// is durable when its flush returns: a copy of the database taken then, while sled still
+/// runs (so only what was flushed is in its files), holds every acknowledged change.
 #[test]
-fn many_concurrent_flushes_all_finish() {
-    let (_dir, ns) = ns();
+fn many_concurrent_flushes_finish_share_and_are_durable() {
+    let (dir, ns) = ns();
     let ns = std::sync::Arc::new(ns);
+    let acknowledged = std::sync::Arc::new(Mutex::new(Vec::new()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_time()
@@ -530,17 +533,18 @@ fn many_concurrent_flushes_all_finish() {
     let finished = runtime.block_on(async {
         let tasks: Vec<_> = (0..64)
             .map(|task| {
-                let ns = ns.clone();
+                let (ns, acknowledged) = (ns.clone(), acknowledged.clone());
                 tokio::spawn(async move {
                     for i in 0..40 {
                         let path = p(&format!("/t{task}-{i}"));
-                        let writer = ns.clone();
+                        let (writer, written) = (ns.clone(), path.clone());
                         tokio::task::spawn_blocking(move || {
-                            writer.mkdir(&path, false, dir_attrs()).unwrap()
+                            writer.mkdir(&written, false, dir_attrs()).unwrap()
                         })
                         .await
                         .unwrap();
                         ns.flush().await.unwrap();
+                        bigfs_proto::lock::lock(&acknowledged).push(path);
                     }
                 })
             })
@@ -555,5 +559,37 @@ fn many_concurrent_flushes_all_finish() {
     // A hung flush holds its thread for good: leave it rather than wait for it.
     runtime.shutdown_background();
     finished.expect("flushes hung");
-    assert_eq!(names(&ns, "/").len(), 64 * 40);
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), copy.path());
+    let acknowledged = std::mem::take(&mut *bigfs_proto::lock::lock(&acknowledged));
+    assert_eq!(acknowledged.len(), 64 * 40);
+    let (flushes, requests) = ns.flush_counters();
+    assert_eq!(requests.get(), 64 * 40);
+    assert!(
+        flushes.get() * 2 < requests.get(),
+        "{} sled flushes for {} changes",
+        flushes.get(),
+        requests.get()
+    );
+    let reopened = Namespace::open(copy.path()).unwrap();
+    for path in &acknowledged {
+        assert!(
+            reopened.is_dir(path).unwrap(),
+            "{path} acknowledged but lost"
+        );
+    }
+}
+
+/// Copies a directory tree as its files are now.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
