@@ -22,6 +22,9 @@ pub struct Client {
     channel: Channel,
     meta_url: Arc<str>,
     pub(crate) nodes: Arc<NodePool>,
+    /// The cluster's settings as last heard: every AllocateChunks answer carries them, so a
+    /// put after the first needs no call to learn the chunk size (see [`crate::upload`]).
+    settings: Arc<std::sync::Mutex<Option<ClusterInfoResponse>>>,
 }
 
 /// The metadata server URL `raw` means: an `http://` URL as it is, or `host:port` with
@@ -98,6 +101,7 @@ impl Client {
             channel,
             meta_url: url.into(),
             nodes: Arc::new(NodePool::default()),
+            settings: Arc::default(),
         })
     }
 
@@ -147,6 +151,16 @@ impl Client {
             return MetaError::new(Code::Unavailable, message).into();
         }
         MetaError::new(status.code(), describe(&status)).into()
+    }
+
+    /// The cluster's settings as last heard, if any call answered them yet.
+    pub(crate) fn known_settings(&self) -> Option<ClusterInfoResponse> {
+        *bigfs_proto::lock::lock(&self.settings)
+    }
+
+    /// Remembers the cluster's settings for the next put.
+    pub(crate) fn remember_settings(&self, settings: ClusterInfoResponse) {
+        *bigfs_proto::lock::lock(&self.settings) = Some(settings);
     }
 
     pub async fn cluster_info(&self) -> anyhow::Result<ClusterInfoResponse> {

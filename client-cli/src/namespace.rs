@@ -11,23 +11,6 @@ use crate::Client;
 const OVERWRITE_HINT: &str = " (use --force to overwrite)";
 
 impl Client {
-    /// Fails, as its commit would, when a put to `path` cannot succeed (a directory is there,
-    /// a file is above it, or a file is there and `overwrite` is not set), before a byte moves.
-    pub async fn check_create(&self, path: &FsPath, overwrite: bool) -> anyhow::Result<()> {
-        let (mut meta, request) = self.meta(CheckCreateRequest {
-            path: path.to_string(),
-            overwrite,
-        });
-        meta.check_create(request).await.map_err(|s| {
-            if s.code() == tonic::Code::AlreadyExists {
-                MetaError::hinted(&s, OVERWRITE_HINT)
-            } else {
-                self.meta_error(s)
-            }
-        })?;
-        Ok(())
-    }
-
     /// Creates a directory; with `parents` the missing ones above it too, and an existing
     /// directory is no error. Returns how many directories were created.
     pub async fn mkdir(&self, path: &FsPath, parents: bool) -> anyhow::Result<u64> {

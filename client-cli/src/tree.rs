@@ -112,7 +112,7 @@ impl Client {
         let started = Instant::now();
         let LocalTree { files, empty_dirs } = walk_local(local, remote)?;
         let progress = progress(files.iter().map(|f| f.size).sum());
-        let mut plan = self.plan(remote, options).await?;
+        let mut plan = self.plan(remote, options, None).await?;
         let largest = files.iter().map(|f| f.size).max().unwrap_or(0);
         plan.parallel = tree_put_parallel(plan.parallel, plan.chunk_size, largest);
         let mut commits = TreeCommits {

@@ -15,6 +15,13 @@
 //! the put renews its chunks' write lease, so that a put that runs longer than the lease (a
 //! large file, a slow link or a slow standard input) does not find its first chunks collected
 //! as garbage when it commits.
+//!
+//! Round trips: a put is refused at its path (a file above it, a directory there, a file
+//! there without `--force`) before a byte is stored, by the metadata server's check riding on
+//! the put's first AllocateChunks call, which also answers the cluster's settings. A client
+//! that knows them already (a second put, a benchmark, the gateway) cuts the file at once and
+//! sends the check with its first batch of placements: a one-chunk file costs three calls,
+//! placement, the chunk's chain, the commit.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -202,6 +209,9 @@ pub(crate) struct PutPlan {
     handed_out: Mutex<Vec<String>>,
     /// Nodes that failed a write of this put; later placements avoid them.
     failed_nodes: Mutex<HashSet<String>>,
+    /// The check of `path` (with this overwrite flag) that the next placement call carries:
+    /// set until the first one went, for a put whose settings were known without a call.
+    check: Mutex<Option<bool>>,
 }
 
 impl PutPlan {
@@ -247,8 +257,7 @@ impl Client {
         finish: impl FnOnce() -> anyhow::Result<Option<ObjectMeta>>,
     ) -> anyhow::Result<PutReport> {
         let started = Instant::now();
-        self.check_create(path, options.overwrite).await?;
-        let plan = self.plan(path, options).await?;
+        let plan = self.plan(path, options, Some(options.overwrite)).await?;
         let put = self.store_and_commit(source, &plan, options, progress, started, finish);
         let result = self.renewing_leases(&plan, put).await;
         if result.is_err() {
@@ -257,13 +266,26 @@ impl Client {
         result
     }
 
-    /// The settings for a put of `path`, with the cluster's chunk size and defaults.
+    /// The settings for a put of `path`, with the cluster's chunk size and defaults. With
+    /// `check` (the put's overwrite flag) the put is refused, as its commit would be, before a
+    /// byte is stored: by the call that asks for the settings, or, when this client knows them
+    /// already, by the put's first placement call.
     pub(crate) async fn plan(
         &self,
         path: &FsPath,
         options: &PutOptions,
+        check: Option<bool>,
     ) -> anyhow::Result<PutPlan> {
-        let info = self.cluster_info().await?;
+        let replication = options.replication.unwrap_or(0);
+        let (info, check) = match self.known_settings() {
+            Some(info) => (info, check),
+            None => {
+                let checked = check.map(|overwrite| (path, overwrite));
+                self.allocate_call(Vec::new(), replication, checked).await?;
+                let info = self.known_settings().context("no cluster settings")?;
+                (info, None)
+            }
+        };
         let replication = options.replication.unwrap_or(info.replication);
         Ok(PutPlan {
             path: path.clone(),
@@ -274,6 +296,7 @@ impl Client {
             lease: (info.write_lease_ms > 0).then(|| Duration::from_millis(info.write_lease_ms)),
             handed_out: Mutex::new(Vec::new()),
             failed_nodes: Mutex::new(HashSet::new()),
+            check: Mutex::new(check),
         })
     }
 
@@ -486,7 +509,8 @@ impl Client {
             .try_buffer_unordered(plan.parallel)
     }
 
-    /// Placement for a batch of new chunks, avoiding nodes that already failed this put.
+    /// Placement for a batch of new chunks, avoiding nodes that already failed this put; the
+    /// first batch carries the put's check, if it is still due.
     async fn allocate(
         &self,
         batch: &[Piece],
@@ -502,7 +526,9 @@ impl Client {
                 copies: 0,
             })
             .collect();
-        self.allocate_wants(wants, plan.replication).await
+        let check = lock(&plan.check).take();
+        let checked = check.map(|overwrite| (&plan.path, overwrite));
+        self.allocate_call(wants, plan.replication, checked).await
     }
 
     async fn allocate_wants(
@@ -510,25 +536,47 @@ impl Client {
         wants: Vec<ChunkWant>,
         replication: u32,
     ) -> anyhow::Result<Vec<ChunkPlacement>> {
+        self.allocate_call(wants, replication, None).await
+    }
+
+    /// One AllocateChunks call: placement for `wants`, after the server checked that a put may
+    /// create `check`'s path (with its overwrite flag). Remembers the settings it answers.
+    async fn allocate_call(
+        &self,
+        wants: Vec<ChunkWant>,
+        replication: u32,
+        check: Option<(&FsPath, bool)>,
+    ) -> anyhow::Result<Vec<ChunkPlacement>> {
         let count = wants.len();
+        let (path, overwrite) = check.map_or((String::new(), false), |(p, o)| (p.to_string(), o));
+        let checked = !path.is_empty();
         let (mut meta, request) = self.meta(AllocateChunksRequest {
             chunks: wants,
             replication,
+            path,
+            overwrite,
         });
-        let placements = meta
-            .allocate_chunks(request)
-            .await
-            .map_err(|s| self.meta_error(s))
-            .context("place chunks")?
-            .into_inner()
-            .chunks;
-        if placements.len() != count {
+        let reply = match meta.allocate_chunks(request).await {
+            Ok(reply) => reply.into_inner(),
+            // A refusal of the path names it and says what to do, as its commit would.
+            Err(status) if checked => return Err(self.overwrite_hint(status)),
+            Err(status) => return Err(self.meta_error(status)).context("place chunks"),
+        };
+        let Some(settings) = reply.cluster else {
+            bail!(
+                "the metadata server at {} is older than this client (its placements carry \
+                 no cluster settings): upgrade it",
+                self.url()
+            );
+        };
+        self.remember_settings(settings);
+        if reply.chunks.len() != count {
             bail!(
                 "metadata server placed {} chunks, {count} were asked for",
-                placements.len()
+                reply.chunks.len()
             );
         }
-        Ok(placements)
+        Ok(reply.chunks)
     }
 
     /// Stores one chunk on up to R nodes, replacing failed targets, and succeeds once at least

@@ -31,6 +31,18 @@ impl MetaService {
     pub fn new(store: Arc<MetaStore>) -> Self {
         Self { store }
     }
+
+    /// What ClusterInfo answers, and every AllocateChunks answer carries.
+    fn cluster_settings(&self) -> ClusterInfoResponse {
+        let config = self.store.config();
+        ClusterInfoResponse {
+            chunk_size: self.store.chunk_size(),
+            replication: config.replication,
+            min_replicas: config.min_replicas,
+            // Never 0, which says "no lease" to a client.
+            write_lease_ms: millis(config.write_lease).max(1),
+        }
+    }
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -230,14 +242,7 @@ fn fsck_reply(report: FsckReport) -> FsckResponse {
 #[tonic::async_trait]
 impl Meta for MetaService {
     async fn cluster_info(&self, _: Request<ClusterInfoRequest>) -> Reply<ClusterInfoResponse> {
-        let config = self.store.config();
-        reply(ClusterInfoResponse {
-            chunk_size: self.store.chunk_size(),
-            replication: config.replication,
-            min_replicas: config.min_replicas,
-            // Never 0, which says "no lease" to a client.
-            write_lease_ms: millis(config.write_lease).max(1),
-        })
+        reply(self.cluster_settings())
     }
 
     async fn allocate_chunks(
@@ -245,6 +250,11 @@ impl Meta for MetaService {
         request: Request<AllocateChunksRequest>,
     ) -> Reply<AllocateChunksResponse> {
         let request = request.into_inner();
+        if !request.path.is_empty() {
+            span::record_path(&request.path);
+            self.store
+                .check_create(&entry_path(&request.path)?, request.overwrite)?;
+        }
         let wants = request
             .chunks
             .into_iter()
@@ -268,7 +278,10 @@ impl Meta for MetaService {
                 holders: node_addrs(allocation.holders),
             })
             .collect();
-        reply(AllocateChunksResponse { chunks })
+        reply(AllocateChunksResponse {
+            chunks,
+            cluster: Some(self.cluster_settings()),
+        })
     }
 
     async fn commit_file(&self, request: Request<CommitFileRequest>) -> Reply<CommitFileResponse> {

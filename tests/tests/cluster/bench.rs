@@ -2,14 +2,41 @@
 //! happened (the files are there, each read was verified and had the size put). Their figures
 //! are not checked here: performance lives in benchmarks, not in timed tests.
 
+use bigfs_tests::observe::metric;
 use bigfs_tests::Cluster;
+
+/// Calls of metadata method `method` between two scrapes of its metrics.
+fn meta_calls(before: &str, after: &str, method: &str) -> f64 {
+    let calls =
+        |text| metric(text, "bigfs_rpc_requests_total", &[("method", method)]).unwrap_or(0.0);
+    calls(after) - calls(before)
+}
 
 #[test]
 fn bench_small_and_load_count_what_they_did() {
     let c = Cluster::start(3);
+    let before = c.meta_metrics();
     let small = c.must_json([
         "bench", "small", "--files", "40", "--size", "3KiB", "-c", "8", "--root", "/bs", "--json",
     ]);
+    let after = c.meta_metrics();
+    // One client's small puts: the path's check and the cluster's settings ride on the first
+    // placement call, so a put is one AllocateChunks and one CommitFile (plus, for the first
+    // puts in flight, one AllocateChunks that learns the settings).
+    let calls = |method| meta_calls(&before, &after, method);
+    assert_eq!((calls("CheckCreate"), calls("ClusterInfo")), (0.0, 0.0));
+    assert_eq!(calls("CommitFile"), 40.0);
+    assert!(calls("AllocateChunks") <= 40.0 + 8.0, "{after}");
+    // Each commit waited for a flush, and concurrent ones could share it.
+    let counter = |name| metric(&after, name, &[]).unwrap_or(0.0);
+    let (flushes, waits) = (
+        counter("bigfs_meta_flushes_total"),
+        counter("bigfs_meta_flush_requests_total"),
+    );
+    assert!(
+        waits >= 40.0 && flushes <= waits,
+        "{flushes} flushes, {waits} waits"
+    );
     assert_eq!(small["write"]["ops"], 40, "{small}");
     assert_eq!(small["read"]["ops"], 40, "{small}");
     assert_eq!(small["read"]["bytes"], 40 * 3 * 1024, "{small}");
