@@ -22,17 +22,29 @@ use crate::pb::{
 };
 use crate::transport;
 
-/// One lazily connected channel per peer address, shared by all requests to it (HTTP/2
-/// multiplexes them). Clones share the connections and the batch queues.
+/// A few lazily connected channels per peer address, shared by all requests to it (HTTP/2
+/// multiplexes them) in turn. Clones share the connections and the batch queues.
 #[derive(Default, Clone)]
 pub struct NodePool {
-    clients: Arc<Mutex<HashMap<String, NodeClient<Channel>>>>,
+    clients: Arc<Mutex<HashMap<String, Peer>>>,
     /// Small chunks waiting for a PutChunks call, by chain.
     puts: BatchQueues<ChunkData, PutChunkResponse>,
     /// Ids of small chunks waiting for a GetChunks call, by node address.
     gets: BatchQueues<String, Result<Bytes, Status>>,
     /// Puts are repair copies, and say so (see [`REPAIR_HEADER`]).
     repair: bool,
+}
+
+/// Connections to each peer. One HTTP/2 connection is driven by one task, and a tonic channel
+/// queues every request through one more: all the chunks one node forwards to another (every
+/// client's puts through that pair) would otherwise be framed, copied and flow-controlled on
+/// one core, whatever the number of clients and cores. Requests take the connections in turn.
+pub const CONNECTIONS_PER_PEER: usize = 4;
+
+/// The connections to one peer, and which one the next request takes.
+struct Peer {
+    clients: Vec<NodeClient<Channel>>,
+    next: usize,
 }
 
 /// The gRPC metadata key marking a PutChunk or PutChunks as a repair copy, so that the nodes
@@ -68,16 +80,29 @@ impl NodePool {
         }
     }
 
+    /// A client for the node at `addr`, on the next of its [`CONNECTIONS_PER_PEER`]
+    /// connections (each dialled on its first use).
     pub fn client(&self, addr: &str) -> Result<NodeClient<Channel>, tonic::transport::Error> {
         let mut clients = lock(&self.clients);
-        if let Some(client) = clients.get(addr) {
-            return Ok(client.clone());
-        }
-        let channel = transport::endpoint(addr)?.connect_lazy();
-        let client = NodeClient::new(channel)
-            .max_decoding_message_size(MAX_CHUNK_MESSAGE)
-            .max_encoding_message_size(MAX_CHUNK_MESSAGE);
-        clients.insert(addr.to_string(), client.clone());
+        let peer = match clients.get_mut(addr) {
+            Some(peer) => peer,
+            None => {
+                let endpoint = transport::endpoint(addr)?;
+                let clients_of_peer = (0..CONNECTIONS_PER_PEER)
+                    .map(|_| {
+                        NodeClient::new(endpoint.connect_lazy())
+                            .max_decoding_message_size(MAX_CHUNK_MESSAGE)
+                            .max_encoding_message_size(MAX_CHUNK_MESSAGE)
+                    })
+                    .collect();
+                clients.entry(addr.to_string()).or_insert(Peer {
+                    clients: clients_of_peer,
+                    next: 0,
+                })
+            }
+        };
+        let client = peer.clients[peer.next].clone();
+        peer.next = (peer.next + 1) % peer.clients.len();
         Ok(client)
     }
 
@@ -314,4 +339,43 @@ fn chain_key(chain: &[NodeAddr]) -> String {
         .iter()
         .map(|hop| format!("{}@{} ", hop.id, hop.addr))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::pb::NodeInfoRequest;
+
+    /// Calls to one peer spread over its connections: a listener that never answers counts
+    /// the connections dialled by calls made at once.
+    #[tokio::test]
+    async fn calls_to_one_peer_take_its_connections_in_turn() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counting = accepted.clone();
+        let accepting = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counting.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        let pool = NodePool::default();
+        let calls = (0..2 * CONNECTIONS_PER_PEER).map(|_| {
+            let mut client = pool.client(&addr).unwrap();
+            async move {
+                let mut request = Request::new(NodeInfoRequest {});
+                request.set_timeout(Duration::from_millis(300));
+                client.node_info(request).await.unwrap_err()
+            }
+        });
+        futures::future::join_all(calls).await;
+        accepting.abort();
+        // One connection each, or more should a channel dial again after its time-out.
+        let accepted = accepted.load(Ordering::SeqCst);
+        assert!(accepted >= CONNECTIONS_PER_PEER, "{accepted} connections");
+    }
 }
