@@ -69,7 +69,7 @@ impl Client {
     }
 
     /// [`Self::get`] of a file already looked up (`file` is what `stat` answered).
-    pub(crate) async fn get_located(
+    pub async fn get_located(
         &self,
         path: &FsPath,
         file: GetFileResponse,

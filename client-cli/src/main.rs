@@ -156,13 +156,15 @@ async fn command(client: &Client, command: Command, out: &mut impl Write) -> any
                     overwrite: force,
                 }
             };
+            // One lookup serves the progress bar and the get.
+            let file = client.stat(&path).await?;
             let size = match &target {
                 Target::Stdout => None,
-                Target::File { .. } => client.stat(&path).await?.file.map(|f| f.size),
+                Target::File { .. } => file.file.as_ref().map(|f| f.size),
             };
             let progress = Progress::new(&format!("get {path}"), size, size.is_some());
             let report = client
-                .get(&path, &target, parallel as usize, &progress)
+                .get_located(&path, file, &target, parallel as usize, &progress)
                 .await;
             progress.finish();
             report.with_context(|| format!("get {path}"))?;

@@ -37,6 +37,23 @@ fn bench_small_and_load_count_what_they_did() {
         waits >= 40.0 && flushes <= waits,
         "{flushes} flushes, {waits} waits"
     );
+
+    // A CLI put of a small file, a fresh client: one AllocateChunks for the path's check and
+    // the settings, one for the chunk's placement, the commit. A CLI get: one lookup.
+    let before = c.meta_metrics();
+    c.must_put_bytes("/one", b"one small file");
+    assert_eq!(c.must_get("/one"), b"one small file");
+    let after = c.meta_metrics();
+    let calls = |method| meta_calls(&before, &after, method);
+    let counted = [
+        "AllocateChunks",
+        "CommitFile",
+        "GetFile",
+        "CheckCreate",
+        "ClusterInfo",
+    ]
+    .map(calls);
+    assert_eq!(counted, [2.0, 1.0, 1.0, 0.0, 0.0], "{after}");
     assert_eq!(small["write"]["ops"], 40, "{small}");
     assert_eq!(small["read"]["ops"], 40, "{small}");
     assert_eq!(small["read"]["bytes"], 40 * 3 * 1024, "{small}");
