@@ -289,9 +289,7 @@ impl Meta for MetaService {
         let path = request.path.clone();
         span::record_path(&path);
         let commit = commit_of(request)?;
-        let outcome = self.store.commit(vec![commit]).await?.pop();
-        let outcome = outcome.ok_or_else(|| MetaError::Internal("no commit outcome".into()))?;
-        match outcome {
+        match self.store.commit_one(commit).await {
             Err(e) => Err(e.into()),
             ok => reply(commit_reply(ok, &path)),
         }

@@ -18,8 +18,10 @@ use std::time::Instant;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
+use bigfs_proto::batch_queue::BatchQueues;
 use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_REPLICATION};
 use bigfs_proto::lock::lock;
+use bigfs_proto::transport::META_RPC_TIMEOUT;
 use bigfs_proto::{ChunkId, FsPath, NodeRef};
 
 use crate::cluster::{Allocation, Cluster, ClusterConfig, ClusterGauges, Want};
@@ -43,6 +45,9 @@ const REMOVE_BATCH: usize = 512;
 
 /// Chunks fsck classifies per hold of the cluster lock.
 const FSCK_BATCH: usize = 4096;
+
+/// Single-file commits applied in one transaction at most (see [`MetaStore::commit_one`]).
+const COMMIT_GROUP: usize = 256;
 
 /// A file a put asks to make visible.
 #[derive(Clone, Debug)]
@@ -94,6 +99,8 @@ pub struct MetaStore {
     chunk_size: u64,
     /// How long each flush took: what every namespace change waits for before it is answered.
     flush_seconds: Histogram,
+    /// Single-file commits waiting to be applied together.
+    commits: BatchQueues<Commit, Result<CommitOutcome, MetaError>>,
 }
 
 impl MetaStore {
@@ -123,6 +130,7 @@ impl MetaStore {
             // 100 µs to 3.3 s: a flush of the page cache takes well under a millisecond, one
             // that waits for a busy disk much longer.
             flush_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            commits: BatchQueues::default(),
         })
     }
 
@@ -231,6 +239,35 @@ impl MetaStore {
             self.flush().await?;
         }
         Ok(outcomes)
+    }
+
+    /// Commits one file (a put's CommitFile) with the single-file commits that arrive while
+    /// earlier ones are applied: one transaction under one hold of the cluster lock, and one
+    /// flush, for the group, instead of one each. Each gets its own outcome, as if the group's
+    /// commits had come one after the other (a later one sees an earlier one's file).
+    pub async fn commit_one(self: &Arc<Self>, commit: Commit) -> Result<CommitOutcome, MetaError> {
+        let store = Arc::clone(self);
+        let apply = move |commits: Vec<Commit>| {
+            let store = Arc::clone(&store);
+            async move {
+                let count = commits.len();
+                store.commit(commits).await.unwrap_or_else(|e| {
+                    let message = e.to_string();
+                    (0..count)
+                        .map(|_| Err(MetaError::Internal(message.clone())))
+                        .collect()
+                })
+            }
+        };
+        let answer = self
+            .commits
+            .submit(String::new(), commit, COMMIT_GROUP, META_RPC_TIMEOUT, apply)
+            .await;
+        answer.unwrap_or_else(|unanswered| {
+            Err(MetaError::Internal(format!(
+                "commit not answered ({unanswered:?})"
+            )))
+        })
     }
 
     /// Checks a commit and turns it into the record to write.

@@ -4,7 +4,8 @@
 //! chunk requests queue per destination (a replication chain, a node) and are sent in batches.
 //! No request waits for company: a batch leaves at once while fewer than
 //! [`BATCHES_IN_FLIGHT`] are under way for its destination, and the requests that arrive
-//! meanwhile leave together in the next one.
+//! meanwhile leave together in the next one. The metadata server groups concurrent commits
+//! the same way (one transaction and one flush for the commits that arrive together).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -17,7 +18,7 @@ use tokio::sync::oneshot;
 const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Queues of requests `T`, answered with `R`, by destination key.
-pub(crate) struct BatchQueues<T, R> {
+pub struct BatchQueues<T, R> {
     queues: Arc<Mutex<HashMap<String, Queue<T, R>>>>,
 }
 
@@ -58,7 +59,7 @@ impl<T: Send + 'static, R: Send + 'static> BatchQueues<T, R> {
     /// `send` sends a batch of at most `max` requests to that destination and answers each, in
     /// order; it runs on a task of its own, started here when fewer than [`BATCHES_IN_FLIGHT`]
     /// are under way.
-    pub(crate) async fn submit<F, Fut>(
+    pub async fn submit<F, Fut>(
         &self,
         key: String,
         request: T,
@@ -102,7 +103,7 @@ impl<T: Send + 'static, R: Send + 'static> BatchQueues<T, R> {
 
 /// Why a request got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unanswered {
+pub enum Unanswered {
     /// Its deadline passed, queued or sent.
     TimedOut,
     /// The task sending its batch ended first (its runtime shut down).

@@ -15,7 +15,7 @@
 //! - [`lock`]: a poison-tolerant mutex lock.
 //! - [`VERSION`]: what every binary's `--version` says.
 
-mod batch_queue;
+pub mod batch_queue;
 pub mod chunk_id;
 pub mod codec;
 pub mod content_hash;

@@ -27,14 +27,15 @@ fn bench_small_and_load_count_what_they_did() {
     assert_eq!((calls("CheckCreate"), calls("ClusterInfo")), (0.0, 0.0));
     assert_eq!(calls("CommitFile"), 40.0);
     assert!(calls("AllocateChunks") <= 40.0 + 8.0, "{after}");
-    // Each commit waited for a flush, and concurrent ones could share it.
+    // Commits that arrive together share a transaction and a flush (group commit): never
+    // more flushes than changes that waited for one.
     let counter = |name| metric(&after, name, &[]).unwrap_or(0.0);
     let (flushes, waits) = (
         counter("bigfs_meta_flushes_total"),
         counter("bigfs_meta_flush_requests_total"),
     );
     assert!(
-        waits >= 40.0 && flushes <= waits,
+        flushes <= waits && waits >= 1.0,
         "{flushes} flushes, {waits} waits"
     );
 
