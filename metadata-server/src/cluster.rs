@@ -15,9 +15,11 @@
 //!   copies first, with a bounded number of copies in flight per node ([`repair`]); a chunk
 //!   with too many loses the extras only while enough confirmed copies remain.
 //!
-//! Deletes and copy orders reach nodes on heartbeat replies. A node carries them out before its next beat, so
+//! Deletes reach nodes on heartbeat replies. A node carries them out before its next beat, so
 //! that beat confirms them; until then a copy under an in-flight delete is not trusted, even if
 //! the node acknowledges a new write of the same chunk (the delete may land after the write).
+//! Copy orders do not wait for beats: they are taken as soon as they are planned
+//! ([`Cluster::take_orders`]) and each copy's answer confirms it ([`Cluster::copy_done`]).
 //!
 //! Methods take `now` so the rules are tested without sleeping.
 
@@ -37,13 +39,11 @@ mod repair;
 
 pub use fsck::{ChunkHealth, FsckCounts};
 pub use gauges::ClusterGauges;
+pub use repair::{OrderBatch, REPAIR_TIMEOUT};
 
 /// How many deletes one heartbeat reply carries at most: the node carries them out before its
 /// next beat, which must not be late.
 const DELETES_PER_BEAT: usize = 1024;
-
-/// How many copy orders one heartbeat reply carries at most.
-const REPLICATIONS_PER_BEAT: usize = 64;
 
 /// Tombstones outlive any ack that could still arrive: a put older than the write lease has lost
 /// its chunks' protection anyway.
@@ -58,8 +58,9 @@ pub struct ClusterConfig {
     /// How long chunks handed out for a put are protected before it commits.
     pub write_lease: Duration,
     pub safe_mode_timeout: Duration,
-    /// Copies queued or in flight per node, as source and as target each. (A node runs a few
-    /// at a time; the queue keeps it busy between heartbeats.)
+    /// Copies ordered and not yet answered per node, as source and as target each: a bound
+    /// per chunk, so it is set high enough for small chunks; the bytes in flight are bounded
+    /// by each node's repair window.
     pub repair_concurrency: usize,
     /// The largest chunk: room a node needs to take one more.
     pub chunk_size: u64,
@@ -114,7 +115,7 @@ struct NodeEntry {
     /// Chunks this node deleted or lost, and when: acks for them are not trusted until the
     /// node reports the chunk again. Forgotten after [`TOMBSTONE_LEASES`] write leases.
     tombstones: HashMap<ChunkId, Instant>,
-    /// Copy orders waiting for this node's next heartbeat.
+    /// Copy orders planned and not yet taken to be sent ([`Cluster::take_orders`]).
     pending_replications: Vec<Replication>,
     repairs_as_source: usize,
     repairs_as_target: usize,
@@ -166,15 +167,12 @@ pub struct Beat {
     pub added: Vec<ChunkId>,
     pub removed: Vec<ChunkId>,
     pub corrupt: Vec<ChunkId>,
-    /// Copy orders carried out, with the nodes that acknowledged each copy.
-    pub copied: Vec<(ChunkId, Vec<String>)>,
 }
 
 /// What a heartbeat reply tells a node to do.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Commands {
     pub deletes: Vec<ChunkId>,
-    pub replications: Vec<Replication>,
     /// The node is being drained (or is drained): it reports itself not ready.
     pub draining: bool,
 }
@@ -215,6 +213,8 @@ pub struct Cluster {
     attention: HashSet<ChunkId>,
     /// Copies being made, by chunk.
     repairs: HashMap<ChunkId, Vec<repair::Repair>>,
+    /// Chunks short of copies that found no room at the last plan, for the next one.
+    repair_queue: Vec<repair::Short>,
     /// Chunks with a copy found corrupt, until they have enough good copies again.
     corrupt: HashSet<ChunkId>,
     safe_mode: Option<SafeMode>,
@@ -251,6 +251,7 @@ impl Cluster {
             leases_unknown_until,
             attention: HashSet::new(),
             repairs: HashMap::new(),
+            repair_queue: Vec::new(),
             corrupt: HashSet::new(),
             drains: HashSet::new(),
             newly_drained: Vec::new(),
@@ -329,7 +330,6 @@ impl Cluster {
             added,
             removed,
             corrupt,
-            copied,
         } = beat;
         let idx = *self.by_id.get(id)?;
         let node = &mut self.nodes[idx as usize];
@@ -361,11 +361,6 @@ impl Cluster {
         for chunk in added {
             self.add_location(idx, chunk, &wanted, now);
         }
-        for (chunk, nodes) in copied {
-            for node_id in &nodes {
-                self.record_acked_copy(chunk, node_id, &wanted, now);
-            }
-        }
         let node = &mut self.nodes[idx as usize];
         let deletes: Vec<ChunkId> = node
             .pending_deletes
@@ -377,11 +372,8 @@ impl Cluster {
             node.pending_deletes.remove(chunk);
             node.inflight_deletes.insert(*chunk);
         }
-        let take = node.pending_replications.len().min(REPLICATIONS_PER_BEAT);
-        let replications = node.pending_replications.drain(..take).collect();
         Some(Commands {
             deletes,
-            replications,
             draining: node.draining,
         })
     }

@@ -7,6 +7,7 @@
 //! carries chunk bytes: clients and nodes move them among themselves.
 
 pub mod cluster;
+pub mod copy_orders;
 pub mod error;
 mod group_flush;
 pub mod metrics;
@@ -33,12 +34,17 @@ use bigfs_proto::pb::meta_server::MetaServer;
 use bigfs_proto::transport;
 
 use crate::cluster::ClusterConfig;
+use crate::copy_orders::CopyOrders;
 use crate::metrics::MetaMetrics;
 use crate::service::MetaService;
 use crate::store::{MetaStore, SafeModeStatus};
 
 /// How often failure detection, repair planning and garbage collection run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// After a copy is answered, how long to gather more answers before planning again: each plan
+/// takes the cluster lock for a pass over the chunks waiting for repair.
+const REPLAN_GAP: Duration = Duration::from_millis(20);
 
 /// The smallest chunk size accepted; below it the per-chunk overhead dominates.
 const MIN_CHUNK_SIZE: u64 = 1024;
@@ -162,17 +168,26 @@ fn not_ready(safe_mode: Option<SafeModeStatus>) -> Option<String> {
 }
 
 /// The metadata server's background loop: safe-mode exit, failure detection, repair and
-/// garbage collection, and then readiness, once a tick.
+/// garbage collection, and then readiness, once a tick; between ticks, repair planning again
+/// whenever copies are answered, so that sources and targets never wait for the tick.
 async fn maintain(store: Arc<MetaStore>, health: Health, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let orders = CopyOrders::new(store.clone());
+    let answered = orders.wake();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                store.maintain();
+                orders.send(store.take_orders());
+                health.set(not_ready(store.safe_mode())).await;
+            }
+            _ = answered.notified() => {
+                tokio::time::sleep(REPLAN_GAP).await;
+                orders.send(store.plan_repairs());
+            }
         }
-        store.maintain();
-        health.set(not_ready(store.safe_mode())).await;
     }
     tracing::info!("maintenance stopped");
 }

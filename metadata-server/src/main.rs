@@ -49,8 +49,10 @@ struct Args {
     /// After a restart, the longest wait for known nodes to report before deletions resume.
     #[arg(long, default_value = "1m")]
     safe_mode_timeout: ReadableDuration,
-    /// Repair copies queued or in flight per node, as source and as target each.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Repair copies ordered and not yet answered per node, as source and as target each. A
+    /// count of chunks, high enough for small ones: the bytes a node sends at once are bounded
+    /// by its --repair-window.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
     repair_concurrency: u16,
 }
 

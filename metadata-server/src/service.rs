@@ -604,11 +604,6 @@ impl Meta for MetaService {
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
         let request = request.into_inner();
         span::record_node(&request.node_id);
-        let copied = request
-            .copied
-            .into_iter()
-            .map(|c| Ok((c.chunk_id.parse().map_err(MetaError::from)?, c.nodes)))
-            .collect::<Result<Vec<_>, MetaError>>()?;
         let beat = Beat {
             usage: NodeUsage {
                 capacity: request.capacity,
@@ -618,20 +613,11 @@ impl Meta for MetaService {
             added: parse_ids(&request.added)?,
             removed: parse_ids(&request.removed)?,
             corrupt: parse_ids(&request.corrupt)?,
-            copied,
         };
         reply(match self.store.heartbeat(&request.node_id, beat) {
             Some(commands) => HeartbeatResponse {
                 reregister: false,
                 delete_chunks: commands.deletes.iter().map(ChunkId::to_hex).collect(),
-                replicate: commands
-                    .replications
-                    .into_iter()
-                    .map(|r| ReplicateCommand {
-                        chunk_id: r.chunk.to_hex(),
-                        targets: node_addrs(r.targets),
-                    })
-                    .collect(),
                 draining: commands.draining,
             },
             None => HeartbeatResponse {

@@ -33,6 +33,7 @@ use crate::records::{ChunkEntry, DirAttrs, FileRecord, ObjectAttrs, DEFAULT_DIR_
 
 mod fsck;
 mod nodes;
+mod repair;
 #[cfg(test)]
 mod tests;
 

@@ -2,28 +2,25 @@
 //!
 //! The node registers with its full chunk report, then sends, every interval, its usage and the
 //! chunks added, removed and found corrupt since the previous beat (the HDFS DataNode model).
-//! The reply carries commands: delete these chunks, copy these chunks to other nodes (repair),
-//! or register again (the metadata server restarted and lost its soft state). Deletes are
-//! carried out before the next beat is sent, so that beat already reports their effects. Copies
-//! run in the background, a few at a time; finished ones are reported (with the nodes that
-//! acknowledged them) on a beat sent early, so repair is not paced by the heartbeat interval.
+//! The reply carries commands: delete these chunks, or register again (the metadata server
+//! restarted and lost its soft state). Deletes are carried out before the next beat is sent, so
+//! that beat already reports their effects. Repair copies do not wait for beats: the metadata
+//! server sends them as it plans them (Node.Replicate, see [`crate::repair`]).
 //!
 //! After each beat the node's readiness is brought up to date: it is not ready while the
 //! metadata server says it is draining, or while it has no room for another chunk.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::Request;
 
 use bigfs_proto::limits::{DEFAULT_CHUNK_SIZE, MAX_META_MESSAGE};
-use bigfs_proto::node_pool::NodePool;
 use bigfs_proto::observe::health::Health;
 use bigfs_proto::pb::meta_client::MetaClient;
-use bigfs_proto::pb::{CopiedChunk, HeartbeatRequest, RegisterNodeRequest, ReplicateCommand};
+use bigfs_proto::pb::{HeartbeatRequest, RegisterNodeRequest};
 use bigfs_proto::{transport, ChunkId};
 
 use crate::chunk_store::{ChunkStore, Usage};
@@ -35,23 +32,10 @@ pub struct Heartbeat {
     pub interval: Duration,
     pub meta: MetaClient<Channel>,
     pub store: Arc<ChunkStore>,
-    peers: Arc<NodePool>,
-    /// Bounds the copies this node sends at once.
-    copies: Arc<Semaphore>,
-    /// Copies finished since the last beat, and the signal to send that beat early.
-    copied: Arc<Mutex<Vec<CopiedChunk>>>,
-    copied_wake: Arc<Notify>,
     health: Health,
     /// What the last heartbeat reply said.
     draining: bool,
 }
-
-/// The shortest gap between two beats when finished copies call for an early one.
-const EARLY_BEAT_GAP: Duration = Duration::from_millis(100);
-
-/// Copies a node sends at once; the metadata server bounds what it orders, this bounds what
-/// runs.
-const CONCURRENT_COPIES: usize = 8;
 
 enum Beat {
     Ok,
@@ -79,10 +63,6 @@ impl Heartbeat {
             interval,
             meta,
             store,
-            peers: Arc::new(NodePool::for_repairs()),
-            copies: Arc::new(Semaphore::new(CONCURRENT_COPIES)),
-            copied: Arc::default(),
-            copied_wake: Arc::new(Notify::new()),
             health,
             draining: false,
         })
@@ -129,11 +109,9 @@ impl Heartbeat {
             self.health
                 .set(not_ready(self.draining, self.store.usage()))
                 .await;
-            let wake = self.copied_wake.clone();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = ticks.tick() => {}
-                _ = wake.notified() => tokio::time::sleep(EARLY_BEAT_GAP).await,
             }
         }
         tracing::info!("heartbeat stopped");
@@ -159,7 +137,6 @@ impl Heartbeat {
 
     async fn beat(&mut self) -> anyhow::Result<Beat> {
         let changes = self.store.take_changes();
-        let copied = std::mem::take(&mut *lock(&self.copied));
         let usage = self.store.usage();
         let hex = |ids: &[ChunkId]| ids.iter().map(ChunkId::to_hex).collect::<Vec<_>>();
         let mut request = Request::new(HeartbeatRequest {
@@ -170,14 +147,12 @@ impl Heartbeat {
             added: hex(&changes.added),
             removed: hex(&changes.removed),
             corrupt: hex(&changes.corrupt),
-            copied: copied.clone(),
         });
         request.set_timeout(transport::META_RPC_TIMEOUT);
         let reply = match self.meta.heartbeat(request).await {
             Ok(reply) => reply.into_inner(),
             Err(status) => {
                 self.store.restore_changes(changes);
-                lock(&self.copied).extend(copied);
                 return Err(status.into());
             }
         };
@@ -188,59 +163,7 @@ impl Heartbeat {
         if !reply.delete_chunks.is_empty() {
             self.delete(reply.delete_chunks).await?;
         }
-        for order in reply.replicate {
-            self.copy_in_background(order);
-        }
         Ok(Beat::Ok)
-    }
-
-    /// Sends this node's verified copy of a chunk down the order's chain of targets.
-    fn copy_in_background(&self, order: ReplicateCommand) {
-        let store = self.store.clone();
-        let counters = self.store.counters().clone();
-        let peers = self.peers.clone();
-        let copies = self.copies.clone();
-        let copied = self.copied.clone();
-        let wake = self.copied_wake.clone();
-        tokio::spawn(async move {
-            let Ok(_permit) = copies.acquire_owned().await else {
-                return;
-            };
-            let id: ChunkId = match order.chunk_id.parse() {
-                Ok(id) => id,
-                Err(e) => {
-                    tracing::warn!("metadata server sent a bad copy order: {e}");
-                    return;
-                }
-            };
-            // The read verifies the copy (and quarantines a bad one), so only good bytes leave.
-            let data = match tokio::task::spawn_blocking(move || store.get(id)).await {
-                Ok(Ok(data)) => data,
-                Ok(Err(e)) => {
-                    tracing::warn!(chunk = %id, "cannot copy chunk: {e}");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(chunk = %id, "cannot copy chunk: read task failed: {e}");
-                    return;
-                }
-            };
-            let reply = peers.put_chain(&order.chunk_id, data, &order.targets).await;
-            counters
-                .repair_copies_sent
-                .inc_by(reply.stored.len() as u64);
-            for failure in &reply.failed {
-                tracing::warn!(chunk = %id, target = %failure.node_id, "copy failed: {}", failure.error);
-            }
-            tracing::debug!(chunk = %id, stored = ?reply.stored, "chunk copied");
-            if !reply.stored.is_empty() {
-                lock(&copied).push(CopiedChunk {
-                    chunk_id: order.chunk_id,
-                    nodes: reply.stored,
-                });
-                wake.notify_one();
-            }
-        });
     }
 
     async fn delete(&self, ids: Vec<String>) -> anyhow::Result<()> {
@@ -281,12 +204,6 @@ fn not_ready(draining: bool, usage: Usage) -> Option<String> {
             usage.capacity
         )
     })
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! BigFS storage node.
 //!
 //! A node keeps chunks as plain files named by their BLAKE3 id ([`chunk_store`]), serves them
-//! over gRPC ([`service`]), forwards writes down replication chains, and reports to the
-//! metadata server ([`heartbeat`]). A background [`scrubber`] re-verifies stored chunks. Its
+//! over gRPC ([`service`]), forwards writes down replication chains, copies chunks to other nodes on the metadata
+//! server's repair orders ([`repair`]) and reports to the metadata server ([`heartbeat`]). A background [`scrubber`] re-verifies stored chunks. Its
 //! identity lives in its data directory ([`node_id`]).
 
 pub mod chunk_io;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod metrics;
 pub mod node_id;
+pub mod repair;
 pub mod scrubber;
 pub mod service;
 
@@ -49,6 +50,8 @@ pub struct NodeConfig {
     pub scrub_interval: Duration,
     /// Most bytes a second the scrubber reads.
     pub scrub_rate: u64,
+    /// Bytes of repair copies this node sends at once.
+    pub repair_window: u64,
 }
 
 /// Serves gRPC on `listener`, and metrics and health probes on `http` if given, until
@@ -96,7 +99,7 @@ pub async fn run(
     let scrubber = Scrubber::new(store.clone(), config.scrub_interval, config.scrub_rate);
     let scrubber = tokio::spawn(scrubber.run(shutdown.child_token()));
 
-    let service = NodeServer::new(NodeService::new(node_id, store))
+    let service = NodeServer::new(NodeService::new(node_id, store, config.repair_window))
         .max_decoding_message_size(MAX_CHUNK_MESSAGE)
         .max_encoding_message_size(MAX_CHUNK_MESSAGE);
     let http = http.map(|http| {

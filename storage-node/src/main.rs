@@ -56,6 +56,11 @@ struct Args {
     /// Most bytes per second the scrubber reads (e.g. 64MiB, 500KiB).
     #[arg(long, default_value = "64MiB", value_parser = scrub_rate)]
     scrub_rate: Size,
+    /// Bytes of repair copies this node sends at once (at least one chunk, whatever its
+    /// size): a few big chunks or many small ones. Bounds what repair takes from client
+    /// traffic.
+    #[arg(long, default_value = "8MiB")]
+    repair_window: Size,
 }
 
 fn scrub_rate(s: &str) -> Result<Size, String> {
@@ -110,6 +115,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         },
         scrub_interval: args.scrub_interval.0,
         scrub_rate: args.scrub_rate.0,
+        repair_window: args.repair_window.0,
     };
     bigfs_node::run(listener, http, config, process::shutdown_on_signal()).await
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::join_all;
+use futures::stream::{BoxStream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use bigfs_proto::limits::{
@@ -16,12 +17,16 @@ use bigfs_proto::pb::node_server::Node;
 use bigfs_proto::pb::{
     ChunkData, ChunkRead, GetChunkRequest, GetChunkResponse, GetChunksRequest, GetChunksResponse,
     NodeAddr, NodeFailure, NodeInfoRequest, NodeInfoResponse, PutChunkRequest, PutChunkResponse,
-    PutChunksRequest, PutChunksResponse,
+    PutChunksRequest, PutChunksResponse, ReplicateRequest, ReplicateResult,
 };
 use bigfs_proto::ChunkId;
 
 use crate::chunk_store::ChunkStore;
 use crate::error::NodeError;
+use crate::repair::Copier;
+
+/// The most copy orders one Replicate call may carry.
+const MAX_REPLICATE_ORDERS: usize = 4096;
 
 pub struct NodeService {
     node_id: String,
@@ -29,12 +34,16 @@ pub struct NodeService {
     peers: NodePool,
     /// Forwards repair copies, marked as such to the next hops too.
     repair_peers: NodePool,
+    /// Sends this node's copies on the metadata server's orders.
+    copier: Copier,
 }
 
 impl NodeService {
-    pub fn new(node_id: String, store: Arc<ChunkStore>) -> Self {
+    /// `repair_window`: the bytes of repair copies this node sends at once.
+    pub fn new(node_id: String, store: Arc<ChunkStore>, repair_window: u64) -> Self {
         Self {
             node_id,
+            copier: Copier::new(store.clone(), repair_window),
             store,
             peers: NodePool::default(),
             repair_peers: NodePool::for_repairs(),
@@ -243,6 +252,23 @@ impl Node for NodeService {
         });
         let results = join_all(reads).await;
         Ok(Response::new(GetChunksResponse { results }))
+    }
+
+    type ReplicateStream = BoxStream<'static, Result<ReplicateResult, Status>>;
+
+    async fn replicate(
+        &self,
+        request: Request<ReplicateRequest>,
+    ) -> Result<Response<Self::ReplicateStream>, Status> {
+        let orders = request.into_inner().orders;
+        if let Some(first) = orders.first() {
+            span::record_chunk(&first.chunk_id);
+        }
+        check_batch_len(orders.len(), MAX_REPLICATE_ORDERS)?;
+        for order in &orders {
+            self.check_chain(&order.targets)?;
+        }
+        Ok(Response::new(self.copier.start(orders).map(Ok).boxed()))
     }
 
     async fn node_info(

@@ -50,6 +50,7 @@ async fn two_nodes() -> TwoNodes {
             io: IoMode::Direct,
             scrub_interval: Duration::ZERO,
             scrub_rate: 1 << 20,
+            repair_window: 8 << 20,
         };
         tokio::spawn(bigfs_node::run(listener, None, config, shutdown.clone()));
         chain.push(NodeAddr {

@@ -2,22 +2,47 @@
 //!
 //! Each maintenance tick looks at the chunks whose copies changed (a node died, a copy was
 //! lost, corrupt or reported, a commit left fewer than R, a node came back or started
-//! draining). Chunks short of copies are repaired fewest-copies-first: a live holder is told,
-//! on its next heartbeat, to copy the chunk to new targets chosen by placement, and the target
-//! verifies it. At most `repair_concurrency` copies are in flight per node as source and as
-//! target. A copy that is not confirmed (by the target's report) within [`REPAIR_TIMEOUT`] is
-//! planned again. Chunks with more copies than wanted lose the extras, but only confirmed
-//! copies count, so the last good copy is never removed.
+//! draining). Chunks short of copies are repaired fewest-copies-first: the least busy live
+//! holder is told to copy the chunk to new targets chosen by placement, and the target
+//! verifies it. Orders are taken to be sent as soon as they are planned ([`Cluster::take_orders`];
+//! the metadata server calls Node.Replicate on the source), and a copy counts as soon as its
+//! answer comes back ([`Cluster::copy_done`]) or the target reports the chunk, whichever is
+//! first. Each answer frees room for the next plan, which does not wait for the next tick.
+//!
+//! At most `repair_concurrency` copies are in flight per node as source and as target. A copy
+//! that failed, whose order went unanswered ([`Cluster::orders_unanswered`]: the call broke),
+//! whose source or target died, or that is not confirmed within [`REPAIR_TIMEOUT`], is planned
+//! again. Chunks with more copies than wanted lose the extras, but only confirmed copies count,
+//! so the last good copy is never removed, and a copy confirmed twice is one location.
 
 use std::time::{Duration, Instant};
 
-use bigfs_proto::ChunkId;
+use bigfs_proto::{ChunkId, NodeRef};
 
 use super::{Cluster, NodeState, Replication};
 use crate::placement::NodeIdx;
 
-/// How long a copy order may take before it is planned again.
-const REPAIR_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a copy order may go unanswered before it is planned again. A broken call and a
+/// dead node are noticed sooner; this catches a node that is alive but stuck, and leaves room
+/// for the orders queued behind a node's repair window.
+pub const REPAIR_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A chunk short of copies, waiting for room to copy it.
+#[derive(Debug)]
+pub(super) struct Short {
+    /// Its live copies: the fewest go first.
+    live: usize,
+    chunk: ChunkId,
+    /// Copies to order.
+    missing: usize,
+}
+
+/// Copy orders for one source node, to be sent to it in one call.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OrderBatch {
+    pub source: NodeRef,
+    pub orders: Vec<Replication>,
+}
 
 /// One copy in flight.
 #[derive(Debug)]
@@ -36,8 +61,15 @@ impl Cluster {
         if self.safe_mode.is_some() {
             return;
         }
-        let mut short = Vec::new();
-        for chunk in std::mem::take(&mut self.attention) {
+        let looked_at = std::mem::take(&mut self.attention);
+        // Chunks still short from earlier rounds, unless something changed them (then they
+        // are in `looked_at` and counted afresh): no store lookup per waiting chunk, so that
+        // planning after every answer stays cheap with many chunks waiting.
+        let mut short: Vec<Short> = std::mem::take(&mut self.repair_queue)
+            .into_iter()
+            .filter(|s| !looked_at.contains(&s.chunk))
+            .collect();
+        for chunk in looked_at {
             let want = wanted(&chunk) as usize;
             if want == 0 {
                 // Unreferenced: garbage collection's business, not repair's.
@@ -50,18 +82,84 @@ impl Cluster {
                 self.corrupt.remove(&chunk);
             }
             if holders.len() + in_flight < want {
-                short.push((holders.len(), chunk, want - holders.len() - in_flight));
+                short.push(Short {
+                    live: holders.len(),
+                    chunk,
+                    missing: want - holders.len() - in_flight,
+                });
             } else if holders.len() > want && in_flight == 0 {
                 self.trim(&chunk, &holders, want);
             }
         }
-        short.sort_by_key(|&(live, ..)| live);
-        for (_, chunk, missing) in short {
-            if !self.start_repair(&chunk, missing, now) {
-                self.attention.insert(chunk);
+        short.sort_by_key(|s| s.live);
+        for mut waiting in short {
+            let started = match self.has_free_source(&waiting.chunk, now) {
+                true => self.start_repair(&waiting.chunk, waiting.missing, now),
+                false => 0,
+            };
+            if started < waiting.missing {
+                waiting.missing -= started;
+                self.repair_queue.push(waiting);
             }
         }
         self.update_drained(&wanted, now);
+    }
+
+    /// The copy orders planned since the last call, by source node, to be sent now.
+    pub fn take_orders(&mut self) -> Vec<OrderBatch> {
+        let mut batches = Vec::new();
+        for node in &mut self.nodes {
+            if node.pending_replications.is_empty() {
+                continue;
+            }
+            batches.push(OrderBatch {
+                source: NodeRef {
+                    id: node.id.clone(),
+                    addr: node.addr.clone(),
+                },
+                orders: std::mem::take(&mut node.pending_replications),
+            });
+        }
+        batches
+    }
+
+    /// `source` answered its order to copy `chunk`: the targets in `stored` hold a copy now
+    /// (unless a delete of it is in flight there), those in `failed` do not, and their copies
+    /// are planned again.
+    pub fn copy_done(
+        &mut self,
+        source: &str,
+        chunk: ChunkId,
+        stored: &[String],
+        failed: &[String],
+        wanted: impl Fn(&ChunkId) -> u32,
+        now: Instant,
+    ) {
+        for target in stored {
+            self.record_acked_copy(chunk, target, &wanted, now);
+        }
+        let Some(&source) = self.by_id.get(source) else {
+            return;
+        };
+        let failed: Vec<NodeIdx> = failed
+            .iter()
+            .filter_map(|id| self.by_id.get(id).copied())
+            .collect();
+        if !failed.is_empty() {
+            tracing::info!(chunk = %chunk, failed = failed.len(), "copy failed: planning it again");
+            self.drop_repairs(&chunk, |r| r.source == source && failed.contains(&r.target));
+        }
+    }
+
+    /// The call carrying `source`'s orders to copy `chunks` ended before answering them: they
+    /// are planned again (a copy that did land is reported by its target).
+    pub fn orders_unanswered(&mut self, source: &str, chunks: &[ChunkId]) {
+        let Some(&source) = self.by_id.get(source) else {
+            return;
+        };
+        for chunk in chunks {
+            self.drop_repairs(chunk, |r| r.source == source);
+        }
     }
 
     pub fn repairs_in_flight(&self) -> usize {
@@ -160,8 +258,22 @@ impl Cluster {
         self.attention.insert(*chunk);
     }
 
-    /// Orders `missing` new copies of `chunk`. Returns whether all of them were ordered.
-    fn start_repair(&mut self, chunk: &ChunkId, missing: usize, now: Instant) -> bool {
+    /// Whether some live holder of `chunk` may take one more copy as its source: a cheap
+    /// test before [`Self::start_repair`], which also looks for targets.
+    fn has_free_source(&self, chunk: &ChunkId, now: Instant) -> bool {
+        let limit = self.config.repair_concurrency;
+        self.locations.get(chunk).is_some_and(|holders| {
+            holders.iter().any(|&idx| {
+                let node = &self.nodes[idx as usize];
+                node.repairs_as_source < limit
+                    && self.state(node, now) != NodeState::Dead
+                    && node.copy_counts(chunk)
+            })
+        })
+    }
+
+    /// Orders up to `missing` new copies of `chunk`. Returns how many were ordered.
+    fn start_repair(&mut self, chunk: &ChunkId, missing: usize, now: Instant) -> usize {
         let limit = self.config.repair_concurrency;
         let mut sources = self.live_holders(chunk, now);
         sources.retain(|&idx| self.nodes[idx as usize].repairs_as_source < limit);
@@ -173,7 +285,7 @@ impl Cluster {
             )
         });
         let Some(&source) = sources.first() else {
-            return false;
+            return 0;
         };
         let holders = self.locations.get(chunk).cloned().unwrap_or_default();
         let busy: Vec<NodeIdx> = self
@@ -190,7 +302,7 @@ impl Cluster {
                 && self.accepts_new(node, size, now)
         });
         if targets.is_empty() {
-            return false;
+            return 0;
         }
         let order = Replication {
             chunk: *chunk,
@@ -207,7 +319,7 @@ impl Cluster {
                 started: now,
             });
         }
-        targets.len() == missing
+        targets.len()
     }
 
     /// Deletes the copies beyond `want`, keeping the ones placement prefers.

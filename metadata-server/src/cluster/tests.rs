@@ -445,6 +445,17 @@ fn commands(c: &mut Cluster, id: &str, added: Vec<ChunkId>, now: Instant) -> Com
     c.heartbeat(id, beat, |_| 3, now).expect("known node")
 }
 
+/// The copy orders planned so far, with their source nodes.
+fn orders(c: &mut Cluster) -> Vec<(String, Replication)> {
+    c.take_orders()
+        .into_iter()
+        .flat_map(|batch| {
+            let source = batch.source.id;
+            batch.orders.into_iter().map(move |r| (source.clone(), r))
+        })
+        .collect()
+}
+
 /// Heartbeats from every node but `except`, at `now`.
 fn beat_all_but(
     c: &mut Cluster,
@@ -474,21 +485,13 @@ fn a_dead_nodes_chunks_are_copied_to_new_nodes_fewest_copies_first() {
     c.committed(&[one, two], &[], t0);
     c.plan_repairs(|_| 3, t0);
     // `one` had 2 of 3 at once: its repair is already ordered.
-    let ordered: usize = beat_all_but(&mut c, 5, "", t0)
-        .iter()
-        .map(|(_, cmds)| cmds.replications.len())
-        .sum();
-    assert_eq!(ordered, 1);
+    assert_eq!(orders(&mut c).len(), 1);
 
     // n0 dies.
     let t1 = t0 + 11 * SEC;
     beat_all_but(&mut c, 5, "n0", t1);
     c.plan_repairs(|_| 3, t1);
-    let orders: Vec<(String, Replication)> = beat_all_but(&mut c, 5, "n0", t1)
-        .into_iter()
-        .flat_map(|(id, cmds)| cmds.replications.into_iter().map(move |r| (id.clone(), r)))
-        .collect();
-    for (source, order) in &orders {
+    for (source, order) in &orders(&mut c) {
         let holders = if order.chunk == one {
             vec!["n1"]
         } else {
@@ -532,7 +535,7 @@ fn a_dead_nodes_chunks_are_copied_to_new_nodes_fewest_copies_first() {
 }
 
 #[test]
-fn unconfirmed_copies_are_planned_again() {
+fn unconfirmed_copies_are_planned_again_after_the_timeout() {
     let t0 = Instant::now();
     let mut c = cluster(4, t0);
     let chunk = ChunkId::of(b"lonely");
@@ -541,7 +544,7 @@ fn unconfirmed_copies_are_planned_again() {
     c.plan_repairs(|_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 1);
     // Nobody confirms within the timeout.
-    let t1 = t0 + 31 * SEC;
+    let t1 = t0 + REPAIR_TIMEOUT + SEC;
     beat_all_but(&mut c, 4, "", t1);
     c.plan_repairs(|_| 3, t1);
     assert_eq!(c.repairs_in_flight(), 1, "re-planned, not dropped");
@@ -598,7 +601,8 @@ fn the_last_copy_is_never_trimmed_and_missing_chunks_are_reported() {
     c.plan_repairs(|_| 1, t0);
     assert!(beat_all_but(&mut c, 2, "", t0)
         .iter()
-        .all(|(_, cmds)| cmds.deletes.is_empty() && cmds.replications.is_empty()));
+        .all(|(_, cmds)| cmds.deletes.is_empty()));
+    assert!(orders(&mut c).is_empty());
     // Its only holder dies: missing, and there is nothing to copy from.
     let t1 = t0 + 11 * SEC;
     commands(&mut c, "n1", vec![], t1);
@@ -630,12 +634,9 @@ fn draining_copies_chunks_away_then_reports_drained() {
     let view = |c: &Cluster| c.nodes(t0).into_iter().find(|n| n.id == "n0").unwrap();
     assert_eq!(view(&c).state_name(), "draining");
     // The copy goes to n3, the only node not holding it; never to the draining node.
-    let orders: Vec<Replication> = beat_all_but(&mut c, 4, "", t0)
-        .into_iter()
-        .flat_map(|(_, cmds)| cmds.replications)
-        .collect();
+    let orders = orders(&mut c);
     assert_eq!(orders.len(), 1);
-    assert_eq!(ids(&orders[0].targets), ["n3"]);
+    assert_eq!(ids(&orders[0].1.targets), ["n3"]);
     // Allocation skips the draining node too.
     let alloc = c.allocate(&[want(ChunkId::of(b"new"))], 3, t0).unwrap();
     assert!(!ids(&alloc[0].targets).contains(&"n0".to_string()));
@@ -690,11 +691,7 @@ fn corrupt_copies_are_counted_until_replaced() {
         (2, ChunkHealth::UnderReplicated, true)
     );
     c.plan_repairs(|_| 3, t0);
-    let order = beat_all_but(&mut c, 4, "", t0)
-        .into_iter()
-        .flat_map(|(_, cmds)| cmds.replications)
-        .next()
-        .expect("a copy is ordered");
+    let (_, order) = orders(&mut c).pop().expect("a copy is ordered");
     commands(&mut c, &order.targets[0].id, vec![chunk], t0 + SEC);
     c.plan_repairs(|_| 3, t0 + SEC);
     assert_eq!(
@@ -721,24 +718,16 @@ fn safe_mode_plans_no_repairs() {
 }
 
 #[test]
-fn a_source_reporting_its_copy_completes_the_repair() {
+fn a_source_answering_its_copy_completes_the_repair() {
     let t0 = Instant::now();
     let mut c = cluster(4, t0);
     let chunk = ChunkId::of(b"copied");
     c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
     c.committed(&[chunk], &[], t0);
     c.plan_repairs(|_| 3, t0);
-    let (source, order) = beat_all_but(&mut c, 4, "", t0)
-        .into_iter()
-        .find_map(|(id, cmds)| cmds.replications.into_iter().next().map(|o| (id, o)))
-        .expect("a copy is ordered");
+    let (source, order) = orders(&mut c).pop().expect("a copy is ordered");
     let target = order.targets[0].id.clone();
-    let beat = Beat {
-        usage: usage(),
-        copied: vec![(chunk, vec![target])],
-        ..Beat::default()
-    };
-    c.heartbeat(&source, beat, |_| 3, t0).unwrap();
+    c.copy_done(&source, chunk, &[target], &[], |_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 0);
     assert_eq!(c.classify(&chunk, 3, t0).0, 3);
 }
@@ -899,4 +888,159 @@ fn safe_mode_waits_neither_for_drained_nor_for_removed_nodes() {
     // A drained node that never came back is forgotten without waiting.
     assert!(!c.remove_node("old", |_| 0, t0).unwrap());
     assert!(c.in_safe_mode(), "still waiting for gone");
+}
+
+#[test]
+fn copies_go_fewest_copies_first_as_answers_free_room_and_busy_sources_are_skipped() {
+    let t0 = Instant::now();
+    let mut c = cluster(10, t0);
+    let chunk = |name: &str, i: u32| ChunkId::of(format!("{name}{i}").as_bytes());
+    // Six chunks with one copy (on n0), six with two (on n0 and n1); each wants 3. n0 takes
+    // 4 copies at once as source.
+    let ones: Vec<ChunkId> = (0..6).map(|i| chunk("one", i)).collect();
+    let twos: Vec<ChunkId> = (0..6).map(|i| chunk("two", i)).collect();
+    for &one in &ones {
+        c.check_commit(&[(one, vec!["n0".into()])], 1, t0);
+    }
+    for &two in &twos {
+        c.check_commit(&[(two, vec!["n0".into(), "n1".into()])], 2, t0);
+    }
+    c.committed(&ones, &[], t0);
+    c.committed(&twos, &[], t0);
+    let mut from_n0 = Vec::new();
+    let mut round = 0;
+    loop {
+        c.plan_repairs(|_| 3, t0);
+        let orders = orders(&mut c);
+        if orders.is_empty() {
+            break;
+        }
+        round += 1;
+        assert!(round < 20, "repair does not finish");
+        for (source, order) in orders {
+            if round == 1 && twos.contains(&order.chunk) {
+                // n0 is full with the ones: the twos start from n1 at once.
+                assert_eq!(source, "n1");
+            }
+            if source == "n0" {
+                from_n0.push(order.chunk);
+            }
+            // Each copy answered at once, as Node.Replicate does.
+            let stored = ids(&order.targets);
+            c.copy_done(&source, order.chunk, &stored, &[], |_| 3, t0);
+        }
+    }
+    // Every chunk n0 copied with one copy left came before any with two.
+    let first_two = from_n0.iter().position(|c| twos.contains(c));
+    let last_one = from_n0.iter().rposition(|c| ones.contains(c));
+    if let (Some(first_two), Some(last_one)) = (first_two, last_one) {
+        assert!(last_one < first_two, "{from_n0:?}");
+    }
+    assert_eq!(c.repairs_in_flight(), 0);
+    for chunk in ones.iter().chain(&twos) {
+        assert_eq!(c.classify(chunk, 3, t0).1, ChunkHealth::Healthy);
+    }
+}
+
+#[test]
+fn a_failed_or_unanswered_copy_is_planned_again_at_once() {
+    let t0 = Instant::now();
+    let mut c = cluster(5, t0);
+    let failing = ChunkId::of(b"target fails");
+    let lost = ChunkId::of(b"call breaks");
+    for chunk in [failing, lost] {
+        c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
+    }
+    c.committed(&[failing, lost], &[], t0);
+    c.plan_repairs(|_| 3, t0);
+    let first = orders(&mut c);
+    assert_eq!(first.len(), 2);
+    for (source, order) in &first {
+        let targets = ids(&order.targets);
+        if order.chunk == failing {
+            c.copy_done(source, failing, &[], &targets, |_| 3, t0);
+        } else {
+            c.orders_unanswered(source, &[lost]);
+        }
+    }
+    // Both are free to be ordered again, long before the timeout, and nothing counts twice.
+    assert_eq!(c.repairs_in_flight(), 0);
+    assert!(c
+        .nodes
+        .iter()
+        .all(|n| n.repairs_as_source == 0 && n.repairs_as_target == 0));
+    c.plan_repairs(|_| 3, t0 + SEC);
+    let again: Vec<ChunkId> = orders(&mut c).into_iter().map(|(_, o)| o.chunk).collect();
+    assert_eq!(again.len(), 2);
+    assert!(again.contains(&failing) && again.contains(&lost));
+}
+
+#[test]
+fn a_copy_answered_twice_or_also_reported_counts_once() {
+    let t0 = Instant::now();
+    let mut c = cluster(4, t0);
+    let chunk = ChunkId::of(b"twice");
+    c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
+    c.committed(&[chunk], &[], t0);
+    c.plan_repairs(|_| 3, t0);
+    let (source, order) = orders(&mut c).pop().expect("a copy is ordered");
+    let target = order.targets[0].id.clone();
+    c.copy_done(
+        &source,
+        chunk,
+        std::slice::from_ref(&target),
+        &[],
+        |_| 3,
+        t0,
+    );
+    // The target's own report, and a late duplicate answer.
+    commands(&mut c, &target, vec![chunk], t0);
+    c.copy_done(
+        &source,
+        chunk,
+        std::slice::from_ref(&target),
+        &[],
+        |_| 3,
+        t0,
+    );
+    assert_eq!(c.classify(&chunk, 3, t0).0, 3);
+    assert!(c
+        .nodes
+        .iter()
+        .all(|n| n.repairs_as_source == 0 && n.repairs_as_target == 0));
+    c.plan_repairs(|_| 3, t0);
+    assert!(orders(&mut c).is_empty());
+}
+
+#[test]
+fn orders_to_a_node_that_died_are_planned_again_from_another() {
+    let t0 = Instant::now();
+    let mut c = cluster(5, t0);
+    let chunk = ChunkId::of(b"source dies");
+    c.check_commit(
+        &[(chunk, vec!["n0".into(), "n1".into(), "n2".into()])],
+        2,
+        t0,
+    );
+    c.committed(&[chunk], &[], t0);
+    c.plan_repairs(|_| 4, t0);
+    let (source, _) = orders(&mut c).pop().expect("a copy is ordered");
+    // The source dies before answering; the others beat on.
+    let t1 = t0 + 11 * SEC;
+    let others: Vec<String> = (0..5)
+        .map(|i| format!("n{i}"))
+        .filter(|id| *id != source)
+        .collect();
+    for id in &others {
+        commands(&mut c, id, vec![], t1);
+    }
+    c.plan_repairs(|_| 4, t1);
+    let again = orders(&mut c);
+    // Two copies now (its copy on the dead source no longer counts), from live holders.
+    let copies: usize = again.iter().map(|(_, o)| o.targets.len()).sum();
+    assert_eq!(copies, 2);
+    assert!(again.iter().all(|(s, _)| *s != source));
+    // The dead source's late answer for its old order changes nothing it should not.
+    c.copy_done(&source, chunk, &[], &[], |_| 4, t1);
+    assert_eq!(c.repairs_in_flight(), 2);
 }
