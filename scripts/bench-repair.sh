@@ -192,11 +192,14 @@ if ((LOAD_MIB > 0)); then
     dd if=/dev/urandom of="$SHM/load" bs=1M count="$LOAD_MIB" iflag=fullblock status=none
 fi
 wait_for "$TIMEOUT" fsck_healthy || die "fsck not clean before the kill"
+# Two beats, so that every node's usage in 'bigfs nodes' includes the data.
+sleep "$(awk -v ms="$BEAT_MS" 'BEGIN { print 2 * ms / 1000 }')"
 
 read -r VICTIM USED CHUNKS < <(nodes_json | jq -r 'max_by(.used) | "\(.id) \(.used) \(.chunks)"')
 echo "== kill -9 $VICTIM (pid ${NODE_PID[$VICTIM]}, $USED bytes in $CHUNKS chunks)" >&2
 T_KILL=$(now)
 kill -KILL "${NODE_PID[$VICTIM]}"
+wait "${NODE_PID[$VICTIM]}" 2>/dev/null || true
 wait_for 120 is_dead "$VICTIM" || die "$VICTIM was not seen dead within 120 s"
 DEAD_AFTER=$(since "$T_KILL")
 
