@@ -1,11 +1,14 @@
 //! Process faults: `kill -9` and SIGSTOP of storage nodes and of the metadata server. Committed
 //! files survive a metadata server crash; reads fail over from a dead or frozen replica at once;
-//! writes go on with W=2 once a node is declared dead; a restarted node serves its chunks again.
+//! writes go on with W=2 once a node is declared dead; a restarted node serves its chunks again;
+//! a node frozen or killed in the middle of a repair, as a source or a target, makes the repair
+//! neither lose nor double-count a copy.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use bigfs_tests::observe::metric;
 use bigfs_tests::{pseudo_random, Cluster, KIB, MIB};
 
 use crate::s;
@@ -194,5 +197,65 @@ fn restarted_node_serves_its_chunks_again() {
     c.kill_node(1);
     c.kill_node(2);
     c.assert_content("/f", &data);
+    c.check_logs();
+}
+
+/// Copies the metadata server has ordered and not yet seen answered.
+fn repairs_in_flight(c: &Cluster) -> f64 {
+    metric(&c.meta_metrics(), "bigfs_meta_repair_copies_in_flight", &[]).unwrap_or(0.0)
+}
+
+/// Kills node `first`, waits until copies are in flight, then does `fault` (to another node:
+/// most likely a source or a target of one of them, since every live node takes part).
+fn fault_mid_repair(c: &mut Cluster, first: usize, fault: impl FnOnce(&mut Cluster)) {
+    c.kill_node(first);
+    c.wait_node_state(first, "dead", WAIT);
+    c.wait_until(WAIT, "repair copies in flight", || {
+        repairs_in_flight(c) > 0.0
+    });
+    fault(c);
+}
+
+#[test]
+fn a_node_frozen_or_killed_mid_repair_loses_and_double_counts_no_copy() {
+    const CHUNK: usize = 128 * KIB;
+    // Six nodes at R=3; slow disks (every chunk write sleeps) and one copy at a time per
+    // source, so that a repair lasts long enough to be interrupted.
+    let mut b = Cluster::builder(6)
+        .replication(3)
+        .chunk_size(CHUNK as u64)
+        .heartbeat_timeout(Duration::from_secs(2))
+        .all_node_args(&["--repair-window", "1KiB"]);
+    for i in 0..6 {
+        b = b.failpoints(i, "chunk_store::write=sleep(40)");
+    }
+    let mut c = b.start();
+    let files: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|k| {
+            (
+                format!("/mid/f{k}"),
+                pseudo_random(90 + k, 6 * CHUNK + 1000 * k as usize),
+            )
+        })
+        .collect();
+    for (path, data) in &files {
+        c.must_put_bytes(path, data);
+    }
+    c.wait_healthy(WAIT);
+
+    // Node 0 dies; mid-repair node 1 freezes (SIGSTOP) until declared dead, then comes back
+    // with its copies and maybe late answers: the repair ends with exactly 3 good copies.
+    fault_mid_repair(&mut c, 0, |c| {
+        c.pause_node(1);
+        c.wait_node_state(1, "dead", WAIT);
+        c.resume_node(1);
+    });
+    c.wait_healthy_with(WAIT, |_| c.check_all_placed(&files, 3, &[0]).err());
+    c.assert_files(&files);
+
+    // Node 2 dies; mid-repair node 3 is killed too: the three left hold every chunk.
+    fault_mid_repair(&mut c, 2, |c| c.kill_node(3));
+    c.wait_healthy_with(WAIT, |_| c.check_all_placed(&files, 3, &[0, 2, 3]).err());
+    c.assert_files(&files);
     c.check_logs();
 }

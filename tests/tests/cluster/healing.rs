@@ -11,9 +11,10 @@ use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use bigfs_tests::observe::metric;
 use bigfs_tests::{
     cli_command, distinct_chunks, pseudo_random, run_feeding, stat_chunks, Cluster, Feed,
-    CLI_TIMEOUT, KIB, MIB,
+    StatChunk, CLI_TIMEOUT, KIB, MIB,
 };
 
 /// Deadline of every wait: a bound on a broken cluster, not an expectation.
@@ -64,6 +65,63 @@ fn dead_node_is_rereplicated_to_three_copies() {
         mib / repair.as_secs_f64().max(0.001),
     );
     c.assert_files(&files);
+    c.check_logs();
+}
+
+/// Chunk writes the nodes of `nodes` received over gRPC, alone or batched.
+fn put_calls(c: &Cluster, nodes: &[usize]) -> f64 {
+    let text: Vec<String> = nodes.iter().map(|&i| c.metrics(i)).collect();
+    text.iter()
+        .flat_map(|t| ["PutChunk", "PutChunks"].map(|m| (t, m)))
+        .filter_map(|(t, method)| {
+            metric(
+                t,
+                "bigfs_rpc_requests_total",
+                &[("service", "bigfs.v1.Node"), ("method", method)],
+            )
+        })
+        .sum()
+}
+
+#[test]
+fn big_and_small_chunks_of_a_killed_node_are_copied_again_small_ones_batched() {
+    let mut c = Cluster::builder(4)
+        .replication(2)
+        .heartbeat_timeout(HEARTBEAT_TIMEOUT)
+        .start();
+    // Two files of several 1 MiB chunks and 60 small files of one chunk each.
+    let mut sizes = vec![3 * MIB + 5, 2 * MIB];
+    sizes.extend((0..60).map(|k| KIB + 997 * k));
+    let files = c.put_files("/mixed", 300, &sizes);
+    let stats = c.wait_files(&files, Some(2), WAIT);
+    c.wait_healthy(WAIT);
+
+    let victim = (0..4)
+        .max_by_key(|&i| c.disk_chunk_ids(i).len())
+        .expect("four nodes");
+    let victim_id = c.node_id(victim).to_string();
+    let lost: Vec<StatChunk> = stats
+        .iter()
+        .flat_map(stat_chunks)
+        .filter(|ch| ch.replicas.contains(&victim_id))
+        .collect();
+    let small = lost.iter().filter(|ch| ch.size < 64 * KIB as u64).count();
+    assert!(small >= 10, "{victim_id} holds {small} small chunks only");
+    let survivors: Vec<usize> = (0..4).filter(|&i| i != victim).collect();
+    let calls_before = put_calls(&c, &survivors);
+
+    c.kill_node(victim);
+    c.wait_node_state(victim, "dead", WAIT);
+    c.wait_healthy_with(WAIT, |_| c.check_all_placed(&files, 2, &[victim]).err());
+    c.assert_files(&files);
+    // One call per big chunk at most, and small chunks several to a call: fewer calls than
+    // copies (each copy has one target at R=2).
+    let calls = put_calls(&c, &survivors) - calls_before;
+    assert!(
+        calls < lost.len() as f64,
+        "{calls} put calls for {} copies ({small} small)",
+        lost.len()
+    );
     c.check_logs();
 }
 
