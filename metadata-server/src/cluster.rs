@@ -215,6 +215,7 @@ pub struct Cluster {
     repairs: HashMap<ChunkId, Vec<repair::Repair>>,
     /// Chunks short of copies that found no room at the last plan, for the next one.
     repair_queue: Vec<repair::Short>,
+    repair_counts: repair::RepairCounts,
     /// Chunks with a copy found corrupt, until they have enough good copies again.
     corrupt: HashSet<ChunkId>,
     safe_mode: Option<SafeMode>,
@@ -252,6 +253,7 @@ impl Cluster {
             attention: HashSet::new(),
             repairs: HashMap::new(),
             repair_queue: Vec::new(),
+            repair_counts: repair::RepairCounts::default(),
             corrupt: HashSet::new(),
             drains: HashSet::new(),
             newly_drained: Vec::new(),

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
@@ -31,6 +32,11 @@ struct StateLabels {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
 pub struct MetaMetrics {
     files: Gauge,
     chunks: Gauge,
@@ -40,6 +46,8 @@ pub struct MetaMetrics {
     nodes: Family<StateLabels, Gauge>,
     repairs_queued: Gauge,
     repairs_sent: Gauge,
+    repairs_waiting: Gauge,
+    repairs_answered: Family<ResultLabels, Counter>,
     gc_waiting: Gauge,
     deletes_queued: Gauge,
     safe_mode: Gauge,
@@ -57,12 +65,14 @@ impl MetaMetrics {
             nodes: Family::default(),
             repairs_queued: Gauge::default(),
             repairs_sent: Gauge::default(),
+            repairs_waiting: Gauge::default(),
+            repairs_answered: Family::default(),
             gc_waiting: Gauge::default(),
             deletes_queued: Gauge::default(),
             safe_mode: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("meta");
-        let gauges: [(&str, &str, &Gauge); 10] = [
+        let gauges: [(&str, &str, &Gauge); 11] = [
             ("files", "Files in the namespace, at the last survey", &metrics.files),
             ("chunks", "Chunks some file references, at the last survey", &metrics.chunks),
             (
@@ -82,13 +92,18 @@ impl MetaMetrics {
             ),
             (
                 "repair_copies_queued",
-                "Repair copies ordered and waiting for their source's next heartbeat",
+                "Repair copies planned and not yet sent to their source",
                 &metrics.repairs_queued,
             ),
             (
                 "repair_copies_in_flight",
-                "Repair copies sent to their source and not yet confirmed by their target",
+                "Repair copies sent to their source and not yet confirmed",
                 &metrics.repairs_sent,
+            ),
+            (
+                "repair_chunks_waiting",
+                "Chunks short of copies waiting for room on a source or a target (--repair-concurrency)",
+                &metrics.repairs_waiting,
             ),
             (
                 "gc_pending_chunks",
@@ -109,6 +124,11 @@ impl MetaMetrics {
         for (name, help, gauge) in gauges {
             r.register(name, help, gauge.clone());
         }
+        r.register(
+            "repair_copies_answered",
+            "Repair copies answered, by result: stored, or failed (by the target or the source, or left unanswered by a broken call)",
+            metrics.repairs_answered.clone(),
+        );
         r.register(
             "nodes",
             "Storage nodes by state: alive, suspect, dead, draining, drained",
@@ -144,6 +164,16 @@ impl MetaMetrics {
         }
         self.repairs_queued.set(gauge(gauges.repairs_queued));
         self.repairs_sent.set(gauge(gauges.repairs_sent));
+        self.repairs_waiting.set(gauge(gauges.repairs_waiting));
+        for (result, total) in [
+            ("stored", gauges.repairs_stored),
+            ("failed", gauges.repairs_failed),
+        ] {
+            let counter = self
+                .repairs_answered
+                .get_or_create(&ResultLabels { result });
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
         self.gc_waiting.set(gauge(gauges.gc_waiting));
         self.deletes_queued.set(gauge(gauges.deletes_queued));
         self.safe_mode.set(gauges.safe_mode.into());

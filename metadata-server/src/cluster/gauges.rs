@@ -10,10 +10,16 @@ use super::Cluster;
 pub struct ClusterGauges {
     /// Nodes by the state `bigfs nodes` shows: alive, suspect, dead, draining, drained.
     pub nodes: Vec<(&'static str, u64)>,
-    /// Repair copies ordered but not yet handed to their source on a heartbeat.
+    /// Repair copies planned but not yet sent to their source.
     pub repairs_queued: u64,
-    /// Repair copies handed to their source and not yet confirmed by their target.
+    /// Repair copies sent to their source and not yet confirmed.
     pub repairs_sent: u64,
+    /// Chunks short of copies waiting for room on a source or a target (the repair bound).
+    pub repairs_waiting: u64,
+    /// Repair copies answered since the start, by outcome: stored, failed (by the target, the
+    /// source, or a call that ended unanswered).
+    pub repairs_stored: u64,
+    pub repairs_failed: u64,
     /// Unreferenced chunks waiting out their grace period.
     pub gc_waiting: u64,
     /// Deletes queued for nodes' next heartbeats.
@@ -46,6 +52,9 @@ impl Cluster {
             nodes,
             repairs_queued: queued as u64,
             repairs_sent: self.repairs_in_flight().saturating_sub(queued) as u64,
+            repairs_waiting: self.repair_queue.len() as u64,
+            repairs_stored: self.repair_counts.stored,
+            repairs_failed: self.repair_counts.failed,
             gc_waiting: self.unreferenced.len() as u64,
             deletes_queued: deletes as u64,
             safe_mode: self.in_safe_mode(),

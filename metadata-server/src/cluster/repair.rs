@@ -37,6 +37,13 @@ pub(super) struct Short {
     missing: usize,
 }
 
+/// Repair copies answered since the start, for metrics.
+#[derive(Debug, Default)]
+pub(super) struct RepairCounts {
+    pub(super) stored: u64,
+    pub(super) failed: u64,
+}
+
 /// Copy orders for one source node, to be sent to it in one call.
 #[derive(Debug, PartialEq, Eq)]
 pub struct OrderBatch {
@@ -135,6 +142,8 @@ impl Cluster {
         wanted: impl Fn(&ChunkId) -> u32,
         now: Instant,
     ) {
+        self.repair_counts.stored += stored.len() as u64;
+        self.repair_counts.failed += failed.len() as u64;
         for target in stored {
             self.record_acked_copy(chunk, target, &wanted, now);
         }
@@ -158,6 +167,11 @@ impl Cluster {
             return;
         };
         for chunk in chunks {
+            let copies = self
+                .repairs
+                .get(chunk)
+                .map_or(0, |rs| rs.iter().filter(|r| r.source == source).count());
+            self.repair_counts.failed += copies as u64;
             self.drop_repairs(chunk, |r| r.source == source);
         }
     }

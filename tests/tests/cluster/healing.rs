@@ -114,6 +114,16 @@ fn big_and_small_chunks_of_a_killed_node_are_copied_again_small_ones_batched() {
     c.wait_node_state(victim, "dead", WAIT);
     c.wait_healthy_with(WAIT, |_| c.check_all_placed(&files, 2, &[victim]).err());
     c.assert_files(&files);
+    // Each copy was confirmed by its source's answer to the order (the target's report may
+    // come first, so the answers are waited for).
+    c.wait_until(WAIT, "every copy answered as stored", || {
+        let answered = metric(
+            &c.meta_metrics(),
+            "bigfs_meta_repair_copies_answered_total",
+            &[("result", "stored")],
+        );
+        answered.unwrap_or(0.0) >= lost.len() as f64
+    });
     // One call per big chunk at most, and small chunks several to a call: fewer calls than
     // copies (each copy has one target at R=2).
     let calls = put_calls(&c, &survivors) - calls_before;
