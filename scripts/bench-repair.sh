@@ -21,6 +21,10 @@ the node that holds the most bytes and reports:
   lost_mib           the bytes the killed node held (its 'used' just before the kill)
   repair_mib_s       lost_mib / clean_after_s: the figure issue 14 compares with the
                      single-client put MiB/s of the same cluster (bench.sh's seq_write_fsync)
+  repair_mib_s_after_dead
+                     lost_mib / (clean_after_s - dead_after_s): the copying alone, without
+                     the failure detection (--heartbeat-timeout), which a small data set
+                     cannot amortise
 
 With --load-mib M, a client load runs as soon as the node is seen dead (so during the
 repair): one 'bigfs put' of an M MiB file, then one 'bigfs get' of it to /dev/null; once the
@@ -219,6 +223,7 @@ figure lost_mib "$(awk -v b="$USED" 'BEGIN { printf "%.1f", b / 1048576 }')"
 figure dead_after_s "$DEAD_AFTER"
 figure clean_after_s "$CLEAN_AFTER"
 figure repair_mib_s "$(awk -v b="$USED" -v s="$CLEAN_AFTER" 'BEGIN { printf "%.1f", b / 1048576 / s }')"
+figure repair_mib_s_after_dead "$(awk -v b="$USED" -v s="$CLEAN_AFTER" -v d="$DEAD_AFTER" 'BEGIN { if (s <= d) print "NA"; else printf "%.1f", b / 1048576 / (s - d) }')"
 if [ -n "$LOAD_PID" ]; then
     wait "$LOAD_PID" || die "the load during repair failed; see $OUT/logs/client.log"
     read -r PUT_DURING GET_DURING LOAD_ENDED <"$WORK/load-during"

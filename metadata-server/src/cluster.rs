@@ -39,7 +39,7 @@ mod repair;
 
 pub use fsck::{ChunkHealth, FsckCounts};
 pub use gauges::ClusterGauges;
-pub use repair::{OrderBatch, REPAIR_TIMEOUT};
+pub use repair::{CopyAnswer, OrderBatch, REPAIR_TIMEOUT};
 
 /// How many deletes one heartbeat reply carries at most: the node carries them out before its
 /// next beat, which must not be late.

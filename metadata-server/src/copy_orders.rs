@@ -14,7 +14,7 @@ use bigfs_proto::node_pool::NodePool;
 use bigfs_proto::pb::{NodeAddr, ReplicateCommand, ReplicateRequest};
 use bigfs_proto::ChunkId;
 
-use crate::cluster::{OrderBatch, REPAIR_TIMEOUT};
+use crate::cluster::{CopyAnswer, OrderBatch, REPAIR_TIMEOUT};
 use crate::store::MetaStore;
 
 #[derive(Clone)]
@@ -101,8 +101,12 @@ impl CopyOrders {
                 .parse()
                 .map_err(|e| Status::internal(format!("node answered a bad chunk id: {e}")))?;
             if unanswered.remove(&chunk) {
-                self.store
-                    .copy_done(&source.id, chunk, &answer.stored, &answer.failed);
+                let answer = CopyAnswer {
+                    stored: answer.stored,
+                    failed: answer.failed,
+                    source_failed: !answer.source_error.is_empty(),
+                };
+                self.store.copy_done(&source.id, chunk, &answer);
                 self.wake.notify_one();
             }
         }

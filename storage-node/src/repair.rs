@@ -61,31 +61,32 @@ impl Copier {
 
     async fn copy(&self, order: ReplicateCommand) -> ReplicateResult {
         let ReplicateCommand { chunk_id, targets } = order;
-        let failed = |why: &str| {
+        let failed = |why: String| {
             tracing::warn!(chunk = chunk_id, "cannot copy chunk: {why}");
             ReplicateResult {
                 chunk_id: chunk_id.clone(),
                 stored: Vec::new(),
                 failed: targets.iter().map(|t| t.id.clone()).collect(),
+                source_error: why,
             }
         };
         let id: ChunkId = match chunk_id.parse() {
             Ok(id) => id,
-            Err(e) => return failed(&format!("bad copy order: {e}")),
+            Err(e) => return failed(format!("bad copy order: {e}")),
         };
         let Some(len) = self.store.stored_len(id) else {
-            return failed("not stored here");
+            return failed("not stored here".into());
         };
         let permits = (len.div_ceil(PERMIT_BYTES).max(1)).min(self.permits as u64) as u32;
         let Ok(_permit) = self.window.acquire_many(permits).await else {
-            return failed("shutting down");
+            return failed("shutting down".into());
         };
         // The read verifies the copy (and quarantines a bad one), so only good bytes leave.
         let store = self.store.clone();
         let data = match tokio::task::spawn_blocking(move || store.get(id)).await {
             Ok(Ok(data)) => data,
-            Ok(Err(e)) => return failed(&e.to_string()),
-            Err(e) => return failed(&format!("read task failed: {e}")),
+            Ok(Err(e)) => return failed(e.to_string()),
+            Err(e) => return failed(format!("read task failed: {e}")),
         };
         let reply = self.peers.put_chain(&chunk_id, data, &targets).await;
         self.store
@@ -100,6 +101,7 @@ impl Copier {
             chunk_id,
             stored: reply.stored,
             failed: reply.failed.into_iter().map(|f| f.node_id).collect(),
+            source_error: String::new(),
         }
     }
 }

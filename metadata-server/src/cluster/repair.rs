@@ -44,6 +44,17 @@ pub(super) struct RepairCounts {
     pub(super) failed: u64,
 }
 
+/// A source's answer to its order to copy a chunk.
+#[derive(Debug, Default)]
+pub struct CopyAnswer {
+    /// Targets that hold a copy now.
+    pub stored: Vec<String>,
+    /// Targets that do not.
+    pub failed: Vec<String>,
+    /// The source could not read its own copy (gone, or corrupt and quarantined).
+    pub source_failed: bool,
+}
+
 /// Copy orders for one source node, to be sent to it in one call.
 #[derive(Debug, PartialEq, Eq)]
 pub struct OrderBatch {
@@ -132,25 +143,31 @@ impl Cluster {
 
     /// `source` answered its order to copy `chunk`: the targets in `stored` hold a copy now
     /// (unless a delete of it is in flight there), those in `failed` do not, and their copies
-    /// are planned again.
+    /// are planned again. A source that could not read its own copy no longer counts as a
+    /// holder (its node reports the chunk gone or corrupt on its next beat anyway), so the copy
+    /// is planned from another holder, not ordered from it again and again.
     pub fn copy_done(
         &mut self,
         source: &str,
         chunk: ChunkId,
-        stored: &[String],
-        failed: &[String],
+        answer: &CopyAnswer,
         wanted: impl Fn(&ChunkId) -> u32,
         now: Instant,
     ) {
-        self.repair_counts.stored += stored.len() as u64;
-        self.repair_counts.failed += failed.len() as u64;
-        for target in stored {
+        self.repair_counts.stored += answer.stored.len() as u64;
+        self.repair_counts.failed += answer.failed.len() as u64;
+        for target in &answer.stored {
             self.record_acked_copy(chunk, target, &wanted, now);
         }
         let Some(&source) = self.by_id.get(source) else {
             return;
         };
-        let failed: Vec<NodeIdx> = failed
+        if answer.source_failed {
+            tracing::warn!(chunk = %chunk, node = %self.nodes[source as usize].id, "source cannot read its copy: it no longer counts");
+            self.remove_location(source, &chunk, now);
+        }
+        let failed: Vec<NodeIdx> = answer
+            .failed
             .iter()
             .filter_map(|id| self.by_id.get(id).copied())
             .collect();

@@ -445,6 +445,14 @@ fn commands(c: &mut Cluster, id: &str, added: Vec<ChunkId>, now: Instant) -> Com
     c.heartbeat(id, beat, |_| 3, now).expect("known node")
 }
 
+/// A source's answer: the copy is on `targets`.
+fn stored(targets: Vec<String>) -> CopyAnswer {
+    CopyAnswer {
+        stored: targets,
+        ..CopyAnswer::default()
+    }
+}
+
 /// The copy orders planned so far, with their source nodes.
 fn orders(c: &mut Cluster) -> Vec<(String, Replication)> {
     c.take_orders()
@@ -727,7 +735,7 @@ fn a_source_answering_its_copy_completes_the_repair() {
     c.plan_repairs(|_| 3, t0);
     let (source, order) = orders(&mut c).pop().expect("a copy is ordered");
     let target = order.targets[0].id.clone();
-    c.copy_done(&source, chunk, &[target], &[], |_| 3, t0);
+    c.copy_done(&source, chunk, &stored(vec![target]), |_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 0);
     assert_eq!(c.classify(&chunk, 3, t0).0, 3);
 }
@@ -934,8 +942,8 @@ fn fewest_copies_first_round() {
                 from_n0.push(order.chunk);
             }
             // Each copy answered at once, as Node.Replicate does.
-            let stored = ids(&order.targets);
-            c.copy_done(&source, order.chunk, &stored, &[], |_| 3, t0);
+            let answer = stored(ids(&order.targets));
+            c.copy_done(&source, order.chunk, &answer, |_| 3, t0);
         }
     }
     // Every chunk n0 copied with one copy left came before any with two.
@@ -966,7 +974,11 @@ fn a_failed_or_unanswered_copy_is_planned_again_at_once() {
     for (source, order) in &first {
         let targets = ids(&order.targets);
         if order.chunk == failing {
-            c.copy_done(source, failing, &[], &targets, |_| 3, t0);
+            let answer = CopyAnswer {
+                failed: targets,
+                ..CopyAnswer::default()
+            };
+            c.copy_done(source, failing, &answer, |_| 3, t0);
         } else {
             c.orders_unanswered(source, &[lost]);
         }
@@ -993,24 +1005,10 @@ fn a_copy_answered_twice_or_also_reported_counts_once() {
     c.plan_repairs(|_| 3, t0);
     let (source, order) = orders(&mut c).pop().expect("a copy is ordered");
     let target = order.targets[0].id.clone();
-    c.copy_done(
-        &source,
-        chunk,
-        std::slice::from_ref(&target),
-        &[],
-        |_| 3,
-        t0,
-    );
+    c.copy_done(&source, chunk, &stored(vec![target.clone()]), |_| 3, t0);
     // The target's own report, and a late duplicate answer.
     commands(&mut c, &target, vec![chunk], t0);
-    c.copy_done(
-        &source,
-        chunk,
-        std::slice::from_ref(&target),
-        &[],
-        |_| 3,
-        t0,
-    );
+    c.copy_done(&source, chunk, &stored(vec![target.clone()]), |_| 3, t0);
     assert_eq!(c.classify(&chunk, 3, t0).0, 3);
     assert!(c
         .nodes
@@ -1049,6 +1047,30 @@ fn orders_to_a_node_that_died_are_planned_again_from_another() {
     assert_eq!(copies, 2);
     assert!(again.iter().all(|(s, _)| *s != source));
     // The dead source's late answer for its old order changes nothing it should not.
-    c.copy_done(&source, chunk, &[], &[], |_| 4, t1);
+    c.copy_done(&source, chunk, &CopyAnswer::default(), |_| 4, t1);
     assert_eq!(c.repairs_in_flight(), 2);
+}
+
+#[test]
+fn a_source_that_cannot_read_its_copy_is_not_asked_again() {
+    let t0 = Instant::now();
+    let mut c = cluster(5, t0);
+    let chunk = ChunkId::of(b"rotten at the source");
+    c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
+    c.committed(&[chunk], &[], t0);
+    c.plan_repairs(|_| 3, t0);
+    let (source, order) = orders(&mut c).pop().expect("a copy is ordered");
+    let answer = CopyAnswer {
+        failed: ids(&order.targets),
+        source_failed: true,
+        ..CopyAnswer::default()
+    };
+    c.copy_done(&source, chunk, &answer, |_| 3, t0);
+    // The other holder is the only source left, for two copies now.
+    c.plan_repairs(|_| 3, t0);
+    let again = orders(&mut c);
+    assert!(!again.is_empty());
+    assert!(again.iter().all(|(s, _)| *s != source), "{again:?}");
+    let copies: usize = again.iter().map(|(_, o)| o.targets.len()).sum();
+    assert_eq!(copies, 2);
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 use bigfs_proto::ChunkId;
 
 use super::MetaStore;
-use crate::cluster::OrderBatch;
+use crate::cluster::{CopyAnswer, OrderBatch};
 
 impl MetaStore {
     /// Plans copies for the chunks short of copies (see [`crate::cluster::Cluster::plan_repairs`])
@@ -23,9 +23,9 @@ impl MetaStore {
     }
 
     /// A source node answered its order to copy `chunk`.
-    pub fn copy_done(&self, source: &str, chunk: ChunkId, stored: &[String], failed: &[String]) {
+    pub fn copy_done(&self, source: &str, chunk: ChunkId, answer: &CopyAnswer) {
         self.with_cluster(|cluster, wanted| {
-            cluster.copy_done(source, chunk, stored, failed, wanted, Instant::now())
+            cluster.copy_done(source, chunk, answer, wanted, Instant::now())
         });
     }
 
