@@ -25,6 +25,14 @@ the node that holds the most bytes and reports:
                      lost_mib / (clean_after_s - dead_after_s): the copying alone, without
                      the failure detection (--heartbeat-timeout), which a small data set
                      cannot amortise
+  repair_copies_answered, replicate_calls, put_calls_on_survivors
+                     counts: copies the sources answered, Node.Replicate calls (orders per
+                     call: their ratio), PutChunk and PutChunks calls the survivors received
+                     from the kill to the clean fsck (copies per call; with --load-mib the
+                     load's calls are in it too)
+  in_flight_mean, in_flight_zero_samples
+                     bigfs_meta_repair_copies_in_flight at each fsck poll: samples at 0
+                     before fsck is clean are idle gaps (the failure detection included)
 
 With --load-mib M, a client load runs as soon as the node is seen dead (so during the
 repair): one 'bigfs put' of an M MiB file, then one 'bigfs get' of it to /dev/null; once the
@@ -141,6 +149,26 @@ fsck_healthy() {
     timeout 30 "$BIGFS" fsck --json 2>>"$OUT/logs/client.log" |
         jq -e '.healthy == .chunks and .under_replicated == 0 and .missing == 0 and .corrupt == 0' >/dev/null
 }
+# sum_metric PORT NAME [LABEL]: the sum of the samples of NAME (with LABEL, e.g.
+# method="Replicate", among their labels) on the HTTP port PORT; 0 if none.
+sum_metric() {
+    curl -sf "http://127.0.0.1:$1/metrics" 2>/dev/null |
+        awk -v n="$2" -v l="${3:-}" '$1 == n || (index($1, n "{") == 1 && (l == "" || index($1, l))) { s += $2 } END { print s + 0 }'
+}
+# node_sum NAME [LABEL]: sum_metric over the nodes still running.
+node_sum() {
+    local i total=0
+    for ((i = 1; i <= NODES; i++)); do
+        [ "node$i" = "${VICTIM:-}" ] && continue
+        total=$(awk -v a="$total" -v b="$(sum_metric $((BASE_PORT + 100 + i)) "$@")" 'BEGIN { print a + b }')
+    done
+    echo "$total"
+}
+# repair_sampled: fsck_healthy, after noting the copies in flight (a line to $WORK/in-flight).
+repair_sampled() {
+    sum_metric $((BASE_PORT + 100)) bigfs_meta_repair_copies_in_flight >>"$WORK/in-flight"
+    fsck_healthy
+}
 # wait_for SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
 wait_for() {
     local deadline=$((SECONDS + $1))
@@ -173,6 +201,7 @@ start meta "$WORK/bin/bigfs-meta" --listen "127.0.0.1:$BASE_PORT" --data "$WORK/
 declare -A NODE_PID
 for ((i = 1; i <= NODES; i++)); do
     start "node$i" "$WORK/bin/bigfs-node" --listen "127.0.0.1:$((BASE_PORT + i))" --meta "$BIGFS_META" \
+        --http-listen "127.0.0.1:$((BASE_PORT + 100 + i))" \
         --data "$WORK/node$i" --id "node$i" --heartbeat-interval "${BEAT_MS}ms" "${NODE_EXTRA[@]}"
     NODE_PID[node$i]=${PIDS[-1]}
 done
@@ -201,6 +230,7 @@ sleep "$(awk -v ms="$BEAT_MS" 'BEGIN { print 2 * ms / 1000 }')"
 
 read -r VICTIM USED CHUNKS < <(nodes_json | jq -r 'max_by(.used) | "\(.id) \(.used) \(.chunks)"')
 echo "== kill -9 $VICTIM (pid ${NODE_PID[$VICTIM]}, $USED bytes in $CHUNKS chunks)" >&2
+CALLS_BEFORE=$(node_sum bigfs_rpc_requests_total 'method="PutChunk')
 T_KILL=$(now)
 kill -KILL "${NODE_PID[$VICTIM]}"
 wait "${NODE_PID[$VICTIM]}" 2>/dev/null || true
@@ -213,8 +243,11 @@ if ((LOAD_MIB > 0)); then
     (load during && echo "$LOAD_PUT $LOAD_GET $(since "$T_KILL")" >"$WORK/load-during") &
     LOAD_PID=$!
 fi
-wait_for "$TIMEOUT" fsck_healthy || die "fsck not clean $TIMEOUT s after the kill"
+wait_for "$TIMEOUT" repair_sampled || die "fsck not clean $TIMEOUT s after the kill"
 CLEAN_AFTER=$(since "$T_KILL")
+PUT_CALLS=$(awk -v a="$CALLS_BEFORE" -v b="$(node_sum bigfs_rpc_requests_total 'method="PutChunk')" 'BEGIN { print b - a }')
+REPLICATE_CALLS=$(node_sum bigfs_rpc_requests_total 'method="Replicate"')
+ANSWERED=$(sum_metric $((BASE_PORT + 100)) bigfs_meta_repair_copies_answered_total)
 
 figure nodes "$NODES"
 figure replication "$REPLICATION"
@@ -224,6 +257,12 @@ figure dead_after_s "$DEAD_AFTER"
 figure clean_after_s "$CLEAN_AFTER"
 figure repair_mib_s "$(awk -v b="$USED" -v s="$CLEAN_AFTER" 'BEGIN { printf "%.1f", b / 1048576 / s }')"
 figure repair_mib_s_after_dead "$(awk -v b="$USED" -v s="$CLEAN_AFTER" -v d="$DEAD_AFTER" 'BEGIN { if (s <= d) print "NA"; else printf "%.1f", b / 1048576 / (s - d) }')"
+# Counts, not times: how the copies travelled and whether the pipeline stayed full.
+figure repair_copies_answered "$ANSWERED"
+figure replicate_calls "$REPLICATE_CALLS"
+figure put_calls_on_survivors "$PUT_CALLS"
+awk '{ n++; s += $1; if ($1 == 0) z++ } END { printf "figure in_flight_mean %.1f\nfigure in_flight_zero_samples %d of %d\n", n ? s / n : 0, z, n }' \
+    "$WORK/in-flight" | tee -a "$OUT/report.txt"
 if [ -n "$LOAD_PID" ]; then
     wait "$LOAD_PID" || die "the load during repair failed; see $OUT/logs/client.log"
     read -r PUT_DURING GET_DURING LOAD_ENDED <"$WORK/load-during"
