@@ -126,7 +126,7 @@ impl MetaMetrics {
         }
         r.register(
             "repair_copies_answered",
-            "Repair copies answered, by result: stored, or failed (by the target or the source, or left unanswered by a broken call)",
+            "Repair copies by result: stored (answered so by their source), or failed (failed, unanswered, timed out, or their source or target died: planned again)",
             metrics.repairs_answered.clone(),
         );
         r.register(

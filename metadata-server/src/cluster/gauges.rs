@@ -16,8 +16,8 @@ pub struct ClusterGauges {
     pub repairs_sent: u64,
     /// Chunks short of copies waiting for room on a source or a target (the repair bound).
     pub repairs_waiting: u64,
-    /// Repair copies answered since the start, by outcome: stored, failed (by the target, the
-    /// source, or a call that ended unanswered).
+    /// Repair copies since the start: answered as stored, and given up and planned again
+    /// (failed, unanswered, timed out, or their source or target died).
     pub repairs_stored: u64,
     pub repairs_failed: u64,
     /// Unreferenced chunks waiting out their grace period.

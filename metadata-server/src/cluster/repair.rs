@@ -37,10 +37,12 @@ pub(super) struct Short {
     missing: usize,
 }
 
-/// Repair copies answered since the start, for metrics.
+/// Repair copies since the start, for metrics.
 #[derive(Debug, Default)]
 pub(super) struct RepairCounts {
+    /// Answered as stored by their source.
     pub(super) stored: u64,
+    /// Given up and planned again: failed, unanswered, timed out, or their node died.
     pub(super) failed: u64,
 }
 
@@ -155,7 +157,6 @@ impl Cluster {
         now: Instant,
     ) {
         self.repair_counts.stored += answer.stored.len() as u64;
-        self.repair_counts.failed += answer.failed.len() as u64;
         for target in &answer.stored {
             self.record_acked_copy(chunk, target, &wanted, now);
         }
@@ -184,11 +185,6 @@ impl Cluster {
             return;
         };
         for chunk in chunks {
-            let copies = self
-                .repairs
-                .get(chunk)
-                .map_or(0, |rs| rs.iter().filter(|r| r.source == source).count());
-            self.repair_counts.failed += copies as u64;
             self.drop_repairs(chunk, |r| r.source == source);
         }
     }
@@ -280,6 +276,7 @@ impl Cluster {
             return;
         };
         let (dropped, kept): (Vec<_>, Vec<_>) = repairs.drain(..).partition(|r| matches(r));
+        self.repair_counts.failed += dropped.len() as u64;
         for repair in &dropped {
             self.release(repair);
         }

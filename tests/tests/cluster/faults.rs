@@ -200,41 +200,61 @@ fn restarted_node_serves_its_chunks_again() {
     c.check_logs();
 }
 
-/// Copies the metadata server has ordered and not yet seen answered.
-fn repairs_in_flight(c: &Cluster) -> f64 {
-    metric(&c.meta_metrics(), "bigfs_meta_repair_copies_in_flight", &[]).unwrap_or(0.0)
+/// The metadata server's `bigfs_meta_repair_copies_*` figure `name`, with `labels`.
+fn repair_metric(c: &Cluster, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let name = format!("bigfs_meta_repair_copies_{name}");
+    metric(&c.meta_metrics(), &name, labels).unwrap_or(0.0)
 }
 
-/// Kills node `first`, waits until copies are in flight, then does `fault` (to another node:
-/// most likely a source or a target of one of them, since every live node takes part).
-fn fault_mid_repair(c: &mut Cluster, first: usize, fault: impl FnOnce(&mut Cluster)) {
+/// Kills node `first`, waits until copies are in flight, does `fault` to node [`SLOW`] (whose
+/// writes take a second, so it is a target of copies in flight, and their sources wait on
+/// it), waits until the metadata server gives up some copy because of it (so the fault did
+/// hit the repair mid-way), does `recover`, then waits for the repair to end with exactly 3
+/// good copies of every chunk, none on `gone`.
+fn fault_mid_repair(
+    c: &mut Cluster,
+    files: &[(String, Vec<u8>)],
+    first: usize,
+    gone: &[usize],
+    fault: impl FnOnce(&mut Cluster),
+    recover: impl FnOnce(&mut Cluster),
+) {
+    let failed = |c: &Cluster| repair_metric(c, "answered_total", &[("result", "failed")]);
+    let failed_before = failed(c);
     c.kill_node(first);
     c.wait_node_state(first, "dead", WAIT);
     c.wait_until(WAIT, "repair copies in flight", || {
-        repairs_in_flight(c) > 0.0
+        repair_metric(c, "in_flight", &[]) > 0.0
     });
     fault(c);
+    c.wait_until(WAIT, "a copy in flight given up", || {
+        failed(c) > failed_before
+    });
+    recover(c);
+    c.wait_healthy_with(WAIT, |_| c.check_all_placed(files, 3, gone).err());
+    c.assert_files(files);
 }
+
+/// The node with slow writes in [`a_node_frozen_or_killed_mid_repair_loses_and_double_counts_no_copy`].
+const SLOW: usize = 5;
 
 #[test]
 fn a_node_frozen_or_killed_mid_repair_loses_and_double_counts_no_copy() {
     const CHUNK: usize = 128 * KIB;
-    // Six nodes at R=3; slow disks (every chunk write sleeps) and one copy at a time per
-    // source, so that a repair lasts long enough to be interrupted.
-    let mut b = Cluster::builder(6)
+    // Six nodes at R=3. Node SLOW's disk takes a second per chunk and every node sends one
+    // copy at a time, so a repair lasts long enough to be interrupted.
+    let mut c = Cluster::builder(6)
         .replication(3)
         .chunk_size(CHUNK as u64)
         .heartbeat_timeout(Duration::from_secs(2))
-        .all_node_args(&["--repair-window", "1KiB"]);
-    for i in 0..6 {
-        b = b.failpoints(i, "chunk_store::write=sleep(40)");
-    }
-    let mut c = b.start();
+        .all_node_args(&["--repair-window", "1KiB"])
+        .failpoints(SLOW, "chunk_store::write=sleep(1000)")
+        .start();
     let files: Vec<(String, Vec<u8>)> = (0..4)
         .map(|k| {
             (
                 format!("/mid/f{k}"),
-                pseudo_random(90 + k, 6 * CHUNK + 1000 * k as usize),
+                pseudo_random(90 + k, 20 * CHUNK + 1000 * k as usize),
             )
         })
         .collect();
@@ -243,19 +263,24 @@ fn a_node_frozen_or_killed_mid_repair_loses_and_double_counts_no_copy() {
     }
     c.wait_healthy(WAIT);
 
-    // Node 0 dies; mid-repair node 1 freezes (SIGSTOP) until declared dead, then comes back
-    // with its copies and maybe late answers: the repair ends with exactly 3 good copies.
-    fault_mid_repair(&mut c, 0, |c| {
-        c.pause_node(1);
-        c.wait_node_state(1, "dead", WAIT);
-        c.resume_node(1);
-    });
-    c.wait_healthy_with(WAIT, |_| c.check_all_placed(&files, 3, &[0]).err());
-    c.assert_files(&files);
-
-    // Node 2 dies; mid-repair node 3 is killed too: the three left hold every chunk.
-    fault_mid_repair(&mut c, 2, |c| c.kill_node(3));
-    c.wait_healthy_with(WAIT, |_| c.check_all_placed(&files, 3, &[0, 2, 3]).err());
-    c.assert_files(&files);
+    // Node 0 dies; mid-repair node SLOW freezes (SIGSTOP) until its copies are given up (it
+    // is declared dead), then comes back with its copies and late answers.
+    fault_mid_repair(
+        &mut c,
+        &files,
+        0,
+        &[0],
+        |c| c.pause_node(SLOW),
+        |c| c.resume_node(SLOW),
+    );
+    // Node 1 dies; mid-repair node SLOW is killed: the three left hold every chunk.
+    fault_mid_repair(
+        &mut c,
+        &files,
+        1,
+        &[0, 1, SLOW],
+        |c| c.kill_node(SLOW),
+        |_| {},
+    );
     c.check_logs();
 }
