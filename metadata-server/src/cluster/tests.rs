@@ -445,6 +445,15 @@ fn commands(c: &mut Cluster, id: &str, added: Vec<ChunkId>, now: Instant) -> Com
     c.heartbeat(id, beat, |_| 3, now).expect("known node")
 }
 
+/// Commits `chunks`, each with copies on `nodes`.
+fn commit_on(c: &mut Cluster, chunks: &[ChunkId], nodes: &[&str], now: Instant) {
+    let acks: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    for &chunk in chunks {
+        c.check_commit(&[(chunk, acks.clone())], 1, now);
+    }
+    c.committed(chunks, &[], now);
+}
+
 /// A source's answer: the copy is on `targets`.
 fn stored(targets: Vec<String>) -> CopyAnswer {
     CopyAnswer {
@@ -915,14 +924,8 @@ fn fewest_copies_first_round() {
     // 4 copies at once as source.
     let ones: Vec<ChunkId> = (0..6).map(|i| chunk("one", i)).collect();
     let twos: Vec<ChunkId> = (0..6).map(|i| chunk("two", i)).collect();
-    for &one in &ones {
-        c.check_commit(&[(one, vec!["n0".into()])], 1, t0);
-    }
-    for &two in &twos {
-        c.check_commit(&[(two, vec!["n0".into(), "n1".into()])], 2, t0);
-    }
-    c.committed(&ones, &[], t0);
-    c.committed(&twos, &[], t0);
+    commit_on(&mut c, &ones, &["n0"], t0);
+    commit_on(&mut c, &twos, &["n0", "n1"], t0);
     let mut from_n0 = Vec::new();
     let mut round = 0;
     loop {
@@ -964,10 +967,7 @@ fn a_failed_or_unanswered_copy_is_planned_again_at_once() {
     let mut c = cluster(5, t0);
     let failing = ChunkId::of(b"target fails");
     let lost = ChunkId::of(b"call breaks");
-    for chunk in [failing, lost] {
-        c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
-    }
-    c.committed(&[failing, lost], &[], t0);
+    commit_on(&mut c, &[failing, lost], &["n0", "n1"], t0);
     c.plan_repairs(|_| 3, t0);
     let first = orders(&mut c);
     assert_eq!(first.len(), 2);
@@ -1000,8 +1000,7 @@ fn a_copy_answered_twice_or_also_reported_counts_once() {
     let t0 = Instant::now();
     let mut c = cluster(4, t0);
     let chunk = ChunkId::of(b"twice");
-    c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
-    c.committed(&[chunk], &[], t0);
+    commit_on(&mut c, &[chunk], &["n0", "n1"], t0);
     c.plan_repairs(|_| 3, t0);
     let (source, order) = orders(&mut c).pop().expect("a copy is ordered");
     let target = order.targets[0].id.clone();
@@ -1023,12 +1022,7 @@ fn orders_to_a_node_that_died_are_planned_again_from_another() {
     let t0 = Instant::now();
     let mut c = cluster(5, t0);
     let chunk = ChunkId::of(b"source dies");
-    c.check_commit(
-        &[(chunk, vec!["n0".into(), "n1".into(), "n2".into()])],
-        2,
-        t0,
-    );
-    c.committed(&[chunk], &[], t0);
+    commit_on(&mut c, &[chunk], &["n0", "n1", "n2"], t0);
     c.plan_repairs(|_| 4, t0);
     let (source, _) = orders(&mut c).pop().expect("a copy is ordered");
     // The source dies before answering; the others beat on.
@@ -1056,8 +1050,7 @@ fn a_source_that_cannot_read_its_copy_is_not_asked_again() {
     let t0 = Instant::now();
     let mut c = cluster(5, t0);
     let chunk = ChunkId::of(b"rotten at the source");
-    c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
-    c.committed(&[chunk], &[], t0);
+    commit_on(&mut c, &[chunk], &["n0", "n1"], t0);
     c.plan_repairs(|_| 3, t0);
     let (source, order) = orders(&mut c).pop().expect("a copy is ordered");
     let answer = CopyAnswer {
