@@ -1,9 +1,10 @@
 //! BigFS storage node.
 //!
 //! A node keeps chunks as plain files named by their BLAKE3 id ([`chunk_store`]), serves them
-//! over gRPC ([`service`]), forwards writes down replication chains, copies chunks to other nodes on the metadata
-//! server's repair orders ([`repair`]) and reports to the metadata server ([`heartbeat`]). A background [`scrubber`] re-verifies stored chunks. Its
-//! identity lives in its data directory ([`node_id`]).
+//! over gRPC ([`service`]), forwards writes down replication chains, copies chunks to other
+//! nodes on the metadata server's repair orders ([`repair`]) and reports to the metadata
+//! server ([`heartbeat`]). A background [`scrubber`] re-verifies stored chunks. Its identity
+//! lives in its data directory ([`node_id`]).
 
 pub mod chunk_io;
 pub mod chunk_store;

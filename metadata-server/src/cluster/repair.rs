@@ -164,7 +164,8 @@ impl Cluster {
             return;
         };
         if answer.source_failed {
-            tracing::warn!(chunk = %chunk, node = %self.nodes[source as usize].id, "source cannot read its copy: it no longer counts");
+            let node = &self.nodes[source as usize].id;
+            tracing::warn!(chunk = %chunk, %node, "source cannot read its copy: it no longer counts");
             self.remove_location(source, &chunk, now);
         }
         let failed: Vec<NodeIdx> = answer

@@ -235,7 +235,7 @@ fn fault_mid_repair(
     c.assert_files(files);
 }
 
-/// The node with slow writes in [`a_node_frozen_or_killed_mid_repair_loses_and_double_counts_no_copy`].
+/// The node with slow writes in the mid-repair fault test.
 const SLOW: usize = 5;
 
 #[test]
