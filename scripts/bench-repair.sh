@@ -21,6 +21,11 @@ the node that holds the most bytes and reports:
   lost_mib           the bytes the killed node held (its 'used' just before the kill)
   repair_mib_s       lost_mib / clean_after_s: the figure issue 14 compares with the
                      single-client put MiB/s of the same cluster (bench.sh's seq_write_fsync)
+  put_mib_s          the single-client put of the big file into the healthy cluster, timed
+                     like bench.sh's seq_write_fsync (one sample: for the issue's ratio, take
+                     the median of bench.sh's runs at the same R)
+  repair_to_put_ratio
+                     repair_mib_s / put_mib_s (issue 14's target: at least 0.5)
   repair_mib_s_after_dead
                      lost_mib / (clean_after_s - dead_after_s): the copying alone, without
                      the failure detection (--heartbeat-timeout), which a small data set
@@ -211,7 +216,9 @@ echo "== data: a ${BIG_MIB} MiB file and $FILES files of $FILE_KIB KiB" >&2
 mkdir -p "$SHM/small"
 if ((BIG_MIB > 0)); then
     dd if=/dev/urandom of="$SHM/big" bs=1M count="$BIG_MIB" iflag=fullblock status=none
+    T_PUT=$(now)
     "$BIGFS" put "$SHM/big" /big 2>>"$OUT/logs/client.log" || die "put of the big file failed"
+    PUT_MIB_S=$(awk -v n="$BIG_MIB" -v s="$(since "$T_PUT")" 'BEGIN { printf "%.1f", n / s }')
     rm -f "$SHM/big"
 fi
 if ((FILES > 0)); then
@@ -256,6 +263,10 @@ figure lost_mib "$(awk -v b="$USED" 'BEGIN { printf "%.1f", b / 1048576 }')"
 figure dead_after_s "$DEAD_AFTER"
 figure clean_after_s "$CLEAN_AFTER"
 figure repair_mib_s "$(awk -v b="$USED" -v s="$CLEAN_AFTER" 'BEGIN { printf "%.1f", b / 1048576 / s }')"
+if [ -n "${PUT_MIB_S:-}" ]; then
+    figure put_mib_s "$PUT_MIB_S"
+    figure repair_to_put_ratio "$(ratio "$(awk -v b="$USED" -v s="$CLEAN_AFTER" 'BEGIN { print b / 1048576 / s }')" "$PUT_MIB_S")"
+fi
 figure repair_mib_s_after_dead "$(awk -v b="$USED" -v s="$CLEAN_AFTER" -v d="$DEAD_AFTER" 'BEGIN { if (s <= d) print "NA"; else printf "%.1f", b / 1048576 / (s - d) }')"
 # Counts, not times: how the copies travelled and whether the pipeline stayed full.
 figure repair_copies_answered "$ANSWERED"
