@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tonic::{Request, Status};
@@ -16,6 +17,11 @@ use bigfs_proto::ChunkId;
 
 use crate::cluster::{CopyAnswer, OrderBatch, REPAIR_TIMEOUT};
 use crate::store::MetaStore;
+
+/// How long the orders of a call that failed keep their room before they are planned again:
+/// a node that refuses at once (just died, not yet declared dead; or too old to know
+/// Node.Replicate) would otherwise be sent the same orders again after every plan.
+const FAILED_CALL_PAUSE: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct CopyOrders {
@@ -57,6 +63,7 @@ impl CopyOrders {
                 "copy orders failed: {}",
                 status.message()
             );
+            tokio::time::sleep(FAILED_CALL_PAUSE).await;
         }
         if !unanswered.is_empty() {
             let chunks: Vec<ChunkId> = unanswered.into_iter().collect();
