@@ -102,7 +102,7 @@ impl MetaMetrics {
             ),
             (
                 "repair_chunks_waiting",
-                "Chunks short of copies waiting for room on a source or a target (--repair-concurrency)",
+                "Chunks short of copies not yet ordered: no room on a source or a target (--repair-concurrency), or no live copy to copy",
                 &metrics.repairs_waiting,
             ),
             (

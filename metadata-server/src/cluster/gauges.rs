@@ -14,7 +14,8 @@ pub struct ClusterGauges {
     pub repairs_queued: u64,
     /// Repair copies sent to their source and not yet confirmed.
     pub repairs_sent: u64,
-    /// Chunks short of copies waiting for room on a source or a target (the repair bound).
+    /// Chunks short of copies not yet ordered: no room on a source or a target (the repair
+    /// bound), or no live copy to copy from.
     pub repairs_waiting: u64,
     /// Repair copies since the start: answered as stored, and given up and planned again
     /// (failed, unanswered, timed out, or their source or target died).
