@@ -6,14 +6,19 @@
 //!   never leaves a torn file under a chunk's name. With fsync a machine crash does not either;
 //!   without, a copy the machine lost is found by the verification of its next read or scrub;
 //! - `quarantine/<64 hex>.<unix ms>`: copies that failed verification, kept for inspection;
-//! - `free/<n>`: emptied files of deleted chunks, reused by later writes ([`free_files`]).
+//! - `free/<n>`: emptied files of deleted chunks, reused by later writes ([`free_files`]);
+//! - `volumes/<n>.vol`: chunks of at most `small_chunk_max` bytes, appended as needles to
+//!   volume files ([`volume`], [`needle`], [`compaction`]; docs/SMALL-CHUNKS.md). Every call
+//!   below serves needles and files alike: `put` picks the store by length, the rest follow
+//!   the index entry. A data directory written before volumes existed keeps its chunk files.
 //!
 //! Every write is verified against the claimed id and every read is verified before its bytes
 //! are returned. The store also records what changed since the last heartbeat, so the metadata
 //! server learns of new, deleted and corrupt copies.
 //!
-//! The store keeps an in-memory index of the chunks under `chunks/` (id → length, about 40 bytes
-//! a chunk plus hash-table slack), built by a directory scan at open and updated by every put,
+//! The store keeps an in-memory index of the chunks under `chunks/` and in volumes (id → length
+//! and needle place, 44 bytes a chunk plus hash-table slack, about 52), built by a directory
+//! scan and a volume scan at open and updated by every put,
 //! delete and quarantine while that chunk's lock is held, so that index and disk change together.
 //! The chunk list, the chunk count and the bytes used all derive from it. The index is what the
 //! node believes, not a guarantee: a file removed or damaged behind the node's back is noticed
@@ -42,12 +47,28 @@
 //!   panic; [`ChunkStore::open`] removes the file at the next start); `pause` holds the write
 //!   there, for a test to kill the process; `return` fails the rename with EIO.
 //!
+//!
 //! A write failed by a failpoint leaves what any failed write leaves: no temp file (its drop
 //! guard removes it), no file under `chunks/`, and the space figures as they were.
+//!
+//! The small-chunk store's failpoints (same rules; those without a chunk id act on every
+//! needle whatever their `return` argument):
+//! - `volume::append`: before a needle is appended. `return` fails the put with ENOSPC.
+//! - `volume::torn_append`: in place of the append. `return` writes half of the needle, then
+//!   fails with ENOSPC; the failed append is cut from the volume and the put fails.
+//! - `volume::fsync`: before a group commit's fsync (with `--fsync`, and when a volume is
+//!   sealed or compacted). `return` fails it with EIO, which poisons the volume: every put
+//!   waiting on it fails and later puts go to a new volume. `pause` holds every put waiting
+//!   for it, for a test to kill the node mid-group-commit.
+//! - `volume::compact_copy`: before compaction copies or drops each needle. `return` stops the
+//!   compaction with EIO there, as a crash would (the old volume stays, intact).
+//! - `volume::compact_unlink`: after compaction's copies are durable, before the old volume is
+//!   removed. `return` stops it with EIO there.
 
 use std::collections::HashMap;
 use std::fs;
 use std::io;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -60,6 +81,7 @@ use crate::chunk_io::{ChunkIo, IoMode};
 use crate::error::NodeError;
 use crate::metrics::NodeCounters;
 use free_files::FreeFiles;
+use volume::{NeedleAt, Volumes};
 
 /// Writes, renames and deletes of one chunk are serialised by one of these locks, so that the
 /// index sees each file appear and disappear exactly once, in the order the disk did.
@@ -80,7 +102,28 @@ macro_rules! chunk_failpoint {
     };
 }
 
+pub mod compaction;
 mod free_files;
+pub mod needle;
+mod small;
+pub mod volume;
+
+/// How a [`ChunkStore`] stores chunks.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Space the chunks may take.
+    pub capacity: u64,
+    /// Make every write durable before acknowledging it.
+    pub fsync: bool,
+    pub io: IoMode,
+    /// Chunks of at most this many bytes go to volumes; 0 keeps every chunk a file.
+    pub small_chunk_max: u32,
+    /// Volumes are sealed at about this size.
+    pub volume_size: u64,
+}
+
+/// Chunks up to this size go to volumes unless told otherwise.
+pub const DEFAULT_SMALL_CHUNK_MAX: u32 = 64 * 1024;
 
 pub struct ChunkStore {
     chunks_dir: PathBuf,
@@ -93,13 +136,32 @@ pub struct ChunkStore {
     shards: Vec<Mutex<()>>,
     state: Mutex<StoreState>,
     counters: NodeCounters,
+    volumes: Volumes,
+    small_chunk_max: u32,
+}
+
+/// What the index knows of a stored chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    /// Lengths fit in `u32`: chunks are at most 64 MiB.
+    len: u32,
+    /// Where its needle is; `None` for a chunk file under `chunks/`.
+    needle: Option<NeedleAt>,
+}
+
+impl Entry {
+    fn file(len: u32) -> Self {
+        Self { len, needle: None }
+    }
 }
 
 #[derive(Default)]
 struct StoreState {
-    /// Every chunk under `chunks/` with its length. Lengths fit in `u32` (chunks are at most
-    /// 64 MiB), which keeps an entry near 40 bytes.
-    index: HashMap<ChunkId, u32>,
+    /// Every chunk stored, in a file or a volume.
+    index: HashMap<ChunkId, Entry>,
+    /// Bytes of live needles (headers and padding included) in each volume: what compaction
+    /// would keep of it.
+    volume_live: HashMap<NonZeroU32, u64>,
     /// The sum of the index's lengths.
     stored: u64,
     /// Bytes promised to writes in progress (see [`Reservation`]).
@@ -116,23 +178,53 @@ impl StoreState {
         self.stored + self.reserved
     }
 
-    /// Records `id` as stored with `len` bytes, replacing an earlier entry.
-    fn insert(&mut self, id: ChunkId, len: u32) {
-        if let Some(old) = self.index.insert(id, len) {
-            self.stored -= u64::from(old);
+    /// Records `id` as stored, replacing an earlier entry.
+    fn insert(&mut self, id: ChunkId, entry: Entry) {
+        if let Some(old) = self.index.insert(id, entry) {
+            self.unaccount(old);
         }
-        self.stored += u64::from(len);
+        self.account(entry);
         self.changes.insert(id, true);
     }
 
-    /// Records `id` as gone from disk. Returns whether the index held it.
-    fn remove(&mut self, id: ChunkId) -> bool {
-        let Some(len) = self.index.remove(&id) else {
-            return false;
-        };
-        self.stored -= u64::from(len);
+    /// Records `id` as gone from disk. Returns the entry the index held.
+    fn remove(&mut self, id: ChunkId) -> Option<Entry> {
+        let entry = self.index.remove(&id)?;
+        self.unaccount(entry);
         self.changes.insert(id, false);
-        true
+        Some(entry)
+    }
+
+    /// Points `id`'s entry at its needle's copy `to` (compaction moved it): no change to
+    /// report, the chunk is the same.
+    fn relocate(&mut self, id: ChunkId, to: NeedleAt) {
+        let Some(entry) = self.index.get(&id).copied() else {
+            return;
+        };
+        let moved = Entry {
+            needle: Some(to),
+            ..entry
+        };
+        self.index.insert(id, moved);
+        self.unaccount(entry);
+        self.account(moved);
+    }
+
+    fn account(&mut self, entry: Entry) {
+        self.stored += u64::from(entry.len);
+        if let Some(at) = entry.needle {
+            *self.volume_live.entry(at.volume).or_default() += needle::size(entry.len);
+        }
+    }
+
+    fn unaccount(&mut self, entry: Entry) {
+        self.stored -= u64::from(entry.len);
+        if let Some(live) = entry
+            .needle
+            .and_then(|at| self.volume_live.get_mut(&at.volume))
+        {
+            *live = live.saturating_sub(needle::size(entry.len));
+        }
     }
 }
 
@@ -145,11 +237,17 @@ struct Reservation<'a> {
 
 impl Reservation<'_> {
     /// Turns the reservation into the index entry of `id`, whose file was just renamed into
-    /// place. Call with the chunk's lock held.
-    fn commit(mut self, id: ChunkId) {
+    /// place or whose needle (`needle`) was just written. Call with the chunk's lock held.
+    fn commit(mut self, id: ChunkId, needle: Option<NeedleAt>) {
         let mut state = self.store.state();
         state.reserved -= u64::from(self.len);
-        state.insert(id, self.len);
+        state.insert(
+            id,
+            Entry {
+                len: self.len,
+                needle,
+            },
+        );
         // Nothing left to give back; `drop` must not take the state lock held here.
         self.len = 0;
     }
@@ -206,15 +304,54 @@ pub struct Usage {
 }
 
 impl ChunkStore {
-    /// Opens (creating if needed) the store under `data_dir`, removes writes left unfinished
-    /// by a crash, and indexes the chunks it holds. Files under `chunks/` that are not named
-    /// like a chunk in its shard directory are logged and left alone, never counted.
+    /// Opens the store under `data_dir` keeping every new chunk a file (no volumes are
+    /// written; needles already there stay readable): [`Self::open_with`] with
+    /// `small_chunk_max` 0.
     pub fn open(
         data_dir: &Path,
         capacity: u64,
         fsync: bool,
         io: IoMode,
     ) -> Result<Self, NodeError> {
+        let options = StoreOptions {
+            capacity,
+            fsync,
+            io,
+            small_chunk_max: 0,
+            volume_size: volume::DEFAULT_VOLUME_SIZE,
+        };
+        Self::open_with(data_dir, options)
+    }
+
+    /// Opens (creating if needed) the store under `data_dir`, removes writes left unfinished
+    /// by a crash, and indexes the chunks it holds: files, then volumes in the order written
+    /// (cutting a torn tail, see [`Volumes::open`]). Files under `chunks/` that are not named
+    /// like a chunk in its shard directory are logged and left alone, never counted.
+    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Self, NodeError> {
+        let StoreOptions {
+            capacity,
+            fsync,
+            io,
+            small_chunk_max,
+            volume_size,
+        } = options;
+        let counters = NodeCounters::default();
+        let mut state = StoreState::default();
+        let volumes = Volumes::open(
+            data_dir.join("volumes"),
+            volume_size.min(volume::MAX_VOLUME_SIZE),
+            counters.clone(),
+            |record| match record {
+                volume::Record::Chunk { id, len, at } => {
+                    let needle = Some(at);
+                    state.insert(id, Entry { len, needle });
+                }
+                volume::Record::Tombstone { id } => {
+                    state.remove(id);
+                }
+            },
+        )?;
+        state.changes.clear();
         let store = Self {
             chunks_dir: data_dir.join("chunks"),
             tmp_dir: data_dir.join("tmp"),
@@ -226,19 +363,27 @@ impl ChunkStore {
             io: ChunkIo::new(io),
             capacity,
             shards: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
-            state: Mutex::new(StoreState::default()),
-            counters: NodeCounters::default(),
+            state: Mutex::new(state),
+            counters,
+            volumes,
+            small_chunk_max,
         };
         for dir in [&store.chunks_dir, &store.tmp_dir, &store.quarantine_dir] {
             fs::create_dir_all(dir)
                 .map_err(|e| NodeError::io(format!("create {}", dir.display()), e))?;
         }
         store.remove_unfinished_writes()?;
-        let (index, stored) = store.scan()?;
+        let files = store.scan()?;
         {
             let mut state = store.state();
-            state.index = index;
-            state.stored = stored;
+            for (id, len) in files {
+                // A chunk in a volume too (written as a file by an older node, then again as
+                // a needle) is served from its needle; the file is never reached again.
+                if !state.index.contains_key(&id) {
+                    state.account(Entry::file(len));
+                    state.index.insert(id, Entry::file(len));
+                }
+            }
         }
         Ok(store)
     }
@@ -265,7 +410,11 @@ impl ChunkStore {
             return Ok(());
         }
         let reservation = self.reserve(len)?;
-        self.write_file(id, data, reservation)?;
+        if self.small_chunk_max > 0 && len <= self.small_chunk_max {
+            self.put_needle(id, data, reservation)?;
+        } else {
+            self.write_file(id, data, reservation)?;
+        }
         self.count_write(len);
         Ok(())
     }
@@ -313,6 +462,9 @@ impl ChunkStore {
     }
 
     fn read_verified(&self, id: ChunkId) -> Result<Read, NodeError> {
+        if let Some(found) = self.find_needle(id) {
+            return self.read_needle(id, found);
+        }
         let data = match self.io.read(&self.chunk_path(&id)) {
             Ok(data) => data,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -340,8 +492,11 @@ impl ChunkStore {
     fn holds_good_copy(&self, id: ChunkId, len: u64) -> Result<bool, NodeError> {
         // Every copy on disk is indexed (at open, or once renamed into place), so a new chunk
         // costs no lookup of a file that is not there: 7 % of a node's CPU for small chunks.
-        if !self.state().index.contains_key(&id) {
+        let Some(entry) = self.state().index.get(&id).copied() else {
             return Ok(false);
+        };
+        if entry.needle.is_some() {
+            return Ok(matches!(self.read_verified(id)?, Read::Good(_)));
         }
         match fs::symlink_metadata(self.chunk_path(&id)) {
             Ok(meta) if meta.len() == len => {}
@@ -372,7 +527,7 @@ impl ChunkStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             _ => return false,
         }
-        if !self.state().remove(id) {
+        if self.state().remove(id).is_none() {
             return false;
         }
         tracing::warn!(chunk = %id, "chunk file vanished from disk; reporting the chunk removed");
@@ -383,13 +538,16 @@ impl ChunkStore {
     pub fn delete(&self, id: ChunkId) -> Result<(), NodeError> {
         let path = self.chunk_path(&id);
         let _guard = self.lock(&id);
+        if self.delete_needle(id)? {
+            return Ok(());
+        }
         match self.free.discard(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(NodeError::io(format!("delete chunk {id}"), e)),
         }
         let mut state = self.state();
-        if !state.remove(id) {
+        if state.remove(id).is_none() {
             // Not indexed (an unknown file, or nothing at all): report it gone all the same, so
             // the metadata server sees every delete it ordered confirmed.
             state.changes.insert(id, false);
@@ -406,12 +564,11 @@ impl ChunkStore {
     /// Moves a bad copy out of `chunks/` so it is never served again. Returns whether it did:
     /// not if the file is gone (deleted meanwhile) or is a good copy now.
     pub fn quarantine(&self, id: ChunkId) -> Result<bool, NodeError> {
+        if let Some(found) = self.find_needle(id) {
+            return Ok(matches!(self.read_needle(id, found)?, Read::Corrupt { .. }));
+        }
         let path = self.chunk_path(&id);
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        let target = self.quarantine_dir.join(format!("{id}.{stamp}"));
+        let target = self.quarantine_target(id);
         let _guard = self.lock(&id);
         // The bad copy was read outside the lock: a concurrent put may have replaced it with a
         // good one since, which must stay.
@@ -438,7 +595,7 @@ impl ChunkStore {
 
     /// The length of chunk `id` as indexed, if it is.
     pub fn stored_len(&self, id: ChunkId) -> Option<u64> {
-        self.state().index.get(&id).map(|&len| u64::from(len))
+        self.state().index.get(&id).map(|e| u64::from(e.len))
     }
 
     /// Every chunk id in the index (the full report sent when registering), in no order.
@@ -494,6 +651,16 @@ impl ChunkStore {
         let mut state = self.state();
         state.changes.clear();
         state.corrupt.clear();
+    }
+
+    /// Where a bad copy of `id` goes: its id and the time, so copies quarantined again later
+    /// are kept too.
+    fn quarantine_target(&self, id: ChunkId) -> PathBuf {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        self.quarantine_dir.join(format!("{id}.{stamp}"))
     }
 
     fn chunk_path(&self, id: &ChunkId) -> PathBuf {
@@ -585,7 +752,7 @@ impl ChunkStore {
             let _guard = self.lock(&id);
             tmp.persist(&path)
                 .map_err(|e| NodeError::io(format!("rename chunk {id} into place"), e.error))?;
-            reservation.commit(id);
+            reservation.commit(id, None);
         }
         if self.fsync {
             sync_dir(dir)?;
@@ -604,15 +771,15 @@ impl ChunkStore {
         Ok(())
     }
 
-    /// Lists the chunk files on disk: the index and the sum of its lengths.
-    fn scan(&self) -> Result<(HashMap<ChunkId, u32>, u64), NodeError> {
+    /// Lists the chunk files on disk with their lengths.
+    fn scan(&self) -> Result<Vec<(ChunkId, u32)>, NodeError> {
         let list = |dir: &Path| {
             fs::read_dir(dir).map_err(|e| NodeError::io(format!("list {}", dir.display()), e))
         };
         let stray = |path: &Path| {
             tracing::warn!(file = %path.display(), "ignoring stray file in chunk store");
         };
-        let (mut index, mut stored) = (HashMap::new(), 0);
+        let mut files = Vec::new();
         for shard in list(&self.chunks_dir)? {
             let shard = shard.map_err(|e| NodeError::io("list chunk shards", e))?;
             let is_dir = shard.file_type().is_ok_and(|t| t.is_dir());
@@ -641,11 +808,10 @@ impl ChunkStore {
                     stray(&entry.path());
                     continue;
                 };
-                index.insert(id, len);
-                stored += u64::from(len);
+                files.push((id, len));
             }
         }
-        Ok((index, stored))
+        Ok(files)
     }
 
     fn lock(&self, id: &ChunkId) -> std::sync::MutexGuard<'_, ()> {
@@ -691,3 +857,6 @@ fn injected(context: String, failpoint: &str, errno: i32) -> NodeError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod volume_tests;

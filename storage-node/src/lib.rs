@@ -1,10 +1,11 @@
 //! BigFS storage node.
 //!
-//! A node keeps chunks as plain files named by their BLAKE3 id ([`chunk_store`]), serves them
-//! over gRPC ([`service`]), forwards writes down replication chains, copies chunks to other
-//! nodes on the metadata server's repair orders ([`repair`]) and reports to the metadata
-//! server ([`heartbeat`]). A background [`scrubber`] re-verifies stored chunks. Its identity
-//! lives in its data directory ([`node_id`]).
+//! A node keeps chunks as plain files named by their BLAKE3 id, and small ones as needles in
+//! append-only volume files ([`chunk_store`]; a background [`Compactor`] reclaims the space of
+//! deleted needles), serves them over gRPC ([`service`]), forwards writes down replication
+//! chains, copies chunks to other nodes on the metadata server's repair orders ([`repair`])
+//! and reports to the metadata server ([`heartbeat`]). A background [`scrubber`] re-verifies
+//! stored chunks. Its identity lives in its data directory ([`node_id`]).
 
 pub mod chunk_io;
 pub mod chunk_store;
@@ -33,7 +34,8 @@ use bigfs_proto::transport;
 use tonic::server::NamedService;
 
 use crate::chunk_io::IoMode;
-use crate::chunk_store::ChunkStore;
+use crate::chunk_store::compaction::{self, Compactor};
+use crate::chunk_store::{ChunkStore, StoreOptions};
 use crate::heartbeat::Heartbeat;
 use crate::scrubber::Scrubber;
 use crate::service::NodeService;
@@ -53,6 +55,10 @@ pub struct NodeConfig {
     pub scrub_rate: u64,
     /// Bytes of repair copies this node sends at once.
     pub repair_window: u64,
+    /// Chunks of at most this many bytes are appended to volumes; 0 keeps every chunk a file.
+    pub small_chunk_max: u32,
+    /// How often to look for a volume to compact; zero disables compaction.
+    pub compact_interval: Duration,
 }
 
 /// Serves gRPC on `listener`, and metrics and health probes on `http` if given, until
@@ -66,8 +72,15 @@ pub async fn run(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let node_id = node_id::load_or_create(&config.data_dir, config.id.as_deref())?;
+    let options = StoreOptions {
+        capacity: config.capacity,
+        fsync: config.fsync,
+        io: config.io,
+        small_chunk_max: config.small_chunk_max,
+        volume_size: chunk_store::volume::DEFAULT_VOLUME_SIZE,
+    };
     let store = Arc::new(
-        ChunkStore::open(&config.data_dir, config.capacity, config.fsync, config.io)
+        ChunkStore::open_with(&config.data_dir, options)
             .with_context(|| format!("open chunk store in {}", config.data_dir.display()))?,
     );
     let local = listener.local_addr().context("read listening address")?;
@@ -76,7 +89,8 @@ pub async fn run(
     tracing::info!(
         node = %node_id, %addr, chunks = usage.chunks, used = usage.used,
         capacity = usage.capacity, fsync = config.fsync, io = ?store.io_mode(), scrub_interval = ?config.scrub_interval,
-        scrub_rate = config.scrub_rate, "storage node listening on {local}"
+        scrub_rate = config.scrub_rate, small_chunk_max = config.small_chunk_max,
+        volumes = store.volume_usage().volumes, "storage node listening on {local}"
     );
 
     let mut registry = observe::registry();
@@ -99,6 +113,8 @@ pub async fn run(
     let heartbeat = tokio::spawn(heartbeat.run(shutdown.child_token()));
     let scrubber = Scrubber::new(store.clone(), config.scrub_interval, config.scrub_rate);
     let scrubber = tokio::spawn(scrubber.run(shutdown.child_token()));
+    let compactor = Compactor::new(store.clone(), config.compact_interval, compaction::RATE);
+    let compactor = tokio::spawn(compactor.run(shutdown.child_token()));
 
     let service = NodeServer::new(NodeService::new(node_id, store, config.repair_window))
         .max_decoding_message_size(MAX_CHUNK_MESSAGE)
@@ -116,11 +132,14 @@ pub async fn run(
         .serve_with_incoming_shutdown(transport::incoming(listener), shutdown.cancelled())
         .await;
     shutdown.cancel();
-    // Both were cancelled with `shutdown`; the scrubber stops after at most one chunk read.
+    // All were cancelled with `shutdown`; the scrubber stops after at most one chunk read,
+    // the compactor after at most one needle.
     let heartbeat = heartbeat.await.context("heartbeat task");
     let scrubber = scrubber.await.context("scrubber task");
+    let compactor = compactor.await.context("compactor task");
     heartbeat?;
     scrubber?;
+    compactor?;
     if let Some(http) = http {
         http.await.context("HTTP task")?.context("serve HTTP")?;
     }

@@ -61,6 +61,22 @@ struct Args {
     /// traffic.
     #[arg(long, default_value = "8MiB")]
     repair_window: Size,
+    /// Chunks of at most this size are appended to volume files (one write and one shared
+    /// fsync for many, no file each) instead of getting a file each (docs/SMALL-CHUNKS.md);
+    /// 0 keeps every chunk a file. At most 1MiB.
+    #[arg(long, default_value = "64KiB", value_parser = small_chunk_max)]
+    small_chunk_max: Size,
+    /// How often to look for a volume whose deleted chunks are worth compacting away (e.g.
+    /// 10s, 1m); 0s disables compaction.
+    #[arg(long, default_value = "10s")]
+    compact_interval: ReadableDuration,
+}
+
+fn small_chunk_max(s: &str) -> Result<Size, String> {
+    match s.parse::<Size>()? {
+        Size(n) if n > 1 << 20 => Err("must be at most 1MiB".into()),
+        size => Ok(size),
+    }
 }
 
 fn scrub_rate(s: &str) -> Result<Size, String> {
@@ -116,6 +132,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         scrub_interval: args.scrub_interval.0,
         scrub_rate: args.scrub_rate.0,
         repair_window: args.repair_window.0,
+        small_chunk_max: u32::try_from(args.small_chunk_max.0).expect("checked at parse"),
+        compact_interval: args.compact_interval.0,
     };
     bigfs_node::run(listener, http, config, process::shutdown_on_signal()).await
 }
@@ -169,5 +187,16 @@ mod tests {
         assert_eq!(args.scrub_rate.0, 1 << 20);
 
         assert!(Args::try_parse_from(["bigfs-node", "--data", "d", "--scrub-rate", "0"]).is_err());
+    }
+
+    #[test]
+    fn small_chunk_flags() {
+        let args = Args::try_parse_from(["bigfs-node", "--data", "d"]).unwrap();
+        assert_eq!(args.small_chunk_max.0, 64 << 10);
+        let parse =
+            |v: &str| Args::try_parse_from(["bigfs-node", "--data", "d", "--small-chunk-max", v]);
+        assert_eq!(parse("0").unwrap().small_chunk_max.0, 0);
+        assert_eq!(parse("1MiB").unwrap().small_chunk_max.0, 1 << 20);
+        assert!(parse("2MiB").is_err());
     }
 }

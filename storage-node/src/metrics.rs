@@ -39,6 +39,14 @@ pub struct NodeCounters {
     pub scrub_last_pass: Gauge<f64, AtomicU64>,
     pub repair_copies_sent: Counter,
     pub repair_copies_received: Counter,
+    /// Needles appended to volumes: chunks, tombstones and compaction's copies.
+    pub volume_needles_written: Counter,
+    /// Fsyncs of volumes: group commits, seals and compactions.
+    pub volume_fsyncs: Counter,
+    pub volume_compactions: Counter,
+    pub volume_reclaimed_bytes: Counter,
+    /// Bytes cut from the newest volume's torn tail at open.
+    pub volume_torn_tail_bytes: Counter,
 }
 
 impl NodeCounters {
@@ -120,6 +128,47 @@ pub fn register(
         "Repair copies this node received and stored",
         c.repair_copies_received,
     );
+    r.register(
+        "volume_needles_written",
+        "Needles appended to volume files: small chunks, tombstones and compaction's copies",
+        c.volume_needles_written,
+    );
+    r.register(
+        "volume_fsyncs",
+        "Fsyncs of volume files (group commits, seals, compactions); needles written per fsync is the group commit's batching",
+        c.volume_fsyncs,
+    );
+    r.register(
+        "volume_compactions",
+        "Volumes compacted",
+        c.volume_compactions,
+    );
+    r.register_with_unit(
+        "volume_reclaimed",
+        "Bytes of volume files given back by compaction",
+        Unit::Bytes,
+        c.volume_reclaimed_bytes,
+    );
+    r.register_with_unit(
+        "volume_torn_tail",
+        "Bytes cut from the newest volume's torn tail when the node opened its store",
+        Unit::Bytes,
+        c.volume_torn_tail_bytes,
+    );
+    let [volumes, volume_bytes, volume_live] = std::array::from_fn(|_| Gauge::<i64>::default());
+    r.register("volume_count", "Volume files", volumes.clone());
+    r.register_with_unit(
+        "volume",
+        "Bytes of volume files",
+        Unit::Bytes,
+        volume_bytes.clone(),
+    );
+    r.register_with_unit(
+        "volume_live",
+        "Bytes of the needles of chunks stored in volume files; the rest is garbage for compaction",
+        Unit::Bytes,
+        volume_live.clone(),
+    );
     let [chunks, stored, capacity, free] = std::array::from_fn(|_| Gauge::<i64>::default());
     r.register("chunks", "Chunks stored", chunks.clone());
     r.register_with_unit(
@@ -142,5 +191,9 @@ pub fn register(
         set(&stored, usage.used);
         set(&capacity, usage.capacity);
         set(&free, usage.capacity.saturating_sub(usage.used));
+        let small = store.volume_usage();
+        set(&volumes, small.volumes);
+        set(&volume_bytes, small.bytes);
+        set(&volume_live, small.live);
     }
 }

@@ -12,6 +12,7 @@ use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use bigfs_node::chunk_io::IoMode;
+use bigfs_node::chunk_store::{volume, DEFAULT_SMALL_CHUNK_MAX};
 use bigfs_node::NodeConfig;
 use bigfs_proto::limits::{MAX_GET_BATCH, MAX_PUT_BATCH};
 use bigfs_proto::node_pool::NodePool;
@@ -51,6 +52,8 @@ async fn two_nodes() -> TwoNodes {
             scrub_interval: Duration::ZERO,
             scrub_rate: 1 << 20,
             repair_window: 8 << 20,
+            small_chunk_max: DEFAULT_SMALL_CHUNK_MAX,
+            compact_interval: Duration::ZERO,
         };
         tokio::spawn(bigfs_node::run(listener, None, config, shutdown.clone()));
         chain.push(NodeAddr {
@@ -66,13 +69,21 @@ async fn two_nodes() -> TwoNodes {
 }
 
 impl TwoNodes {
-    /// Overwrites node `node`'s copy of `chunk_id` with as many other bytes.
+    /// Overwrites node `node`'s copy of `chunk_id`, a needle in a volume, with as many other
+    /// bytes.
     fn corrupt(&self, node: &str, chunk_id: &str) {
-        let path = (self.dir.path().join(node).join("chunks"))
-            .join(&chunk_id[..2])
-            .join(chunk_id);
-        let len = std::fs::metadata(&path).unwrap().len() as usize;
-        std::fs::write(&path, vec![0x5a; len]).unwrap();
+        use std::os::unix::fs::FileExt;
+        let data_dir = self.dir.path().join(node);
+        let id = chunk_id.parse().unwrap();
+        let needle = volume::locate(&data_dir, id)
+            .unwrap()
+            .expect("a small chunk's needle");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&needle.path)
+            .unwrap();
+        file.write_all_at(&vec![0x5a; needle.len as usize], needle.offset)
+            .unwrap();
     }
 }
 

@@ -6,7 +6,7 @@ fn store(capacity: u64) -> (tempfile::TempDir, ChunkStore) {
     (dir, store)
 }
 
-fn chunk_file(dir: &Path, id: &ChunkId) -> PathBuf {
+pub(super) fn chunk_file(dir: &Path, id: &ChunkId) -> PathBuf {
     let hex = id.to_hex();
     dir.join("chunks").join(&hex[..2]).join(&hex)
 }

@@ -1,0 +1,624 @@
+//! Volume files: append-only files of needles, the small-chunk store's disk (docs/SMALL-CHUNKS.md).
+//!
+//! [`Volumes`] owns `DATA/volumes/`: the set of open volume files, the one *active* volume
+//! that needles are appended to, and each volume's group commit. It knows nothing of chunks'
+//! liveness: the [`ChunkStore`](super::ChunkStore)'s index does, and applies what
+//! [`Volumes::open`]'s scan finds.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::num::NonZeroU32;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use bigfs_proto::ChunkId;
+
+#[cfg(feature = "failpoints")]
+use super::failpoint_applies;
+use super::needle::{self, Header, Kind, ALIGN, HEADER};
+use super::sync_dir;
+use crate::error::NodeError;
+use crate::metrics::NodeCounters;
+
+/// Bytes before the first needle: magic, format version, reserved.
+pub const SUPERBLOCK: u64 = 16;
+const VOLUME_MAGIC: &[u8; 8] = b"BIGFSVOL";
+const VERSION: u32 = 1;
+/// A volume is sealed once the next needle would take it past this.
+pub const DEFAULT_VOLUME_SIZE: u64 = 256 << 20;
+/// The most a volume may grow to: offsets are kept in units of [`ALIGN`] in a `u32`.
+pub const MAX_VOLUME_SIZE: u64 = (u32::MAX as u64) * ALIGN;
+/// Payloads bigger than this are not needles whatever a header says (a scan's sanity check).
+const MAX_PAYLOAD: u32 = 64 << 20;
+/// How much a scan reads at a time.
+const SCAN_BUFFER: usize = 1 << 20;
+
+/// Where a needle is: its volume's number and its offset, in 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeedleAt {
+    pub volume: NonZeroU32,
+    offset8: u32,
+}
+
+impl NeedleAt {
+    pub fn new(volume: NonZeroU32, offset: u64) -> Self {
+        debug_assert_eq!(offset % ALIGN, 0);
+        let offset8 = u32::try_from(offset / ALIGN).expect("volumes are at most 32 GiB");
+        Self { volume, offset8 }
+    }
+
+    pub fn offset(&self) -> u64 {
+        u64::from(self.offset8) * ALIGN
+    }
+}
+
+/// One volume file.
+pub struct Volume {
+    pub number: NonZeroU32,
+    path: PathBuf,
+    file: File,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+}
+
+/// The group commit's state.
+#[derive(Default)]
+struct SyncState {
+    /// The end of the needles written: a prefix without holes (appends are serialised).
+    written: u64,
+    /// Everything before this is durable.
+    synced: u64,
+    /// An fsync is running; others wait for it rather than start their own.
+    syncing: bool,
+    /// An fsync failed: the kernel may have dropped dirty pages, so nothing written but not
+    /// yet synced can be trusted to reach the disk, whatever a later fsync says.
+    poisoned: bool,
+}
+
+impl Volume {
+    fn create(dir: &Path, number: NonZeroU32) -> io::Result<Self> {
+        let path = dir.join(file_name(number));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let mut superblock = Vec::with_capacity(SUPERBLOCK as usize);
+        superblock.extend_from_slice(VOLUME_MAGIC);
+        superblock.extend_from_slice(&VERSION.to_le_bytes());
+        superblock.extend_from_slice(&[0; 4]);
+        file.write_all_at(&superblock, 0)?;
+        file.sync_all()?;
+        Ok(Self::new(number, path, file, SUPERBLOCK))
+    }
+
+    fn open(path: PathBuf, number: NonZeroU32) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let mut superblock = [0; SUPERBLOCK as usize];
+        file.read_exact_at(&mut superblock, 0)?;
+        if &superblock[..8] != VOLUME_MAGIC || superblock[8..12] != VERSION.to_le_bytes() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a version 1 volume file",
+            ));
+        }
+        let len = file.metadata()?.len();
+        Ok(Self::new(number, path, file, len))
+    }
+
+    fn new(number: NonZeroU32, path: PathBuf, file: File, len: u64) -> Self {
+        Self {
+            number,
+            path,
+            file,
+            sync: Mutex::new(SyncState {
+                written: len,
+                synced: len,
+                ..SyncState::default()
+            }),
+            synced: Condvar::new(),
+        }
+    }
+
+    /// The end of the needles written.
+    pub fn end(&self) -> u64 {
+        self.sync_state().written
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads `len` bytes at `offset`. A read past the end is an `UnexpectedEof` error.
+    pub fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; len];
+        self.file.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
+    /// Returns once everything written up to `end` is durable: the group commit. One caller
+    /// runs an fsync covering all that was written when it started; callers arriving meanwhile
+    /// wait for it, and the first of them still uncovered runs the next one.
+    pub fn sync_through(&self, end: u64, counters: &NodeCounters) -> Result<(), NodeError> {
+        let mut state = self.sync_state();
+        loop {
+            if state.synced >= end {
+                return Ok(());
+            }
+            if state.poisoned {
+                return Err(NodeError::io(
+                    format!("fsync volume {}", self.path.display()),
+                    io::Error::other("an earlier fsync of this volume failed"),
+                ));
+            }
+            if state.syncing {
+                state = self
+                    .synced
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            state.syncing = true;
+            let target = state.written;
+            drop(state);
+            let result = self.fsync(counters);
+            state = self.sync_state();
+            state.syncing = false;
+            match &result {
+                Ok(()) => state.synced = state.synced.max(target),
+                Err(_) => state.poisoned = true,
+            }
+            self.synced.notify_all();
+            result?;
+        }
+    }
+
+    fn fsync(&self, counters: &NodeCounters) -> Result<(), NodeError> {
+        let context = || format!("fsync volume {}", self.path.display());
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("volume::fsync", |_| Err(super::injected(
+            context(),
+            "volume::fsync",
+            super::EIO
+        )));
+        counters.volume_fsyncs.inc();
+        self.file
+            .sync_data()
+            .map_err(|e| NodeError::io(context(), e))
+    }
+
+    fn is_poisoned(&self) -> bool {
+        self.sync_state().poisoned
+    }
+
+    fn sync_state(&self) -> MutexGuard<'_, SyncState> {
+        self.sync
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn file_name(number: NonZeroU32) -> String {
+    format!("{number:08}.vol")
+}
+
+/// A needle just appended.
+pub struct Appended {
+    pub volume: Arc<Volume>,
+    pub at: NeedleAt,
+    /// The end of the needle in its volume: what [`Volume::sync_through`] must reach.
+    pub end: u64,
+}
+
+/// What a scan at open found, in the order written.
+pub enum Record {
+    Chunk { id: ChunkId, len: u32, at: NeedleAt },
+    Tombstone { id: ChunkId },
+}
+
+pub struct Volumes {
+    dir: PathBuf,
+    max_size: u64,
+    counters: NodeCounters,
+    files: Mutex<BTreeMap<NonZeroU32, Arc<Volume>>>,
+    writer: Mutex<Writer>,
+}
+
+struct Writer {
+    active: Option<Arc<Volume>>,
+    next: NonZeroU32,
+}
+
+impl Volumes {
+    /// Opens the volumes under `dir` (creating it), scanning each in number order and passing
+    /// every valid needle to `apply`. The highest-numbered volume's needles are verified too,
+    /// and its file is cut at the first that is torn, short or corrupt (docs/SMALL-CHUNKS.md,
+    /// "Recovery after a crash"); in older volumes a bad header is skipped over.
+    pub fn open(
+        dir: PathBuf,
+        max_size: u64,
+        counters: NodeCounters,
+        mut apply: impl FnMut(Record),
+    ) -> Result<Self, NodeError> {
+        fs::create_dir_all(&dir)
+            .map_err(|e| NodeError::io(format!("create {}", dir.display()), e))?;
+        let mut numbers = Vec::new();
+        let entries =
+            fs::read_dir(&dir).map_err(|e| NodeError::io(format!("list {}", dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| NodeError::io(format!("list {}", dir.display()), e))?;
+            let name = entry.file_name();
+            let number = name.to_str().and_then(|n| {
+                let n = n.strip_suffix(".vol")?;
+                (n.len() == 8).then(|| n.parse::<NonZeroU32>().ok())?
+            });
+            match number {
+                Some(number) => numbers.push(number),
+                None => {
+                    tracing::warn!(file = %entry.path().display(), "ignoring stray file among volumes")
+                }
+            }
+        }
+        numbers.sort();
+        let mut files = BTreeMap::new();
+        for (i, &number) in numbers.iter().enumerate() {
+            let path = dir.join(file_name(number));
+            let last = i + 1 == numbers.len();
+            let volume = match Volume::open(path.clone(), number) {
+                Ok(volume) => volume,
+                // A crash while creating the newest volume, before anything was appended.
+                Err(e) if last && fs::metadata(&path).is_ok_and(|m| m.len() <= SUPERBLOCK) => {
+                    tracing::warn!(file = %path.display(), "removing a volume torn at creation: {e}");
+                    fs::remove_file(&path)
+                        .map_err(|e| NodeError::io(format!("remove {}", path.display()), e))?;
+                    continue;
+                }
+                Err(e) => return Err(NodeError::io(format!("open volume {}", path.display()), e)),
+            };
+            scan(&volume, last, &counters, &mut apply)?;
+            files.insert(number, Arc::new(volume));
+        }
+        let next = numbers.last().map_or(1, |n| n.get() + 1);
+        let active = files
+            .values()
+            .next_back()
+            .filter(|v| v.end() < max_size)
+            .cloned();
+        Ok(Self {
+            dir,
+            max_size,
+            counters,
+            files: Mutex::new(files),
+            writer: Mutex::new(Writer {
+                active,
+                next: NonZeroU32::new(next).expect("volume numbers start at 1"),
+            }),
+        })
+    }
+
+    /// Appends `needle` (encoded) to the active volume, rolling over to a new one when it does
+    /// not fit or the active one is poisoned. Not durable until [`Volume::sync_through`]
+    /// reaches [`Appended::end`]. `id` only names the chunk in errors and failpoints.
+    pub fn append(&self, id: ChunkId, needle: &[u8]) -> Result<Appended, NodeError> {
+        let mut writer = self.writer();
+        let len = needle.len() as u64;
+        let fits = |v: &Volume| v.end() + len <= self.max_size || v.end() == SUPERBLOCK;
+        let volume = match &writer.active {
+            Some(v) if fits(v) && !v.is_poisoned() => v.clone(),
+            _ => self.roll(&mut writer)?,
+        };
+        let offset = volume.end();
+        let context = || format!("append chunk {id} to volume {}", volume.path.display());
+        chunk_failpoint!(
+            "volume::append",
+            id,
+            super::injected(context(), "volume::append", super::ENOSPC)
+        );
+        chunk_failpoint!(
+            "volume::torn_append",
+            id,
+            match volume
+                .file
+                .write_all_at(&needle[..needle.len() / 2], offset)
+            {
+                Ok(()) => super::injected(context(), "volume::torn_append", super::ENOSPC),
+                Err(e) => NodeError::io(context(), e),
+            }
+        );
+        if let Err(e) = volume.file.write_all_at(needle, offset) {
+            // Cut what part of the needle reached the file: the next append starts here.
+            if let Err(cut) = volume.file.set_len(offset) {
+                tracing::warn!(file = %volume.path.display(), "cannot cut a failed append: {cut}");
+            }
+            return Err(NodeError::io(context(), e));
+        }
+        volume.sync_state().written = offset + len;
+        self.counters.volume_needles_written.inc();
+        Ok(Appended {
+            at: NeedleAt::new(volume.number, offset),
+            end: offset + len,
+            volume,
+        })
+    }
+
+    /// Seals the active volume (fsyncs it, so that only the newest volume can ever hold a
+    /// torn tail) and makes a new one active.
+    fn roll(&self, writer: &mut Writer) -> Result<Arc<Volume>, NodeError> {
+        if let Some(old) = writer.active.take() {
+            if let Err(e) = old.sync_through(old.end(), &self.counters) {
+                tracing::error!(file = %old.path.display(), "cannot seal volume: {e}");
+            }
+        }
+        let number = writer.next;
+        let volume = Volume::create(&self.dir, number).map_err(|e| {
+            NodeError::io(
+                format!("create volume {number} in {}", self.dir.display()),
+                e,
+            )
+        })?;
+        sync_dir(&self.dir)?;
+        writer.next = number.checked_add(1).expect("fewer than 2^32 volumes");
+        let volume = Arc::new(volume);
+        self.files().insert(number, volume.clone());
+        writer.active = Some(volume.clone());
+        Ok(volume)
+    }
+
+    /// Volume `number`, if it exists.
+    pub fn get(&self, number: NonZeroU32) -> Option<Arc<Volume>> {
+        self.files().get(&number).cloned()
+    }
+
+    /// Every volume but the active one: those compaction may rewrite.
+    pub fn sealed(&self) -> Vec<Arc<Volume>> {
+        let active = self.writer().active.as_ref().map(|v| v.number);
+        let files = self.files();
+        files
+            .values()
+            .filter(|v| Some(v.number) != active)
+            .cloned()
+            .collect()
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn sync_active(&self) -> Result<(), NodeError> {
+        let active = self.writer().active.clone();
+        match active {
+            Some(v) => v.sync_through(v.end(), &self.counters),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes sealed volume `number` for good: unlinks its file and syncs the directory.
+    /// Readers holding it keep reading the unlinked file until they let go of it.
+    pub fn remove(&self, number: NonZeroU32) -> Result<(), NodeError> {
+        let Some(volume) = self.files().remove(&number) else {
+            return Ok(());
+        };
+        fs::remove_file(&volume.path)
+            .map_err(|e| NodeError::io(format!("remove volume {}", volume.path.display()), e))?;
+        sync_dir(&self.dir)
+    }
+
+    /// How many volumes there are, and their bytes.
+    pub fn usage(&self) -> (u64, u64) {
+        let files = self.files();
+        (files.len() as u64, files.values().map(|v| v.end()).sum())
+    }
+
+    pub fn counters(&self) -> &NodeCounters {
+        &self.counters
+    }
+
+    fn files(&self) -> MutexGuard<'_, BTreeMap<NonZeroU32, Arc<Volume>>> {
+        self.files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Where a chunk's live needle is on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedleFile {
+    /// The volume file.
+    pub path: PathBuf,
+    /// Where the chunk's bytes (the needle's payload) start in it.
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// Finds the live needle of `id` among the volumes of the node whose data directory is
+/// `data_dir`, scanning them read-only as the node's open does (the last needle or tombstone
+/// of `id` wins). For tests and tools that inspect a node's disk from outside, as they would
+/// look at `chunks/` for a chunk file; `None` when no needle of `id` is live.
+pub fn locate(data_dir: &Path, id: ChunkId) -> io::Result<Option<NeedleFile>> {
+    let dir = data_dir.join("volumes");
+    let mut found = None;
+    let mut names: Vec<PathBuf> = match fs::read_dir(&dir) {
+        Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    names.sort();
+    for path in names {
+        let number = path
+            .file_stem()
+            .and_then(|s| s.to_str()?.parse::<NonZeroU32>().ok());
+        let Some(number) = number.filter(|_| path.extension().is_some_and(|e| e == "vol")) else {
+            continue;
+        };
+        let file = File::open(&path)?;
+        let len = file.metadata()?.len();
+        let volume = Volume::new(number, path.clone(), file, len);
+        let mut scanner = Scanner::new(&volume, SUPERBLOCK, len);
+        loop {
+            match scanner.next_step()? {
+                Step::End => break,
+                Step::Invalid { .. } => scanner.skip(),
+                Step::Needle { offset, header, .. } if header.id == id => {
+                    found = (header.kind == Kind::Chunk).then(|| NeedleFile {
+                        path: path.clone(),
+                        offset: offset + HEADER as u64,
+                        len: header.len,
+                    });
+                }
+                Step::Needle { .. } => {}
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Scans `volume` for [`Volumes::open`]: applies its needles, and in the newest volume (`last`)
+/// verifies them and cuts the torn tail.
+fn scan(
+    volume: &Volume,
+    last: bool,
+    counters: &NodeCounters,
+    apply: &mut impl FnMut(Record),
+) -> Result<(), NodeError> {
+    let file_len = volume.end();
+    let mut scanner = Scanner::new(volume, SUPERBLOCK, file_len);
+    let mut skipping = false;
+    let cut = loop {
+        let step = scanner
+            .next_step()
+            .map_err(|e| NodeError::io(format!("scan volume {}", volume.path.display()), e))?;
+        match step {
+            Step::End => break None,
+            Step::Needle {
+                offset,
+                header,
+                bytes,
+            } => {
+                skipping = false;
+                let payload = &bytes[HEADER..];
+                let at = NeedleAt::new(volume.number, offset);
+                match header.kind {
+                    Kind::Chunk if last && !header.id.matches(payload) => break Some(offset),
+                    Kind::Chunk => apply(Record::Chunk {
+                        id: header.id,
+                        len: header.len,
+                        at,
+                    }),
+                    Kind::Tombstone => apply(Record::Tombstone { id: header.id }),
+                }
+            }
+            Step::Invalid { offset } if last => break Some(offset),
+            Step::Invalid { offset } => {
+                if !skipping {
+                    tracing::error!(
+                        file = %volume.path.display(), offset,
+                        "invalid needle header in a sealed volume; skipping to the next valid one"
+                    );
+                }
+                skipping = true;
+                scanner.skip();
+            }
+        }
+    };
+    if let Some(at) = cut {
+        tracing::warn!(
+            file = %volume.path.display(), at, bytes = file_len - at,
+            "cutting the torn tail of the newest volume"
+        );
+        volume
+            .file
+            .set_len(at)
+            .and_then(|()| volume.file.sync_all())
+            .map_err(|e| NodeError::io(format!("cut volume {}", volume.path.display()), e))?;
+        counters.volume_torn_tail_bytes.inc_by(file_len - at);
+        let mut state = volume.sync_state();
+        state.written = at;
+        state.synced = at;
+    }
+    Ok(())
+}
+
+/// Reads a volume's needles in order, through a buffer.
+pub struct Scanner<'v> {
+    volume: &'v Volume,
+    pos: u64,
+    end: u64,
+    buf: Vec<u8>,
+    /// The volume offset of `buf[0]`.
+    buf_at: u64,
+}
+
+pub enum Step<'s> {
+    Needle {
+        offset: u64,
+        header: Header,
+        /// The header and the payload, without the padding.
+        bytes: &'s [u8],
+    },
+    /// No valid needle starts at `offset`.
+    Invalid {
+        offset: u64,
+    },
+    End,
+}
+
+impl<'v> Scanner<'v> {
+    /// Scans from `start` to `end`.
+    pub fn new(volume: &'v Volume, start: u64, end: u64) -> Self {
+        Self {
+            volume,
+            pos: start,
+            end,
+            buf: Vec::new(),
+            buf_at: start,
+        }
+    }
+
+    /// The next needle. After [`Step::Invalid`], call [`Self::skip`] to search on.
+    pub fn next_step(&mut self) -> io::Result<Step<'_>> {
+        let offset = self.pos;
+        if offset >= self.end {
+            return Ok(Step::End);
+        }
+        if offset + HEADER as u64 > self.end {
+            return Ok(Step::Invalid { offset });
+        }
+        let header = needle::decode(self.bytes(offset, HEADER)?);
+        let Some(header) = header.filter(|h| h.len <= MAX_PAYLOAD) else {
+            return Ok(Step::Invalid { offset });
+        };
+        if offset + header.size() > self.end {
+            return Ok(Step::Invalid { offset });
+        }
+        self.pos = offset + header.size();
+        let bytes = self.bytes(offset, HEADER + header.len as usize)?;
+        Ok(Step::Needle {
+            offset,
+            header,
+            bytes,
+        })
+    }
+
+    /// Moves past an invalid position, to where the next needle could start.
+    pub fn skip(&mut self) {
+        self.pos += ALIGN;
+    }
+
+    /// `len` bytes at `offset`, refilling the buffer from there when they are not in it.
+    fn bytes(&mut self, offset: u64, len: usize) -> io::Result<&[u8]> {
+        let start = offset.wrapping_sub(self.buf_at) as usize;
+        if offset < self.buf_at || start + len > self.buf.len() {
+            let want = len.max(SCAN_BUFFER).min((self.end - offset) as usize);
+            self.buf.resize(want, 0);
+            self.volume.file.read_exact_at(&mut self.buf, offset)?;
+            self.buf_at = offset;
+            return Ok(&self.buf[..len]);
+        }
+        Ok(&self.buf[start..start + len])
+    }
+}

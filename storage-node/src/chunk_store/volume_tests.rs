@@ -1,0 +1,434 @@
+//! Tests of the small-chunk store through [`ChunkStore`]: needles in volumes, their recovery
+//! after a crash and their compaction (docs/SMALL-CHUNKS.md).
+
+use std::os::unix::fs::FileExt;
+
+use super::tests::chunk_file;
+use super::volume::{locate, NeedleFile, SUPERBLOCK};
+use super::*;
+
+const SMALL: u32 = 64 * 1024;
+
+fn options(fsync: bool, volume_size: u64) -> StoreOptions {
+    StoreOptions {
+        capacity: 1 << 30,
+        fsync,
+        io: IoMode::Direct,
+        small_chunk_max: SMALL,
+        volume_size,
+    }
+}
+
+fn open(dir: &Path, volume_size: u64) -> ChunkStore {
+    ChunkStore::open_with(dir, options(true, volume_size)).unwrap()
+}
+
+/// A distinct chunk of `len` bytes.
+fn chunk(seed: u32, len: usize) -> (ChunkId, Vec<u8>) {
+    let data: Vec<u8> = (0..len).map(|i| (i as u32 * 31 + seed * 7) as u8).collect();
+    (ChunkId::of(&data), data)
+}
+
+fn put_all(store: &ChunkStore, seeds: std::ops::Range<u32>, len: usize) -> Vec<(ChunkId, Vec<u8>)> {
+    seeds
+        .map(|seed| {
+            let (id, data) = chunk(seed, len);
+            store.put(id, &data).unwrap();
+            (id, data)
+        })
+        .collect()
+}
+
+fn needle(dir: &Path, id: ChunkId) -> NeedleFile {
+    locate(dir, id).unwrap().expect("a live needle")
+}
+
+fn volume_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir.join("volumes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+fn sorted(mut ids: Vec<ChunkId>) -> Vec<ChunkId> {
+    ids.sort();
+    ids
+}
+
+fn assert_holds(store: &ChunkStore, chunks: &[(ChunkId, Vec<u8>)]) {
+    for (id, data) in chunks {
+        assert_eq!(store.get(*id).unwrap(), data[..], "chunk {id}");
+    }
+}
+
+#[test]
+fn small_chunks_are_needles_and_big_ones_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 1 << 20);
+    let (small, small_data) = chunk(1, 1024);
+    let (big, big_data) = chunk(2, SMALL as usize + 1);
+    store.put(small, &small_data).unwrap();
+    store.put(big, &big_data).unwrap();
+    assert!(!chunk_file(dir.path(), &small).exists());
+    assert!(chunk_file(dir.path(), &big).is_file());
+    assert_eq!(needle(dir.path(), small).len, 1024);
+    assert_eq!(store.get(small).unwrap(), small_data);
+    assert_eq!(store.get(big).unwrap(), big_data);
+    assert_eq!(sorted(store.list().unwrap()), sorted(vec![small, big]));
+    assert_eq!(store.usage().used, 1024 + SMALL as u64 + 1);
+    assert_eq!(store.usage().chunks, 2);
+    let usage = store.volume_usage();
+    assert_eq!(usage.volumes, 1);
+    assert_eq!(usage.live, needle::size(1024));
+    assert_eq!(usage.bytes, SUPERBLOCK + needle::size(1024));
+    assert_eq!(store.scrub(small).unwrap(), Scrubbed::Good { bytes: 1024 });
+
+    // Stored again: kept, not appended again, but reported held.
+    store.take_changes();
+    store.put(small, &small_data).unwrap();
+    assert_eq!(store.counters().volume_needles_written.get(), 1);
+    assert_eq!(store.take_changes().added, vec![small]);
+
+    store.delete(small).unwrap();
+    store.finish_deletes();
+    assert!(matches!(store.get(small), Err(NodeError::ChunkNotFound(_))));
+    assert_eq!(store.take_changes().removed, vec![small]);
+    assert_eq!(store.usage().chunks, 1);
+    assert_eq!(store.volume_usage().live, 0);
+    assert_eq!(locate(dir.path(), small).unwrap(), None);
+}
+
+#[test]
+fn reopen_indexes_needles_and_keeps_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = {
+        let store = open(dir.path(), 1 << 20);
+        let chunks = put_all(&store, 0..20, 3000);
+        for (id, _) in &chunks[..5] {
+            store.delete(*id).unwrap();
+        }
+        chunks
+    };
+    let store = open(dir.path(), 1 << 20);
+    assert_holds(&store, &chunks[5..]);
+    for (id, _) in &chunks[..5] {
+        assert!(matches!(store.get(*id), Err(NodeError::ChunkNotFound(_))));
+    }
+    assert_eq!(store.usage().chunks, 15);
+    assert_eq!(store.usage().used, 15 * 3000);
+    assert_eq!(store.volume_usage().live, 15 * needle::size(3000));
+    assert_eq!(store.take_changes(), ChunkChanges::default());
+    // Appends go on after what is there.
+    let more = put_all(&store, 100..102, 10);
+    assert_holds(&store, &more);
+    assert_eq!(volume_files(dir.path()).len(), 1);
+}
+
+#[test]
+fn corrupt_needle_is_quarantined_reported_and_replaced_by_a_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 1 << 20);
+    let chunks = put_all(&store, 0..3, 4096);
+    let (id, data) = &chunks[1];
+    store.take_changes();
+    let at = needle(dir.path(), *id);
+    let file = fs::OpenOptions::new().write(true).open(&at.path).unwrap();
+    file.write_all_at(&[data[100] ^ 1], at.offset + 100)
+        .unwrap();
+
+    assert!(matches!(store.get(*id), Err(NodeError::ChunkCorrupt(_))));
+    let quarantined: Vec<_> = fs::read_dir(dir.path().join("quarantine"))
+        .unwrap()
+        .collect();
+    assert_eq!(quarantined.len(), 1);
+    let kept = fs::read(quarantined[0].as_ref().unwrap().path()).unwrap();
+    assert_eq!(kept.len(), needle::HEADER + 4096, "the needle as read");
+    let changes = store.take_changes();
+    assert_eq!(changes.corrupt, vec![*id]);
+    assert_eq!(changes.removed, vec![*id]);
+    assert_eq!(store.usage().chunks, 2);
+    assert_eq!(store.counters().quarantined.get(), 1);
+    assert_holds(&store, &[chunks[0].clone(), chunks[2].clone()]);
+
+    // A restart does not index the bad needle again.
+    drop(store);
+    let store = open(dir.path(), 1 << 20);
+    assert!(matches!(store.get(*id), Err(NodeError::ChunkNotFound(_))));
+    // A repair copy stores it afresh.
+    store.put(*id, data).unwrap();
+    assert_eq!(store.get(*id).unwrap(), data[..]);
+    drop(store);
+    assert_eq!(open(dir.path(), 1 << 20).get(*id).unwrap(), data[..]);
+}
+
+#[test]
+fn scrub_finds_a_corrupt_needle() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 1 << 20);
+    let chunks = put_all(&store, 0..2, 2000);
+    let at = needle(dir.path(), chunks[0].0);
+    let file = fs::OpenOptions::new().write(true).open(&at.path).unwrap();
+    file.write_all_at(b"rot", at.offset).unwrap();
+    assert_eq!(
+        store.scrub(chunks[0].0).unwrap(),
+        Scrubbed::Corrupt { bytes: 2000 }
+    );
+    assert_eq!(store.scrub(chunks[0].0).unwrap(), Scrubbed::NotStored);
+    assert_eq!(
+        store.scrub(chunks[1].0).unwrap(),
+        Scrubbed::Good { bytes: 2000 }
+    );
+}
+
+#[test]
+fn torn_tail_is_cut_on_reopen_and_never_served() {
+    for tear in ["half a needle", "a whole header, zeroed payload", "garbage"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, torn_id) = {
+            let store = open(dir.path(), 1 << 20);
+            (put_all(&store, 0..3, 5000), chunk(9, 5000))
+        };
+        let volume = volume_files(dir.path())[0].clone();
+        let good_len = fs::metadata(&volume).unwrap().len();
+        let (id, data) = torn_id;
+        let full = needle::encode(needle::Kind::Chunk, id, &data);
+        let tail = match tear {
+            "half a needle" => full[..full.len() / 2].to_vec(),
+            "a whole header, zeroed payload" => {
+                let mut zeroed = full.clone();
+                zeroed[needle::HEADER..].fill(0);
+                zeroed
+            }
+            _ => vec![0xee; 300],
+        };
+        let file = fs::OpenOptions::new().write(true).open(&volume).unwrap();
+        file.write_all_at(&tail, good_len).unwrap();
+
+        let store = open(dir.path(), 1 << 20);
+        assert_eq!(fs::metadata(&volume).unwrap().len(), good_len, "{tear}");
+        assert!(
+            matches!(store.get(id), Err(NodeError::ChunkNotFound(_))),
+            "{tear}"
+        );
+        assert_holds(&store, &kept);
+        assert_eq!(store.usage().chunks, 3);
+        assert_eq!(
+            store.counters().volume_torn_tail_bytes.get(),
+            tail.len() as u64
+        );
+        // The next needle goes where the torn one was.
+        store.put(id, &data).unwrap();
+        assert_eq!(
+            needle(dir.path(), id).offset,
+            good_len + needle::HEADER as u64
+        );
+        drop(store);
+        assert_eq!(open(dir.path(), 1 << 20).get(id).unwrap(), data);
+    }
+}
+
+#[test]
+fn a_bad_header_in_a_sealed_volume_loses_only_its_needle() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = {
+        let store = open(dir.path(), 16 << 10);
+        put_all(&store, 0..12, 3000)
+    };
+    assert!(volume_files(dir.path()).len() >= 3);
+    let (lost, _) = chunks[1];
+    let at = needle(dir.path(), lost);
+    assert_eq!(
+        at.path,
+        volume_files(dir.path())[0],
+        "in the first, sealed, volume"
+    );
+    let file = fs::OpenOptions::new().write(true).open(&at.path).unwrap();
+    file.write_all_at(&[0xff; 8], at.offset - needle::HEADER as u64)
+        .unwrap();
+
+    let store = open(dir.path(), 16 << 10);
+    assert!(matches!(store.get(lost), Err(NodeError::ChunkNotFound(_))));
+    let others: Vec<_> = chunks
+        .iter()
+        .filter(|(id, _)| *id != lost)
+        .cloned()
+        .collect();
+    assert_holds(&store, &others);
+    assert_eq!(store.usage().chunks, 11);
+}
+
+#[test]
+fn a_data_dir_of_chunk_files_keeps_working_beside_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = {
+        let store = ChunkStore::open(dir.path(), 1 << 30, false, IoMode::Direct).unwrap();
+        put_all(&store, 0..4, 1000)
+    };
+    assert!(chunk_file(dir.path(), &old[0].0).is_file());
+    let store = open(dir.path(), 1 << 20);
+    let new = put_all(&store, 10..14, 1000);
+    assert_holds(&store, &old);
+    assert_holds(&store, &new);
+    assert!(!chunk_file(dir.path(), &new[0].0).exists());
+    store.delete(old[0].0).unwrap();
+    assert!(!chunk_file(dir.path(), &old[0].0).exists());
+    assert_eq!(store.usage().chunks, 7);
+    drop(store);
+    // And needles stay readable with volumes turned off.
+    let store = ChunkStore::open(dir.path(), 1 << 30, false, IoMode::Direct).unwrap();
+    assert_holds(&store, &new);
+    assert_eq!(store.usage().chunks, 7);
+}
+
+/// Many volumes, most of their chunks deleted: what compaction is for.
+type Chunks = Vec<(ChunkId, Vec<u8>)>;
+
+fn store_with_garbage(dir: &Path) -> (ChunkStore, Chunks, Vec<ChunkId>) {
+    let store = open(dir, 16 << 10);
+    let chunks = put_all(&store, 0..40, 2000);
+    let (deleted, kept): (Vec<_>, Vec<_>) = chunks
+        .into_iter()
+        .partition(|(id, _)| id.as_bytes()[0] % 4 != 0);
+    for (id, _) in &deleted {
+        store.delete(*id).unwrap();
+    }
+    (store, kept, deleted.into_iter().map(|(id, _)| id).collect())
+}
+
+fn compact_all(store: &ChunkStore) -> u64 {
+    let mut reclaimed = 0;
+    while let Some(done) = store.compact_next(&mut |_| {}, &|| false).unwrap() {
+        reclaimed += done.reclaimed;
+    }
+    reclaimed
+}
+
+fn assert_deleted(store: &ChunkStore, deleted: &[ChunkId]) {
+    for id in deleted {
+        assert!(
+            matches!(store.get(*id), Err(NodeError::ChunkNotFound(_))),
+            "{id} came back"
+        );
+    }
+}
+
+#[test]
+fn compaction_reclaims_deleted_needles_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, kept, deleted) = store_with_garbage(dir.path());
+    let before = store.volume_usage();
+    store.take_changes();
+    let reclaimed = compact_all(&store);
+    let after = store.volume_usage();
+    assert!(reclaimed > 0);
+    assert!(after.bytes < before.bytes / 2, "{before:?} → {after:?}");
+    assert_eq!(after.live, before.live);
+    assert_eq!(store.counters().volume_reclaimed_bytes.get(), reclaimed);
+    assert_holds(&store, &kept);
+    assert_deleted(&store, &deleted);
+    // Moving needles is no change to report.
+    assert_eq!(store.take_changes(), ChunkChanges::default());
+    // Nothing is left worth compacting.
+    assert_eq!(store.compact_next(&mut |_| {}, &|| false).unwrap(), None);
+
+    drop(store);
+    let store = open(dir.path(), 16 << 10);
+    assert_holds(&store, &kept);
+    assert_deleted(&store, &deleted);
+    assert_eq!(store.usage().chunks, kept.len() as u64);
+    assert_eq!(store.volume_usage().live, after.live);
+}
+
+#[test]
+fn compaction_skips_volumes_mostly_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 16 << 10);
+    let chunks = put_all(&store, 0..20, 2000);
+    store.delete(chunks[0].0).unwrap();
+    assert_eq!(store.compact_next(&mut |_| {}, &|| false).unwrap(), None);
+}
+
+#[test]
+fn compaction_quarantines_a_bad_needle_instead_of_copying_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, kept, _) = store_with_garbage(dir.path());
+    let (bad, _) = kept[0];
+    let at = needle(dir.path(), bad);
+    let file = fs::OpenOptions::new().write(true).open(&at.path).unwrap();
+    file.write_all_at(b"rot", at.offset + 10).unwrap();
+    store.take_changes();
+    compact_all(&store);
+    assert!(matches!(store.get(bad), Err(NodeError::ChunkNotFound(_))));
+    assert_eq!(store.take_changes().corrupt, vec![bad]);
+    assert_holds(&store, &kept[1..]);
+}
+
+/// A compaction stopped after `n` needles, and the store dropped: what a crash mid-copy
+/// leaves (every write went through the page cache, which a killed process keeps).
+#[test]
+fn crash_during_compaction_copies_loses_nothing_and_brings_nothing_back() {
+    for n in [0, 1, 3, 7] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, kept, deleted) = store_with_garbage(dir.path());
+        let seen = std::cell::Cell::new(0);
+        let stopped = store
+            .compact_next(&mut |_| seen.set(seen.get() + 1), &|| seen.get() >= n)
+            .unwrap();
+        assert_eq!(stopped, None, "stopped after {n} needles");
+        assert_holds(&store, &kept);
+        drop(store);
+
+        let store = open(dir.path(), 16 << 10);
+        assert_holds(&store, &kept);
+        assert_deleted(&store, &deleted);
+        assert_eq!(store.usage().chunks, kept.len() as u64);
+        // And compaction finishes from there.
+        compact_all(&store);
+        drop(store);
+        let store = open(dir.path(), 16 << 10);
+        assert_holds(&store, &kept);
+        assert_deleted(&store, &deleted);
+    }
+}
+
+#[test]
+fn a_chunk_stored_again_after_its_delete_survives_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut kept, deleted) = store_with_garbage(dir.path());
+    let again = deleted[0];
+    let (_, data) = (0..40)
+        .map(|s| chunk(s, 2000))
+        .find(|(id, _)| *id == again)
+        .unwrap();
+    store.put(again, &data).unwrap();
+    kept.push((again, data));
+    compact_all(&store);
+    assert_holds(&store, &kept);
+    drop(store);
+    assert_holds(&open(dir.path(), 16 << 10), &kept);
+}
+
+#[test]
+fn concurrent_synced_puts_share_fsyncs_and_all_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 1 << 30);
+    let written: Vec<Vec<(ChunkId, Vec<u8>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u32)
+            .map(|t| {
+                let store = &store;
+                s.spawn(move || put_all(store, t * 100..t * 100 + 25, 1000))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let fsyncs = store.counters().volume_fsyncs.get();
+    // One for the new volume's superblock is not counted; each put needs at most one.
+    assert!(fsyncs <= 200, "{fsyncs} fsyncs for 200 puts");
+    drop(store);
+    let store = open(dir.path(), 1 << 30);
+    for chunks in &written {
+        assert_holds(&store, chunks);
+    }
+}
