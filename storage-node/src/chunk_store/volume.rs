@@ -477,8 +477,10 @@ pub fn locate(data_dir: &Path, id: ChunkId) -> io::Result<Option<NeedleFile>> {
     Ok(found)
 }
 
-/// Scans `volume` for [`Volumes::open`]: applies its needles, and in the newest volume (`last`)
-/// verifies them and cuts the torn tail.
+/// Scans `volume` for [`Volumes::open`]: applies its valid needles in order, skipping over
+/// invalid headers (bit rot) to the next valid one. In the newest volume (`last`) payloads are
+/// verified too: a bad one is skipped (never indexed, so never served), and the file is cut
+/// after its last good needle, which removes a torn tail.
 fn scan(
     volume: &Volume,
     last: bool,
@@ -487,58 +489,64 @@ fn scan(
 ) -> Result<(), NodeError> {
     let file_len = volume.end();
     let mut scanner = Scanner::new(volume, SUPERBLOCK, file_len);
-    let mut skipping = false;
-    let cut = loop {
+    let mut good_end = SUPERBLOCK;
+    let mut skipped = Vec::new();
+    loop {
         let step = scanner
             .next_step()
             .map_err(|e| NodeError::io(format!("scan volume {}", volume.path.display()), e))?;
         match step {
-            Step::End => break None,
+            Step::End => break,
             Step::Needle {
                 offset,
                 header,
                 bytes,
             } => {
-                skipping = false;
-                let payload = &bytes[HEADER..];
+                if last && header.kind == Kind::Chunk && !header.id.matches(&bytes[HEADER..]) {
+                    skipped.push(offset);
+                    continue;
+                }
+                good_end = offset + header.size();
                 let at = NeedleAt::new(volume.number, offset);
-                match header.kind {
-                    Kind::Chunk if last && !header.id.matches(payload) => break Some(offset),
-                    Kind::Chunk => apply(Record::Chunk {
+                apply(match header.kind {
+                    Kind::Chunk => Record::Chunk {
                         id: header.id,
                         len: header.len,
                         at,
-                    }),
-                    Kind::Tombstone => apply(Record::Tombstone { id: header.id }),
-                }
+                    },
+                    Kind::Tombstone => Record::Tombstone { id: header.id },
+                });
             }
-            Step::Invalid { offset } if last => break Some(offset),
             Step::Invalid { offset } => {
-                if !skipping {
-                    tracing::error!(
-                        file = %volume.path.display(), offset,
-                        "invalid needle header in a sealed volume; skipping to the next valid one"
-                    );
+                if skipped.last().is_none_or(|&s| s + ALIGN < offset) {
+                    skipped.push(offset);
                 }
-                skipping = true;
                 scanner.skip();
             }
         }
-    };
-    if let Some(at) = cut {
+    }
+    // What was skipped before the last good needle is damage inside the volume, not a tail.
+    skipped.retain(|&offset| offset < good_end || !last);
+    if !skipped.is_empty() {
+        tracing::error!(
+            file = %volume.path.display(), offsets = ?skipped,
+            "skipped invalid needles; their chunks are missing from this node"
+        );
+    }
+    if last && good_end < file_len {
         tracing::warn!(
-            file = %volume.path.display(), at, bytes = file_len - at,
+            file = %volume.path.display(), at = good_end, bytes = file_len - good_end,
             "cutting the torn tail of the newest volume"
         );
         volume
             .file
-            .set_len(at)
+            .set_len(good_end)
             .and_then(|()| volume.file.sync_all())
             .map_err(|e| NodeError::io(format!("cut volume {}", volume.path.display()), e))?;
-        counters.volume_torn_tail_bytes.inc_by(file_len - at);
+        counters.volume_torn_tail_bytes.inc_by(file_len - good_end);
         let mut state = volume.sync_state();
-        state.written = at;
-        state.synced = at;
+        state.written = good_end;
+        state.synced = good_end;
     }
     Ok(())
 }
