@@ -51,8 +51,9 @@
 //! A write failed by a failpoint leaves what any failed write leaves: no temp file (its drop
 //! guard removes it), no file under `chunks/`, and the space figures as they were.
 //!
-//! The small-chunk store's failpoints (same rules; those without a chunk id act on every
-//! needle whatever their `return` argument):
+//! The small-chunk store's failpoints (same rules, except that the `return` argument of those
+//! that act on a whole volume, `volume::fsync` and `volume::compact_*`, is part of the volume
+//! file's path instead of a chunk id prefix, such as a test's data directory):
 //! - `volume::append`: before a needle is appended. `return` fails the put with ENOSPC.
 //! - `volume::torn_append`: in place of the append. `return` writes half of the needle, then
 //!   fails with ENOSPC; the failed append is cut from the volume and the put fails.

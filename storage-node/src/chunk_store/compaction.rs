@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use bigfs_proto::ChunkId;
 
 use super::needle::{self, Kind, HEADER};
-use super::volume::{NeedleAt, Scanner, Step, Volume, SUPERBLOCK};
+use super::volume::{volume_failpoint, NeedleAt, Scanner, Step, Volume, SUPERBLOCK};
 use super::ChunkStore;
 use crate::error::NodeError;
 
@@ -100,12 +100,11 @@ impl ChunkStore {
                     bytes,
                 } => (offset, header, bytes),
             };
-            #[cfg(feature = "failpoints")]
-            fail::fail_point!("volume::compact_copy", |_| Err(super::injected(
-                context(),
+            volume_failpoint!(
                 "volume::compact_copy",
-                super::EIO
-            )));
+                volume.path(),
+                super::injected(context(), "volume::compact_copy", super::EIO)
+            );
             let at = NeedleAt::new(volume.number, offset);
             let payload = &bytes[HEADER..];
             let copy = match header.kind {
@@ -124,12 +123,11 @@ impl ChunkStore {
         // The copies replace needles that may have been durable for long: durable first,
         // with or without --fsync, then the old volume goes.
         self.volumes.sync_active()?;
-        #[cfg(feature = "failpoints")]
-        fail::fail_point!("volume::compact_unlink", |_| Err(super::injected(
-            context(),
+        volume_failpoint!(
             "volume::compact_unlink",
-            super::EIO
-        )));
+            volume.path(),
+            super::injected(context(), "volume::compact_unlink", super::EIO)
+        );
         self.volumes.remove(volume.number)?;
         self.state().volume_live.remove(&volume.number);
         let reclaimed = end.saturating_sub(kept);

@@ -371,12 +371,12 @@ fn reservations_are_given_back_when_a_write_fails() {
 /// like that, so crashing in `before_rename` is left to the process-level tests; the temp
 /// file it leaves is covered by `reopen_indexes_chunks_and_drops_unfinished_writes`).
 #[cfg(feature = "failpoints")]
-mod failpoints {
+pub(super) mod failpoints {
     use super::*;
 
     static SERIAL: Mutex<()> = Mutex::new(());
 
-    fn serial() -> std::sync::MutexGuard<'static, ()> {
+    pub(in crate::chunk_store) fn serial() -> std::sync::MutexGuard<'static, ()> {
         SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

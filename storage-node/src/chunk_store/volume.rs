@@ -22,6 +22,25 @@ use super::sync_dir;
 use crate::error::NodeError;
 use crate::metrics::NodeCounters;
 
+/// Evaluates failpoint `$name` for the volume at `$path`. When its `return` action applies
+/// (no argument, or an argument that is part of the volume's path, such as a test's temp
+/// directory), the enclosing function returns `Err($error)`. Nothing without `failpoints`.
+macro_rules! volume_failpoint {
+    ($name:literal, $path:expr, $error:expr) => {
+        #[cfg(feature = "failpoints")]
+        {
+            let path: &std::path::Path = $path;
+            let applies = |arg: Option<String>| {
+                arg.is_none_or(|part| path.to_string_lossy().contains(part.trim()))
+            };
+            if fail::eval($name, applies) == Some(true) {
+                return Err($error);
+            }
+        }
+    };
+}
+pub(super) use volume_failpoint;
+
 /// Bytes before the first needle: magic, format version, reserved.
 pub const SUPERBLOCK: u64 = 16;
 const VOLUME_MAGIC: &[u8; 8] = b"BIGFSVOL";
@@ -177,12 +196,11 @@ impl Volume {
 
     fn fsync(&self, counters: &NodeCounters) -> Result<(), NodeError> {
         let context = || format!("fsync volume {}", self.path.display());
-        #[cfg(feature = "failpoints")]
-        fail::fail_point!("volume::fsync", |_| Err(super::injected(
-            context(),
+        volume_failpoint!(
             "volume::fsync",
-            super::EIO
-        )));
+            &self.path,
+            super::injected(context(), "volume::fsync", super::EIO)
+        );
         counters.volume_fsyncs.inc();
         self.file
             .sync_data()

@@ -496,3 +496,161 @@ fn compaction_keeps_a_tombstone_while_the_volume_it_names_is_there() {
     assert_holds(&store, &third);
     assert_eq!(store.usage().chunks, 9);
 }
+
+/// The small-chunk store's failpoints. As in the file store's tests, `return` actions are aimed
+/// (at a chunk id, or at this test's data directory, which is part of every volume's path),
+/// so that tests running alongside are never failed; these tests also take `SERIAL`.
+#[cfg(feature = "failpoints")]
+mod failpoints {
+    use super::*;
+    use crate::chunk_store::tests::failpoints::serial;
+
+    fn dir_arg(dir: &Path) -> String {
+        dir.file_name().unwrap().to_str().unwrap().to_string()
+    }
+
+    fn assert_io_error(err: NodeError, failpoint: &str, errno: i32) {
+        match &err {
+            NodeError::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(errno), "{err}"),
+            other => panic!("{failpoint}: expected an I/O error, got {other:?}"),
+        }
+        assert!(err.to_string().contains(failpoint), "{err}");
+    }
+
+    /// A put failed at `failpoint` leaves no index entry, no space used and no bytes in the
+    /// volume; the same put succeeds afterwards and survives a reopen.
+    fn assert_append_fails_cleanly(failpoint: &str) {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1 << 20);
+        let first = put_all(&store, 0..2, 1000);
+        store.take_changes();
+        let (id, data) = chunk(7, 3000);
+        let before = (store.usage().used, store.volume_usage());
+        {
+            let _fp = fail::FailGuard::new(failpoint, &format!("return({id})")).unwrap();
+            assert_io_error(store.put(id, &data).unwrap_err(), failpoint, ENOSPC);
+        }
+        assert_eq!((store.usage().used, store.volume_usage()), before);
+        assert!(!store.list().unwrap().contains(&id));
+        assert_eq!(store.take_changes(), ChunkChanges::default());
+        store.put(id, &data).unwrap();
+        assert_eq!(store.get(id).unwrap(), data);
+        drop(store);
+        let store = open(dir.path(), 1 << 20);
+        assert_holds(&store, &first);
+        assert_eq!(store.get(id).unwrap(), data);
+        assert_eq!(store.counters().volume_torn_tail_bytes.get(), 0);
+    }
+
+    #[test]
+    fn append_failpoint_fails_the_put_with_enospc() {
+        assert_append_fails_cleanly("volume::append");
+    }
+
+    #[test]
+    fn torn_append_failpoint_is_cut_and_fails_the_put() {
+        assert_append_fails_cleanly("volume::torn_append");
+    }
+
+    #[test]
+    fn failed_group_commit_fails_the_put_and_poisons_its_volume() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1 << 20);
+        let first = put_all(&store, 0..2, 1000);
+        let (id, data) = chunk(7, 3000);
+        {
+            let _fp =
+                fail::FailGuard::new("volume::fsync", &format!("return({})", dir_arg(dir.path())))
+                    .unwrap();
+            assert_io_error(store.put(id, &data).unwrap_err(), "volume::fsync", EIO);
+        }
+        assert!(
+            !store.list().unwrap().contains(&id),
+            "never acknowledged, never indexed"
+        );
+        // The volume is poisoned: the next put goes to a fresh one.
+        store.put(id, &data).unwrap();
+        assert_eq!(volume_files(dir.path()).len(), 2);
+        assert_eq!(needle(dir.path(), id).path, volume_files(dir.path())[1]);
+        assert_holds(&store, &first);
+        drop(store);
+        let store = open(dir.path(), 1 << 20);
+        assert_holds(&store, &first);
+        assert_eq!(store.get(id).unwrap(), data);
+    }
+
+    #[test]
+    fn concurrent_puts_share_a_slow_fsync() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1 << 30);
+        // Every fsync takes 50 ms: the puts arriving meanwhile wait for the next one together.
+        let _fp = fail::FailGuard::new("volume::fsync", "sleep(50)").unwrap();
+        let written: Vec<Chunks> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u32)
+                .map(|t| {
+                    let store = &store;
+                    s.spawn(move || put_all(store, t * 100..t * 100 + 10, 1000))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let fsyncs = store.counters().volume_fsyncs.get();
+        assert!(fsyncs <= 40, "{fsyncs} fsyncs for 80 concurrent puts");
+        drop(store);
+        let store = open(dir.path(), 1 << 30);
+        for chunks in &written {
+            assert_holds(&store, chunks);
+        }
+    }
+
+    /// Compaction failed at `actions` of `failpoint`, then the store dropped (a crash: the
+    /// failpoint's error stops it where a crash would, and all writes are in the page cache),
+    /// and reopened: every kept chunk is there, no deleted one came back, and compaction then
+    /// finishes.
+    fn assert_compaction_crash_is_safe(failpoint: &str, actions: &str) {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let (store, kept, deleted) = store_with_garbage(dir.path());
+        {
+            let actions = actions.replace("{dir}", &dir_arg(dir.path()));
+            let _fp = fail::FailGuard::new(failpoint, &actions).unwrap();
+            let err = store.compact_next(&mut |_| {}, &|| false).unwrap_err();
+            assert_io_error(err, failpoint, EIO);
+        }
+        assert_holds(&store, &kept);
+        assert_deleted(&store, &deleted);
+        drop(store);
+        let store = open(dir.path(), 16 << 10);
+        assert_holds(&store, &kept);
+        assert_deleted(&store, &deleted);
+        assert_eq!(store.usage().chunks, kept.len() as u64);
+        assert!(compact_all(&store) > 0);
+        drop(store);
+        let store = open(dir.path(), 16 << 10);
+        assert_holds(&store, &kept);
+        assert_deleted(&store, &deleted);
+    }
+
+    #[test]
+    fn crash_before_the_first_compaction_copy() {
+        assert_compaction_crash_is_safe("volume::compact_copy", "return({dir})");
+    }
+
+    #[test]
+    fn crash_midway_through_compaction_copies() {
+        assert_compaction_crash_is_safe("volume::compact_copy", "4*off->return({dir})");
+    }
+
+    #[test]
+    fn crash_after_compaction_copies_before_the_unlink() {
+        assert_compaction_crash_is_safe("volume::compact_unlink", "return({dir})");
+    }
+
+    #[test]
+    fn crash_in_compaction_fsync() {
+        assert_compaction_crash_is_safe("volume::fsync", "return({dir})");
+    }
+}
