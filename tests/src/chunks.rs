@@ -1,14 +1,20 @@
-//! Storage nodes' chunk files on disk: finding, corrupting and checking quarantine.
+//! Storage nodes' chunk copies on disk: finding, corrupting and checking quarantine.
 //!
-//! A node stores chunk `ID` at `DATA/chunks/<first 2 hex of ID>/ID` and moves a copy that fails
-//! verification to `DATA/quarantine/` (DESIGN.md, "Storage node"). The harness reads and writes
-//! these files directly, behind the node's back, to simulate bit rot.
+//! A node stores chunk `ID` at `DATA/chunks/<first 2 hex of ID>/ID`, or, if it is small, as a
+//! needle in a volume file under `DATA/volumes/` (docs/SMALL-CHUNKS.md, found with
+//! `bigfs_node::chunk_store::volume::live_needles`), and moves a copy that fails verification
+//! to `DATA/quarantine/` (DESIGN.md, "Storage node"). The harness reads and writes these files
+//! directly, behind the node's back, to simulate bit rot; every helper here works on both kinds
+//! of copy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use bigfs_node::chunk_store::needle::HEADER;
+use bigfs_node::chunk_store::volume::{live_needles, NeedleFile};
 use serde_json::Value;
 
 use crate::cluster::Cluster;
@@ -42,9 +48,16 @@ impl Cluster {
     }
 
     /// Flips one bit in the middle of node `i`'s copy of chunk `id`, and returns the corrupted
-    /// bytes (so a test can recognise the copy after the node moves it to quarantine).
+    /// bytes as the node will quarantine them (so a test can recognise the copy in quarantine):
+    /// a chunk file's bytes, or a needle's header and payload.
     #[track_caller]
     pub fn corrupt_chunk(&self, i: usize, id: &str) -> Vec<u8> {
+        if let Some(needle) = self.needle(i, id) {
+            return self.damage_needle(&needle, |payload| {
+                let at = payload.len() / 2;
+                payload[at] ^= 0x01;
+            });
+        }
         let path = self.chunk_path(i, id);
         let mut bytes = fs::read(&path).unwrap_or_else(|e| {
             self.fail(&format!(
@@ -77,17 +90,51 @@ impl Cluster {
         files
     }
 
-    /// The chunk ids (file names) under node `i`'s `chunks/`, whatever their content.
+    /// The chunk ids of node `i`'s copies, whatever their content: the file names under its
+    /// `chunks/`, and the chunks of the live needles in its volumes.
     pub fn disk_chunk_ids(&self, i: usize) -> BTreeSet<String> {
-        self.chunk_files(i)
+        let mut ids: BTreeSet<String> = self
+            .chunk_files(i)
             .iter()
             .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
-            .collect()
+            .collect();
+        ids.extend(needles_in(&self.nodes[i].data).into_keys());
+        ids
     }
 
-    /// Whether node `i` holds a good copy of chunk `id` on disk: its file hashes to `id`.
+    /// Whether node `i` holds a good copy of chunk `id` on disk: its file, or its needle's
+    /// payload, hashes to `id`.
     pub fn has_good_copy(&self, i: usize, id: &str) -> bool {
-        is_good_copy(&self.chunk_path(i, id), id)
+        is_good_copy(&self.nodes[i].data, id)
+    }
+
+    /// Node `i`'s live needle of chunk `id`, if it keeps the chunk in a volume.
+    fn needle(&self, i: usize, id: &str) -> Option<NeedleFile> {
+        needles_in(&self.nodes[i].data).remove(id)
+    }
+
+    /// Changes the payload of `needle` in place with `damage`, and returns its header and
+    /// payload as they are now (what the node will quarantine).
+    #[track_caller]
+    fn damage_needle(&self, needle: &NeedleFile, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
+        let start = needle.offset - HEADER as u64;
+        let mut bytes = vec![0; HEADER + needle.len as usize];
+        let damaged = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&needle.path)
+            .and_then(|file| {
+                file.read_exact_at(&mut bytes, start)?;
+                damage(&mut bytes[HEADER..]);
+                file.write_all_at(&bytes, start)
+            });
+        damaged.unwrap_or_else(|e| {
+            self.fail(&format!(
+                "cannot damage a needle in {}: {e}",
+                needle.path.display()
+            ))
+        });
+        bytes
     }
 
     /// The nodes holding a good copy of chunk `id` on disk (see [`Cluster::has_good_copy`]).
@@ -126,9 +173,17 @@ impl Cluster {
         }
     }
 
-    /// Truncates node `i`'s copy of chunk `id` to half its length and returns the bytes left.
+    /// Truncates node `i`'s copy of chunk `id` to half its length and returns the bytes left;
+    /// a needle, which cannot be shortened in its volume, gets the second half of its payload
+    /// zeroed instead (and the needle's bytes as the node will quarantine them are returned).
     #[track_caller]
     pub fn truncate_chunk(&self, i: usize, id: &str) -> Vec<u8> {
+        if let Some(needle) = self.needle(i, id) {
+            return self.damage_needle(&needle, |payload| {
+                let half = payload.len() / 2;
+                payload[half..].fill(0);
+            });
+        }
         let path = self.chunk_path(i, id);
         let mut bytes = fs::read(&path).unwrap_or_else(|e| {
             self.fail(&format!(
@@ -142,9 +197,26 @@ impl Cluster {
         bytes
     }
 
-    /// Deletes node `i`'s copy of chunk `id` behind the node's back.
+    /// Deletes node `i`'s copy of chunk `id` behind the node's back. A needle, which cannot be
+    /// removed from its volume, is overwritten with zeros, header and all: the node then finds
+    /// no valid needle there, a copy as lost as a deleted file.
     #[track_caller]
     pub fn delete_chunk_file(&self, i: usize, id: &str) {
+        if let Some(needle) = self.needle(i, id) {
+            let start = needle.offset - HEADER as u64;
+            let zeros = vec![0; HEADER + needle.len as usize];
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&needle.path)
+                .and_then(|file| file.write_all_at(&zeros, start))
+                .unwrap_or_else(|e| {
+                    self.fail(&format!(
+                        "cannot zero a needle in {}: {e}",
+                        needle.path.display()
+                    ))
+                });
+            return;
+        }
         let path = self.chunk_path(i, id);
         fs::remove_file(&path)
             .unwrap_or_else(|e| self.fail(&format!("cannot delete {}: {e}", path.display())));
@@ -196,9 +268,9 @@ impl NodeDisks {
         chunk_path_in(&self.dirs[i], id)
     }
 
-    /// Whether node `i` holds a good copy of chunk `id` (its file hashes to `id`).
+    /// Whether node `i` holds a good copy of chunk `id` (its file or needle hashes to `id`).
     pub fn has_good_copy(&self, i: usize, id: &str) -> bool {
-        is_good_copy(&self.chunk_path(i, id), id)
+        is_good_copy(&self.dirs[i], id)
     }
 
     /// The nodes holding a good copy of chunk `id`.
@@ -214,8 +286,33 @@ fn chunk_path_in(data: &Path, id: &str) -> PathBuf {
     data.join("chunks").join(&id[..2]).join(id)
 }
 
-fn is_good_copy(path: &Path, id: &str) -> bool {
-    fs::read(path).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == id)
+/// Whether the node with data directory `data` holds a good copy of chunk `id`: a chunk file,
+/// or else a live needle, whose bytes hash to `id`.
+fn is_good_copy(data: &Path, id: &str) -> bool {
+    let hashes = |b: &[u8]| blake3::hash(b).to_hex().as_str() == id;
+    if fs::read(chunk_path_in(data, id)).is_ok_and(|b| hashes(&b)) {
+        return true;
+    }
+    let Some(needle) = needles_in(data).remove(id) else {
+        return false;
+    };
+    let mut payload = vec![0; needle.len as usize];
+    fs::File::open(&needle.path)
+        .and_then(|file| file.read_exact_at(&mut payload, needle.offset))
+        .is_ok_and(|()| hashes(&payload))
+}
+
+/// The live needles of the node with data directory `data`, by chunk id in hex; none if its
+/// volumes cannot be read (the node may be writing them: callers poll).
+fn needles_in(data: &Path) -> BTreeMap<String, NeedleFile> {
+    live_needles(data)
+        .map(|needles| {
+            needles
+                .into_iter()
+                .map(|(id, needle)| (id.to_hex(), needle))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Overwrites `path` in place, making it writable first if the node stored it read-only.

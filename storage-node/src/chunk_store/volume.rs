@@ -453,16 +453,16 @@ pub struct NeedleFile {
     pub len: u32,
 }
 
-/// Finds the live needle of `id` among the volumes of the node whose data directory is
-/// `data_dir`, scanning them read-only as the node's open does (the last needle or tombstone
-/// of `id` wins). For tests and tools that inspect a node's disk from outside, as they would
-/// look at `chunks/` for a chunk file; `None` when no needle of `id` is live.
-pub fn locate(data_dir: &Path, id: ChunkId) -> io::Result<Option<NeedleFile>> {
+/// The live needles among the volumes of the node whose data directory is `data_dir`, by
+/// chunk, found by scanning the volumes read-only as the node's open does (the last needle or
+/// tombstone of a chunk wins; payloads are not verified). For tests and tools that inspect a
+/// node's disk from outside, as they would list `chunks/` for chunk files.
+pub fn live_needles(data_dir: &Path) -> io::Result<BTreeMap<ChunkId, NeedleFile>> {
     let dir = data_dir.join("volumes");
-    let mut found = None;
+    let mut live = BTreeMap::new();
     let mut names: Vec<PathBuf> = match fs::read_dir(&dir) {
         Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(live),
         Err(e) => return Err(e),
     };
     names.sort();
@@ -481,18 +481,26 @@ pub fn locate(data_dir: &Path, id: ChunkId) -> io::Result<Option<NeedleFile>> {
             match scanner.next_step()? {
                 Step::End => break,
                 Step::Invalid { .. } => scanner.skip(),
-                Step::Needle { offset, header, .. } if header.id == id => {
-                    found = (header.kind == Kind::Chunk).then(|| NeedleFile {
+                Step::Needle { offset, header, .. } if header.kind == Kind::Chunk => {
+                    let needle = NeedleFile {
                         path: path.clone(),
                         offset: offset + HEADER as u64,
                         len: header.len,
-                    });
+                    };
+                    live.insert(header.id, needle);
                 }
-                Step::Needle { .. } => {}
+                Step::Needle { header, .. } => {
+                    live.remove(&header.id);
+                }
             }
         }
     }
-    Ok(found)
+    Ok(live)
+}
+
+/// The live needle of `id` (see [`live_needles`]), if any.
+pub fn locate(data_dir: &Path, id: ChunkId) -> io::Result<Option<NeedleFile>> {
+    Ok(live_needles(data_dir)?.remove(&id))
 }
 
 /// Scans `volume` for [`Volumes::open`]: applies its valid needles in order, skipping over

@@ -1,6 +1,7 @@
-//! Bit rot: a flipped byte in a replica's chunk file never reaches the reader. The node verifies
-//! the chunk on read and moves the bad copy to its `quarantine/`; the client fails over to the
-//! next replica; with no good copy left, `get` fails naming the chunk and writes nothing.
+//! Bit rot: a flipped byte in a replica's chunk file, or in a small chunk's needle in a volume
+//! file, never reaches the reader. The node verifies the chunk on read and moves the bad copy to
+//! its `quarantine/`; the client fails over to the next replica; with no good copy left, `get`
+//! fails naming the chunk and writes nothing.
 //!
 //! Clients try replicas in the order `stat` lists them, so corrupting the first listed copies
 //! makes sure the bad ones are actually read.
@@ -15,9 +16,15 @@ use crate::s;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Puts a 2.5 MiB file at `/f` on a 3-node cluster and waits until every chunk has 3 copies.
+/// Its 1 MiB chunks are chunk files.
 fn cluster_with_file(seed: u64) -> (Cluster, Vec<u8>, serde_json::Value) {
+    cluster_with(seed, 2 * MIB + 512 * KIB)
+}
+
+/// The same with a file of `len` bytes.
+fn cluster_with(seed: u64, len: usize) -> (Cluster, Vec<u8>, serde_json::Value) {
     let c = Cluster::start(3);
-    let data = pseudo_random(seed, 2 * MIB + 512 * KIB);
+    let data = pseudo_random(seed, len);
     c.must_put_bytes("/f", &data);
     let stat = c.wait_stat("/f", &data, Some(3), WAIT);
     (c, data, stat)
@@ -48,13 +55,26 @@ fn wait_quarantined(c: &Cluster, id: &str, bad: &[(usize, Vec<u8>)]) {
             c.node_id(*i)
         );
         c.wait_until(WAIT, &what, || c.quarantine_holds(*i, bytes));
-        let path = c.chunk_path(*i, id);
         assert!(
-            fs::read(&path).map_or(true, |b| b != *bytes),
-            "the corrupt copy is still served from {}",
-            path.display()
+            !c.disk_chunk_ids(*i).contains(id) || c.has_good_copy(*i, id),
+            "{}'s corrupt copy of chunk {id} is still in place",
+            c.node_id(*i)
         );
     }
+}
+
+#[test]
+fn corrupt_needle_of_a_small_file_is_skipped_and_quarantined() {
+    // One chunk of 40 KiB: a needle in a volume file on each node, not a chunk file.
+    let (c, data, stat) = cluster_with(63, 40 * KIB);
+    let id = c.chunk_id_of(&stat, 0);
+    for i in 0..3 {
+        assert!(!c.chunk_path(i, &id).exists(), "{id} is a chunk file");
+    }
+    let bad = corrupt_first(&c, &stat, 0, 2);
+    c.assert_content("/f", &data);
+    wait_quarantined(&c, &id, &bad);
+    c.check_logs();
 }
 
 #[test]

@@ -36,9 +36,9 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Chunk files on all nodes' disks.
-fn total_chunk_files(c: &Cluster) -> usize {
-    (0..c.node_count()).map(|i| c.chunk_files(i).len()).sum()
+/// Chunk copies (files and needles) on all nodes' disks.
+fn total_chunk_copies(c: &Cluster) -> usize {
+    (0..c.node_count()).map(|i| c.disk_chunk_ids(i).len()).sum()
 }
 
 #[test]
@@ -100,13 +100,13 @@ fn node_killed_during_get_and_during_put() {
     // remain, so W=2 can still be met.
     let victim2 = (victim + 1) % 4;
     let data = Arc::new(pseudo_random(601, 12 * MIB));
-    let before = c.chunk_files(victim2).len();
+    let before = c.disk_chunk_ids(victim2).len();
     let put = thread::spawn({
         let (cli, data) = (cli.clone(), Arc::clone(&data));
         move || cli.put_bytes("/kill/put", &data, &["--parallel", "2"], CLI_TIMEOUT)
     });
     c.wait_until(WAIT, "the put is storing chunks on the victim", || {
-        put.is_finished() || c.chunk_files(victim2).len() >= before + 5
+        put.is_finished() || c.disk_chunk_ids(victim2).len() >= before + 5
     });
     let mid_put = !put.is_finished();
     c.kill_node(victim2);
@@ -186,14 +186,14 @@ fn frozen_node_during_get_and_during_put() {
 
     // Writes: freeze it once the put has stored chunks on it.
     let b = Arc::new(pseudo_random(651, 8 * MIB + 17));
-    let before = c.chunk_files(victim).len();
+    let before = c.disk_chunk_ids(victim).len();
     let cli = c.cli();
     let put = thread::spawn({
         let b = Arc::clone(&b);
         move || cli.put_bytes("/frozen/b", &b, &["--parallel", "2"], CLI_TIMEOUT)
     });
     c.wait_until(WAIT, "the put is storing chunks on the victim", || {
-        put.is_finished() || c.chunk_files(victim).len() >= before + 2
+        put.is_finished() || c.disk_chunk_ids(victim).len() >= before + 2
     });
     let mid_put = !put.is_finished();
     c.pause_node(victim);
@@ -273,9 +273,9 @@ fn metadata_server_killed_during_puts() {
     c.wait_until(WAIT, "two puts completed", || {
         worker.is_finished() || done.load(Ordering::SeqCst) >= 2
     });
-    let files_before = total_chunk_files(&c);
+    let files_before = total_chunk_copies(&c);
     c.wait_until(WAIT, "a put is storing chunks", || {
-        worker.is_finished() || total_chunk_files(&c) > files_before
+        worker.is_finished() || total_chunk_copies(&c) > files_before
     });
     c.kill_meta();
     let at_kill = done.load(Ordering::SeqCst);

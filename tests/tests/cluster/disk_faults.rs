@@ -5,15 +5,18 @@
 //! The promise checked: a failed chunk write is retried on another node, so the put still
 //! succeeds while W nodes remain, or the put fails with a clear error and nothing becomes
 //! visible; a copy is never acknowledged unless it is on disk (after every put, each replica
-//! `stat` lists must hold a good chunk file).
+//! `stat` lists must hold a good chunk file or needle). The file store's failpoints
+//! (`chunk_store::…`) and the small-chunk store's (`volume::…`) each have their cases.
 
 use std::fs;
 use std::process::Output;
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use bigfs_tests::{
     check_failed_naming, describe, distinct_chunks, pseudo_random, stat_chunks, stderr_of, Cluster,
-    KIB, MIB,
+    CLI_TIMEOUT, KIB, MIB,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -168,6 +171,11 @@ fn cluster_with_failpoint(spec: &str, fsync: bool) -> (Cluster, Vec<(String, Vec
         .chunk_size(CHUNK as u64)
         .heartbeat_timeout(Duration::from_secs(3))
         .failpoints(FAULTY, spec);
+    if spec.starts_with("chunk_store::") {
+        // The file store's failpoints are reached by chunk files only, and this suite's chunks
+        // are small: the faulty node keeps every chunk a file.
+        b = b.node_args(FAULTY, &["--small-chunk-max", "0"]);
+    }
     if fsync {
         b = b.node_args(FAULTY, &["--fsync"]);
     }
@@ -226,10 +234,130 @@ fn failing_writes(spec: &str, fsync: bool) {
         c.chunk_files(FAULTY)
     );
     assert!(
+        c.disk_chunk_ids(FAULTY).is_empty(),
+        "with {spec}, {} holds chunks: {:?}",
+        c.node_id(FAULTY),
+        c.disk_chunk_ids(FAULTY)
+    );
+    assert!(
         c.tmp_files(FAULTY).is_empty(),
         "with {spec}, failed writes left temp files: {:?}",
         c.tmp_files(FAULTY)
     );
+    c.check_logs();
+}
+
+#[test]
+fn volume_enospc_is_a_failed_write() {
+    failing_writes("volume::append=return", false);
+}
+
+#[test]
+fn volume_torn_append_is_a_failed_write() {
+    failing_writes("volume::torn_append=return", false);
+}
+
+/// A failed group commit fails every put waiting on it: the node acknowledges and reports no
+/// chunk (the needles it wrote may be on disk, unacknowledged, but none is torn), and once its
+/// disk works again it serves and heals like any node.
+#[test]
+fn volume_fsync_error_is_a_failed_write() {
+    let spec = "volume::fsync=return";
+    let (mut c, files) = cluster_with_failpoint(spec, true);
+    heals(&c, &files);
+    assert_eq!(
+        c.node_figure(FAULTY, "chunks"),
+        0,
+        "with {spec}, {} reports chunks it could not make durable",
+        c.node_id(FAULTY)
+    );
+    c.set_node_env(FAULTY, "FAILPOINTS", None);
+    c.restart_node(FAULTY);
+    for id in c.disk_chunk_ids(FAULTY) {
+        assert!(
+            c.has_good_copy(FAULTY, &id),
+            "{} has a torn needle of {id}",
+            c.node_id(FAULTY)
+        );
+    }
+    heals(&c, &files);
+    c.check_logs();
+}
+
+/// A node killed with SIGKILL while puts wait in its group commit: what it acknowledged before
+/// is all there after a restart, what it was syncing was never acknowledged, and no needle it
+/// serves is torn.
+#[test]
+fn node_killed_mid_group_commit_loses_nothing_acknowledged() {
+    let mut c = Cluster::builder(4)
+        .replication(3)
+        .min_replicas(2)
+        .chunk_size(CHUNK as u64)
+        .heartbeat_timeout(Duration::from_secs(3))
+        .node_args(FAULTY, &["--fsync"])
+        .failpoints(FAULTY, "volume::fsync=sleep(1500)")
+        .start();
+    // Acknowledged by every node, the faulty one included, before the kill.
+    let before = pseudo_random(1200, 6 * CHUNK + 100);
+    c.must_put_bytes("/gc/before", &before);
+    let stat = c.wait_stat("/gc/before", &before, Some(3), WAIT);
+    let acked: Vec<String> = stat_chunks(&stat)
+        .into_iter()
+        .filter(|ch| ch.replicas.contains(&c.node_id(FAULTY).to_string()))
+        .map(|ch| ch.id)
+        .collect();
+    assert!(
+        !acked.is_empty(),
+        "{} holds none of /gc/before",
+        c.node_id(FAULTY)
+    );
+
+    // Killed once needles of the next put are written and waiting for their fsync.
+    let during = Arc::new(pseudo_random(1201, 12 * CHUNK));
+    let held = c.disk_chunk_ids(FAULTY).len();
+    let put = thread::spawn({
+        let (cli, data) = (c.cli(), Arc::clone(&during));
+        move || cli.put_bytes("/gc/during", &data, &["--parallel", "4"], CLI_TIMEOUT)
+    });
+    c.wait_until(
+        WAIT,
+        "needles of the put are written on the faulty node",
+        || put.is_finished() || c.disk_chunk_ids(FAULTY).len() > held,
+    );
+    let mid_commit = !put.is_finished();
+    c.kill_node(FAULTY);
+    let out = put
+        .join()
+        .expect("put thread")
+        .unwrap_or_else(|e| c.fail(&e));
+    assert!(
+        out.status.success(),
+        "the put failed with 3 nodes left: {}",
+        describe(&out)
+    );
+
+    c.set_node_env(FAULTY, "FAILPOINTS", None);
+    c.restart_node(FAULTY);
+    for id in &acked {
+        assert!(
+            c.has_good_copy(FAULTY, id),
+            "{} lost chunk {id}, acknowledged before the kill",
+            c.node_id(FAULTY)
+        );
+    }
+    for id in c.disk_chunk_ids(FAULTY) {
+        assert!(
+            c.has_good_copy(FAULTY, &id),
+            "{} has a torn needle of {id}",
+            c.node_id(FAULTY)
+        );
+    }
+    let files = vec![
+        ("/gc/before".to_string(), before),
+        ("/gc/during".to_string(), during.to_vec()),
+    ];
+    heals(&c, &files);
+    eprintln!("group commit: killed mid-commit: {mid_commit}");
     c.check_logs();
 }
 
