@@ -328,29 +328,13 @@ impl Volumes {
             _ => self.roll(&mut writer)?,
         };
         let offset = volume.end();
-        let context = || format!("append chunk {id} to volume {}", volume.path.display());
-        chunk_failpoint!(
-            "volume::append",
-            id,
-            super::injected(context(), "volume::append", super::ENOSPC)
-        );
-        chunk_failpoint!(
-            "volume::torn_append",
-            id,
-            match volume
-                .file
-                .write_all_at(&needle[..needle.len() / 2], offset)
-            {
-                Ok(()) => super::injected(context(), "volume::torn_append", super::ENOSPC),
-                Err(e) => NodeError::io(context(), e),
-            }
-        );
-        if let Err(e) = volume.file.write_all_at(needle, offset) {
-            // Cut what part of the needle reached the file: the next append starts here.
+        if let Err(e) = write_needle(&volume, id, needle, offset) {
+            // Cut what part of the needle reached the file: the next append starts here, and
+            // no scan, the node's or a tool's, mistakes the rest for a needle.
             if let Err(cut) = volume.file.set_len(offset) {
                 tracing::warn!(file = %volume.path.display(), "cannot cut a failed append: {cut}");
             }
-            return Err(NodeError::io(context(), e));
+            return Err(e);
         }
         volume.sync_state().written = offset + len;
         self.counters.volume_needles_written.inc();
@@ -441,6 +425,31 @@ impl Volumes {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Writes `needle` (of chunk `id`) at `offset` of `volume`, through the write path's failpoints.
+fn write_needle(volume: &Volume, id: ChunkId, needle: &[u8], offset: u64) -> Result<(), NodeError> {
+    let context = || format!("append chunk {id} to volume {}", volume.path.display());
+    chunk_failpoint!(
+        "volume::append",
+        id,
+        super::injected(context(), "volume::append", super::ENOSPC)
+    );
+    chunk_failpoint!(
+        "volume::torn_append",
+        id,
+        match volume
+            .file
+            .write_all_at(&needle[..needle.len() / 2], offset)
+        {
+            Ok(()) => super::injected(context(), "volume::torn_append", super::ENOSPC),
+            Err(e) => NodeError::io(context(), e),
+        }
+    );
+    volume
+        .file
+        .write_all_at(needle, offset)
+        .map_err(|e| NodeError::io(context(), e))
 }
 
 /// Where a chunk's live needle is on disk.

@@ -526,12 +526,20 @@ mod failpoints {
         let first = put_all(&store, 0..2, 1000);
         store.take_changes();
         let (id, data) = chunk(7, 3000);
-        let before = (store.usage().used, store.volume_usage());
+        let on_disk = || -> u64 {
+            let files = volume_files(dir.path());
+            files.iter().map(|p| fs::metadata(p).unwrap().len()).sum()
+        };
+        let before = (store.usage().used, store.volume_usage(), on_disk());
         {
             let _fp = fail::FailGuard::new(failpoint, &format!("return({id})")).unwrap();
             assert_io_error(store.put(id, &data).unwrap_err(), failpoint, ENOSPC);
         }
-        assert_eq!((store.usage().used, store.volume_usage()), before);
+        assert_eq!(
+            (store.usage().used, store.volume_usage(), on_disk()),
+            before,
+            "{failpoint} left bytes behind"
+        );
         assert!(!store.list().unwrap().contains(&id));
         assert_eq!(store.take_changes(), ChunkChanges::default());
         store.put(id, &data).unwrap();

@@ -70,8 +70,8 @@ fn put_fails_cleanly_when_fewer_than_w_nodes_remain() {
     let mut wording = Vec::new();
 
     // W=3 on 3 nodes, one of which cannot write: every chunk is stored on the two others, then
-    // the put fails, and what it stored is garbage.
-    c.set_node_env(2, "FAILPOINTS", Some("chunk_store::write=return"));
+    // the put fails, and what it stored is garbage. (The chunks are small: needles.)
+    c.set_node_env(2, "FAILPOINTS", Some("volume::append=return"));
     c.restart_node(2);
     let new = pseudo_random(901, 8 * CHUNK + 3);
     let local = c.write_local("new", &new);
