@@ -66,10 +66,8 @@
 //! - `volume::compact_unlink`: after compaction's copies are durable, before the old volume is
 //!   removed. `return` stops it with EIO there.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -82,7 +80,8 @@ use crate::chunk_io::{ChunkIo, IoMode};
 use crate::error::NodeError;
 use crate::metrics::NodeCounters;
 use free_files::FreeFiles;
-use volume::{NeedleAt, Volumes};
+use state::{Entry, Reservation, StoreState};
+use volume::Volumes;
 
 /// Writes, renames and deletes of one chunk are serialised by one of these locks, so that the
 /// index sees each file appear and disappear exactly once, in the order the disk did.
@@ -107,6 +106,7 @@ pub mod compaction;
 mod free_files;
 pub mod needle;
 mod small;
+mod state;
 pub mod volume;
 
 /// How a [`ChunkStore`] stores chunks.
@@ -139,127 +139,6 @@ pub struct ChunkStore {
     counters: NodeCounters,
     volumes: Volumes,
     small_chunk_max: u32,
-}
-
-/// What the index knows of a stored chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    /// Lengths fit in `u32`: chunks are at most 64 MiB.
-    len: u32,
-    /// Where its needle is; `None` for a chunk file under `chunks/`.
-    needle: Option<NeedleAt>,
-}
-
-impl Entry {
-    fn file(len: u32) -> Self {
-        Self { len, needle: None }
-    }
-}
-
-#[derive(Default)]
-struct StoreState {
-    /// Every chunk stored, in a file or a volume.
-    index: HashMap<ChunkId, Entry>,
-    /// Bytes of live needles (headers and padding included) in each volume: what compaction
-    /// would keep of it.
-    volume_live: HashMap<NonZeroU32, u64>,
-    /// The sum of the index's lengths.
-    stored: u64,
-    /// Bytes promised to writes in progress (see [`Reservation`]).
-    reserved: u64,
-    /// The latest state (present or not) of each chunk that changed since the last heartbeat.
-    /// Only the final state matters to the metadata server, so a put and a delete of the same
-    /// chunk between two beats collapse into one entry.
-    changes: HashMap<ChunkId, bool>,
-    corrupt: Vec<ChunkId>,
-}
-
-impl StoreState {
-    fn used(&self) -> u64 {
-        self.stored + self.reserved
-    }
-
-    /// Records `id` as stored, replacing an earlier entry.
-    fn insert(&mut self, id: ChunkId, entry: Entry) {
-        if let Some(old) = self.index.insert(id, entry) {
-            self.unaccount(old);
-        }
-        self.account(entry);
-        self.changes.insert(id, true);
-    }
-
-    /// Records `id` as gone from disk. Returns the entry the index held.
-    fn remove(&mut self, id: ChunkId) -> Option<Entry> {
-        let entry = self.index.remove(&id)?;
-        self.unaccount(entry);
-        self.changes.insert(id, false);
-        Some(entry)
-    }
-
-    /// Points `id`'s entry at its needle's copy `to` (compaction moved it): no change to
-    /// report, the chunk is the same.
-    fn relocate(&mut self, id: ChunkId, to: NeedleAt) {
-        let Some(entry) = self.index.get(&id).copied() else {
-            return;
-        };
-        let moved = Entry {
-            needle: Some(to),
-            ..entry
-        };
-        self.index.insert(id, moved);
-        self.unaccount(entry);
-        self.account(moved);
-    }
-
-    fn account(&mut self, entry: Entry) {
-        self.stored += u64::from(entry.len);
-        if let Some(at) = entry.needle {
-            *self.volume_live.entry(at.volume).or_default() += needle::size(entry.len);
-        }
-    }
-
-    fn unaccount(&mut self, entry: Entry) {
-        self.stored -= u64::from(entry.len);
-        if let Some(live) = entry
-            .needle
-            .and_then(|at| self.volume_live.get_mut(&at.volume))
-        {
-            *live = live.saturating_sub(needle::size(entry.len));
-        }
-    }
-}
-
-/// Space promised to one write in progress. It is given back when dropped (the write failed,
-/// or unwound), unless [`Reservation::commit`] turned it into an index entry.
-struct Reservation<'a> {
-    store: &'a ChunkStore,
-    len: u32,
-}
-
-impl Reservation<'_> {
-    /// Turns the reservation into the index entry of `id`, whose file was just renamed into
-    /// place or whose needle (`needle`) was just written. Call with the chunk's lock held.
-    fn commit(mut self, id: ChunkId, needle: Option<NeedleAt>) {
-        let mut state = self.store.state();
-        state.reserved -= u64::from(self.len);
-        state.insert(
-            id,
-            Entry {
-                len: self.len,
-                needle,
-            },
-        );
-        // Nothing left to give back; `drop` must not take the state lock held here.
-        self.len = 0;
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if self.len > 0 {
-            self.store.state().reserved -= u64::from(self.len);
-        }
-    }
 }
 
 /// What [`ChunkStore::scrub`] found.

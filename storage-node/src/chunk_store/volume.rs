@@ -410,10 +410,6 @@ impl Volumes {
         (files.len() as u64, files.values().map(|v| v.end()).sum())
     }
 
-    pub fn counters(&self) -> &NodeCounters {
-        &self.counters
-    }
-
     fn files(&self) -> MutexGuard<'_, BTreeMap<NonZeroU32, Arc<Volume>>> {
         self.files
             .lock()
