@@ -215,6 +215,18 @@ fn cluster_with_failpoint(spec: &str, fsync: bool) -> (Cluster, Vec<(String, Vec
     (c, files)
 }
 
+/// Checks that every copy on the faulty node's disk, chunk file or needle, is whole.
+#[track_caller]
+fn assert_nothing_torn(c: &Cluster) {
+    for id in c.disk_chunk_ids(FAULTY) {
+        assert!(
+            c.has_good_copy(FAULTY, &id),
+            "{} has a torn copy of chunk {id}",
+            c.node_id(FAULTY)
+        );
+    }
+}
+
 /// The end of every failpoint case: all files read back, and the cluster heals to 3 good copies
 /// of every chunk.
 fn heals(c: &Cluster, files: &[(String, Vec<u8>)]) {
@@ -273,13 +285,7 @@ fn volume_fsync_error_is_a_failed_write() {
     );
     c.set_node_env(FAULTY, "FAILPOINTS", None);
     c.restart_node(FAULTY);
-    for id in c.disk_chunk_ids(FAULTY) {
-        assert!(
-            c.has_good_copy(FAULTY, &id),
-            "{} has a torn needle of {id}",
-            c.node_id(FAULTY)
-        );
-    }
+    assert_nothing_torn(&c);
     heals(&c, &files);
     c.check_logs();
 }
@@ -345,13 +351,7 @@ fn node_killed_mid_group_commit_loses_nothing_acknowledged() {
             c.node_id(FAULTY)
         );
     }
-    for id in c.disk_chunk_ids(FAULTY) {
-        assert!(
-            c.has_good_copy(FAULTY, &id),
-            "{} has a torn needle of {id}",
-            c.node_id(FAULTY)
-        );
-    }
+    assert_nothing_torn(&c);
     let files = vec![
         ("/gc/before".to_string(), before),
         ("/gc/during".to_string(), during.to_vec()),
@@ -409,13 +409,7 @@ fn crash_between_write_and_rename_leaves_no_torn_chunk() {
         "the restarted node kept its torn writes: {:?}",
         c.tmp_files(FAULTY)
     );
-    for id in c.disk_chunk_ids(FAULTY) {
-        assert!(
-            c.has_good_copy(FAULTY, &id),
-            "{} has a torn chunk file {id}",
-            c.node_id(FAULTY)
-        );
-    }
+    assert_nothing_torn(&c);
     heals(&c, &files);
     eprintln!(
         "torn write: {} temp files after the crash ({status:?}), none after the restart",
