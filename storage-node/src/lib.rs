@@ -57,6 +57,8 @@ pub struct NodeConfig {
     pub repair_window: u64,
     /// Chunks of at most this many bytes are appended to volumes; 0 keeps every chunk a file.
     pub small_chunk_max: u32,
+    /// Volume files are sealed at about this size.
+    pub volume_size: u64,
     /// How often to look for a volume to compact; zero disables compaction.
     pub compact_interval: Duration,
 }
@@ -77,7 +79,7 @@ pub async fn run(
         fsync: config.fsync,
         io: config.io,
         small_chunk_max: config.small_chunk_max,
-        volume_size: chunk_store::volume::DEFAULT_VOLUME_SIZE,
+        volume_size: config.volume_size,
     };
     let store = Arc::new(
         ChunkStore::open_with(&config.data_dir, options)

@@ -66,10 +66,24 @@ struct Args {
     /// 0 keeps every chunk a file. At most 1MiB.
     #[arg(long, default_value = "64KiB", value_parser = small_chunk_max)]
     small_chunk_max: Size,
+    /// Volume files are sealed, and may then be compacted, once about this big (at least
+    /// 1MiB, at most 32GiB).
+    #[arg(long, default_value = "256MiB", value_parser = volume_size)]
+    volume_size: Size,
     /// How often to look for a volume whose deleted chunks are worth compacting away (e.g.
     /// 10s, 1m); 0s disables compaction.
     #[arg(long, default_value = "10s")]
     compact_interval: ReadableDuration,
+}
+
+fn volume_size(s: &str) -> Result<Size, String> {
+    match s.parse::<Size>()? {
+        Size(n) if n < 1 << 20 => Err("must be at least 1MiB".into()),
+        Size(n) if n > bigfs_node::chunk_store::volume::MAX_VOLUME_SIZE => {
+            Err("must be at most 32GiB".into())
+        }
+        size => Ok(size),
+    }
 }
 
 fn small_chunk_max(s: &str) -> Result<Size, String> {
@@ -133,6 +147,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         scrub_rate: args.scrub_rate.0,
         repair_window: args.repair_window.0,
         small_chunk_max: u32::try_from(args.small_chunk_max.0).expect("checked at parse"),
+        volume_size: args.volume_size.0,
         compact_interval: args.compact_interval.0,
     };
     bigfs_node::run(listener, http, config, process::shutdown_on_signal()).await
@@ -198,5 +213,11 @@ mod tests {
         assert_eq!(parse("0").unwrap().small_chunk_max.0, 0);
         assert_eq!(parse("1MiB").unwrap().small_chunk_max.0, 1 << 20);
         assert!(parse("2MiB").is_err());
+        assert_eq!(args.volume_size.0, 256 << 20);
+        let parse =
+            |v: &str| Args::try_parse_from(["bigfs-node", "--data", "d", "--volume-size", v]);
+        assert_eq!(parse("1MiB").unwrap().volume_size.0, 1 << 20);
+        assert!(parse("100KiB").is_err());
+        assert!(parse("64GiB").is_err());
     }
 }

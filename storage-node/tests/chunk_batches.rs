@@ -53,6 +53,7 @@ async fn two_nodes() -> TwoNodes {
             scrub_rate: 1 << 20,
             repair_window: 8 << 20,
             small_chunk_max: DEFAULT_SMALL_CHUNK_MAX,
+            volume_size: volume::DEFAULT_VOLUME_SIZE,
             compact_interval: Duration::ZERO,
         };
         tokio::spawn(bigfs_node::run(listener, None, config, shutdown.clone()));

@@ -335,6 +335,64 @@ fn gc_reclaims_space_after_rm_and_overwrite() {
     c.check_logs();
 }
 
+/// Deleted small chunks' space comes back: once the metadata server has had a removed file's
+/// needles deleted, every node compacts the volumes they filled, online, and what is still
+/// referenced reads back from each node's own disk, before and after a restart.
+#[test]
+fn volumes_of_deleted_small_chunks_are_compacted() {
+    let mut c = Cluster::builder(3)
+        .replication(3)
+        .chunk_size(64 * KIB as u64)
+        .gc_grace(GC_GRACE)
+        .write_lease(GC_GRACE)
+        .all_node_args(&["--volume-size", "1MiB", "--compact-interval", "1s"])
+        .start();
+    let chunk = c.chunk_size();
+    // 49 chunks of 64 KiB: about 4 volumes of 1 MiB on each node.
+    let files = c.put_files("/vol", 500, &[40 * chunk, 8 * chunk + 5]);
+    c.wait_files(&files, Some(3), WAIT);
+    let gauge = |i: usize, name: &str| metric(&c.metrics(i), name, &[]).unwrap_or(0.0);
+    let before: Vec<f64> = (0..3)
+        .map(|i| gauge(i, "bigfs_node_volume_bytes"))
+        .collect();
+    assert!(
+        before.iter().all(|&b| b > 3.0 * MIB as f64),
+        "volume bytes {before:?}"
+    );
+
+    c.must(["rm", &files[0].0]);
+    let left = distinct_chunks([&files[1].1[..]], chunk);
+    c.wait_for(
+        WAIT,
+        "the nodes hold only the chunks still referenced",
+        || (0..3).find_map(|i| c.holds_exactly(i, &left)),
+    );
+    let took = c.wait_until(
+        WAIT,
+        "every node compacted its volumes to under half",
+        || {
+            (0..3).all(|i| {
+                gauge(i, "bigfs_node_volume_compactions_total") >= 1.0
+                    && gauge(i, "bigfs_node_volume_bytes") < before[i] / 2.0
+            })
+        },
+    );
+    let after: Vec<f64> = (0..3)
+        .map(|i| gauge(i, "bigfs_node_volume_bytes"))
+        .collect();
+    eprintln!("compaction: volume bytes {before:?} -> {after:?} in {took:.2?}");
+    c.assert_content(&files[1].0, &files[1].1);
+    c.restart_node(0);
+    for id in left.keys() {
+        assert!(c.has_good_copy(0, id), "{} lost chunk {id}", c.node_id(0));
+    }
+    c.wait_for(WAIT, "the restarted node reports what it holds", || {
+        c.holds_exactly(0, &left)
+    });
+    c.assert_content(&files[1].0, &files[1].1);
+    c.check_logs();
+}
+
 /// Putting back what was just deleted: the nodes stored those chunks, deleted them on the
 /// metadata server's order, and now store them again. Their acks are not trusted until their
 /// own heartbeats report the new copies (an ack may predate the delete), so the first commit
