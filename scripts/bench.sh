@@ -53,6 +53,8 @@ Options:
   --node-fsync        start the BigFS nodes with --fsync, the peers with start --fsync and weed
                       benchmark with -fsync; default: nobody fsyncs chunks, like the peer
                       results' main set-up
+  --node-args "ARGS"  extra flags for every BigFS node, e.g. "--small-chunk-max 0" to measure
+                      with every chunk a file (no volumes), as before the small-chunk store
   --cluster-per-run   a fresh BigFS cluster for every run instead of one per R (the peer
                       keeps one cluster per goal); a workaround for a metadata server that
                       stops answering after the first run; say so when quoting its figures
@@ -131,6 +133,7 @@ usage_error() { echo "$PROG: $*" >&2; echo "run '$PROG --help' for usage" >&2; e
 # ---------------------------------------------------------------- options
 
 RUNS=3 SIZE_MIB=1024 FILES=2000 FILE_KIB=64 STEP_TIMEOUT=300 PEER="" NODE_FSYNC="" BUILD=1
+NODE_ARGS=""
 CLUSTER_PER_RUN="" WORKLOADS=fs,load,small LOAD_CLIENTS=1,4,8,16 LOAD_BIG_MIB=128 TINY_FILES=20000
 BASE_PORT="" OUT="" PEERS=""
 REPLICATIONS=()
@@ -167,6 +170,7 @@ while [ $# -gt 0 ]; do
         --load-big-mib) need_value "$@"; LOAD_BIG_MIB=$2; shift 2 ;;
         --tiny-files) need_value "$@"; TINY_FILES=$2; shift 2 ;;
         --node-fsync) NODE_FSYNC=1; shift ;;
+        --node-args) need_value "$@"; NODE_ARGS=$2; shift 2 ;;
         --cluster-per-run) CLUSTER_PER_RUN=1; shift ;;
         --out) need_value "$@"; OUT=$2; shift 2 ;;
         --step-timeout) need_value "$@"; STEP_TIMEOUT=$2; shift 2 ;;
@@ -294,7 +298,7 @@ DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc 
     echo "command: $COMMAND_LINE"
     echo "settings: --runs $RUNS --size-mib $SIZE_MIB --files $FILES --file-kib $FILE_KIB" \
         "--replication ${REPLICATIONS[*]}${PEER:+ --peer $PEERS} --workloads $WORKLOADS --load-clients $LOAD_CLIENTS" \
-        "--load-big-mib $LOAD_BIG_MIB --tiny-files $TINY_FILES${NODE_FSYNC:+ --node-fsync}${CLUSTER_PER_RUN:+ --cluster-per-run}" \
+        "--load-big-mib $LOAD_BIG_MIB --tiny-files $TINY_FILES${NODE_FSYNC:+ --node-fsync}${NODE_ARGS:+ --node-args '$NODE_ARGS'}${CLUSTER_PER_RUN:+ --cluster-per-run}" \
         "--step-timeout $STEP_TIMEOUT"
     echo "bigfs commit: $COMMIT (tracked files modified in the working tree: $DIRTY)"
     echo "load before the build: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; the machine is shared)"
@@ -398,7 +402,7 @@ bigfs_suite() {
     cluster_up() {
         echo "== BigFS R=$r: cluster.sh up on 127.0.0.1:$port..$((port + 3)), data in $dir" >&2
         BIGFS_META_ARGS="--replication $r --min-replicas $w" \
-            BIGFS_NODE_ARGS="${NODE_FSYNC:+--fsync}" \
+            BIGFS_NODE_ARGS="${NODE_FSYNC:+--fsync }$NODE_ARGS" \
             cluster "$dir" up --no-build --nodes 3 --base-port "$port" >&2 ||
             { echo "$PROG: cluster.sh up failed at R=$r" >&2; return 1; }
     }
@@ -406,7 +410,7 @@ bigfs_suite() {
     local cluster_run=1 # the run the running cluster was started for
     export BIGFS_META=http://127.0.0.1:$port
 
-    echo "bigfs-bench: replication=$r min_replicas=$w nodes=3 node_fsync=${NODE_FSYNC:-0} runs=$RUNS" \
+    echo "bigfs-bench: replication=$r min_replicas=$w nodes=3 node_fsync=${NODE_FSYNC:-0} node_args='$NODE_ARGS' runs=$RUNS" \
         "big=${SIZE_MIB}MiB small=${FILES}x${FILE_KIB}KiB step_timeout=${STEP_TIMEOUT}s cluster_per_run=${CLUSTER_PER_RUN:-0}" \
         "commit=$COMMIT load=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) $(date -u +%FT%TZ)"
 
