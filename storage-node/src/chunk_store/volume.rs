@@ -293,6 +293,15 @@ impl Volumes {
                         .map_err(|e| NodeError::io(format!("remove {}", path.display()), e))?;
                     continue;
                 }
+                // Bit rot in a superblock costs that volume's chunks (absent from the node's
+                // report, so the metadata server repairs them), not the node.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    tracing::error!(
+                        file = %path.display(),
+                        "skipping a volume whose superblock is damaged; its chunks are missing: {e}"
+                    );
+                    continue;
+                }
                 Err(e) => return Err(NodeError::io(format!("open volume {}", path.display()), e)),
             };
             scan(&volume, last, &counters, &mut apply)?;

@@ -662,3 +662,28 @@ mod failpoints {
         assert_compaction_crash_is_safe("volume::fsync", "return({dir})");
     }
 }
+
+#[test]
+fn a_volume_with_a_damaged_superblock_costs_its_chunks_not_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = {
+        let store = open(dir.path(), 16 << 10);
+        put_all(&store, 0..12, 3000)
+    };
+    let first = volume_files(dir.path())[0].clone();
+    let file = fs::OpenOptions::new().write(true).open(&first).unwrap();
+    file.write_all_at(b"NOTAVOL!", 0).unwrap();
+
+    let store = open(dir.path(), 16 << 10);
+    let (lost, kept): (Vec<_>, Vec<_>) = chunks
+        .iter()
+        .cloned()
+        .partition(|(id, _)| needle(dir.path(), *id).path == first);
+    assert!(!lost.is_empty() && !kept.is_empty());
+    assert_holds(&store, &kept);
+    assert_deleted(&store, &lost.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+    // New needles go to a new volume, never over the damaged one.
+    let more = put_all(&store, 50..52, 3000);
+    assert_holds(&store, &more);
+    assert_eq!(fs::read(&first).unwrap()[..8], *b"NOTAVOL!");
+}
