@@ -217,6 +217,7 @@ impl ChunkStore {
         } = options;
         let counters = NodeCounters::default();
         let mut state = StoreState::default();
+        let mut corrupt = Vec::new();
         let volumes = Volumes::open(
             data_dir.join("volumes"),
             volume_size.min(volume::MAX_VOLUME_SIZE),
@@ -229,6 +230,7 @@ impl ChunkStore {
                 volume::Record::Tombstone { id } => {
                     state.remove(id);
                 }
+                volume::Record::Corrupt { id, at, bytes } => corrupt.push((id, at, bytes)),
             },
         )?;
         state.changes.clear();
@@ -253,6 +255,9 @@ impl ChunkStore {
                 .map_err(|e| NodeError::io(format!("create {}", dir.display()), e))?;
         }
         store.remove_unfinished_writes()?;
+        for (id, at, bytes) in corrupt {
+            store.quarantine_found_at_open(id, at, &bytes)?;
+        }
         let files = store.scan()?;
         {
             let mut state = store.state();

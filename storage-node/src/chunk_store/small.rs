@@ -152,6 +152,30 @@ impl ChunkStore {
         Ok(true)
     }
 
+    /// Quarantines a needle that [`Volumes::open`](super::volume::Volumes::open) found bad:
+    /// keeps its bytes, and appends a tombstone so that it is not found again, unless a later
+    /// needle of the same chunk is indexed (a tombstone now would delete that one).
+    pub(super) fn quarantine_found_at_open(
+        &self,
+        id: ChunkId,
+        at: NeedleAt,
+        seen: &[u8],
+    ) -> Result<(), NodeError> {
+        let target = self.quarantine_target(id);
+        fs::write(&target, seen).map_err(|e| NodeError::io(format!("quarantine chunk {id}"), e))?;
+        if !self.state().index.contains_key(&id) {
+            self.volumes
+                .append(id, &needle::tombstone(id, at.volume.get()))?;
+        }
+        tracing::warn!(
+            chunk = %id, volume = at.volume.get(), offset = at.offset(), to = %target.display(),
+            "corrupt needle found at start quarantined"
+        );
+        self.counters.quarantined.inc();
+        self.counters.verification_failed("stored");
+        Ok(())
+    }
+
     /// Deletes `id` if it is a needle (call with its lock held): appends a tombstone naming
     /// the needle's volume and drops the index entry. Returns whether it was a needle.
     pub(super) fn delete_needle(&self, id: ChunkId) -> Result<bool, NodeError> {

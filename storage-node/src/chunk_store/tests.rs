@@ -11,7 +11,7 @@ pub(super) fn chunk_file(dir: &Path, id: &ChunkId) -> PathBuf {
     dir.join("chunks").join(&hex[..2]).join(&hex)
 }
 
-fn files_in(dir: &Path) -> usize {
+pub(super) fn files_in(dir: &Path) -> usize {
     fs::read_dir(dir).unwrap().count()
 }
 

@@ -232,8 +232,21 @@ pub struct Appended {
 
 /// What a scan at open found, in the order written.
 pub enum Record {
-    Chunk { id: ChunkId, len: u32, at: NeedleAt },
-    Tombstone { id: ChunkId },
+    Chunk {
+        id: ChunkId,
+        len: u32,
+        at: NeedleAt,
+    },
+    Tombstone {
+        id: ChunkId,
+    },
+    /// A needle of the newest volume that failed verification (not part of its torn tail):
+    /// never indexed; `bytes` are its header and payload as read, to quarantine.
+    Corrupt {
+        id: ChunkId,
+        at: NeedleAt,
+        bytes: Vec<u8>,
+    },
 }
 
 pub struct Volumes {
@@ -519,7 +532,8 @@ pub fn locate(data_dir: &Path, id: ChunkId) -> io::Result<Option<NeedleFile>> {
 
 /// Scans `volume` for [`Volumes::open`]: applies its valid needles in order, skipping over
 /// invalid headers (bit rot) to the next valid one. In the newest volume (`last`) payloads are
-/// verified too: a bad one is skipped (never indexed, so never served), and the file is cut
+/// verified too: a bad one is never indexed, so never served (it is passed on as
+/// [`Record::Corrupt`] once the scan knows it is not part of the tail), and the file is cut
 /// after its last good needle, which removes a torn tail.
 fn scan(
     volume: &Volume,
@@ -531,6 +545,7 @@ fn scan(
     let mut scanner = Scanner::new(volume, SUPERBLOCK, file_len);
     let mut good_end = SUPERBLOCK;
     let mut skipped = Vec::new();
+    let mut corrupt = Vec::new();
     loop {
         let step = scanner
             .next_step()
@@ -544,9 +559,15 @@ fn scan(
             } => {
                 if last && header.kind == Kind::Chunk && !header.id.matches(&bytes[HEADER..]) {
                     skipped.push(offset);
+                    corrupt.push((offset, header.id, bytes.to_vec()));
                     continue;
                 }
                 good_end = offset + header.size();
+                // A later needle or tombstone of the same chunk supersedes a bad one (a
+                // tombstone is what quarantining it at an earlier start left).
+                if !corrupt.is_empty() {
+                    corrupt.retain(|(_, id, _)| *id != header.id);
+                }
                 let at = NeedleAt::new(volume.number, offset);
                 apply(match header.kind {
                     Kind::Chunk => Record::Chunk {
@@ -567,6 +588,12 @@ fn scan(
     }
     // What was skipped before the last good needle is damage inside the volume, not a tail.
     skipped.retain(|&offset| offset < good_end || !last);
+    for (offset, id, bytes) in corrupt {
+        if offset < good_end {
+            let at = NeedleAt::new(volume.number, offset);
+            apply(Record::Corrupt { id, at, bytes });
+        }
+    }
     if !skipped.is_empty() {
         tracing::error!(
             file = %volume.path.display(), offsets = ?skipped,

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use super::tests::chunk_file;
+use super::tests::{chunk_file, files_in};
 use super::volume::{locate, NeedleFile, SUPERBLOCK};
 use super::*;
 
@@ -169,7 +169,7 @@ fn corrupt_needle_is_quarantined_reported_and_replaced_by_a_repair() {
 }
 
 #[test]
-fn a_corrupt_needle_inside_the_newest_volume_is_skipped_not_cut() {
+fn a_corrupt_needle_inside_the_newest_volume_is_quarantined_not_cut() {
     let dir = tempfile::tempdir().unwrap();
     let chunks = {
         let store = open(dir.path(), 1 << 20);
@@ -191,8 +191,22 @@ fn a_corrupt_needle_inside_the_newest_volume_is_skipped_not_cut() {
         .cloned()
         .collect();
     assert_holds(&store, &others);
-    assert_eq!(fs::metadata(&at.path).unwrap().len(), len, "nothing cut");
+    // Nothing cut; a tombstone appended, so the bad needle is quarantined once, not at every
+    // start, and no one looking at the disk takes it for a copy.
+    let tombstone = needle::size(4);
+    assert_eq!(fs::metadata(&at.path).unwrap().len(), len + tombstone);
     assert_eq!(store.counters().volume_torn_tail_bytes.get(), 0);
+    assert_eq!(store.counters().quarantined.get(), 1);
+    assert_eq!(files_in(&dir.path().join("quarantine")), 1);
+    assert_eq!(locate(dir.path(), chunks[1].0).unwrap(), None);
+    drop(store);
+    let store = open(dir.path(), 1 << 20);
+    assert_eq!(store.counters().quarantined.get(), 0);
+    assert_holds(&store, &others);
+    // Stored again (a repair), it is served: the tombstone came before it.
+    store.put(chunks[1].0, &chunks[1].1).unwrap();
+    drop(store);
+    assert_holds(&open(dir.path(), 1 << 20), &chunks);
 }
 
 #[test]
