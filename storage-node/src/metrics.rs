@@ -156,7 +156,7 @@ pub fn register(
         c.volume_torn_tail_bytes,
     );
     let [volumes, volume_bytes, volume_live] = std::array::from_fn(|_| Gauge::<i64>::default());
-    r.register("volume_count", "Volume files", volumes.clone());
+    r.register("volume_files", "Volume files", volumes.clone());
     r.register_with_unit(
         "volume",
         "Bytes of volume files",
