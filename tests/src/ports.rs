@@ -30,6 +30,7 @@ pub(crate) fn allocate(n: usize) -> Vec<u16> {
     let Some(range) = below_ephemeral() else {
         return allocate_ephemeral(n);
     };
+    let range = split(range).1;
     let mut rng = Rng::new(seed());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     let mut ports = Vec::with_capacity(n);
@@ -58,7 +59,7 @@ pub fn free_port() -> u16 {
 /// since the kernel hands out single ports only.
 pub fn free_port_range(n: usize) -> u16 {
     assert!((1..1024).contains(&n), "{n} consecutive ports asked for");
-    let range = below_ephemeral().unwrap_or(LOWEST..u16::MAX);
+    let range = below_ephemeral().map_or(LOWEST..u16::MAX, |range| split(range).0);
     let last_start = range.end - n as u16;
     let mut rng = Rng::new(seed());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,6 +75,15 @@ pub fn free_port_range(n: usize) -> u16 {
         }
     }
     panic!("no {n} consecutive free loopback ports in {range:?}");
+}
+
+/// Splits the ports below the ephemeral range: the lower half for runs of consecutive ports
+/// ([`free_port_range`]), the upper half for single ones ([`allocate`]). A suite hands out
+/// thousands of single ports, never twice; scattered over the whole range they would leave no
+/// run of a few hundred free, and a later `free_port_range` would find none.
+fn split(range: Range<u16>) -> (Range<u16>, Range<u16>) {
+    let middle = range.start + (range.end - range.start) / 2;
+    (range.start..middle, middle..range.end)
 }
 
 /// The ports between [`LOWEST`] and the ephemeral range, if there are enough of them.
@@ -150,5 +160,19 @@ mod tests {
             next + 6 <= start || next >= start + 6,
             "{start} then {next}"
         );
+    }
+
+    /// A whole suite's worth of single ports (a few thousand) leaves runs of consecutive ports
+    /// for the cluster.sh tests; scattered over one shared range they left none.
+    #[test]
+    fn a_long_run_is_found_after_thousands_of_single_ports() {
+        if below_ephemeral().is_none() {
+            return; // single ports come from the kernel's range there
+        }
+        allocate(4000);
+        let start = free_port_range(200);
+        for port in start..start + 200 {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("an allocated port is free");
+        }
     }
 }
