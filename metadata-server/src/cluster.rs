@@ -204,6 +204,10 @@ pub struct Cluster {
     locations: HashMap<ChunkId, Vec<NodeIdx>>,
     /// Chunks handed out for puts that have not committed, with the time of the latest hand-out.
     leases: HashMap<ChunkId, Instant>,
+    /// Chunks of accepted commits whose transaction is under way outside the cluster lock,
+    /// with how many such commits name each: held like leased ones, since the namespace does
+    /// not count their references yet.
+    committing: HashMap<ChunkId, u32>,
     /// Chunks on some node that no file references, with when that was first seen.
     unreferenced: HashMap<ChunkId, Instant>,
     /// After a restart, the leases of puts that were in progress are unknown: until this time
@@ -248,6 +252,7 @@ impl Cluster {
             placement: Placement::default(),
             locations: HashMap::new(),
             leases: HashMap::new(),
+            committing: HashMap::new(),
             unreferenced: HashMap::new(),
             leases_unknown_until,
             attention: HashSet::new(),
@@ -354,7 +359,7 @@ impl Cluster {
             if !self.nodes[idx as usize].chunks.contains(chunk) {
                 continue;
             }
-            if wanted(chunk) == 0 && !self.leases.contains_key(chunk) {
+            if wanted(chunk) == 0 && !self.held(chunk) {
                 self.nodes[idx as usize].pending_deletes.insert(*chunk);
             } else {
                 self.attention.insert(*chunk);
@@ -474,8 +479,38 @@ impl Cluster {
         self.add_location(idx, chunk, wanted, now);
     }
 
-    /// After a commit: its chunks are referenced (leases end), and `freed` ones are not.
-    pub fn committed(&mut self, chunks: &[ChunkId], freed: &[ChunkId], now: Instant) {
+    /// A commit naming `chunks` was accepted and its transaction is about to run outside the
+    /// cluster lock: until [`Self::committed`] or [`Self::commit_failed`], garbage collection
+    /// treats them as leased, whatever the namespace says (it does not count the commit's
+    /// references yet, and a lease may have run out meanwhile).
+    pub fn begin_commit(&mut self, chunks: &[ChunkId]) {
+        for chunk in chunks {
+            *self.committing.entry(*chunk).or_default() += 1;
+        }
+    }
+
+    fn end_commit(&mut self, chunks: &[ChunkId]) {
+        for chunk in chunks {
+            if let Some(count) = self.committing.get_mut(chunk) {
+                *count -= 1;
+                if *count == 0 {
+                    self.committing.remove(chunk);
+                }
+            }
+        }
+    }
+
+    /// After a commit: its chunks are referenced (leases end), and `freed` ones are not. A
+    /// chunk that `wanted` says no file references any more (a removal ran between the commit's
+    /// transaction and this call) starts its grace period now, or it would never be collected.
+    pub fn committed(
+        &mut self,
+        chunks: &[ChunkId],
+        freed: &[ChunkId],
+        wanted: impl Fn(&ChunkId) -> u32,
+        now: Instant,
+    ) {
+        self.end_commit(chunks);
         for chunk in chunks {
             self.leases.remove(chunk);
             self.unreferenced.remove(chunk);
@@ -483,6 +518,31 @@ impl Cluster {
             self.attention.insert(*chunk);
         }
         self.freed(freed, now);
+        let gone: Vec<ChunkId> = chunks
+            .iter()
+            .filter(|chunk| !self.held(chunk) && wanted(chunk) == 0)
+            .copied()
+            .collect();
+        self.freed(&gone, now);
+    }
+
+    /// A commit begun with [`Self::begin_commit`] was not written: its chunks get a fresh
+    /// write lease, so they become garbage the usual way (after the lease and the grace).
+    pub fn commit_failed(&mut self, chunks: &[ChunkId], now: Instant) {
+        self.end_commit(chunks);
+        for chunk in chunks {
+            self.renew_lease(chunk, now);
+        }
+    }
+
+    #[cfg(test)]
+    pub fn is_committing(&self, chunk: &ChunkId) -> bool {
+        self.committing.contains_key(chunk)
+    }
+
+    /// Whether a put still holds `chunk`: a write lease, or a commit under way.
+    fn held(&self, chunk: &ChunkId) -> bool {
+        self.leases.contains_key(chunk) || self.committing.contains_key(chunk)
     }
 
     /// Chunks no file references any more: they start their grace period.
@@ -653,7 +713,7 @@ impl Cluster {
         self.locations.entry(chunk).or_default().push(idx);
         // A new copy may make one too many (a node came back).
         self.attention.insert(chunk);
-        if !self.leases.contains_key(&chunk) && wanted(&chunk) == 0 {
+        if !self.held(&chunk) && wanted(&chunk) == 0 {
             // Deletable no earlier than a grace period from now, nor (after a restart) before
             // a put that was in progress could have lost its lease.
             let since = match self.leases_unknown_until {

@@ -125,6 +125,13 @@ impl Namespace {
         (self.group.flushes(), self.group.requests())
     }
 
+    /// Holds the lock every change takes, as a long rename or copy does: lets tests stall
+    /// changes where they wait for it.
+    #[cfg(test)]
+    pub fn hold_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        bigfs_proto::lock::lock(&self.writer)
+    }
+
     /// [`Namespace::flush`] for callers already on the blocking pool.
     pub fn flush_blocking(&self) -> Result<(), MetaError> {
         self.db.flush()?;

@@ -3,10 +3,13 @@
 //! returning plain types; the gRPC service only converts. This is where a replicated log will
 //! plug in: every namespace change is one method taking one request.
 //!
-//! Locking: commits and removals, which can take a chunk's references to or from zero, happen
-//! under the cluster lock, so garbage collection (which decides under the same lock) never
-//! sees a half-applied change; renames and copies, which never raise a count from zero, take
-//! only the namespace's own writer lock, so a long one does not hold up heartbeats. Chunks a
+//! Locking: removals, which can take a chunk's references to zero, happen under the cluster
+//! lock, so garbage collection (which decides under the same lock) never sees a half-applied
+//! change. Commits, which raise counts from zero, mark their chunks as held under the cluster
+//! lock and run their transaction outside it (see [`MetaStore::apply_commits`]), so that reads
+//! and allocations never wait for a commit's disk; renames and copies, which never raise a
+//! count from zero, take only the namespace's own writer lock, so a long one does not hold up
+//! heartbeats. Chunks a
 //! change leaves unreferenced start their grace period only once the change is flushed.
 //! Namespace changes run on the blocking pool (sled blocks; the small writes of node
 //! registration and drains excepted) and flush after the locks are released, so concurrent
@@ -301,56 +304,83 @@ impl MetaStore {
         })
     }
 
-    /// Applies checked commits under the cluster lock, without flushing: refused (listing the
-    /// chunks short of copies) when a chunk has fewer than W live copies, otherwise written,
-    /// all accepted files in one transaction.
+    /// Applies checked commits, without flushing: refused (listing the chunks short of
+    /// copies) when a chunk has fewer than W live copies, otherwise written, all accepted
+    /// files in one transaction.
+    ///
+    /// The transaction runs outside the cluster lock, so that reads, allocations and
+    /// heartbeats (which take that lock on tokio's workers) never wait for the namespace's
+    /// disk or writer lock. Garbage collection stays safe: its only unsafe moment would be
+    /// deciding that a chunk of an accepted commit is garbage because the namespace does not
+    /// count the commit's references yet; [`Cluster::begin_commit`], under the same hold of
+    /// the lock as the copy check, makes it treat those chunks as leased until the outcome is
+    /// recorded. Every other decision re-reads the namespace when it acts (a chunk awaiting
+    /// its grace is deleted only if still unreferenced then), and a removal between the
+    /// transaction and the outcome is caught by [`Cluster::committed`].
     fn apply_commits(
         &self,
         prepared: Vec<Result<Prepared, MetaError>>,
     ) -> Result<Vec<Result<CommitOutcome, MetaError>>, MetaError> {
-        let now = Instant::now();
-        let mut cluster = self.cluster();
         let mut outcomes: Vec<Option<Result<CommitOutcome, MetaError>>> =
             Vec::with_capacity(prepared.len());
         let mut writes = Vec::new();
         let mut written = Vec::new();
-        for (i, commit) in prepared.into_iter().enumerate() {
-            let commit = match commit {
-                Ok(commit) => commit,
-                Err(e) => {
-                    outcomes.push(Some(Err(e)));
+        {
+            let now = Instant::now();
+            let mut cluster = self.cluster();
+            for (i, commit) in prepared.into_iter().enumerate() {
+                let commit = match commit {
+                    Ok(commit) => commit,
+                    Err(e) => {
+                        outcomes.push(Some(Err(e)));
+                        continue;
+                    }
+                };
+                let need = cluster
+                    .config()
+                    .min_replicas
+                    .min(commit.write.record.replication);
+                let short = cluster.check_commit(&commit.acks, need, now);
+                if !short.is_empty() {
+                    tracing::info!(path = %commit.write.path, short = short.len(), "commit refused: chunks short of copies");
+                    outcomes.push(Some(Ok(CommitOutcome::ShortOfCopies(short))));
                     continue;
                 }
-            };
-            let need = cluster
-                .config()
-                .min_replicas
-                .min(commit.write.record.replication);
-            let short = cluster.check_commit(&commit.acks, need, now);
-            if !short.is_empty() {
-                tracing::info!(path = %commit.write.path, short = short.len(), "commit refused: chunks short of copies");
-                outcomes.push(Some(Ok(CommitOutcome::ShortOfCopies(short))));
-                continue;
+                let ids: Vec<ChunkId> = commit.acks.into_iter().map(|(id, _)| id).collect();
+                cluster.begin_commit(&ids);
+                outcomes.push(None);
+                written.push((i, ids));
+                writes.push(commit.write);
             }
-            outcomes.push(None);
-            written.push((
-                i,
-                commit
-                    .acks
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect::<Vec<_>>(),
-            ));
-            writes.push(commit.write);
         }
-        for ((i, ids), result) in written.into_iter().zip(self.ns.commit_many(&writes)?) {
-            outcomes[i] = Some(result.map(|committed| {
-                cluster.committed(&ids, &committed.freed, now);
-                CommitOutcome::Committed {
-                    version: committed.version,
+        let results = self.ns.commit_many(&writes);
+        self.with_cluster(|cluster, wanted| {
+            let now = Instant::now();
+            let results = match results {
+                Ok(results) => results,
+                Err(e) => {
+                    for (_, ids) in &written {
+                        cluster.commit_failed(ids, now);
+                    }
+                    return Err(e);
                 }
-            }));
-        }
+            };
+            for ((i, ids), result) in written.into_iter().zip(results) {
+                outcomes[i] = Some(match result {
+                    Ok(committed) => {
+                        cluster.committed(&ids, &committed.freed, wanted, now);
+                        Ok(CommitOutcome::Committed {
+                            version: committed.version,
+                        })
+                    }
+                    Err(e) => {
+                        cluster.commit_failed(&ids, now);
+                        Err(e)
+                    }
+                });
+            }
+            Ok(())
+        })?;
         Ok(outcomes
             .into_iter()
             .map(|o| o.expect("every commit decided"))

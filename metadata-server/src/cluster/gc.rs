@@ -75,7 +75,7 @@ impl Cluster {
             .collect();
         for chunk in due {
             self.unreferenced.remove(&chunk);
-            if self.leases.contains_key(&chunk) || wanted(&chunk) > 0 {
+            if self.held(&chunk) || wanted(&chunk) > 0 {
                 continue;
             }
             let holders = self.locations.get(&chunk).cloned().unwrap_or_default();

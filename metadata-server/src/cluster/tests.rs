@@ -80,7 +80,7 @@ fn store_and_commit(c: &mut Cluster, chunk: ChunkId, now: Instant) -> Vec<String
     assert!(c
         .check_commit(&[(chunk, holders.clone())], 2, now)
         .is_empty());
-    c.committed(&[chunk], &[], now);
+    c.committed(&[chunk], &[], |_| 1, now);
     holders
 }
 
@@ -163,7 +163,7 @@ fn commit_counts_live_copies_and_dedup_skips_stored_chunks() {
     assert!(c
         .check_commit(&[(chunk, vec!["n1".into()])], 2, t0)
         .is_empty());
-    c.committed(&[chunk], &[], t0);
+    c.committed(&[chunk], &[], |_| 1, t0);
 
     let mut holders = ids(&c.read_locations(&chunk, 0, t0));
     holders.sort();
@@ -369,6 +369,56 @@ fn orphans_are_deleted_after_grace_and_leases_protect_puts_in_progress() {
     assert_eq!(beat(&mut c, "n0", vec![], vec![], t3), vec![leased]);
 }
 
+/// A commit's transaction runs outside the cluster lock: its chunks are held until its outcome
+/// is recorded, though their lease and then the grace run out meanwhile and the namespace does
+/// not count the commit's references yet.
+#[test]
+fn chunks_of_a_commit_under_way_are_held_past_their_lease_and_grace() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"committing");
+    c.allocate(&[want(chunk)], 3, t0).unwrap();
+    beat(&mut c, "n0", vec![chunk], vec![], t0);
+    c.begin_commit(&[chunk]);
+    let t1 = t0 + 601 * SEC;
+    c.collect_garbage(|_| 0, t1);
+    let t2 = t1 + 31 * SEC;
+    c.collect_garbage(|_| 0, t2);
+    assert!(beat(&mut c, "n0", vec![], vec![], t2).is_empty());
+
+    // The file was removed before the outcome was recorded: the chunk is garbage again, after
+    // a grace counted from now.
+    c.committed(&[chunk], &[], |_| 0, t2);
+    c.collect_garbage(|_| 0, t2 + 29 * SEC);
+    assert!(beat(&mut c, "n0", vec![], vec![], t2 + 29 * SEC).is_empty());
+    c.collect_garbage(|_| 0, t2 + 31 * SEC);
+    assert_eq!(
+        beat(&mut c, "n0", vec![], vec![], t2 + 31 * SEC),
+        vec![chunk]
+    );
+}
+
+/// A commit whose transaction failed leaves its chunks to expire like an abandoned put's.
+#[test]
+fn a_failed_commit_gives_its_chunks_a_fresh_lease() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"failed");
+    beat(&mut c, "n0", vec![chunk], vec![], t0);
+    c.begin_commit(&[chunk]);
+    let t1 = t0 + 601 * SEC;
+    c.commit_failed(&[chunk], t1);
+    c.collect_garbage(|_| 0, t1 + 31 * SEC);
+    assert!(beat(&mut c, "n0", vec![], vec![], t1 + 31 * SEC).is_empty());
+    let t2 = t1 + 601 * SEC;
+    c.collect_garbage(|_| 0, t2);
+    c.collect_garbage(|_| 0, t2 + 31 * SEC);
+    assert_eq!(
+        beat(&mut c, "n0", vec![], vec![], t2 + 31 * SEC),
+        vec![chunk]
+    );
+}
+
 #[test]
 fn safe_mode_defers_deletes_until_known_nodes_report() {
     let t0 = Instant::now();
@@ -451,7 +501,7 @@ fn commit_on(c: &mut Cluster, chunks: &[ChunkId], nodes: &[&str], now: Instant) 
     for &chunk in chunks {
         c.check_commit(&[(chunk, acks.clone())], 1, now);
     }
-    c.committed(chunks, &[], now);
+    c.committed(chunks, &[], |_| 1, now);
 }
 
 /// A source's answer: the copy is on `targets`.
@@ -499,7 +549,7 @@ fn a_dead_nodes_chunks_are_copied_to_new_nodes_fewest_copies_first() {
     // `one` lives on n0 and n1; `two` on n0, n2, n3.
     c.check_commit(&[(one, vec!["n0".into(), "n1".into()])], 2, t0);
     c.check_commit(&[(two, vec!["n0".into(), "n2".into(), "n3".into()])], 2, t0);
-    c.committed(&[one, two], &[], t0);
+    c.committed(&[one, two], &[], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     // `one` had 2 of 3 at once: its repair is already ordered.
     assert_eq!(orders(&mut c).len(), 1);
@@ -557,7 +607,7 @@ fn unconfirmed_copies_are_planned_again_after_the_timeout() {
     let mut c = cluster(4, t0);
     let chunk = ChunkId::of(b"lonely");
     c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
-    c.committed(&[chunk], &[], t0);
+    c.committed(&[chunk], &[], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 1);
     // Nobody confirms within the timeout.
@@ -575,7 +625,7 @@ fn repairs_are_bounded_per_node() {
     for chunk in &chunks {
         c.check_commit(&[(*chunk, vec!["n0".into(), "n1".into()])], 2, t0);
     }
-    c.committed(&chunks, &[], t0);
+    c.committed(&chunks, &[], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     // Every copy goes to n2, which takes at most 4 at once.
     assert_eq!(c.repairs_in_flight(), 4);
@@ -595,7 +645,7 @@ fn a_returning_node_makes_extra_copies_which_are_trimmed() {
         2,
         t0,
     );
-    c.committed(&[chunk], &[], t0);
+    c.committed(&[chunk], &[], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     let deletes: Vec<String> = beat_all_but(&mut c, 4, "", t0)
         .into_iter()
@@ -613,7 +663,7 @@ fn the_last_copy_is_never_trimmed_and_missing_chunks_are_reported() {
     let mut c = cluster(2, t0);
     let chunk = ChunkId::of(b"only");
     c.check_commit(&[(chunk, vec!["n0".into()])], 1, t0);
-    c.committed(&[chunk], &[], t0);
+    c.committed(&[chunk], &[], |_| 1, t0);
     // It wants 1 copy and has 1: nothing to do.
     c.plan_repairs(|_| 1, t0);
     assert!(beat_all_but(&mut c, 2, "", t0)
@@ -638,7 +688,7 @@ fn draining_copies_chunks_away_then_reports_drained() {
         2,
         t0,
     );
-    c.committed(&[chunk], &[], t0);
+    c.committed(&[chunk], &[], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 0);
 
@@ -740,7 +790,7 @@ fn a_source_answering_its_copy_completes_the_repair() {
     let mut c = cluster(4, t0);
     let chunk = ChunkId::of(b"copied");
     c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
-    c.committed(&[chunk], &[], t0);
+    c.committed(&[chunk], &[], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     let (source, order) = orders(&mut c).pop().expect("a copy is ordered");
     let target = order.targets[0].id.clone();
@@ -824,7 +874,7 @@ fn a_drain_the_other_nodes_cannot_absorb_is_refused_and_can_be_undone() {
         2,
         t0,
     );
-    c.committed(&[chunk], &[], t0);
+    c.committed(&[chunk], &[], |_| 1, t0);
     assert!(matches!(
         c.drain("n0", |_| 3, t0),
         Err(MetaError::CannotDrain {
@@ -859,7 +909,7 @@ fn only_a_stopped_node_holding_no_last_copy_is_removed() {
         t0,
     );
     c.check_commit(&[(lonely, vec!["n2".into()])], 1, t0);
-    c.committed(&[shared, lonely], &[], t0);
+    c.committed(&[shared, lonely], &[], |_| 1, t0);
 
     assert!(matches!(
         c.remove_node("n2", |_| 1, t0),

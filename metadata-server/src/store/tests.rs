@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::cluster::NodeUsage;
+use crate::cluster::{Beat, NodeUsage};
 
 fn config() -> ClusterConfig {
     ClusterConfig {
@@ -58,6 +58,15 @@ fn commit(path: &str, data: &[u8], acked_by: &[&str]) -> Commit {
     }
 }
 
+fn want(data: &[u8]) -> Want {
+    Want {
+        id: ChunkId::of(data),
+        size: data.len() as u64,
+        exclude: Vec::new(),
+        copies: 0,
+    }
+}
+
 #[tokio::test]
 async fn a_commit_needs_w_copies_and_a_sound_layout() {
     let (_dir, store) = store(3).await;
@@ -92,12 +101,6 @@ async fn a_commit_needs_w_copies_and_a_sound_layout() {
 #[tokio::test]
 async fn more_copies_than_storage_nodes_is_refused() {
     let (_dir, store) = store(3).await;
-    let want = |data: &[u8]| Want {
-        id: ChunkId::of(data),
-        size: data.len() as u64,
-        exclude: Vec::new(),
-        copies: 0,
-    };
     let err = store.allocate(&[want(b"x")], 5).unwrap_err();
     assert!(err.to_string().contains("3 storage node"), "{err}");
     assert_eq!(
@@ -186,4 +189,57 @@ async fn concurrent_single_commits_share_transactions_and_flushes() {
     let asked = flush_requests.get() - before;
     assert!(asked <= 4, "{asked} flushes asked for by 66 commits");
     assert_eq!(store.file_count().unwrap(), 65);
+}
+
+/// A commit whose transaction waits (here for the namespace's writer lock, as behind a long
+/// copy; in production for the disk) holds no cluster lock meanwhile: the reads, allocations
+/// and heartbeats that take that lock on tokio's workers still answer.
+#[test]
+fn a_waiting_commit_does_not_hold_up_reads_allocations_or_heartbeats() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_dir, store) = runtime.block_on(store(3));
+    runtime
+        .block_on(store.commit(vec![commit("/old", b"old", &["n0", "n1"])]))
+        .unwrap();
+    let writer = store.ns.hold_writer();
+    let committing = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let prepared = store.prepare(commit("/new", b"new", &["n0", "n1"]));
+            store.apply_commits(vec![prepared])
+        })
+    };
+    // The commit has decided once it holds the cluster lock or its chunk is held for it.
+    let new = ChunkId::of(b"new");
+    loop {
+        match store.cluster.try_lock() {
+            Err(std::sync::TryLockError::WouldBlock) => break,
+            Ok(cluster) if cluster.is_committing(&new) => break,
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    let (answered, answers) = std::sync::mpsc::channel();
+    {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let located = store.locate(&FsPath::parse("/old").unwrap()).is_ok();
+            let allocated = store.allocate(&[want(b"other")], 0).is_ok();
+            let beat = store.heartbeat("n0", Beat::default()).is_some();
+            answered.send((located, allocated, beat)).unwrap();
+        });
+    }
+    let answers = answers
+        .recv_timeout(Duration::from_secs(10))
+        .expect("reads wait for a commit stuck in its transaction");
+    assert_eq!(answers, (true, true, true));
+    drop(writer);
+    let outcomes = committing.join().unwrap().unwrap();
+    assert_eq!(
+        outcomes[0].as_ref().unwrap(),
+        &CommitOutcome::Committed { version: 1 }
+    );
+    assert!(!lock(&store.cluster).is_committing(&new));
 }
