@@ -151,6 +151,11 @@ impl MetaMetrics {
             "Changes that waited for a flush before being acknowledged",
             flush_requests,
         );
+        r.register(
+            "cluster_lock_waits",
+            "Takings of the cluster lock that found it held and waited (each blocks a thread)",
+            store.cluster_lock_waits(),
+        );
         metrics
     }
 

@@ -3,19 +3,20 @@
 //! returning plain types; the gRPC service only converts. This is where a replicated log will
 //! plug in: every namespace change is one method taking one request.
 //!
-//! Locking: removals, which can take a chunk's references to zero, happen under the cluster
-//! lock, so garbage collection (which decides under the same lock) never sees a half-applied
-//! change. Commits, which raise counts from zero, mark their chunks as held under the cluster
-//! lock and run their transaction outside it (see [`MetaStore::apply_commits`]), so that reads
-//! and allocations never wait for a commit's disk; renames and copies, which never raise a
-//! count from zero, take only the namespace's own writer lock, so a long one does not hold up
-//! heartbeats. Chunks a
+//! Locking: no namespace transaction runs under the cluster lock, so that reads, allocations
+//! and heartbeats, which take that lock on tokio's workers, never wait for the namespace's
+//! disk or its writer lock (held through a long rename or copy). Garbage collection stays
+//! safe because it deletes a chunk only when the namespace says, at that moment, that no file
+//! references it: commits, which raise counts from zero, hold their chunks under the cluster
+//! lock before their transaction (see [`MetaStore::apply_commits`]); removals, renames and
+//! copies only lower counts or raise non-zero ones, and the chunks they free start their grace
+//! period afterwards. Chunks a
 //! change leaves unreferenced start their grace period only once the change is flushed.
 //! Namespace changes run on the blocking pool (sled blocks; the small writes of node
 //! registration and drains excepted) and flush after the locks are released, so concurrent
 //! changes share flushes; when a method returns, its change is durable.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
@@ -44,7 +45,7 @@ pub use fsck::{FsckProblem, FsckReport};
 use nodes::safe_mode_status;
 pub use nodes::{NodesReport, Registration, SafeModeStatus};
 
-/// How many entries `rm -r` removes per hold of the cluster lock.
+/// How many entries `rm -r` removes per transaction.
 const REMOVE_BATCH: usize = 512;
 
 /// Chunks fsck classifies per hold of the cluster lock.
@@ -105,6 +106,9 @@ pub struct MetaStore {
     flush_seconds: Histogram,
     /// Single-file commits waiting to be applied together.
     commits: BatchQueues<Commit, Result<CommitOutcome, MetaError>>,
+    /// Takings of the cluster lock that found it held and had to wait: each such wait in a
+    /// handler blocks a tokio worker, so this should stay a small share of the calls.
+    cluster_lock_waits: Counter,
 }
 
 impl MetaStore {
@@ -135,11 +139,24 @@ impl MetaStore {
             // that waits for a busy disk much longer.
             flush_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commits: BatchQueues::default(),
+            cluster_lock_waits: Counter::default(),
         })
     }
 
     fn cluster(&self) -> MutexGuard<'_, Cluster> {
-        lock(&self.cluster)
+        match self.cluster.try_lock() {
+            Ok(cluster) => cluster,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                self.cluster_lock_waits.inc();
+                lock(&self.cluster)
+            }
+        }
+    }
+
+    /// Counts takings of the cluster lock that had to wait for it, for metrics.
+    pub fn cluster_lock_waits(&self) -> Counter {
+        self.cluster_lock_waits.clone()
     }
 
     /// Runs `f` under the cluster lock with the function that says how many copies a chunk
@@ -442,8 +459,8 @@ impl MetaStore {
     }
 
     /// Removes a file, or with `recursive` a directory and everything below it (an empty
-    /// directory too); returns how many files went. A long removal goes in batches, each
-    /// under the lock once; a crash part-way leaves whole files.
+    /// directory too); returns how many files went. A long removal goes in batches, one
+    /// transaction each; a crash part-way leaves whole files.
     pub async fn remove(
         self: &Arc<Self>,
         path: &FsPath,
@@ -461,9 +478,11 @@ impl MetaStore {
         match self.ns.lookup(path)? {
             Lookup::Missing => return Err(MetaError::NotFound(path.to_string())),
             Lookup::File(_) => {
-                let mut cluster = self.cluster();
+                // Outside the cluster lock: until `freed` below, the chunks this takes to no
+                // references are not garbage candidates on its account, and any candidate is
+                // deleted only if the namespace still says unreferenced when its grace ends.
                 let freed = self.ns.remove(path)?;
-                cluster.freed(&freed, Instant::now());
+                self.cluster().freed(&freed, Instant::now());
                 return Ok(1);
             }
             Lookup::Dir(_) if path.is_root() => {
@@ -481,10 +500,7 @@ impl MetaStore {
         let mut removed = 0;
         for batch in paths.chunks(REMOVE_BATCH) {
             // Entries removed by someone else meanwhile are skipped: that was asked anyway.
-            let (count, freed) = {
-                let _cluster = self.cluster();
-                self.ns.remove_many(batch)?
-            };
+            let (count, freed) = self.ns.remove_many(batch)?;
             // Each batch is durable before its chunks start their grace period: a removal
             // longer than the grace must not have chunks deleted whose files a crash brings
             // back.

@@ -191,20 +191,27 @@ async fn concurrent_single_commits_share_transactions_and_flushes() {
     assert_eq!(store.file_count().unwrap(), 65);
 }
 
-/// A commit whose transaction waits (here for the namespace's writer lock, as behind a long
-/// copy; in production for the disk) holds no cluster lock meanwhile: the reads, allocations
-/// and heartbeats that take that lock on tokio's workers still answer.
+/// A removal and a commit whose transactions wait (here for the namespace's writer lock, as
+/// behind a long copy; in production for the disk) hold no cluster lock meanwhile: the reads,
+/// allocations and heartbeats that take that lock on tokio's workers still answer.
 #[test]
-fn a_waiting_commit_does_not_hold_up_reads_allocations_or_heartbeats() {
+fn waiting_transactions_do_not_hold_up_reads_allocations_or_heartbeats() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let (_dir, store) = runtime.block_on(store(3));
     runtime
-        .block_on(store.commit(vec![commit("/old", b"old", &["n0", "n1"])]))
+        .block_on(store.commit(vec![
+            commit("/old", b"old", &["n0", "n1"]),
+            commit("/gone", b"gone", &["n0", "n1"]),
+        ]))
         .unwrap();
     let writer = store.ns.hold_writer();
+    let removing = {
+        let store = store.clone();
+        std::thread::spawn(move || store.remove_entries(&FsPath::parse("/gone").unwrap(), false))
+    };
     let committing = {
         let store = store.clone();
         std::thread::spawn(move || {
@@ -242,4 +249,5 @@ fn a_waiting_commit_does_not_hold_up_reads_allocations_or_heartbeats() {
         &CommitOutcome::Committed { version: 1 }
     );
     assert!(!lock(&store.cluster).is_committing(&new));
+    assert_eq!(removing.join().unwrap().unwrap(), 1);
 }
