@@ -179,7 +179,13 @@ async fn maintain(store: Arc<MetaStore>, health: Health, cancel: CancellationTok
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {
-                store.maintain();
+                // On the blocking pool: a round reads the chunk table and records finished
+                // drains in sled, and waits for the cluster lock, none of which may hold a
+                // worker that handlers need.
+                let round = store.clone();
+                tokio::task::spawn_blocking(move || round.maintain())
+                    .await
+                    .expect("maintenance round panicked");
                 orders.send(store.take_orders());
                 health.set(not_ready(store.safe_mode())).await;
             }
