@@ -8,7 +8,7 @@ use tonic::Code;
 use bigfs_proto::FsPath;
 
 use super::errors::{self, s3};
-use super::names::{bucket_path, is_reserved};
+use super::names::{bucket_path, check_new_bucket, is_reserved};
 use super::objects;
 use super::Gateway;
 
@@ -59,6 +59,7 @@ impl Gateway {
     }
 
     pub async fn create_bucket(&self, bucket: &str) -> S3Result<CreateBucketOutput> {
+        check_new_bucket(bucket)?;
         let path = bucket_path(bucket)?;
         match self.client.mkdir(&path, false).await {
             Ok(_) => Ok(CreateBucketOutput {

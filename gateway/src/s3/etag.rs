@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use axum::http::{header, HeaderMap, HeaderValue};
 use md5::{Digest, Md5};
 use s3s::dto::{ETag, ETagCondition, Timestamp};
 use s3s::{s3_error, S3Error};
@@ -138,14 +139,24 @@ pub fn check(conditions: &Conditions, etag: &str, mtime_ms: u64) -> Result<(), S
     }
     if let Some(condition) = &conditions.if_none_match {
         if matches(condition, etag) {
-            return Err(S3Error::new(s3s::S3ErrorCode::NotModified));
+            return Err(not_modified(etag));
         }
     } else if let Some(since) = &conditions.if_modified_since {
         if seconds <= unix_seconds(since) {
-            return Err(S3Error::new(s3s::S3ErrorCode::NotModified));
+            return Err(not_modified(etag));
         }
     }
     Ok(())
+}
+
+/// 304 Not Modified, with the ETag the client's cached copy is to be compared with (RFC 9110
+/// section 15.4.5: a 304 carries the ETag a 200 would have).
+fn not_modified(etag: &str) -> S3Error {
+    let mut error = S3Error::new(s3s::S3ErrorCode::NotModified);
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        error.set_headers(HeaderMap::from_iter([(header::ETAG, value)]));
+    }
+    error
 }
 
 fn matches(condition: &ETagCondition, etag: &str) -> bool {
@@ -194,6 +205,17 @@ mod tests {
 
     fn at(seconds: u64) -> Timestamp {
         Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+    }
+
+    #[test]
+    fn a_304_carries_the_etag() {
+        let conditions = Conditions {
+            if_none_match: Some(ETagCondition::Any),
+            ..Default::default()
+        };
+        let error = check(&conditions, "abc", 0).unwrap_err();
+        let etag = error.headers().and_then(|h| h.get(header::ETAG));
+        assert_eq!(etag.map(|v| v.to_str().unwrap()), Some("\"abc\""));
     }
 
     #[test]

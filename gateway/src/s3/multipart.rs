@@ -255,13 +255,21 @@ impl Gateway {
         &self,
         input: CompleteMultipartUploadInput,
     ) -> S3Result<CompleteMultipartUploadOutput> {
-        let upload = self
-            .upload(&input.upload_id, &input.bucket, &input.key)
-            .await?;
         let wanted = input
             .multipart_upload
             .and_then(|m| m.parts)
             .unwrap_or_default();
+        let upload = match self
+            .upload(&input.upload_id, &input.bucket, &input.key)
+            .await
+        {
+            Ok(upload) => upload,
+            Err(gone) => {
+                return self
+                    .completed_before(&input.bucket, &input.key, &wanted, gone)
+                    .await
+            }
+        };
         if wanted.is_empty() {
             return Err(s3_error!(
                 MalformedXML,
@@ -316,13 +324,36 @@ impl Gateway {
             .await
             .map_err(|e| s3(e, S3ErrorCode::NoSuchUpload))?;
         self.remove_upload(&upload.dir).await;
-        Ok(CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket.clone()),
-            key: Some(input.key.clone()),
-            e_tag: Some(etag::strong(etag)),
-            location: Some(format!("/{}/{}", input.bucket, input.key)),
-            ..CompleteMultipartUploadOutput::default()
-        })
+        Ok(completed(&input.bucket, &input.key, etag))
+    }
+
+    /// A Complete of an upload that is gone: S3 answers a Complete repeated after it succeeded
+    /// as it answered the first, so one whose response was lost can be retried. The object under
+    /// the key is that upload's when its ETag is the one the listed parts make (the MD5 of their
+    /// MD5s); otherwise the upload is unknown (`gone`, NoSuchUpload).
+    async fn completed_before(
+        &self,
+        bucket: &str,
+        key: &str,
+        parts: &[CompletedPart],
+        gone: s3s::S3Error,
+    ) -> S3Result<CompleteMultipartUploadOutput> {
+        let md5s: Option<Vec<[u8; 16]>> = parts
+            .iter()
+            .map(|part| etag::part_md5(part.e_tag.as_ref()?.value()))
+            .collect();
+        let Some(md5s) = md5s.filter(|m| !m.is_empty()) else {
+            return Err(gone);
+        };
+        let etag = etag::multipart(&md5s);
+        let stored = match self.lookup(bucket, key).await {
+            Ok(Some(file)) => file.file.and_then(|f| f.object).map(|o| o.etag),
+            _ => None,
+        };
+        if stored.as_deref() != Some(etag.as_str()) {
+            return Err(gone);
+        }
+        Ok(completed(bucket, key, etag))
     }
 
     pub async fn abort_multipart_upload(
@@ -476,6 +507,17 @@ fn copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
         ));
     }
     Ok((first, last + 1))
+}
+
+/// What a Complete answers.
+fn completed(bucket: &str, key: &str, etag: String) -> CompleteMultipartUploadOutput {
+    CompleteMultipartUploadOutput {
+        bucket: Some(bucket.to_string()),
+        key: Some(key.to_string()),
+        e_tag: Some(etag::strong(etag)),
+        location: Some(format!("/{bucket}/{key}")),
+        ..CompleteMultipartUploadOutput::default()
+    }
 }
 
 #[cfg(test)]

@@ -174,7 +174,11 @@ impl Gateway {
     }
 
     /// The file behind `key`, or NoSuchKey; a marker key names its directory (no bytes).
-    async fn lookup(&self, bucket: &str, key: &str) -> S3Result<Option<GetFileResponse>> {
+    pub(super) async fn lookup(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<Option<GetFileResponse>> {
         let ObjectPath { path, marker } = object_path(bucket, key)?;
         match self.client.stat(&path).await {
             Ok(file) if !marker => Ok(Some(file)),

@@ -51,6 +51,9 @@ s3.head_bucket(Bucket="bk3")
 assert error_code(lambda: s3.head_bucket(Bucket="nobucket")) in ("404", "NoSuchBucket")
 names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
 assert "bk3" in names and not any(n.startswith(".") for n in names), names
+# S3's DNS-label rules that s3s leaves to the gateway.
+for bad in ["foo.-bar", "foo-.bar", "data-s3alias"]:
+    assert error_code(lambda: s3.create_bucket(Bucket=bad)) == "InvalidBucketName", bad
 assert s3.get_bucket_location(Bucket="bk3").get("LocationConstraint") in (None, "")
 
 # Metadata, Content-Type and the ETag (the MD5) come back as stored.
@@ -79,6 +82,11 @@ assert error_code(lambda: s3.get_object(Bucket="bk3", Key="dir/obj", Range=f"byt
 assert s3.get_object(Bucket="bk3", Key="dir/obj", IfMatch=md5)["Body"].read() == body
 assert error_code(lambda: s3.get_object(Bucket="bk3", Key="dir/obj", IfMatch="0" * 32)) == "PreconditionFailed"
 assert error_code(lambda: s3.get_object(Bucket="bk3", Key="dir/obj", IfNoneMatch=md5)) == "304"
+# A 304 carries the ETag, so a cache knows which copy is still good.
+try:
+    s3.get_object(Bucket="bk3", Key="dir/obj", IfNoneMatch=md5)
+except botocore.exceptions.ClientError as e:
+    assert e.response["ResponseMetadata"]["HTTPHeaders"]["etag"].strip('"') == md5.strip('"'), e.response
 assert error_code(lambda: s3.get_object(Bucket="bk3", Key="dir/obj", IfModifiedSince=head["LastModified"])) == "304"
 assert error_code(lambda: s3.get_object(Bucket="bk3", Key="nokey")) == "NoSuchKey"
 
@@ -132,6 +140,16 @@ got = s3.get_object(Bucket="bk3", Key="multi", Range=f"bytes={len(part1) - 2}-{l
 assert got["Body"].read() == whole[len(part1) - 2 : len(part1) + 3]
 assert s3.head_object(Bucket="bk3", Key="multi")["Metadata"] == {"kind": "mp"}
 assert s3.list_multipart_uploads(Bucket="bk3").get("Uploads", []) == []
+# The same Complete again (its answer lost, say) answers as the first did; with other parts, the
+# upload is unknown.
+again = s3.complete_multipart_upload(
+    Bucket="bk3", Key="multi", UploadId=uid,
+    MultipartUpload={"Parts": [{"PartNumber": i + 1, "ETag": e} for i, e in enumerate(etags)]},
+)
+assert again["ETag"] == done["ETag"], again
+assert error_code(lambda: s3.complete_multipart_upload(
+    Bucket="bk3", Key="multi", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}]},
+)) == "NoSuchUpload"
 
 # A part too small, parts out of order, and Abort.
 mpu = s3.create_multipart_upload(Bucket="bk3", Key="small")
@@ -162,6 +180,9 @@ while True:
         break
     token = page["NextContinuationToken"]
 assert keys == ["l/a", "l/b/c", "l/b/d", "l/c", "l/d/e/f"], keys
+# max-keys=0: an empty page, not truncated, as S3 answers.
+for listed in [s3.list_objects_v2(Bucket="bk3", Prefix="l/", MaxKeys=0), s3.list_objects(Bucket="bk3", MaxKeys=0)]:
+    assert "Contents" not in listed and not listed["IsTruncated"], listed
 after = s3.list_objects_v2(Bucket="bk3", Prefix="l/", StartAfter="l/b/c")
 assert [c["Key"] for c in after["Contents"]] == ["l/b/d", "l/c", "l/d/e/f"]
 # No versions are kept: each object is its own only version, "null", as S3 lists them for an
