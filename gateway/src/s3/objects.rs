@@ -355,7 +355,16 @@ impl Gateway {
         let mut deleted = Vec::new();
         let mut failed = Vec::new();
         for object in input.delete.objects {
-            match self.delete_key(&input.bucket, &object.key).await {
+            // A key with a condition (ETag, LastModifiedTime, Size) is refused as a conditional
+            // DeleteObject is, and stays: deleting it unchecked would be a wrong success.
+            let conditional = object.e_tag.is_some()
+                || object.last_modified_time.is_some()
+                || object.size.is_some();
+            let done = match unsupported::condition(conditional, "a conditional delete") {
+                Ok(()) => self.delete_key(&input.bucket, &object.key).await,
+                Err(refused) => Err(refused),
+            };
+            match done {
                 Ok(()) => deleted.push(DeletedObject {
                     key: Some(object.key),
                     ..DeletedObject::default()

@@ -220,6 +220,13 @@ assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfMa
 assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
 too_many = {"Objects": [{"Key": f"k{i}"} for i in range(1001)]}
 assert error_code(lambda: s3.delete_objects(Bucket="bk3", Delete=too_many)) == "MalformedXML"
+# A DeleteObjects key with a condition is refused alone and stays; the others go.
+s3.put_object(Bucket="bk3", Key="cond/a", Body=b"a")
+s3.put_object(Bucket="bk3", Key="cond/b", Body=b"b")
+answer = s3.delete_objects(Bucket="bk3", Delete={"Objects": [{"Key": "cond/a", "ETag": "bad"}, {"Key": "cond/b"}]})
+assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [("cond/a", "NotImplemented")], answer
+assert [d["Key"] for d in answer["Deleted"]] == ["cond/b"], answer
+assert s3.get_object(Bucket="bk3", Key="cond/a")["Body"].read() == b"a"
 
 # Presigned GET, with no credentials on the request itself.
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "bk3", "Key": "dir/obj"}, ExpiresIn=300)
