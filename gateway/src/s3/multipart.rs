@@ -128,6 +128,7 @@ impl Gateway {
     pub async fn upload_part(&self, mut input: UploadPartInput) -> S3Result<UploadPartOutput> {
         let checked = async {
             unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
+            unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
             check_part_number(input.part_number)?;
             self.upload(&input.upload_id, &input.bucket, &input.key)
                 .await
@@ -255,6 +256,16 @@ impl Gateway {
         &self,
         input: CompleteMultipartUploadInput,
     ) -> S3Result<CompleteMultipartUploadOutput> {
+        unsupported::condition(
+            input.if_match.is_some() || unsupported::names_an_etag(&input.if_none_match),
+            "If-Match, or If-None-Match with an ETag, on a Complete (only If-None-Match: *)",
+        )?;
+        // If-None-Match: * completes only where no object is: the metadata server checks it in
+        // the same transaction that writes the object.
+        let overwrite = !input
+            .if_none_match
+            .as_ref()
+            .is_some_and(ETagCondition::is_any);
         let wanted = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -320,9 +331,14 @@ impl Gateway {
             user_metadata: upload.metadata.clone(),
         };
         self.client
-            .concat(&sources, &dst, object, true, true)
+            .concat(&sources, &dst, object, overwrite, true)
             .await
-            .map_err(|e| s3(e, S3ErrorCode::NoSuchUpload))?;
+            .map_err(|e| match errors::code(&e) {
+                Some(Code::AlreadyExists) if !overwrite => {
+                    s3_error!(PreconditionFailed, "{dst} exists (If-None-Match: *)")
+                }
+                _ => s3(e, S3ErrorCode::NoSuchUpload),
+            })?;
         self.remove_upload(&upload.dir).await;
         Ok(completed(&input.bucket, &input.key, etag))
     }

@@ -167,7 +167,12 @@ impl Gateway {
             input.sse_customer_algorithm.is_some(),
             input.ssekms_key_id.is_some(),
         ])?;
+        unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
         unsupported::condition(input.if_match.is_some(), "If-Match on a PUT")?;
+        unsupported::condition(
+            unsupported::names_an_etag(&input.if_none_match),
+            "If-None-Match with an ETag on a PUT (only If-None-Match: *)",
+        )?;
         let checked = object_path(&input.bucket, &input.key)?;
         self.check_bucket(&input.bucket).await?;
         Ok(checked)
@@ -195,6 +200,7 @@ impl Gateway {
 
     pub async fn get_object(&self, input: GetObjectInput) -> S3Result<GetObjectOutput> {
         unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
+        unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
         let conditions = Conditions {
             if_match: input.if_match,
             if_none_match: input.if_none_match,
@@ -214,6 +220,7 @@ impl Gateway {
         };
         let head = Head::of(&file);
         etag::check(&conditions, &head.etag, head.mtime_ms)?;
+        etag::check_part(input.part_number, &head.etag)?;
         let range = match &input.range {
             Some(range) => Some(
                 range
@@ -289,6 +296,7 @@ impl Gateway {
 
     pub async fn head_object(&self, input: HeadObjectInput) -> S3Result<HeadObjectOutput> {
         unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
+        unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
         let conditions = Conditions {
             if_match: input.if_match,
             if_none_match: input.if_none_match,
@@ -305,6 +313,7 @@ impl Gateway {
         };
         let head = Head::of(&file);
         etag::check(&conditions, &head.etag, head.mtime_ms)?;
+        etag::check_part(input.part_number, &head.etag)?;
         Ok(HeadObjectOutput {
             content_length: Some(head.size as i64),
             accept_ranges: Some("bytes".into()),

@@ -218,6 +218,27 @@ for asked in [{"ServerSideEncryption": "AES256"}, {"SSECustomerAlgorithm": "AES2
 assert error_code(lambda: s3.head_object(Bucket="bk3", Key="secret")) in ("404", "NoSuchKey")
 assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfMatch=md5)) == "NotImplemented"
 assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
+etag_l_c = s3.head_object(Bucket="bk3", Key="l/c")["ETag"]
+assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfNoneMatch=etag_l_c)) == "NotImplemented"
+assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
+# An SSE-C key without its algorithm header is refused too.
+def with_customer_key(params, **_):
+    params["headers"]["x-amz-server-side-encryption-customer-key"] = "pO3upElrwuEXSoFwCfnZPdSsmt/xWeFa0N9KgDijwVs="
+keyed = client()
+keyed.meta.events.register("before-call.s3.PutObject", with_customer_key)
+assert error_code(lambda: keyed.put_object(Bucket="bk3", Key="secret", Body=b"x")) == "NotImplemented"
+# A Complete with If-None-Match: * where an object is: refused, the upload kept.
+uid = s3.create_multipart_upload(Bucket="bk3", Key="l/c")["UploadId"]
+e1 = s3.upload_part(Bucket="bk3", Key="l/c", UploadId=uid, PartNumber=1, Body=b"new")["ETag"]
+assert error_code(lambda: s3.complete_multipart_upload(
+    Bucket="bk3", Key="l/c", UploadId=uid, IfNoneMatch="*", MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]},
+)) == "PreconditionFailed"
+assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
+s3.abort_multipart_upload(Bucket="bk3", Key="l/c", UploadId=uid)
+# partNumber: a single-part object is its own part 1; one part of a multipart object is 501.
+assert s3.get_object(Bucket="bk3", Key="l/c", PartNumber=1)["Body"].read() == b"l/c"
+assert error_code(lambda: s3.get_object(Bucket="bk3", Key="l/c", PartNumber=2)) == "InvalidPart"
+assert error_code(lambda: s3.get_object(Bucket="bk3", Key="multi", PartNumber=1)) == "NotImplemented"
 too_many = {"Objects": [{"Key": f"k{i}"} for i in range(1001)]}
 assert error_code(lambda: s3.delete_objects(Bucket="bk3", Delete=too_many)) == "MalformedXML"
 # A DeleteObjects key with a condition is refused alone and stays; the others go.
