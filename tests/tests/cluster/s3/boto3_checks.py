@@ -6,6 +6,7 @@ ends the script with a traceback and a non-zero exit.
 import datetime
 import hashlib
 import sys
+import urllib.error
 import urllib.request
 
 import boto3
@@ -252,6 +253,18 @@ assert s3.get_object(Bucket="bk3", Key="cond/a")["Body"].read() == b"a"
 # Presigned GET, with no credentials on the request itself.
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "bk3", "Key": "dir/obj"}, ExpiresIn=300)
 assert urllib.request.urlopen(url).read() == body
+# Refused as S3 refuses them: a validity over seven days, and one that ended before it began.
+v4 = boto3.client(
+    "s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret, region_name="us-east-1",
+    config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+)
+for expires in [7 * 24 * 3600 + 1, -7]:
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": "bk3", "Key": "dir/obj"}, ExpiresIn=expires)
+    try:
+        urllib.request.urlopen(url)
+        raise AssertionError(f"a presigned URL with X-Amz-Expires={expires} was served")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403 and b"AccessDenied" in e.read(), (expires, e)
 
 # Refused: a wrong secret, an unknown key.
 assert error_code(lambda: client(secret_key="wrong").list_buckets()) == "SignatureDoesNotMatch"
