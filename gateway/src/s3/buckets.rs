@@ -50,10 +50,7 @@ impl Gateway {
             .collect();
         Ok(ListBucketsOutput {
             buckets: Some(buckets),
-            owner: Some(Owner {
-                display_name: Some("bigfs".into()),
-                id: Some("bigfs".into()),
-            }),
+            owner: Some(owner()),
             ..ListBucketsOutput::default()
         })
     }
@@ -86,5 +83,13 @@ impl Gateway {
             }
         })?;
         Ok(DeleteBucketOutput::default())
+    }
+}
+
+/// The owner of every bucket and object: the gateway has one (every key may do everything).
+pub fn owner() -> Owner {
+    Owner {
+        display_name: Some("bigfs".into()),
+        id: Some("bigfs".into()),
     }
 }

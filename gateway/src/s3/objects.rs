@@ -510,12 +510,17 @@ impl Gateway {
             .truncated
             .then(|| page.items.last().map(|i| i.key().to_string()))
             .flatten();
-        let (contents, common_prefixes) = split(page.items, encode);
+        let (mut contents, common_prefixes) = split(page.items, encode);
+        if input.fetch_owner == Some(true) {
+            for object in &mut contents {
+                object.owner = Some(super::buckets::owner());
+            }
+        }
         Ok(ListObjectsV2Output {
             name: Some(input.bucket),
             key_count: Some((contents.len() + common_prefixes.len()) as i32),
             prefix: Some(encode.apply(&query.prefix)),
-            delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
+            delimiter: query.delimiter.as_deref().map(|d| encode.apply(d)),
             max_keys: Some(query.max_keys as i32),
             is_truncated: Some(page.truncated),
             continuation_token: input.continuation_token,
@@ -563,7 +568,7 @@ impl Gateway {
         Ok(ListObjectVersionsOutput {
             name: Some(input.bucket),
             prefix: Some(encode.apply(&page.query.prefix)),
-            delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
+            delimiter: page.query.delimiter.as_deref().map(|d| encode.apply(d)),
             key_marker: input.key_marker,
             version_id_marker: input.version_id_marker,
             max_keys: Some(page.query.max_keys as i32),
@@ -589,7 +594,7 @@ impl Gateway {
         Ok(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(encode.apply(&page.query.prefix)),
-            delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
+            delimiter: page.query.delimiter.as_deref().map(|d| encode.apply(d)),
             marker: Some(
                 input
                     .marker
@@ -701,7 +706,8 @@ fn query(
 ) -> Query {
     Query {
         prefix: prefix.clone().unwrap_or_default(),
-        delimiter: delimiter.clone(),
+        // An empty delimiter is none: S3 lists every key and does not echo it.
+        delimiter: delimiter.clone().filter(|d| !d.is_empty()),
         after: after.filter(|a| !a.is_empty()),
         max_keys: max_keys.map_or(MAX_KEYS, |m| (m.max(0) as usize).min(MAX_KEYS)),
     }

@@ -181,6 +181,12 @@ while True:
         break
     token = page["NextContinuationToken"]
 assert keys == ["l/a", "l/b/c", "l/b/d", "l/c", "l/d/e/f"], keys
+# An empty delimiter is none (every key, no Delimiter echoed); FetchOwner names the owner.
+flat = s3.list_objects(Bucket="bk3", Prefix="l/", Delimiter="")
+assert "Delimiter" not in flat and len(flat["Contents"]) == 5 and "CommonPrefixes" not in flat, flat
+owned = s3.list_objects_v2(Bucket="bk3", Prefix="l/", FetchOwner=True)["Contents"]
+assert all(o["Owner"]["ID"] == "bigfs" for o in owned), owned
+assert "Owner" not in s3.list_objects_v2(Bucket="bk3", Prefix="l/")["Contents"][0]
 # max-keys=0: an empty page, not truncated, as S3 answers.
 for listed in [s3.list_objects_v2(Bucket="bk3", Prefix="l/", MaxKeys=0), s3.list_objects(Bucket="bk3", MaxKeys=0)]:
     assert "Contents" not in listed and not listed["IsTruncated"], listed
