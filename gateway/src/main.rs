@@ -76,6 +76,16 @@ struct Args {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read at its start (the `_RJEM_MALLOC_CONF` environment variable still
+/// overrides them). One arena, not four per core: a body's chunk buffers are allocated on one
+/// tokio worker and freed on another, and each arena keeps the pages freed into it for about
+/// ten seconds, so with many arenas the gateway held several times the chunks in flight. With
+/// one, freed pages serve the next chunk whichever worker asks (docs/BENCHMARKS.md: the peak of
+/// a 5 GiB multipart PUT went from 105 to 73 MiB, eight 1 GiB GETs at once from 103 to 90).
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+static malloc_conf: &[u8] = b"narenas:1\0";
+
 #[tokio::main]
 async fn main() -> ExitCode {
     process::abort_on_panic();

@@ -110,6 +110,18 @@ impl Gateway {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Its peak resident memory so far, in bytes (`VmHWM` in /proc/PID/status).
+    pub fn peak_rss(&self) -> u64 {
+        let pid = self.proc.pid().expect("the gateway runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib * 1024
+    }
+
     /// The last lines of its log, for failure messages.
     pub fn log_tail(&self) -> String {
         self.proc.log_tail(30)

@@ -8,7 +8,7 @@ use tonic::Code;
 use bigfs_proto::FsPath;
 
 use super::errors::{self, s3};
-use super::names::{bucket_path, is_reserved};
+use super::names::{bucket_path, check_new_bucket, is_reserved};
 use super::objects;
 use super::Gateway;
 
@@ -50,15 +50,13 @@ impl Gateway {
             .collect();
         Ok(ListBucketsOutput {
             buckets: Some(buckets),
-            owner: Some(Owner {
-                display_name: Some("bigfs".into()),
-                id: Some("bigfs".into()),
-            }),
+            owner: Some(owner()),
             ..ListBucketsOutput::default()
         })
     }
 
     pub async fn create_bucket(&self, bucket: &str) -> S3Result<CreateBucketOutput> {
+        check_new_bucket(bucket)?;
         let path = bucket_path(bucket)?;
         match self.client.mkdir(&path, false).await {
             Ok(_) => Ok(CreateBucketOutput {
@@ -85,5 +83,13 @@ impl Gateway {
             }
         })?;
         Ok(DeleteBucketOutput::default())
+    }
+}
+
+/// The owner of every bucket and object: the gateway has one (every key may do everything).
+pub fn owner() -> Owner {
+    Owner {
+        display_name: Some("bigfs".into()),
+        id: Some("bigfs".into()),
     }
 }

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use axum::http::{header, HeaderMap, HeaderValue};
 use md5::{Digest, Md5};
 use s3s::dto::{ETag, ETagCondition, Timestamp};
 use s3s::{s3_error, S3Error};
@@ -138,14 +139,50 @@ pub fn check(conditions: &Conditions, etag: &str, mtime_ms: u64) -> Result<(), S
     }
     if let Some(condition) = &conditions.if_none_match {
         if matches(condition, etag) {
-            return Err(S3Error::new(s3s::S3ErrorCode::NotModified));
+            return Err(not_modified(etag));
         }
     } else if let Some(since) = &conditions.if_modified_since {
         if seconds <= unix_seconds(since) {
-            return Err(S3Error::new(s3s::S3ErrorCode::NotModified));
+            return Err(not_modified(etag));
         }
     }
     Ok(())
+}
+
+/// A GET or HEAD of part `part` (`partNumber`) of the object with `etag`. An object put in one
+/// piece is its own part 1, sent whole, as S3 does; a part beyond the object's parts is
+/// `InvalidPart`. One part of a multipart object is not supported: Complete joins the parts'
+/// chunk lists, and where each part began is not kept.
+pub fn check_part(part: Option<i32>, etag: &str) -> Result<(), S3Error> {
+    let Some(part) = part else { return Ok(()) };
+    let parts: i32 = etag
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(1);
+    if part < 1 || part > parts {
+        return Err(s3_error!(
+            InvalidPart,
+            "part {part} of an object of {parts} part(s)"
+        ));
+    }
+    if parts > 1 {
+        return Err(s3_error!(
+            NotImplemented,
+            "a GET of one part of a multipart object is not supported: where each part began \
+             is not kept (use a Range)"
+        ));
+    }
+    Ok(())
+}
+
+/// 304 Not Modified, with the ETag the client's cached copy is to be compared with (RFC 9110
+/// section 15.4.5: a 304 carries the ETag a 200 would have).
+fn not_modified(etag: &str) -> S3Error {
+    let mut error = S3Error::new(s3s::S3ErrorCode::NotModified);
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        error.set_headers(HeaderMap::from_iter([(header::ETAG, value)]));
+    }
+    error
 }
 
 fn matches(condition: &ETagCondition, etag: &str) -> bool {
@@ -194,6 +231,29 @@ mod tests {
 
     fn at(seconds: u64) -> Timestamp {
         Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+    }
+
+    #[test]
+    fn a_single_part_object_is_its_own_part_one() {
+        assert!(check_part(None, "abc-3").is_ok());
+        assert!(check_part(Some(1), "abc").is_ok());
+        assert!(check_part(Some(1), "abc-1").is_ok());
+        let code = |part, etag| check_part(Some(part), etag).unwrap_err().code().clone();
+        assert_eq!(code(2, "abc"), s3s::S3ErrorCode::InvalidPart);
+        assert_eq!(code(0, "abc"), s3s::S3ErrorCode::InvalidPart);
+        assert_eq!(code(2, "abc-3"), s3s::S3ErrorCode::NotImplemented);
+        assert_eq!(code(4, "abc-3"), s3s::S3ErrorCode::InvalidPart);
+    }
+
+    #[test]
+    fn a_304_carries_the_etag() {
+        let conditions = Conditions {
+            if_none_match: Some(ETagCondition::Any),
+            ..Default::default()
+        };
+        let error = check(&conditions, "abc", 0).unwrap_err();
+        let etag = error.headers().and_then(|h| h.get(header::ETAG));
+        assert_eq!(etag.map(|v| v.to_str().unwrap()), Some("\"abc\""));
     }
 
     #[test]

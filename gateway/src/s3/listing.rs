@@ -70,6 +70,11 @@ struct Node {
 
 /// One page of the keys of the bucket directory `bucket` that `query` selects.
 pub async fn list(tree: &impl Tree, bucket: &FsPath, query: &Query) -> anyhow::Result<Page> {
+    // S3 answers max-keys=0 with an empty page that is not truncated (there is no key to
+    // continue after), whatever the bucket holds.
+    if query.max_keys == 0 {
+        return Ok(Page::default());
+    }
     let mut items: Vec<Item> = Vec::new();
     // The deepest directory that holds every key with the prefix.
     let start_key = match query.prefix.rfind('/') {
@@ -299,6 +304,13 @@ mod tests {
     async fn a_missing_prefix_directory_lists_nothing() {
         let tree = fake(&["a/x"], &[]);
         assert!(run(&tree, "zz/", None, None, 10).await.items.is_empty());
-        assert!(run(&tree, "", None, None, 0).await.items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn max_keys_zero_is_an_empty_page_not_truncated() {
+        let tree = fake(&["a/x", "b"], &[]);
+        let page = run(&tree, "", None, None, 0).await;
+        assert!(page.items.is_empty());
+        assert!(!page.truncated);
     }
 }

@@ -17,6 +17,7 @@ pub mod listing;
 pub mod multipart;
 pub mod names;
 pub mod objects;
+pub mod presigned;
 mod service;
 pub mod unsupported;
 
@@ -62,7 +63,8 @@ impl Gateway {
     }
 }
 
-/// The S3 front door: every request goes to s3s, which checks it against `auth`.
+/// The S3 front door: every request goes to s3s, which checks it against `auth`, after
+/// [`presigned`] has refused presigned URLs whose validity S3 would not accept.
 pub fn router(gateway: Gateway, auth: keys::Keys) -> Router {
     let mut builder = S3ServiceBuilder::new(gateway);
     builder.set_auth(auth);
@@ -70,5 +72,7 @@ pub fn router(gateway: Gateway, auth: keys::Keys) -> Router {
         tracing::warn!("s3: {e:?}");
         (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     });
-    Router::new().fallback_service(service)
+    Router::new()
+        .fallback_service(service)
+        .layer(axum::middleware::from_fn(presigned::check))
 }

@@ -128,6 +128,7 @@ impl Gateway {
     pub async fn upload_part(&self, mut input: UploadPartInput) -> S3Result<UploadPartOutput> {
         let checked = async {
             unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
+            unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
             check_part_number(input.part_number)?;
             self.upload(&input.upload_id, &input.bucket, &input.key)
                 .await
@@ -255,13 +256,31 @@ impl Gateway {
         &self,
         input: CompleteMultipartUploadInput,
     ) -> S3Result<CompleteMultipartUploadOutput> {
-        let upload = self
-            .upload(&input.upload_id, &input.bucket, &input.key)
-            .await?;
+        unsupported::condition(
+            input.if_match.is_some() || unsupported::names_an_etag(&input.if_none_match),
+            "If-Match, or If-None-Match with an ETag, on a Complete (only If-None-Match: *)",
+        )?;
+        // If-None-Match: * completes only where no object is: the metadata server checks it in
+        // the same transaction that writes the object.
+        let overwrite = !input
+            .if_none_match
+            .as_ref()
+            .is_some_and(ETagCondition::is_any);
         let wanted = input
             .multipart_upload
             .and_then(|m| m.parts)
             .unwrap_or_default();
+        let upload = match self
+            .upload(&input.upload_id, &input.bucket, &input.key)
+            .await
+        {
+            Ok(upload) => upload,
+            Err(gone) => {
+                return self
+                    .completed_before(&input.bucket, &input.key, &wanted, gone)
+                    .await
+            }
+        };
         if wanted.is_empty() {
             return Err(s3_error!(
                 MalformedXML,
@@ -312,17 +331,45 @@ impl Gateway {
             user_metadata: upload.metadata.clone(),
         };
         self.client
-            .concat(&sources, &dst, object, true, true)
+            .concat(&sources, &dst, object, overwrite, true)
             .await
-            .map_err(|e| s3(e, S3ErrorCode::NoSuchUpload))?;
+            .map_err(|e| match errors::code(&e) {
+                Some(Code::AlreadyExists) if !overwrite => {
+                    s3_error!(PreconditionFailed, "{dst} exists (If-None-Match: *)")
+                }
+                _ => s3(e, S3ErrorCode::NoSuchUpload),
+            })?;
         self.remove_upload(&upload.dir).await;
-        Ok(CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket.clone()),
-            key: Some(input.key.clone()),
-            e_tag: Some(etag::strong(etag)),
-            location: Some(format!("/{}/{}", input.bucket, input.key)),
-            ..CompleteMultipartUploadOutput::default()
-        })
+        Ok(completed(&input.bucket, &input.key, etag))
+    }
+
+    /// A Complete of an upload that is gone: S3 answers a Complete repeated after it succeeded
+    /// as it answered the first, so one whose response was lost can be retried. The object under
+    /// the key is that upload's when its ETag is the one the listed parts make (the MD5 of their
+    /// MD5s); otherwise the upload is unknown (`gone`, NoSuchUpload).
+    async fn completed_before(
+        &self,
+        bucket: &str,
+        key: &str,
+        parts: &[CompletedPart],
+        gone: s3s::S3Error,
+    ) -> S3Result<CompleteMultipartUploadOutput> {
+        let md5s: Option<Vec<[u8; 16]>> = parts
+            .iter()
+            .map(|part| etag::part_md5(part.e_tag.as_ref()?.value()))
+            .collect();
+        let Some(md5s) = md5s.filter(|m| !m.is_empty()) else {
+            return Err(gone);
+        };
+        let etag = etag::multipart(&md5s);
+        let stored = match self.lookup(bucket, key).await {
+            Ok(Some(file)) => file.file.and_then(|f| f.object).map(|o| o.etag),
+            _ => None,
+        };
+        if stored.as_deref() != Some(etag.as_str()) {
+            return Err(gone);
+        }
+        Ok(completed(bucket, key, etag))
     }
 
     pub async fn abort_multipart_upload(
@@ -476,6 +523,17 @@ fn copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
         ));
     }
     Ok((first, last + 1))
+}
+
+/// What a Complete answers.
+fn completed(bucket: &str, key: &str, etag: String) -> CompleteMultipartUploadOutput {
+    CompleteMultipartUploadOutput {
+        bucket: Some(bucket.to_string()),
+        key: Some(key.to_string()),
+        e_tag: Some(etag::strong(etag)),
+        location: Some(format!("/{bucket}/{key}")),
+        ..CompleteMultipartUploadOutput::default()
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,24 @@ pub fn bucket_path(bucket: &str) -> Result<FsPath, S3Error> {
         .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidBucketName, e.to_string()))
 }
 
+/// S3's naming rules for a new bucket that s3s does not check: each dot-separated label starts
+/// and ends with a letter or digit (no `.-` or `-.`), and the suffixes S3 reserves for access
+/// points are not taken.
+pub fn check_new_bucket(bucket: &str) -> Result<(), S3Error> {
+    let label_edges = bucket.contains(".-") || bucket.contains("-.");
+    let reserved = ["-s3alias", "--ol-s3", "--x-s3"]
+        .iter()
+        .any(|suffix| bucket.ends_with(suffix));
+    if label_edges || reserved {
+        return Err(s3_error!(
+            InvalidBucketName,
+            "{bucket:?}: a dot-separated label must start and end with a letter or digit, \
+             and -s3alias, --ol-s3 and --x-s3 are reserved suffixes"
+        ));
+    }
+    Ok(())
+}
+
 /// Where an object lives.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ObjectPath {
@@ -91,6 +109,16 @@ mod tests {
         let long_key = "abc/".repeat(1100);
         let err = object_path("b", &long_key).unwrap_err();
         assert_eq!(err.code(), &S3ErrorCode::KeyTooLongError);
+    }
+
+    #[test]
+    fn new_bucket_names_follow_the_dns_label_rules() {
+        for bad in ["foo.-bar", "foo-.bar", "data-s3alias", "data--ol-s3"] {
+            assert!(check_new_bucket(bad).is_err(), "{bad}");
+        }
+        for good in ["foo.bar", "foo-bar", "a.b-c.d"] {
+            assert!(check_new_bucket(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -167,14 +167,23 @@ impl Gateway {
             input.sse_customer_algorithm.is_some(),
             input.ssekms_key_id.is_some(),
         ])?;
+        unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
         unsupported::condition(input.if_match.is_some(), "If-Match on a PUT")?;
+        unsupported::condition(
+            unsupported::names_an_etag(&input.if_none_match),
+            "If-None-Match with an ETag on a PUT (only If-None-Match: *)",
+        )?;
         let checked = object_path(&input.bucket, &input.key)?;
         self.check_bucket(&input.bucket).await?;
         Ok(checked)
     }
 
     /// The file behind `key`, or NoSuchKey; a marker key names its directory (no bytes).
-    async fn lookup(&self, bucket: &str, key: &str) -> S3Result<Option<GetFileResponse>> {
+    pub(super) async fn lookup(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<Option<GetFileResponse>> {
         let ObjectPath { path, marker } = object_path(bucket, key)?;
         match self.client.stat(&path).await {
             Ok(file) if !marker => Ok(Some(file)),
@@ -191,6 +200,7 @@ impl Gateway {
 
     pub async fn get_object(&self, input: GetObjectInput) -> S3Result<GetObjectOutput> {
         unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
+        unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
         let conditions = Conditions {
             if_match: input.if_match,
             if_none_match: input.if_none_match,
@@ -210,6 +220,7 @@ impl Gateway {
         };
         let head = Head::of(&file);
         etag::check(&conditions, &head.etag, head.mtime_ms)?;
+        etag::check_part(input.part_number, &head.etag)?;
         let range = match &input.range {
             Some(range) => Some(
                 range
@@ -285,6 +296,7 @@ impl Gateway {
 
     pub async fn head_object(&self, input: HeadObjectInput) -> S3Result<HeadObjectOutput> {
         unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
+        unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
         let conditions = Conditions {
             if_match: input.if_match,
             if_none_match: input.if_none_match,
@@ -301,6 +313,7 @@ impl Gateway {
         };
         let head = Head::of(&file);
         etag::check(&conditions, &head.etag, head.mtime_ms)?;
+        etag::check_part(input.part_number, &head.etag)?;
         Ok(HeadObjectOutput {
             content_length: Some(head.size as i64),
             accept_ranges: Some("bytes".into()),
@@ -351,7 +364,16 @@ impl Gateway {
         let mut deleted = Vec::new();
         let mut failed = Vec::new();
         for object in input.delete.objects {
-            match self.delete_key(&input.bucket, &object.key).await {
+            // A key with a condition (ETag, LastModifiedTime, Size) is refused as a conditional
+            // DeleteObject is, and stays: deleting it unchecked would be a wrong success.
+            let conditional = object.e_tag.is_some()
+                || object.last_modified_time.is_some()
+                || object.size.is_some();
+            let done = match unsupported::condition(conditional, "a conditional delete") {
+                Ok(()) => self.delete_key(&input.bucket, &object.key).await,
+                Err(refused) => Err(refused),
+            };
+            match done {
                 Ok(()) => deleted.push(DeletedObject {
                     key: Some(object.key),
                     ..DeletedObject::default()
@@ -488,12 +510,17 @@ impl Gateway {
             .truncated
             .then(|| page.items.last().map(|i| i.key().to_string()))
             .flatten();
-        let (contents, common_prefixes) = split(page.items, encode);
+        let (mut contents, common_prefixes) = split(page.items, encode);
+        if input.fetch_owner == Some(true) {
+            for object in &mut contents {
+                object.owner = Some(super::buckets::owner());
+            }
+        }
         Ok(ListObjectsV2Output {
             name: Some(input.bucket),
             key_count: Some((contents.len() + common_prefixes.len()) as i32),
             prefix: Some(encode.apply(&query.prefix)),
-            delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
+            delimiter: query.delimiter.as_deref().map(|d| encode.apply(d)),
             max_keys: Some(query.max_keys as i32),
             is_truncated: Some(page.truncated),
             continuation_token: input.continuation_token,
@@ -541,7 +568,7 @@ impl Gateway {
         Ok(ListObjectVersionsOutput {
             name: Some(input.bucket),
             prefix: Some(encode.apply(&page.query.prefix)),
-            delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
+            delimiter: page.query.delimiter.as_deref().map(|d| encode.apply(d)),
             key_marker: input.key_marker,
             version_id_marker: input.version_id_marker,
             max_keys: Some(page.query.max_keys as i32),
@@ -567,7 +594,7 @@ impl Gateway {
         Ok(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(encode.apply(&page.query.prefix)),
-            delimiter: input.delimiter.as_deref().map(|d| encode.apply(d)),
+            delimiter: page.query.delimiter.as_deref().map(|d| encode.apply(d)),
             marker: Some(
                 input
                     .marker
@@ -679,7 +706,8 @@ fn query(
 ) -> Query {
     Query {
         prefix: prefix.clone().unwrap_or_default(),
-        delimiter: delimiter.clone(),
+        // An empty delimiter is none: S3 lists every key and does not echo it.
+        delimiter: delimiter.clone().filter(|d| !d.is_empty()),
         after: after.filter(|a| !a.is_empty()),
         max_keys: max_keys.map_or(MAX_KEYS, |m| (m.max(0) as usize).min(MAX_KEYS)),
     }

@@ -2,6 +2,7 @@
 //! removed. Ignoring them would be a success the gateway did not earn: an object a client asked
 //! to be encrypted stored in the clear, a conditional write or delete made unconditionally.
 
+use s3s::dto::ETagCondition;
 use s3s::{s3_error, S3Result};
 
 /// The most keys one DeleteObjects may name (S3's own limit).
@@ -17,6 +18,16 @@ pub fn encryption(asked: &[bool]) -> S3Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Refuses an SSE-C key sent without its algorithm header (with it, [`encryption`] refuses).
+pub fn customer_key(key: &Option<String>, key_md5: &Option<String>) -> S3Result<()> {
+    encryption(&[key.is_some(), key_md5.is_some()])
+}
+
+/// Whether an `If-None-Match` or `If-Match` names an ETag rather than `*`.
+pub fn names_an_etag(condition: &Option<ETagCondition>) -> bool {
+    condition.as_ref().is_some_and(|c| !c.is_any())
 }
 
 /// Refuses a write or delete made conditional by `what`, when the request has it.

@@ -25,6 +25,8 @@ const BOTO3_CHECKS: &str = include_str!("s3/boto3_checks.py");
 const SLOW_GET: &str = include_str!("s3/slow_get.py");
 /// PUTs that send part of their body and wait.
 const STALLED_PUT: &str = include_str!("s3/stalled_put.py");
+/// Eight GETs, then four multipart uploads, of one large file at once.
+const BIG_TRANSFERS: &str = include_str!("s3/big_transfers.py");
 
 /// `python3 SCRIPT ARGS`, the script written into the cluster's directory as `name`, with
 /// stdout piped and stderr into `name.err` there.
@@ -547,5 +549,35 @@ fn aws_cli_round_trips_100_mib() {
     for file in [&up, &down] {
         fs::remove_file(file).unwrap();
     }
+    cluster.check_logs();
+}
+
+/// Eight GETs of a 64 MiB object and four multipart uploads of it at once keep the gateway under
+/// the 128 MiB issue 13 sets: memory follows the chunks in flight (`--parallel` per body,
+/// `--max-transfers` bodies), not the sizes or the number of requests. A peak, not a timing.
+#[test]
+fn concurrent_large_transfers_keep_the_gateway_under_128_mib() {
+    let cluster = Cluster::start(3);
+    let gateway = Gateway::start_s3(&cluster);
+    let file = cluster.root().join("big");
+    write(&file, &pseudo_random(700, 64 * MIB));
+    let out = python(&cluster, "big_transfers.py", BIG_TRANSFERS, &[])
+        .args([&gateway.s3_url(), S3_ACCESS_KEY, S3_SECRET_KEY, s(&file)])
+        .output()
+        .expect("run python3");
+    let err = fs::read_to_string(cluster.root().join("big_transfers.py.err")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim() == "done",
+        "big_transfers.py failed:\n{err}\ngateway log:\n{}",
+        gateway.log_tail()
+    );
+    let peak = gateway.peak_rss();
+    eprintln!("gateway peak RSS: {:.1} MiB", peak as f64 / MIB as f64);
+    assert!(
+        peak < 128 * MIB as u64,
+        "the gateway's peak RSS was {:.1} MiB",
+        peak as f64 / MIB as f64
+    );
+    fs::remove_file(&file).unwrap();
     cluster.check_logs();
 }

@@ -6,6 +6,7 @@ ends the script with a traceback and a non-zero exit.
 import datetime
 import hashlib
 import sys
+import urllib.error
 import urllib.request
 
 import boto3
@@ -51,6 +52,9 @@ s3.head_bucket(Bucket="bk3")
 assert error_code(lambda: s3.head_bucket(Bucket="nobucket")) in ("404", "NoSuchBucket")
 names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
 assert "bk3" in names and not any(n.startswith(".") for n in names), names
+# S3's DNS-label rules that s3s leaves to the gateway.
+for bad in ["foo.-bar", "foo-.bar", "data-s3alias"]:
+    assert error_code(lambda: s3.create_bucket(Bucket=bad)) == "InvalidBucketName", bad
 assert s3.get_bucket_location(Bucket="bk3").get("LocationConstraint") in (None, "")
 
 # Metadata, Content-Type and the ETag (the MD5) come back as stored.
@@ -79,6 +83,11 @@ assert error_code(lambda: s3.get_object(Bucket="bk3", Key="dir/obj", Range=f"byt
 assert s3.get_object(Bucket="bk3", Key="dir/obj", IfMatch=md5)["Body"].read() == body
 assert error_code(lambda: s3.get_object(Bucket="bk3", Key="dir/obj", IfMatch="0" * 32)) == "PreconditionFailed"
 assert error_code(lambda: s3.get_object(Bucket="bk3", Key="dir/obj", IfNoneMatch=md5)) == "304"
+# A 304 carries the ETag, so a cache knows which copy is still good.
+try:
+    s3.get_object(Bucket="bk3", Key="dir/obj", IfNoneMatch=md5)
+except botocore.exceptions.ClientError as e:
+    assert e.response["ResponseMetadata"]["HTTPHeaders"]["etag"].strip('"') == md5.strip('"'), e.response
 assert error_code(lambda: s3.get_object(Bucket="bk3", Key="dir/obj", IfModifiedSince=head["LastModified"])) == "304"
 assert error_code(lambda: s3.get_object(Bucket="bk3", Key="nokey")) == "NoSuchKey"
 
@@ -132,6 +141,16 @@ got = s3.get_object(Bucket="bk3", Key="multi", Range=f"bytes={len(part1) - 2}-{l
 assert got["Body"].read() == whole[len(part1) - 2 : len(part1) + 3]
 assert s3.head_object(Bucket="bk3", Key="multi")["Metadata"] == {"kind": "mp"}
 assert s3.list_multipart_uploads(Bucket="bk3").get("Uploads", []) == []
+# The same Complete again (its answer lost, say) answers as the first did; with other parts, the
+# upload is unknown.
+again = s3.complete_multipart_upload(
+    Bucket="bk3", Key="multi", UploadId=uid,
+    MultipartUpload={"Parts": [{"PartNumber": i + 1, "ETag": e} for i, e in enumerate(etags)]},
+)
+assert again["ETag"] == done["ETag"], again
+assert error_code(lambda: s3.complete_multipart_upload(
+    Bucket="bk3", Key="multi", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}]},
+)) == "NoSuchUpload"
 
 # A part too small, parts out of order, and Abort.
 mpu = s3.create_multipart_upload(Bucket="bk3", Key="small")
@@ -162,6 +181,15 @@ while True:
         break
     token = page["NextContinuationToken"]
 assert keys == ["l/a", "l/b/c", "l/b/d", "l/c", "l/d/e/f"], keys
+# An empty delimiter is none (every key, no Delimiter echoed); FetchOwner names the owner.
+flat = s3.list_objects(Bucket="bk3", Prefix="l/", Delimiter="")
+assert "Delimiter" not in flat and len(flat["Contents"]) == 5 and "CommonPrefixes" not in flat, flat
+owned = s3.list_objects_v2(Bucket="bk3", Prefix="l/", FetchOwner=True)["Contents"]
+assert all(o["Owner"]["ID"] == "bigfs" for o in owned), owned
+assert "Owner" not in s3.list_objects_v2(Bucket="bk3", Prefix="l/")["Contents"][0]
+# max-keys=0: an empty page, not truncated, as S3 answers.
+for listed in [s3.list_objects_v2(Bucket="bk3", Prefix="l/", MaxKeys=0), s3.list_objects(Bucket="bk3", MaxKeys=0)]:
+    assert "Contents" not in listed and not listed["IsTruncated"], listed
 after = s3.list_objects_v2(Bucket="bk3", Prefix="l/", StartAfter="l/b/c")
 assert [c["Key"] for c in after["Contents"]] == ["l/b/d", "l/c", "l/d/e/f"]
 # No versions are kept: each object is its own only version, "null", as S3 lists them for an
@@ -197,12 +225,52 @@ for asked in [{"ServerSideEncryption": "AES256"}, {"SSECustomerAlgorithm": "AES2
 assert error_code(lambda: s3.head_object(Bucket="bk3", Key="secret")) in ("404", "NoSuchKey")
 assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfMatch=md5)) == "NotImplemented"
 assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
+etag_l_c = s3.head_object(Bucket="bk3", Key="l/c")["ETag"]
+assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfNoneMatch=etag_l_c)) == "NotImplemented"
+assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
+# An SSE-C key without its algorithm header is refused too.
+def with_customer_key(params, **_):
+    params["headers"]["x-amz-server-side-encryption-customer-key"] = "pO3upElrwuEXSoFwCfnZPdSsmt/xWeFa0N9KgDijwVs="
+keyed = client()
+keyed.meta.events.register("before-call.s3.PutObject", with_customer_key)
+assert error_code(lambda: keyed.put_object(Bucket="bk3", Key="secret", Body=b"x")) == "NotImplemented"
+# A Complete with If-None-Match: * where an object is: refused, the upload kept.
+uid = s3.create_multipart_upload(Bucket="bk3", Key="l/c")["UploadId"]
+e1 = s3.upload_part(Bucket="bk3", Key="l/c", UploadId=uid, PartNumber=1, Body=b"new")["ETag"]
+assert error_code(lambda: s3.complete_multipart_upload(
+    Bucket="bk3", Key="l/c", UploadId=uid, IfNoneMatch="*", MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]},
+)) == "PreconditionFailed"
+assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
+s3.abort_multipart_upload(Bucket="bk3", Key="l/c", UploadId=uid)
+# partNumber: a single-part object is its own part 1; one part of a multipart object is 501.
+assert s3.get_object(Bucket="bk3", Key="l/c", PartNumber=1)["Body"].read() == b"l/c"
+assert error_code(lambda: s3.get_object(Bucket="bk3", Key="l/c", PartNumber=2)) == "InvalidPart"
+assert error_code(lambda: s3.get_object(Bucket="bk3", Key="multi", PartNumber=1)) == "NotImplemented"
 too_many = {"Objects": [{"Key": f"k{i}"} for i in range(1001)]}
 assert error_code(lambda: s3.delete_objects(Bucket="bk3", Delete=too_many)) == "MalformedXML"
+# A DeleteObjects key with a condition is refused alone and stays; the others go.
+s3.put_object(Bucket="bk3", Key="cond/a", Body=b"a")
+s3.put_object(Bucket="bk3", Key="cond/b", Body=b"b")
+answer = s3.delete_objects(Bucket="bk3", Delete={"Objects": [{"Key": "cond/a", "ETag": "bad"}, {"Key": "cond/b"}]})
+assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [("cond/a", "NotImplemented")], answer
+assert [d["Key"] for d in answer["Deleted"]] == ["cond/b"], answer
+assert s3.get_object(Bucket="bk3", Key="cond/a")["Body"].read() == b"a"
 
 # Presigned GET, with no credentials on the request itself.
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "bk3", "Key": "dir/obj"}, ExpiresIn=300)
 assert urllib.request.urlopen(url).read() == body
+# Refused as S3 refuses them: a validity over seven days, and one that ended before it began.
+v4 = boto3.client(
+    "s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret, region_name="us-east-1",
+    config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+)
+for expires in [7 * 24 * 3600 + 1, -7]:
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": "bk3", "Key": "dir/obj"}, ExpiresIn=expires)
+    try:
+        urllib.request.urlopen(url)
+        raise AssertionError(f"a presigned URL with X-Amz-Expires={expires} was served")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403 and b"AccessDenied" in e.read(), (expires, e)
 
 # Refused: a wrong secret, an unknown key.
 assert error_code(lambda: client(secret_key="wrong").list_buckets()) == "SignatureDoesNotMatch"
