@@ -369,15 +369,16 @@ for phase in ("write", "read"):
 '
 }
 # weed_records PHASE: the figures of one weed benchmark pass (-writeOnly or -readOnly) from its
-# report on stdin; nothing if any request failed (the pass is then no measurement).
+# report on stdin; nothing if any request failed or none completed (no measurement then).
 weed_records() {
     awk -v ph="$1" '
+        /^Completed requests:/ { done = $3 }
         /^Failed requests:/ { failed = $3 }
         /^Requests per second:/ { rate = $4 }
         $1 == "50%" { p50 = $2 }
         $1 == "99%" { p99 = $2 }
         END {
-            if (failed != 0 || rate == "") exit 1
+            if (failed != 0 || done + 0 == 0 || rate == "") exit 1
             printf "tiny_%s ops/s %s\ntiny_%s_p50 ms %s\ntiny_%s_p99 ms %s\n", ph, rate, ph, p50, ph, p99
         }'
 }
@@ -685,7 +686,7 @@ seaweedfs_suite() {
                 [ "$pass" = read ] && drop_caches >/dev/null
                 weed_rc=0
                 timeout $((STEP_TIMEOUT * 4)) weed benchmark -master="127.0.0.1:$SW_PEER_PORT.$((SW_PEER_PORT + 1))" \
-                    -n="$TINY_FILES" -c=16 -size=1024 -replication="00$((r - 1))" -collection="tiny$run" \
+                    -n="$TINY_FILES" -c=16 -size=1024 -replication="00$((r - 1))" -collection=tiny \
                     -list="$WORK/weed-list-$run.txt" ${NODE_FSYNC:+-fsync} "-${pass}Only" \
                     >"$WORK/weed.txt" 2>>"$log" || weed_rc=$?
                 cat "$WORK/weed.txt" >>"$log"
