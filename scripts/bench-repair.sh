@@ -185,11 +185,13 @@ wait_for() {
 }
 all_alive() { [ "$(nodes_json | jq '[.[] | select(.state == "alive")] | length')" = "$1" ]; }
 is_dead() { [ "$(nodes_json | jq -r --arg id "$1" '.[] | select(.id == $id) | .state')" = dead ]; }
-# load NAME: one put of the load file, then one get of it; records MiB/s of each under NAME.
+# load NAME: one put of load file NAME, then one get of it; sets LOAD_PUT and LOAD_GET (MiB/s).
+# Each NAME has its own random bytes: chunks are content-addressed, and a second put of the
+# same bytes would store nothing.
 load() {
     local t
     t=$(now)
-    "$BIGFS" put "$SHM/load" "/load-$1" 2>>"$OUT/logs/client.log" || die "load put failed"
+    "$BIGFS" put "$SHM/load-$1" "/load-$1" 2>>"$OUT/logs/client.log" || die "load put failed"
     LOAD_PUT=$(awk -v n="$LOAD_MIB" -v s="$(since "$t")" 'BEGIN { printf "%.1f", n / s }')
     t=$(now)
     "$BIGFS" get "/load-$1" - 2>>"$OUT/logs/client.log" >/dev/null || die "load get failed"
@@ -229,7 +231,9 @@ if ((FILES > 0)); then
     rm -rf "$SHM/small"
 fi
 if ((LOAD_MIB > 0)); then
-    dd if=/dev/urandom of="$SHM/load" bs=1M count="$LOAD_MIB" iflag=fullblock status=none
+    for name in during after; do
+        dd if=/dev/urandom of="$SHM/load-$name" bs=1M count="$LOAD_MIB" iflag=fullblock status=none
+    done
 fi
 wait_for "$TIMEOUT" fsck_healthy || die "fsck not clean before the kill"
 # Two beats, so that every node's usage in 'bigfs nodes' includes the data.
