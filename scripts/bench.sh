@@ -456,6 +456,22 @@ bigfs_suite() {
         record "${1}_cpu" cpu-s skipped
         if [ "$3" != - ]; then record "$3" KiB skipped; fi
     }
+    # bench_step NAME RECORDS LIMIT ARGS...: `bigfs bench ARGS` in /NAME-RUN within LIMIT
+    # seconds, its --json figures recorded by the function RECORDS; then its files go.
+    bench_step() {
+        local name=$1 records=$2 limit=$3
+        shift 3
+        echo "=== run $run $name: bigfs bench $*" >>"$clog"
+        # shellcheck disable=SC2086 # DROP_CACHES is one option or none
+        if timeout "$limit" "$BIGFS" bench "$@" --root "/$name-$run" $DROP_CACHES --json \
+            >"$WORK/$name.json" 2>>"$clog"; then
+            "$records" <"$WORK/$name.json" | record_all
+        else
+            record "$name" - "failed(rc=$?)"
+            failures=$((failures + 1))
+        fi
+        timeout "$STEP_TIMEOUT" "$BIGFS" rm -r "/$name-$run" 2>>"$clog" || true
+    }
     # meta_answers: the metadata server answers `bigfs nodes` within 30 s.
     meta_answers() { timeout 30 "$BIGFS" nodes --json >/dev/null 2>>"$clog"; }
     # hang_report: what a metadata server that stopped answering is doing (threads, stacks).
@@ -552,29 +568,11 @@ bigfs_suite() {
             fi
         fi
         if has_workload load; then
-            echo "=== run $run load" >>"$clog"
-            # shellcheck disable=SC2086 # DROP_CACHES is one option or none
-            if timeout $((STEP_TIMEOUT * 8)) "$BIGFS" bench load --clients "$LOAD_CLIENTS" \
-                --big-size "${LOAD_BIG_MIB}MiB" --small-files "$LOAD_SMALL_FILES" --small-size "${FILE_KIB}KiB" \
-                --root "/load-$run" $DROP_CACHES --json >"$WORK/load.json" 2>>"$clog"; then
-                load_records <"$WORK/load.json" | record_all
-            else
-                record load - "failed(rc=$?)"
-                failures=$((failures + 1))
-            fi
-            timeout "$STEP_TIMEOUT" "$BIGFS" rm -r "/load-$run" 2>>"$clog" || true
+            bench_step load load_records $((STEP_TIMEOUT * 8)) load --clients "$LOAD_CLIENTS" \
+                --big-size "${LOAD_BIG_MIB}MiB" --small-files "$LOAD_SMALL_FILES" --small-size "${FILE_KIB}KiB"
         fi
         if has_workload small; then
-            echo "=== run $run small" >>"$clog"
-            # shellcheck disable=SC2086
-            if timeout $((STEP_TIMEOUT * 4)) "$BIGFS" bench small --files "$TINY_FILES" -c 16 --size 1KiB \
-                --root "/tiny-$run" $DROP_CACHES --json >"$WORK/tiny.json" 2>>"$clog"; then
-                tiny_records <"$WORK/tiny.json" | record_all
-            else
-                record tiny - "failed(rc=$?)"
-                failures=$((failures + 1))
-            fi
-            timeout "$STEP_TIMEOUT" "$BIGFS" rm -r "/tiny-$run" 2>>"$clog" || true
+            bench_step tiny tiny_records $((STEP_TIMEOUT * 4)) small --files "$TINY_FILES" -c 16 --size 1KiB
         fi
     done
     rm -rf "$src" "$dl"
@@ -597,6 +595,27 @@ bigfs_suite() {
     [ "$mismatches" = 0 ] && [ "$failures" = 0 ]
 }
 
+# peer_start SCRIPT LOGDIR NAME ARGS...: starts a peer with its script (and start --fsync with
+# --node-fsync); if that fails, shows the end of its logs, stops it and returns 1.
+peer_start() {
+    local script=$1 logdir=$2 name=$3
+    shift 3
+    timeout 900 "$SHARED/$script" start "$@" ${NODE_FSYNC:+--fsync} >&2 && return 0
+    echo "$PROG: $script start failed; its logs:" >&2
+    tail -n 20 "$logdir"/*.log >&2 2>/dev/null || true
+    peer_stop "$script" "$logdir" "$name"
+    return 1
+}
+# peer_stop SCRIPT LOGDIR NAME: stops a peer and keeps its logs as OUT/NAME-logs; its tree is
+# removed at exit.
+peer_stop() {
+    timeout 180 "$SHARED/$1" stop >&2 || true
+    if [ -d "$2" ]; then
+        mkdir -p "$OUT/$3-logs"
+        cp -r "$2/." "$OUT/$3-logs/" 2>/dev/null || true
+    fi
+}
+
 # moosefs_suite R: the peer at goal R, in $MFS_ROOT.goalR; fs-bench.sh's output on stdout.
 moosefs_suite() {
     set -euo pipefail
@@ -604,24 +623,11 @@ moosefs_suite() {
     local MFS_DIR=$MFS_ROOT.goal$r
     local mnt=$MFS_DIR/mnt
     export MFS_PEER_DIR=$MFS_DIR
-    # peer_down: stops the peer and keeps its logs; its tree is removed at exit.
-    peer_down() {
-        timeout 180 "$SHARED/moosefs-peer.sh" stop >&2 || true
-        if [ -d "$MFS_DIR/log" ]; then
-            mkdir -p "$OUT/moosefs-goal$r-logs"
-            cp -r "$MFS_DIR/log/." "$OUT/moosefs-goal$r-logs/" 2>/dev/null || true
-        fi
-    }
     echo "== MooseFS goal $r (fresh cluster, 3 chunkservers, $MFS_DIR, ports $MFS_PORT..$((MFS_PORT + 5)))" >&2
-    if ! timeout 900 "$SHARED/moosefs-peer.sh" start --goal "$r" --chunkservers 3 ${NODE_FSYNC:+--fsync} >&2; then
-        echo "$PROG: moosefs-peer.sh start failed; its logs:" >&2
-        tail -n 20 "$MFS_DIR"/log/*.log >&2 2>/dev/null || true
-        peer_down
-        return 1
-    fi
+    peer_start moosefs-peer.sh "$MFS_DIR/log" "moosefs-goal$r" --goal "$r" --chunkservers 3 || return 1
     timeout 60 "$SHARED/moosefs-peer.sh" status >"$OUT/moosefs-goal$r.status" 2>&1 || true
     mount_workloads "$mnt" "$OUT/moosefs-goal$r-client.log" || rc=$?
-    peer_down
+    peer_stop moosefs-peer.sh "$MFS_DIR/log" "moosefs-goal$r"
     return "$rc"
 }
 
@@ -660,20 +666,8 @@ seaweedfs_suite() {
     export SW_PEER_DIR=$SW_ROOT.r$r
     local log=$OUT/seaweedfs-r$r-client.log
     : >"$log"
-    sw_down() {
-        timeout 180 "$SHARED/seaweedfs-peer.sh" stop >&2 || true
-        if [ -d "$SW_PEER_DIR/log" ]; then
-            mkdir -p "$OUT/seaweedfs-r$r-logs"
-            cp -r "$SW_PEER_DIR/log/." "$OUT/seaweedfs-r$r-logs/" 2>/dev/null || true
-        fi
-    }
     echo "== SeaweedFS replication $r (fresh cluster, 3 volume servers, $SW_PEER_DIR, ports $SW_PEER_PORT..$((SW_PEER_PORT + 27)))" >&2
-    if ! timeout 900 "$SHARED/seaweedfs-peer.sh" start --replication "$r" ${NODE_FSYNC:+--fsync} >&2; then
-        echo "$PROG: seaweedfs-peer.sh start failed; its logs:" >&2
-        tail -n 20 "$SW_PEER_DIR"/log/*.log >&2 2>/dev/null || true
-        sw_down
-        return 1
-    fi
+    peer_start seaweedfs-peer.sh "$SW_PEER_DIR/log" "seaweedfs-r$r" --replication "$r" || return 1
     timeout 60 "$SHARED/seaweedfs-peer.sh" status >"$OUT/seaweedfs-r$r.status" 2>&1 || true
     mount_workloads "$SW_PEER_DIR/mnt" "$log" || rc=$?
     if has_workload small; then
@@ -700,7 +694,7 @@ seaweedfs_suite() {
         done
         summarise
     fi
-    sw_down
+    peer_stop seaweedfs-peer.sh "$SW_PEER_DIR/log" "seaweedfs-r$r"
     return "$rc"
 }
 
@@ -755,40 +749,38 @@ export MFS_PEER_PORT=$MFS_PORT SW_PEER_PORT=$SW_PORT
 # leaves no dirty pages to be written back during this one.
 settle() { drop_caches >/dev/null; }
 
+# run_suite LABEL OUT CMD...: one system's suite after settle, its output shown and kept in OUT;
+# a failed suite makes the script's exit status 1.
+run_suite() {
+    local label=$1 out=$2 rc
+    shift 2
+    settle
+    set +e
+    "$@" | tee "$out" >&2
+    rc=$?
+    set -e
+    [ "$rc" = 0 ] || { status=1; echo "$PROG: $label: failed (rc=$rc; see above)" >&2; }
+}
+
 status=0 t_start=$SECONDS
 for r in "${REPLICATIONS[@]}"; do
     CLUSTERS+=("$WORK/bigfs-r$r")
-    settle
-    set +e
-    bigfs_suite "$r" | tee "$OUT/bigfs-r$r.txt" >&2
-    rc=$?
-    set -e
+    run_suite "BigFS R=$r (failures or checksum mismatches)" "$OUT/bigfs-r$r.txt" bigfs_suite "$r"
     cluster_down "$WORK/bigfs-r$r" "$OUT/bigfs-r$r-logs"
-    [ "$rc" = 0 ] || { status=1; echo "$PROG: BigFS R=$r: failures or checksum mismatches (see above)" >&2; }
     # MooseFS has no figure of the small workload.
     if has_peer moosefs && { has_workload fs || has_workload load; }; then
         PEER_STARTED=1
         MFS_DIRS+=("$MFS_ROOT.goal$r")
-        settle
-        set +e
-        moosefs_suite "$r" | tee "$OUT/moosefs-goal$r.txt" >&2
-        rc=$?
-        set -e
+        run_suite "MooseFS goal $r" "$OUT/moosefs-goal$r.txt" moosefs_suite "$r"
         PEER_STARTED=""
-        [ "$rc" = 0 ] || { status=1; echo "$PROG: MooseFS goal $r: failed (rc=$rc; see above)" >&2; }
     fi
     if has_peer seaweedfs && ((r < 2)); then
         echo "$PROG: SeaweedFS is not run at replication 1 (seaweedfs-peer.sh takes 2 or 3)" >&2
     elif has_peer seaweedfs; then
         SW_STARTED=1
         SW_DIRS+=("$SW_ROOT.r$r")
-        settle
-        set +e
-        seaweedfs_suite "$r" | tee "$OUT/seaweedfs-r$r.txt" >&2
-        rc=$?
-        set -e
+        run_suite "SeaweedFS replication $r" "$OUT/seaweedfs-r$r.txt" seaweedfs_suite "$r"
         SW_STARTED=""
-        [ "$rc" = 0 ] || { status=1; echo "$PROG: SeaweedFS replication $r: failed (rc=$rc; see above)" >&2; }
     fi
 done
 ! has_peer moosefs || echo "mfsmaster: $(mfsmaster -v 2>&1 | head -n 1)" >>"$OUT/env.txt"
