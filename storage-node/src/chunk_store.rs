@@ -84,8 +84,10 @@ use state::{Entry, Reservation, StoreState};
 use volume::Volumes;
 
 /// Writes, renames and deletes of one chunk are serialised by one of these locks, so that the
-/// index sees each file appear and disappear exactly once, in the order the disk did.
-const LOCK_SHARDS: usize = 64;
+/// index sees each file appear and disappear exactly once, in the order the disk did. A put of
+/// a small chunk holds its lock through the group commit's fsync (see `small::put_needle`):
+/// one lock per possible first byte of the id, so that concurrent puts rarely share one.
+const LOCK_SHARDS: usize = 256;
 
 /// Evaluates failpoint `$name` for a write of chunk `$id`. When its `return` action applies to
 /// the chunk (see the module doc), the enclosing function returns `Err($error)`; `$error` is

@@ -9,6 +9,7 @@
 //! the later copy wins and the old one is garbage again. Memory is one needle and the scan's
 //! buffer; reads are paced by the caller.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use bigfs_proto::ChunkId;
 
 use super::needle::{self, Kind, HEADER};
-use super::volume::{volume_failpoint, NeedleAt, Scanner, Step, Volume, SUPERBLOCK};
+use super::volume::{volume_failpoint, Appended, NeedleAt, Scanner, Step, Volume, SUPERBLOCK};
 use super::ChunkStore;
 use crate::error::NodeError;
 
@@ -81,6 +82,9 @@ impl ChunkStore {
         let context = || format!("compact volume {}", volume.path().display());
         let mut scanner = Scanner::new(volume, SUPERBLOCK, end);
         let (mut copied, mut kept) = (0, 0);
+        // Every volume a copy went to, with the end its copies reach: the copies may fill the
+        // active volume and roll over to the next.
+        let mut written: BTreeMap<NonZeroU32, (Arc<Volume>, u64)> = BTreeMap::new();
         loop {
             if cancelled() {
                 return Ok(None);
@@ -114,15 +118,22 @@ impl ChunkStore {
                     self.keep_tombstone(header.id, target, volume.number)?
                 }
             };
-            if copy {
+            if let Some(appended) = copy {
                 copied += 1;
                 kept += header.size();
+                let end = appended.end;
+                let entry = written
+                    .entry(appended.volume.number)
+                    .or_insert((appended.volume, end));
+                entry.1 = entry.1.max(end);
             }
             pace(header.size());
         }
-        // The copies replace needles that may have been durable for long: durable first,
-        // with or without --fsync, then the old volume goes.
-        self.volumes.sync_active()?;
+        // The copies replace needles that may have been durable for long: durable first, in
+        // every volume they went to, with or without --fsync; then the old volume goes.
+        for (copies, end) in written.values() {
+            copies.sync_through(*end, &self.counters)?;
+        }
         volume_failpoint!(
             "volume::compact_unlink",
             volume.path(),
@@ -142,45 +153,51 @@ impl ChunkStore {
 
     /// Copies the needle of `id` at `at` (`bytes`: header and payload) to the active volume
     /// if the index still points at it, verifying it first: a bad one is quarantined instead.
-    /// Returns whether it copied.
-    fn move_needle(&self, id: ChunkId, at: NeedleAt, bytes: &[u8]) -> Result<bool, NodeError> {
+    /// Returns where it copied it, if it did.
+    fn move_needle(
+        &self,
+        id: ChunkId,
+        at: NeedleAt,
+        bytes: &[u8],
+    ) -> Result<Option<Appended>, NodeError> {
         let _guard = self.lock(&id);
         if self.state().index.get(&id).and_then(|e| e.needle) != Some(at) {
-            return Ok(false);
+            return Ok(None);
         }
         let payload = &bytes[HEADER..];
         if !id.matches(payload) {
             if self.quarantine_needle_locked(id, at, bytes)? {
                 self.counters.verification_failed("stored");
             }
-            return Ok(false);
+            return Ok(None);
         }
         let appended = self
             .volumes
             .append(id, &needle::encode(Kind::Chunk, id, payload))?;
         self.state().relocate(id, appended.at);
-        Ok(true)
+        Ok(Some(appended))
     }
 
     /// Copies a tombstone of `id` found in volume `this` if it is still needed: the volume it
     /// names (`target`) still exists and is another one, and the chunk is not stored again
-    /// since. Returns whether it copied.
+    /// since. Returns where it copied it, if it did.
     fn keep_tombstone(
         &self,
         id: ChunkId,
         target: Option<NonZeroU32>,
         this: NonZeroU32,
-    ) -> Result<bool, NodeError> {
+    ) -> Result<Option<Appended>, NodeError> {
         let Some(target) = target.filter(|&t| t != this && self.volumes.get(t).is_some()) else {
-            return Ok(false);
+            return Ok(None);
         };
         let _guard = self.lock(&id);
         if self.state().index.contains_key(&id) {
-            return Ok(false);
+            return Ok(None);
         }
-        self.volumes
+        let appended = self
+            .volumes
             .append(id, &needle::tombstone(id, target.get()))?;
-        Ok(true)
+        Ok(Some(appended))
     }
 }
 

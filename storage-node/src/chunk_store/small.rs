@@ -36,19 +36,26 @@ pub struct VolumeUsage {
 impl ChunkStore {
     /// Appends `data` (verified by the caller) as a needle, waits for the group commit when
     /// writes are synced, and indexes it with the space `reservation` holds.
+    ///
+    /// The chunk's lock is held from the append to the index, through the group commit's wait:
+    /// compaction and deletes decide by the index under that lock, and a needle on disk that
+    /// the index does not know yet would be taken for garbage. Compaction would copy a
+    /// tombstone of the chunk's earlier copy after it (the next open would then drop the
+    /// acknowledged chunk), or unlink its sealed volume; a delete would put its tombstone after
+    /// it. Puts of other chunks share the fsync as before.
     pub(super) fn put_needle(
         &self,
         id: ChunkId,
         data: &[u8],
         reservation: Reservation<'_>,
     ) -> Result<(), NodeError> {
+        let _guard = self.lock(&id);
         let appended = self
             .volumes
             .append(id, &needle::encode(Kind::Chunk, id, data))?;
         if self.fsync {
             appended.volume.sync_through(appended.end, &self.counters)?;
         }
-        let _guard = self.lock(&id);
         reservation.commit(id, Some(appended.at));
         Ok(())
     }

@@ -406,15 +406,6 @@ impl Volumes {
             .collect()
     }
 
-    /// Makes everything appended so far durable.
-    pub fn sync_active(&self) -> Result<(), NodeError> {
-        let active = self.writer().active.clone();
-        match active {
-            Some(v) => v.sync_through(v.end(), &self.counters),
-            None => Ok(()),
-        }
-    }
-
     /// Removes sealed volume `number` for good: unlinks its file and syncs the directory.
     /// Readers holding it keep reading the unlinked file until they let go of it.
     pub fn remove(&self, number: NonZeroU32) -> Result<(), NodeError> {

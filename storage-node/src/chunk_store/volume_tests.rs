@@ -603,6 +603,46 @@ mod failpoints {
         assert_eq!(store.get(id).unwrap(), data);
     }
 
+    /// A chunk put again while compaction copies the tombstone of its earlier copy survives a
+    /// reopen. The put's needle waits for its group commit before it is indexed; had the copied
+    /// tombstone landed after that needle, the next open would drop the acknowledged chunk.
+    #[test]
+    fn a_chunk_put_again_while_its_tombstone_is_compacted_survives() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 16 << 10);
+        // As in compaction_keeps_a_tombstone_while_the_volume_it_names_is_there: volume 2 is
+        // garbage but for the tombstone of first[0], whose needle is in volume 1, which stays.
+        let first = put_all(&store, 0..7, 2000);
+        let second = put_all(&store, 10..16, 2000);
+        store.delete(first[0].0).unwrap();
+        for (id, _) in &second {
+            store.delete(*id).unwrap();
+        }
+        let third = put_all(&store, 20..23, 2000);
+        assert_eq!(volume_files(dir.path()).len(), 3);
+        let (again, data) = first[0].clone();
+        {
+            // The put waits half a second in its fsync while volume 2 is compacted.
+            let _slow = fail::FailGuard::new("volume::fsync", "sleep(500)").unwrap();
+            std::thread::scope(|s| {
+                let put = s.spawn(|| store.put(again, &data));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                store.compact_next(&mut |_| {}, &|| false).unwrap().unwrap();
+                put.join().unwrap().unwrap();
+            });
+        }
+        drop(store);
+        let store = open(dir.path(), 16 << 10);
+        assert_eq!(
+            store.get(again).unwrap(),
+            data,
+            "the chunk put again is gone"
+        );
+        assert_holds(&store, &first[1..]);
+        assert_holds(&store, &third);
+    }
+
     #[test]
     fn concurrent_puts_share_a_slow_fsync() {
         let _serial = serial();
@@ -633,9 +673,19 @@ mod failpoints {
     /// and reopened: every kept chunk is there, no deleted one came back, and compaction then
     /// finishes.
     fn assert_compaction_crash_is_safe(failpoint: &str, actions: &str) {
+        assert_compaction_crash_is_safe_with(store_with_garbage, failpoint, actions);
+    }
+
+    /// [`assert_compaction_crash_is_safe`] on the store `setup` makes: the store, the chunks
+    /// kept and the ids deleted.
+    fn assert_compaction_crash_is_safe_with(
+        setup: fn(&Path) -> (ChunkStore, Chunks, Vec<ChunkId>),
+        failpoint: &str,
+        actions: &str,
+    ) {
         let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
-        let (store, kept, deleted) = store_with_garbage(dir.path());
+        let (store, kept, deleted) = setup(dir.path());
         {
             let actions = actions.replace("{dir}", &dir_arg(dir.path()));
             let _fp = fail::FailGuard::new(failpoint, &actions).unwrap();
@@ -671,9 +721,27 @@ mod failpoints {
         assert_compaction_crash_is_safe("volume::compact_unlink", "return({dir})");
     }
 
+    /// The fsync that makes compaction's copies durable fails: the old volume stays. (The
+    /// first volume [`store_with_garbage`] compacts holds nothing live, so nothing is copied
+    /// and nothing synced: a volume with live needles is needed here.)
     #[test]
     fn crash_in_compaction_fsync() {
-        assert_compaction_crash_is_safe("volume::fsync", "return({dir})");
+        assert_compaction_crash_is_safe_with(
+            |dir| {
+                let store = open(dir, 16 << 10);
+                // Volume 1: seven chunks, four deleted; volume 2 takes the rest and the
+                // tombstones, so volume 1 is sealed, mostly garbage, and has three to copy.
+                let first = put_all(&store, 0..7, 2000);
+                let second = put_all(&store, 10..13, 2000);
+                for (id, _) in &first[..4] {
+                    store.delete(*id).unwrap();
+                }
+                let kept = first[4..].iter().chain(&second).cloned().collect();
+                (store, kept, first[..4].iter().map(|(id, _)| *id).collect())
+            },
+            "volume::fsync",
+            "return({dir})",
+        );
     }
 }
 
