@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs the system tools the tests need where they are missing, then runs
-# every test (cargo test --workspace). Extra arguments go to cargo test.
+# every test (cargo test --workspace, then the storage node's unit tests again with its
+# failpoints compiled in). Extra arguments go to cargo test.
 #
 # Tools:
 # - promtool (Prometheus's metrics checker, for the observability suite): from Debian's
@@ -81,3 +82,7 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
 fi
 
 cargo test --workspace "$@"
+# The storage node's own failpoint tests (chunk_store and its volumes: failed, torn and synced
+# writes, crashes at each compaction step) compile only with its `failpoints` feature, which
+# the workspace run above leaves off for the library's unit tests.
+cargo test -p bigfs-node --features failpoints --lib "$@"
