@@ -52,32 +52,76 @@ impl Cluster {
     /// a chunk file's bytes, or a needle's header and payload.
     #[track_caller]
     pub fn corrupt_chunk(&self, i: usize, id: &str) -> Vec<u8> {
+        self.damage(i, id, Damage::FlipBit, false)
+            .expect("a copy that is gone fails the test")
+    }
+
+    /// Damages node `i`'s copy of chunk `id` as [`Cluster::corrupt_chunk`],
+    /// [`Cluster::truncate_chunk`] or [`Cluster::delete_chunk_file`] would, unless the node
+    /// deleted that copy itself meanwhile (the nemesis picks copies while its workload removes
+    /// files): then it does nothing and returns `false`.
+    #[track_caller]
+    pub fn damage_unless_gone(&self, i: usize, id: &str, damage: Damage) -> bool {
+        self.damage(i, id, damage, true).is_some()
+    }
+
+    /// What the damaging calls share: a needle is damaged in its volume (where a needle the
+    /// node deleted meanwhile is garbage anyway), a chunk file read or removed; a file that is
+    /// gone fails the test unless `gone_ok`, and then gives `None`.
+    #[track_caller]
+    fn damage(&self, i: usize, id: &str, damage: Damage, gone_ok: bool) -> Option<Vec<u8>> {
         if let Some(needle) = self.needle(i, id) {
-            return self.damage_needle(&needle, |payload| {
-                let at = payload.len() / 2;
-                payload[at] ^= 0x01;
+            return Some(match damage {
+                Damage::FlipBit => self.damage_needle(&needle, |payload| {
+                    let at = payload.len() / 2;
+                    payload[at] ^= 0x01;
+                }),
+                Damage::Truncate => self.damage_needle(&needle, |payload| {
+                    let half = payload.len() / 2;
+                    payload[half..].fill(0);
+                }),
+                Damage::Delete => {
+                    self.zero_needle(&needle);
+                    Vec::new()
+                }
             });
         }
         let path = self.chunk_path(i, id);
-        let mut bytes = fs::read(&path).unwrap_or_else(|e| {
-            self.fail(&format!(
+        let gone = |e: &io::Error| gone_ok && e.kind() == io::ErrorKind::NotFound;
+        if let Damage::Delete = damage {
+            return match fs::remove_file(&path) {
+                Ok(()) => Some(Vec::new()),
+                Err(e) if gone(&e) => None,
+                Err(e) => self.fail(&format!("cannot delete {}: {e}", path.display())),
+            };
+        }
+        let mut bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if gone(&e) => return None,
+            Err(e) => self.fail(&format!(
                 "cannot read chunk {id} of {} at {}: {e}; its chunk files: {:?}",
                 self.node_id(i),
                 path.display(),
                 self.chunk_files(i)
-            ))
-        });
+            )),
+        };
         if bytes.is_empty() {
             self.fail(&format!(
-                "chunk file {} is empty; nothing to corrupt",
+                "chunk file {} is empty; nothing to damage",
                 path.display()
             ));
         }
-        let at = bytes.len() / 2;
-        bytes[at] ^= 0x01;
+        match damage {
+            Damage::FlipBit => {
+                let at = bytes.len() / 2;
+                bytes[at] ^= 0x01;
+            }
+            Damage::Truncate => bytes.truncate(bytes.len() / 2),
+            Damage::Delete => unreachable!("deleted above"),
+        }
         write_over(&path, &bytes)
-            .unwrap_or_else(|e| self.fail(&format!("cannot corrupt {}: {e}", path.display())));
-        bytes
+            .unwrap_or_else(|e| self.fail(&format!("cannot damage {}: {e}", path.display())));
+        Some(bytes)
     }
 
     /// Every file under node `i`'s `tmp/` and `free/` directories: writes in progress or torn
@@ -178,23 +222,8 @@ impl Cluster {
     /// zeroed instead (and the needle's bytes as the node will quarantine them are returned).
     #[track_caller]
     pub fn truncate_chunk(&self, i: usize, id: &str) -> Vec<u8> {
-        if let Some(needle) = self.needle(i, id) {
-            return self.damage_needle(&needle, |payload| {
-                let half = payload.len() / 2;
-                payload[half..].fill(0);
-            });
-        }
-        let path = self.chunk_path(i, id);
-        let mut bytes = fs::read(&path).unwrap_or_else(|e| {
-            self.fail(&format!(
-                "cannot read chunk {id} at {}: {e}",
-                path.display()
-            ))
-        });
-        bytes.truncate(bytes.len() / 2);
-        write_over(&path, &bytes)
-            .unwrap_or_else(|e| self.fail(&format!("cannot truncate {}: {e}", path.display())));
-        bytes
+        self.damage(i, id, Damage::Truncate, false)
+            .expect("a copy that is gone fails the test")
     }
 
     /// Deletes node `i`'s copy of chunk `id` behind the node's back. A needle, which cannot be
@@ -202,24 +231,23 @@ impl Cluster {
     /// no valid needle there, a copy as lost as a deleted file.
     #[track_caller]
     pub fn delete_chunk_file(&self, i: usize, id: &str) {
-        if let Some(needle) = self.needle(i, id) {
-            let start = needle.offset - HEADER as u64;
-            let zeros = vec![0; HEADER + needle.len as usize];
-            fs::OpenOptions::new()
-                .write(true)
-                .open(&needle.path)
-                .and_then(|file| file.write_all_at(&zeros, start))
-                .unwrap_or_else(|e| {
-                    self.fail(&format!(
-                        "cannot zero a needle in {}: {e}",
-                        needle.path.display()
-                    ))
-                });
-            return;
-        }
-        let path = self.chunk_path(i, id);
-        fs::remove_file(&path)
-            .unwrap_or_else(|e| self.fail(&format!("cannot delete {}: {e}", path.display())));
+        self.damage(i, id, Damage::Delete, false);
+    }
+
+    #[track_caller]
+    fn zero_needle(&self, needle: &NeedleFile) {
+        let start = needle.offset - HEADER as u64;
+        let zeros = vec![0; HEADER + needle.len as usize];
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&needle.path)
+            .and_then(|file| file.write_all_at(&zeros, start))
+            .unwrap_or_else(|e| {
+                self.fail(&format!(
+                    "cannot zero a needle in {}: {e}",
+                    needle.path.display()
+                ))
+            });
     }
 
     /// Whether node `i`'s `quarantine/` holds a file with exactly `bytes`.
@@ -300,6 +328,17 @@ fn is_good_copy(data: &Path, id: &str) -> bool {
     fs::File::open(&needle.path)
         .and_then(|file| file.read_exact_at(&mut payload, needle.offset))
         .is_ok_and(|()| hashes(&payload))
+}
+
+/// How [`Cluster::damage_unless_gone`] damages a copy.
+#[derive(Clone, Copy, Debug)]
+pub enum Damage {
+    /// As [`Cluster::corrupt_chunk`].
+    FlipBit,
+    /// As [`Cluster::truncate_chunk`].
+    Truncate,
+    /// As [`Cluster::delete_chunk_file`].
+    Delete,
 }
 
 /// The live needles of the node with data directory `data`, by chunk id in hex; none if its

@@ -57,7 +57,7 @@ mod stat;
 pub mod wait;
 
 pub use browser::Browser;
-pub use chunks::NodeDisks;
+pub use chunks::{Damage, NodeDisks};
 pub use client::{cli_command, run_cli, CliRunner, CLI_TIMEOUT};
 pub use cluster::{Cluster, ClusterBuilder, READY_TIMEOUT};
 pub use data::{diff_summary, distinct_chunks, expected_chunks, pseudo_random, CHUNK, KIB, MIB};

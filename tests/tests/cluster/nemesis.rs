@@ -37,8 +37,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bigfs_tests::{
-    distinct_chunks, expected_chunks, pseudo_random, CliRunner, Cluster, ContentModel, NodeDisks,
-    Rng, KIB,
+    distinct_chunks, expected_chunks, pseudo_random, CliRunner, Cluster, ContentModel, Damage,
+    NodeDisks, Rng, KIB,
 };
 
 const NODES: usize = 5;
@@ -438,20 +438,18 @@ impl Nemesis {
                 c.node_id(node)
             ));
         }
-        let how = match self.rng.below(3) {
-            0 => {
-                c.corrupt_chunk(node, &id);
-                "flipped a bit in"
-            }
-            1 => {
-                c.truncate_chunk(node, &id);
-                "truncated"
-            }
-            _ => {
-                c.delete_chunk_file(node, &id);
-                "deleted"
-            }
+        let (damage, how) = match self.rng.below(3) {
+            0 => (Damage::FlipBit, "flipped a bit in"),
+            1 => (Damage::Truncate, "truncated"),
+            _ => (Damage::Delete, "deleted"),
         };
+        if !c.damage_unless_gone(node, &id, damage) {
+            return self.log(&format!(
+                "chunk {} left {} before it could be damaged",
+                &id[..12],
+                c.node_id(node)
+            ));
+        }
         self.faults()
             .damaged
             .push((node, id.clone(), Instant::now()));
