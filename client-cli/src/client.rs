@@ -14,6 +14,8 @@ use bigfs_proto::pb::node_client::NodeClient;
 use bigfs_proto::pb::*;
 use bigfs_proto::{transport, FsPath};
 
+use crate::meta_batch::MetaBatches;
+
 /// A handle on one cluster; cheap to clone.
 #[derive(Clone)]
 pub struct Client {
@@ -22,6 +24,8 @@ pub struct Client {
     channel: Channel,
     meta_url: Arc<str>,
     pub(crate) nodes: Arc<NodePool>,
+    /// Lookups and small files' commits made at the same time share a call.
+    pub(crate) batches: MetaBatches,
     /// The cluster's settings as last heard: every AllocateChunks answer carries them, so a
     /// put after the first needs no call to learn the chunk size (see [`crate::upload`]).
     settings: Arc<std::sync::Mutex<Option<ClusterInfoResponse>>>,
@@ -101,6 +105,7 @@ impl Client {
             channel,
             meta_url: url.into(),
             nodes: Arc::new(NodePool::default()),
+            batches: MetaBatches::default(),
             settings: Arc::default(),
         })
     }
@@ -202,14 +207,7 @@ impl Client {
 
     /// A file's metadata and where each of its chunks lives.
     pub async fn stat(&self, path: &FsPath) -> anyhow::Result<GetFileResponse> {
-        let (mut meta, request) = self.meta(GetFileRequest {
-            path: path.to_string(),
-        });
-        Ok(meta
-            .get_file(request)
-            .await
-            .map_err(|s| self.meta_error(s))?
-            .into_inner())
+        self.lookup(path).await.map_err(|s| self.meta_error(s))
     }
 
     /// What [`Self::stat`] would answer for each of `paths`, in one call.

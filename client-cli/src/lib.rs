@@ -17,6 +17,7 @@ mod destination;
 pub mod download;
 pub mod health;
 pub mod local_attrs;
+mod meta_batch;
 mod namespace;
 pub mod progress;
 pub mod stdout;

@@ -342,7 +342,7 @@ impl Client {
 
         let mut short = 0;
         for attempt in 1..=COMMIT_ATTEMPTS {
-            let (mut meta, request) = self.meta(CommitFileRequest {
+            let request = CommitFileRequest {
                 path: path.to_string(),
                 size,
                 chunk_size: plan.chunk_size,
@@ -352,13 +352,12 @@ impl Client {
                 mode: attrs.map_or(0, |a| a.mode),
                 mtime_ms: attrs.map_or(0, |a| a.mtime_ms),
                 object: object.clone(),
-            });
-            let reply = meta
-                .commit_file(request)
+            };
+            let reply = self
+                .commit(request)
                 .await
                 .map_err(|s| self.overwrite_hint(s))
-                .context("commit")?
-                .into_inner();
+                .context("commit")?;
             if reply.committed {
                 return Ok(PutReport {
                     path: path.clone(),

@@ -187,6 +187,16 @@ impl Cluster {
         self.wait_ready();
     }
 
+    /// SIGSTOP the metadata server: it keeps its sockets but answers nothing.
+    pub fn pause_meta(&self) {
+        self.meta.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT the metadata server after [`Cluster::pause_meta`].
+    pub fn resume_meta(&self) {
+        self.meta.signal(libc::SIGCONT);
+    }
+
     /// SIGKILL the metadata server.
     pub fn kill_meta(&mut self) {
         self.meta.kill();

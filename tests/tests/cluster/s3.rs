@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
+use bigfs_tests::observe::metric;
 use bigfs_tests::s3::{aws_command, rclone_command, s3cmd_command};
 use bigfs_tests::{
     diff_summary, pseudo_random, stat_chunks, Cluster, Gateway, KIB, MIB, S3_ACCESS_KEY,
@@ -27,6 +28,8 @@ const SLOW_GET: &str = include_str!("s3/slow_get.py");
 const STALLED_PUT: &str = include_str!("s3/stalled_put.py");
 /// Eight GETs, then four multipart uploads, of one large file at once.
 const BIG_TRANSFERS: &str = include_str!("s3/big_transfers.py");
+/// Small PUTs, HEADs (of keys there and not), GETs and rewrites, 32 at once.
+const MANY_SMALL: &str = include_str!("s3/many_small.py");
 
 /// `python3 SCRIPT ARGS`, the script written into the cluster's directory as `name`, with
 /// stdout piped and stderr into `name.err` there.
@@ -579,5 +582,44 @@ fn concurrent_large_transfers_keep_the_gateway_under_128_mib() {
         peak as f64 / MIB as f64
     );
     fs::remove_file(&file).unwrap();
+    cluster.check_logs();
+}
+
+/// One gateway serving many small requests at once shares metadata calls between them (the
+/// lookups made at the same time go in one GetFiles call, small objects' commits in one
+/// CommitFiles call): each request still gets its own answer, a 404 beside a 200, the bytes of
+/// its own object. The metadata server is stopped while the requests arrive, so that they queue
+/// and batches form for certain.
+#[test]
+fn concurrent_small_requests_each_get_their_own_answer() {
+    let cluster = Cluster::start(3);
+    let gateway = Gateway::start_s3(&cluster);
+    let go = cluster.root().join("go");
+    let args = [&gateway.s3_url(), S3_ACCESS_KEY, S3_SECRET_KEY, s(&go)];
+    let cmd = python(&cluster, "many_small.py", MANY_SMALL, &args);
+    let (mut child, mut stdout) = spawn_until(&cluster, cmd, "many_small.py", "ready");
+    let before = cluster.meta_metrics();
+    cluster.pause_meta();
+    fs::write(&go, b"").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    cluster.resume_meta();
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).unwrap();
+    let err = fs::read_to_string(cluster.root().join("many_small.py.err")).unwrap();
+    assert!(
+        status.success() && out.trim() == "done",
+        "many_small.py failed:\n{err}\ngateway log:\n{}",
+        gateway.log_tail()
+    );
+    let after = cluster.meta_metrics();
+    let calls = |method| {
+        let count = |text| metric(text, "bigfs_rpc_requests_total", &[("method", method)]);
+        count(&after).unwrap_or(0.0) - count(&before).unwrap_or(0.0)
+    };
+    assert!(
+        calls("GetFiles") >= 1.0,
+        "no lookups were batched:\n{after}"
+    );
     cluster.check_logs();
 }
