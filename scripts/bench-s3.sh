@@ -32,6 +32,9 @@ Figures (each system, each run; medians and min-max at the end):
   small_put  files/s  F files of K KiB: put_object from a pool of T threads (bigfs put -r)
   small_get  files/s  page cache dropped, get_object of each from T threads into /dev/shm
                       (bigfs get -r)
+                      With --small-client rclone: 'rclone copy' of the directory up and down
+                      with --transfers T instead of boto3 (a Go client: boto3 spends about
+                      3 ms of Python per object, which bounds both S3 sides on 2 cores)
   STEP_gw    cpu-s/GiB  the S3 gateway process's CPU seconds (utime + stime from
                       /proc/PID/stat) per GiB moved, for the big steps; bigfs-gateway and
                       weed s3 (the SeaweedFS gateway alone, not its filer or volumes)
@@ -46,6 +49,7 @@ Options:
   --files F         small files (default 2000)
   --file-kib K      size of each small file, KiB (default 64)
   --threads T       threads of the small-file client (default 16)
+  --small-client C  boto3 (default) or rclone, for the small files on both S3 sides
   --replication R   copies kept by both systems, 1..3 (default 2)
   --base-port P     BigFS metadata server port (nodes P+1.., gateway S3 on P+81, HTTP on
                     P+100..; default 24600)
@@ -68,7 +72,7 @@ die() { echo "$PROG: $*" >&2; exit 1; }
 usage_error() { echo "$PROG: $*" >&2; exit 2; }
 
 RUNS=3 SIZE_MIB=1024 CLIENTS=8 FILES=2000 FILE_KIB=64 THREADS=16 REPLICATION=2
-BASE_PORT=24600 SW_PORT=28333 PEER=1 BUILD=1 OUT="" STEP_TIMEOUT=600
+BASE_PORT=24600 SW_PORT=28333 PEER=1 BUILD=1 OUT="" STEP_TIMEOUT=600 SMALL_CLIENT=boto3
 while [ $# -gt 0 ]; do
     case $1 in
         --runs | --size-mib | --clients | --files | --file-kib | --threads | --replication | \
@@ -79,6 +83,9 @@ while [ $# -gt 0 ]; do
         --no-peer) PEER=""; shift ;;
         --no-build) BUILD=""; shift ;;
         --out) [ $# -ge 2 ] || usage_error "--out needs a directory"; OUT=$2; shift 2 ;;
+        --small-client)
+            [[ $# -ge 2 && $2 =~ ^(boto3|rclone)$ ]] || usage_error "--small-client is boto3 or rclone"
+            SMALL_CLIENT=$2; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) usage_error "unknown option '$1' (see --help)" ;;
     esac
@@ -88,6 +95,7 @@ done
 # shellcheck source=/dev/null
 source "$SHARED/bench-lib.sh"
 python3 -c 'import boto3' 2>/dev/null || die "needs boto3 (python3 -m pip install boto3)"
+[ "$SMALL_CLIENT" = boto3 ] || command -v rclone >/dev/null || die "needs rclone (apt-get install rclone)"
 
 OUT=${OUT:-/tmp/bigfs-bench-s3-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -127,7 +135,7 @@ BIGFS=$WORK/bin/bigfs
 {
     echo "commit $(git -C "$REPO" rev-parse --short HEAD) $(git -C "$REPO" status --porcelain | grep -q . && echo '(dirty)')"
     echo "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(uname -r); $(python3 -c 'import boto3; print("boto3", boto3.__version__)')"
-    echo "runs=$RUNS size=${SIZE_MIB}MiB clients=$CLIENTS files=${FILES}x${FILE_KIB}KiB threads=$THREADS R=$REPLICATION"
+    echo "runs=$RUNS size=${SIZE_MIB}MiB clients=$CLIENTS files=${FILES}x${FILE_KIB}KiB threads=$THREADS small-client=$SMALL_CLIENT R=$REPLICATION"
 } >"$OUT/env.txt"
 
 echo "== BigFS: cluster.sh up on 127.0.0.1:$BASE_PORT" >&2
@@ -163,6 +171,11 @@ use() {
             GW_PID=$SW_GW_PID ;;
     esac
     [ "$1" != bigfs-cli ] || GW_PID=""
+    # rclone's remote "bench:", configured from the environment only.
+    export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other
+    export RCLONE_CONFIG_BENCH_ENDPOINT=$BENCH_S3_ENDPOINT
+    export RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$BENCH_S3_ACCESS_KEY
+    export RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$BENCH_S3_SECRET_KEY
 }
 for s in "${SYSTEMS[@]}"; do
     use "$s"
@@ -238,6 +251,17 @@ small() {
         else
             timeout "$STEP_TIMEOUT" "$BIGFS" get -r /bench/small "$SHM/got" >/dev/null 2>>"$OUT/client.log"
         fi || { record "$name" files/s failed; fail "$sys $name"; return 1; }
+        secs=$(elapsed "$t0" "$EPOCHREALTIME")
+    elif [ "$SMALL_CLIENT" = rclone ]; then
+        # Remote "bench:" (see use); a put neither lists nor HEADs the destination, known empty.
+        # rclone 1.60 cannot start an S3 remote with AWS_CA_BUNDLE set, even over plain HTTP.
+        local args=(--config /dev/null --transfers "$THREADS" --checkers "$THREADS" --retries 1 --low-level-retries 1)
+        if [ "$op" = put ]; then
+            env -u AWS_CA_BUNDLE timeout "$STEP_TIMEOUT" rclone copy "${args[@]}" --no-check-dest --no-traverse \
+                --s3-no-check-bucket --s3-no-head "$SHM/small" bench:bench/small
+        else
+            env -u AWS_CA_BUNDLE timeout "$STEP_TIMEOUT" rclone copy "${args[@]}" bench:bench/small "$SHM/got"
+        fi >/dev/null 2>>"$OUT/client.log" || { record "$name" files/s failed; fail "$sys $name"; return 1; }
         secs=$(elapsed "$t0" "$EPOCHREALTIME")
     else
         timeout "$STEP_TIMEOUT" python3 "$DRIVER" "$op-many" "$SHM/small" small/ "$THREADS" \
