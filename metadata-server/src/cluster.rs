@@ -35,10 +35,13 @@ mod decommission;
 mod fsck;
 mod gauges;
 mod gc;
+pub mod holds;
 mod repair;
 
 pub use fsck::{ChunkHealth, FsckCounts};
 pub use gauges::ClusterGauges;
+pub use holds::CommitHold;
+use holds::CommitHolds;
 pub use repair::{CopyAnswer, OrderBatch, REPAIR_TIMEOUT};
 
 /// How many deletes one heartbeat reply carries at most: the node carries them out before its
@@ -204,10 +207,8 @@ pub struct Cluster {
     locations: HashMap<ChunkId, Vec<NodeIdx>>,
     /// Chunks handed out for puts that have not committed, with the time of the latest hand-out.
     leases: HashMap<ChunkId, Instant>,
-    /// Chunks of accepted commits whose transaction is under way outside the cluster lock,
-    /// with how many such commits name each: held like leased ones, since the namespace does
-    /// not count their references yet.
-    committing: HashMap<ChunkId, u32>,
+    /// Chunks of accepted commits whose transaction is under way outside the cluster lock.
+    commits: CommitHolds,
     /// Chunks on some node that no file references, with when that was first seen.
     unreferenced: HashMap<ChunkId, Instant>,
     /// After a restart, the leases of puts that were in progress are unknown: until this time
@@ -252,7 +253,7 @@ impl Cluster {
             placement: Placement::default(),
             locations: HashMap::new(),
             leases: HashMap::new(),
-            committing: HashMap::new(),
+            commits: CommitHolds::default(),
             unreferenced: HashMap::new(),
             leases_unknown_until,
             attention: HashSet::new(),
@@ -480,44 +481,26 @@ impl Cluster {
     }
 
     /// A commit naming `chunks` was accepted and its transaction is about to run outside the
-    /// cluster lock: until [`Self::committed`] or [`Self::commit_failed`], garbage collection
-    /// treats them as leased, whatever the namespace says (it does not count the commit's
-    /// references yet, and a lease may have run out meanwhile).
-    pub fn begin_commit(&mut self, chunks: &[ChunkId]) {
-        for chunk in chunks {
-            *self.committing.entry(*chunk).or_default() += 1;
-        }
+    /// cluster lock: while the returned hold lives, garbage collection treats them as leased,
+    /// whatever the namespace says (it does not count the commit's references yet, and a lease
+    /// may have run out meanwhile). Its outcome goes to [`Self::committed`] or
+    /// [`Self::commit_failed`]; a hold dropped without one counts as failed (see [`holds`]).
+    pub fn begin_commit(&mut self, chunks: Vec<ChunkId>) -> CommitHold {
+        self.commits.hold(chunks)
     }
 
-    fn end_commit(&mut self, chunks: &[ChunkId]) {
-        for chunk in chunks {
-            if let Some(count) = self.committing.get_mut(chunk) {
-                *count -= 1;
-                if *count == 0 {
-                    self.committing.remove(chunk);
-                }
-            }
-        }
-    }
-
-    /// After a commit: its chunks are referenced (leases end), and `freed` ones are not. A
-    /// chunk that `wanted` says no file references any more (a removal ran between the commit's
-    /// transaction and this call) starts its grace period now, or it would never be collected.
-    pub fn committed(
-        &mut self,
-        chunks: &[ChunkId],
-        freed: &[ChunkId],
-        wanted: impl Fn(&ChunkId) -> u32,
-        now: Instant,
-    ) {
-        self.end_commit(chunks);
-        for chunk in chunks {
+    /// After a commit: its chunks are referenced (leases end). A chunk that `wanted` says no
+    /// file references any more (a removal ran between the commit's transaction and this call)
+    /// starts its grace period now, or it would never be collected. The chunks the commit freed
+    /// (of the file it replaced) start theirs once it is durable, through [`Self::freed`].
+    pub fn committed(&mut self, hold: CommitHold, wanted: impl Fn(&ChunkId) -> u32, now: Instant) {
+        let chunks = hold.end();
+        for chunk in &chunks {
             self.leases.remove(chunk);
             self.unreferenced.remove(chunk);
             // Committed with W copies, maybe fewer than R: repair tops it up.
             self.attention.insert(*chunk);
         }
-        self.freed(freed, now);
         let gone: Vec<ChunkId> = chunks
             .iter()
             .filter(|chunk| !self.held(chunk) && wanted(chunk) == 0)
@@ -528,28 +511,43 @@ impl Cluster {
 
     /// A commit begun with [`Self::begin_commit`] was not written: its chunks get a fresh
     /// write lease, so they become garbage the usual way (after the lease and the grace).
-    pub fn commit_failed(&mut self, chunks: &[ChunkId], now: Instant) {
-        self.end_commit(chunks);
-        for chunk in chunks {
-            self.renew_lease(chunk, now);
+    pub fn commit_failed(&mut self, hold: CommitHold, now: Instant) {
+        for chunk in hold.end() {
+            self.renew_lease(&chunk, now);
+        }
+    }
+
+    /// Gives the chunks of commit holds dropped without an outcome a fresh write lease, as a
+    /// failed commit's (they may have lost theirs while held).
+    fn lease_released_holds(&mut self, now: Instant) {
+        for chunk in self.commits.take_released() {
+            self.renew_lease(&chunk, now);
         }
     }
 
     #[cfg(test)]
     pub fn is_committing(&self, chunk: &ChunkId) -> bool {
-        self.committing.contains_key(chunk)
+        self.commits.is_held(chunk)
+    }
+
+    /// When `chunk`'s grace period started, if it is waiting one out.
+    #[cfg(test)]
+    pub fn grace_start(&self, chunk: &ChunkId) -> Option<Instant> {
+        self.unreferenced.get(chunk).copied()
     }
 
     /// Whether a put still holds `chunk`: a write lease, or a commit under way.
     fn held(&self, chunk: &ChunkId) -> bool {
-        self.leases.contains_key(chunk) || self.committing.contains_key(chunk)
+        self.leases.contains_key(chunk) || self.commits.is_held(chunk)
     }
 
-    /// Chunks no file references any more: they start their grace period.
+    /// Chunks no file references any more, now that the change that took their last reference
+    /// is durable: their grace period starts now, also for a chunk already waiting out an
+    /// earlier one (it was referenced again meanwhile, so that earlier start proves nothing).
     pub fn freed(&mut self, chunks: &[ChunkId], now: Instant) {
         for chunk in chunks {
             if self.locations.contains_key(chunk) {
-                self.unreferenced.entry(*chunk).or_insert(now);
+                self.unreferenced.insert(*chunk, now);
             }
         }
     }

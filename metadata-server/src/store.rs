@@ -252,12 +252,12 @@ impl MetaStore {
         let prepared: Vec<Result<Prepared, MetaError>> =
             commits.into_iter().map(|c| self.prepare(c)).collect();
         let store = self.clone();
-        let outcomes = blocking(move || store.apply_commits(prepared)).await?;
+        let Applied { outcomes, freed } = blocking(move || store.apply_commits(prepared)).await?;
         if outcomes
             .iter()
             .any(|o| matches!(o, Ok(CommitOutcome::Committed { .. })))
         {
-            self.flush().await?;
+            self.flush_then_free(&freed).await?;
         }
         Ok(outcomes)
     }
@@ -323,7 +323,8 @@ impl MetaStore {
 
     /// Applies checked commits, without flushing: refused (listing the chunks short of
     /// copies) when a chunk has fewer than W live copies, otherwise written, all accepted
-    /// files in one transaction.
+    /// files in one transaction. Also returns the chunks the written ones freed (of the files
+    /// they replaced), whose grace starts once the commits are flushed.
     ///
     /// The transaction runs outside the cluster lock, so that reads, allocations and
     /// heartbeats (which take that lock on tokio's workers) never wait for the namespace's
@@ -331,17 +332,18 @@ impl MetaStore {
     /// deciding that a chunk of an accepted commit is garbage because the namespace does not
     /// count the commit's references yet; [`Cluster::begin_commit`], under the same hold of
     /// the lock as the copy check, makes it treat those chunks as leased until the outcome is
-    /// recorded. Every other decision re-reads the namespace when it acts (a chunk awaiting
-    /// its grace is deleted only if still unreferenced then), and a removal between the
-    /// transaction and the outcome is caught by [`Cluster::committed`].
+    /// recorded (or its hold dropped, on any path out of here). Every other decision re-reads
+    /// the namespace when it acts (a chunk awaiting its grace is deleted only if still
+    /// unreferenced then), and a removal between the transaction and the outcome is caught by
+    /// [`Cluster::committed`].
     fn apply_commits(
         &self,
         prepared: Vec<Result<Prepared, MetaError>>,
-    ) -> Result<Vec<Result<CommitOutcome, MetaError>>, MetaError> {
+    ) -> Result<Applied, MetaError> {
         let mut outcomes: Vec<Option<Result<CommitOutcome, MetaError>>> =
             Vec::with_capacity(prepared.len());
         let mut writes = Vec::new();
-        let mut written = Vec::new();
+        let mut held = Vec::new();
         {
             let now = Instant::now();
             let mut cluster = self.cluster();
@@ -364,44 +366,36 @@ impl MetaStore {
                     continue;
                 }
                 let ids: Vec<ChunkId> = commit.acks.into_iter().map(|(id, _)| id).collect();
-                cluster.begin_commit(&ids);
+                held.push((i, cluster.begin_commit(ids)));
                 outcomes.push(None);
-                written.push((i, ids));
                 writes.push(commit.write);
             }
         }
-        let results = self.ns.commit_many(&writes);
+        let results = self.ns.commit_many(&writes)?;
+        let mut freed = Vec::new();
         self.with_cluster(|cluster, wanted| {
             let now = Instant::now();
-            let results = match results {
-                Ok(results) => results,
-                Err(e) => {
-                    for (_, ids) in &written {
-                        cluster.commit_failed(ids, now);
-                    }
-                    return Err(e);
-                }
-            };
-            for ((i, ids), result) in written.into_iter().zip(results) {
+            for ((i, hold), result) in held.into_iter().zip(results) {
                 outcomes[i] = Some(match result {
                     Ok(committed) => {
-                        cluster.committed(&ids, &committed.freed, wanted, now);
+                        cluster.committed(hold, wanted, now);
+                        freed.extend(committed.freed);
                         Ok(CommitOutcome::Committed {
                             version: committed.version,
                         })
                     }
                     Err(e) => {
-                        cluster.commit_failed(&ids, now);
+                        cluster.commit_failed(hold, now);
                         Err(e)
                     }
                 });
             }
-            Ok(())
-        })?;
-        Ok(outcomes
+        });
+        let outcomes = outcomes
             .into_iter()
             .map(|o| o.expect("every commit decided"))
-            .collect())
+            .collect();
+        Ok(Applied { outcomes, freed })
     }
 
     /// Refuses, as its commit would be refused, a put to `path` before it sends a byte.
@@ -468,22 +462,34 @@ impl MetaStore {
     ) -> Result<u64, MetaError> {
         let store = self.clone();
         let target = path.clone();
-        let removed = blocking(move || store.remove_entries(&target, recursive)).await;
-        // Whatever was removed before an error must be durable too.
-        self.flush().await?;
-        removed
+        match blocking(move || store.remove_entries(&target, recursive)).await {
+            Ok((count, freed)) => {
+                self.flush_then_free(&freed).await?;
+                Ok(count)
+            }
+            Err(e) => {
+                // Whatever was removed before an error must be durable too.
+                self.flush().await?;
+                Err(e)
+            }
+        }
     }
 
-    fn remove_entries(&self, path: &FsPath, recursive: bool) -> Result<u64, MetaError> {
+    /// Removes what [`Self::remove`] says; returns how many files went and the chunks a removal
+    /// not yet flushed freed (a single file's: it shares the next group flush), whose grace
+    /// starts only once it is durable.
+    fn remove_entries(
+        &self,
+        path: &FsPath,
+        recursive: bool,
+    ) -> Result<(u64, Vec<ChunkId>), MetaError> {
         match self.ns.lookup(path)? {
             Lookup::Missing => return Err(MetaError::NotFound(path.to_string())),
             Lookup::File(_) => {
-                // Outside the cluster lock: until `freed` below, the chunks this takes to no
+                // Outside the cluster lock: until they are freed, the chunks this takes to no
                 // references are not garbage candidates on its account, and any candidate is
                 // deleted only if the namespace still says unreferenced when its grace ends.
-                let freed = self.ns.remove(path)?;
-                self.cluster().freed(&freed, Instant::now());
-                return Ok(1);
+                return Ok((1, self.ns.remove(path)?));
             }
             Lookup::Dir(_) if path.is_root() => {
                 return Err(MetaError::InvalidArgument(
@@ -508,7 +514,7 @@ impl MetaStore {
             self.cluster().freed(&freed, Instant::now());
             removed += count;
         }
-        Ok(removed)
+        Ok((removed, Vec::new()))
     }
 
     /// Creates a directory (with `parents`, the missing ones above it too); returns how many.
@@ -628,6 +634,13 @@ impl MetaStore {
             }
         }
     }
+}
+
+/// What [`MetaStore::apply_commits`] did: each commit's outcome, and the chunks the written ones
+/// freed, not yet flushed.
+struct Applied {
+    outcomes: Vec<Result<CommitOutcome, MetaError>>,
+    freed: Vec<ChunkId>,
 }
 
 /// A checked commit: the record to write and the copies the client says it stored.

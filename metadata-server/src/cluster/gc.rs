@@ -37,6 +37,7 @@ impl Cluster {
     /// Ends safe mode on time-out, expires write leases, and queues deletes of chunks that no
     /// file has referenced for longer than the grace period. Returns whether safe mode is over.
     pub fn collect_garbage(&mut self, wanted: impl Fn(&ChunkId) -> u32, now: Instant) -> bool {
+        self.lease_released_holds(now);
         if let Some(safe) = &self.safe_mode {
             if now < safe.until {
                 return false;

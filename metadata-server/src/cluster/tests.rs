@@ -41,6 +41,12 @@ fn want(id: ChunkId) -> Want {
     }
 }
 
+/// A commit of `chunks` whose transaction ran.
+fn committed(c: &mut Cluster, chunks: &[ChunkId], wanted: impl Fn(&ChunkId) -> u32, now: Instant) {
+    let hold = c.begin_commit(chunks.to_vec());
+    c.committed(hold, wanted, now);
+}
+
 fn beat(
     c: &mut Cluster,
     id: &str,
@@ -80,7 +86,7 @@ fn store_and_commit(c: &mut Cluster, chunk: ChunkId, now: Instant) -> Vec<String
     assert!(c
         .check_commit(&[(chunk, holders.clone())], 2, now)
         .is_empty());
-    c.committed(&[chunk], &[], |_| 1, now);
+    committed(c, &[chunk], |_| 1, now);
     holders
 }
 
@@ -163,7 +169,7 @@ fn commit_counts_live_copies_and_dedup_skips_stored_chunks() {
     assert!(c
         .check_commit(&[(chunk, vec!["n1".into()])], 2, t0)
         .is_empty());
-    c.committed(&[chunk], &[], |_| 1, t0);
+    committed(&mut c, &[chunk], |_| 1, t0);
 
     let mut holders = ids(&c.read_locations(&chunk, 0, t0));
     holders.sort();
@@ -379,7 +385,7 @@ fn chunks_of_a_commit_under_way_are_held_past_their_lease_and_grace() {
     let chunk = ChunkId::of(b"committing");
     c.allocate(&[want(chunk)], 3, t0).unwrap();
     beat(&mut c, "n0", vec![chunk], vec![], t0);
-    c.begin_commit(&[chunk]);
+    let hold = c.begin_commit(vec![chunk]);
     let t1 = t0 + 601 * SEC;
     c.collect_garbage(|_| 0, t1);
     let t2 = t1 + 31 * SEC;
@@ -388,12 +394,73 @@ fn chunks_of_a_commit_under_way_are_held_past_their_lease_and_grace() {
 
     // The file was removed before the outcome was recorded: the chunk is garbage again, after
     // a grace counted from now.
-    c.committed(&[chunk], &[], |_| 0, t2);
+    c.committed(hold, |_| 0, t2);
     c.collect_garbage(|_| 0, t2 + 29 * SEC);
     assert!(beat(&mut c, "n0", vec![], vec![], t2 + 29 * SEC).is_empty());
     c.collect_garbage(|_| 0, t2 + 31 * SEC);
     assert_eq!(
         beat(&mut c, "n0", vec![], vec![], t2 + 31 * SEC),
+        vec![chunk]
+    );
+}
+
+/// A commit left on any path without its outcome recorded (an error returned early, a panic, a
+/// cancelled future) releases its hold when the hold is dropped, and its chunks get a fresh
+/// lease at the next collection, then expire like an abandoned put's: never held for ever.
+#[test]
+fn a_commit_hold_dropped_without_an_outcome_releases_its_chunks() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let dropped = ChunkId::of(b"dropped");
+    let panicked = ChunkId::of(b"panicked");
+    beat(&mut c, "n0", vec![dropped, panicked], vec![], t0);
+    let hold = c.begin_commit(vec![dropped]);
+    assert!(c.is_committing(&dropped));
+    drop(hold);
+    assert!(!c.is_committing(&dropped));
+    let mutex = std::sync::Mutex::new(c);
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _hold = bigfs_proto::lock::lock(&mutex).begin_commit(vec![panicked]);
+        panic!("the transaction panicked");
+    }));
+    assert!(unwound.is_err());
+    let mut c = mutex.into_inner().unwrap();
+    assert!(!c.is_committing(&panicked));
+    // Leased afresh at the next collection (their leases ran out while held), then collected.
+    let t1 = t0 + 601 * SEC;
+    c.collect_garbage(|_| 0, t1);
+    c.collect_garbage(|_| 0, t1 + 31 * SEC);
+    assert!(beat(&mut c, "n0", vec![], vec![], t1 + 31 * SEC).is_empty());
+    let t2 = t1 + 601 * SEC;
+    c.collect_garbage(|_| 0, t2);
+    c.collect_garbage(|_| 0, t2 + 31 * SEC);
+    let mut deleted = beat(&mut c, "n0", vec![], vec![], t2 + 31 * SEC);
+    deleted.sort();
+    let mut both = vec![dropped, panicked];
+    both.sort();
+    assert_eq!(deleted, both);
+}
+
+/// A chunk freed again restarts its grace: the start of an earlier one (left behind when the
+/// chunk was referenced again without the cluster seeing it) does not shorten the new one.
+#[test]
+fn a_chunk_freed_again_restarts_its_grace() {
+    let t0 = Instant::now();
+    let mut c = cluster(3, t0);
+    let chunk = ChunkId::of(b"freed twice");
+    committed(&mut c, &[chunk], |_| 1, t0);
+    beat(&mut c, "n0", vec![chunk], vec![], t0);
+    // Freed by a removal whose `freed` lands after a new commit of the chunk recorded its
+    // outcome: the entry is stale, the chunk is referenced.
+    c.freed(&[chunk], t0);
+    // Its new file is removed 25 s later: a full grace from then.
+    let t1 = t0 + 25 * SEC;
+    c.freed(&[chunk], t1);
+    c.collect_garbage(|_| 0, t0 + 31 * SEC);
+    assert!(beat(&mut c, "n0", vec![], vec![], t0 + 31 * SEC).is_empty());
+    c.collect_garbage(|_| 0, t1 + 31 * SEC);
+    assert_eq!(
+        beat(&mut c, "n0", vec![], vec![], t1 + 31 * SEC),
         vec![chunk]
     );
 }
@@ -405,9 +472,9 @@ fn a_failed_commit_gives_its_chunks_a_fresh_lease() {
     let mut c = cluster(3, t0);
     let chunk = ChunkId::of(b"failed");
     beat(&mut c, "n0", vec![chunk], vec![], t0);
-    c.begin_commit(&[chunk]);
+    let hold = c.begin_commit(vec![chunk]);
     let t1 = t0 + 601 * SEC;
-    c.commit_failed(&[chunk], t1);
+    c.commit_failed(hold, t1);
     c.collect_garbage(|_| 0, t1 + 31 * SEC);
     assert!(beat(&mut c, "n0", vec![], vec![], t1 + 31 * SEC).is_empty());
     let t2 = t1 + 601 * SEC;
@@ -501,7 +568,7 @@ fn commit_on(c: &mut Cluster, chunks: &[ChunkId], nodes: &[&str], now: Instant) 
     for &chunk in chunks {
         c.check_commit(&[(chunk, acks.clone())], 1, now);
     }
-    c.committed(chunks, &[], |_| 1, now);
+    committed(c, chunks, |_| 1, now);
 }
 
 /// A source's answer: the copy is on `targets`.
@@ -549,7 +616,7 @@ fn a_dead_nodes_chunks_are_copied_to_new_nodes_fewest_copies_first() {
     // `one` lives on n0 and n1; `two` on n0, n2, n3.
     c.check_commit(&[(one, vec!["n0".into(), "n1".into()])], 2, t0);
     c.check_commit(&[(two, vec!["n0".into(), "n2".into(), "n3".into()])], 2, t0);
-    c.committed(&[one, two], &[], |_| 1, t0);
+    committed(&mut c, &[one, two], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     // `one` had 2 of 3 at once: its repair is already ordered.
     assert_eq!(orders(&mut c).len(), 1);
@@ -607,7 +674,7 @@ fn unconfirmed_copies_are_planned_again_after_the_timeout() {
     let mut c = cluster(4, t0);
     let chunk = ChunkId::of(b"lonely");
     c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
-    c.committed(&[chunk], &[], |_| 1, t0);
+    committed(&mut c, &[chunk], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 1);
     // Nobody confirms within the timeout.
@@ -625,7 +692,7 @@ fn repairs_are_bounded_per_node() {
     for chunk in &chunks {
         c.check_commit(&[(*chunk, vec!["n0".into(), "n1".into()])], 2, t0);
     }
-    c.committed(&chunks, &[], |_| 1, t0);
+    committed(&mut c, &chunks, |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     // Every copy goes to n2, which takes at most 4 at once.
     assert_eq!(c.repairs_in_flight(), 4);
@@ -645,7 +712,7 @@ fn a_returning_node_makes_extra_copies_which_are_trimmed() {
         2,
         t0,
     );
-    c.committed(&[chunk], &[], |_| 1, t0);
+    committed(&mut c, &[chunk], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     let deletes: Vec<String> = beat_all_but(&mut c, 4, "", t0)
         .into_iter()
@@ -663,7 +730,7 @@ fn the_last_copy_is_never_trimmed_and_missing_chunks_are_reported() {
     let mut c = cluster(2, t0);
     let chunk = ChunkId::of(b"only");
     c.check_commit(&[(chunk, vec!["n0".into()])], 1, t0);
-    c.committed(&[chunk], &[], |_| 1, t0);
+    committed(&mut c, &[chunk], |_| 1, t0);
     // It wants 1 copy and has 1: nothing to do.
     c.plan_repairs(|_| 1, t0);
     assert!(beat_all_but(&mut c, 2, "", t0)
@@ -688,7 +755,7 @@ fn draining_copies_chunks_away_then_reports_drained() {
         2,
         t0,
     );
-    c.committed(&[chunk], &[], |_| 1, t0);
+    committed(&mut c, &[chunk], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     assert_eq!(c.repairs_in_flight(), 0);
 
@@ -790,7 +857,7 @@ fn a_source_answering_its_copy_completes_the_repair() {
     let mut c = cluster(4, t0);
     let chunk = ChunkId::of(b"copied");
     c.check_commit(&[(chunk, vec!["n0".into(), "n1".into()])], 2, t0);
-    c.committed(&[chunk], &[], |_| 1, t0);
+    committed(&mut c, &[chunk], |_| 1, t0);
     c.plan_repairs(|_| 3, t0);
     let (source, order) = orders(&mut c).pop().expect("a copy is ordered");
     let target = order.targets[0].id.clone();
@@ -874,7 +941,7 @@ fn a_drain_the_other_nodes_cannot_absorb_is_refused_and_can_be_undone() {
         2,
         t0,
     );
-    c.committed(&[chunk], &[], |_| 1, t0);
+    committed(&mut c, &[chunk], |_| 1, t0);
     assert!(matches!(
         c.drain("n0", |_| 3, t0),
         Err(MetaError::CannotDrain {
@@ -909,7 +976,7 @@ fn only_a_stopped_node_holding_no_last_copy_is_removed() {
         t0,
     );
     c.check_commit(&[(lonely, vec!["n2".into()])], 1, t0);
-    c.committed(&[shared, lonely], &[], |_| 1, t0);
+    committed(&mut c, &[shared, lonely], |_| 1, t0);
 
     assert!(matches!(
         c.remove_node("n2", |_| 1, t0),

@@ -243,11 +243,71 @@ fn waiting_transactions_do_not_hold_up_reads_allocations_or_heartbeats() {
         .expect("reads wait for a commit stuck in its transaction");
     assert_eq!(answers, (true, true, true));
     drop(writer);
-    let outcomes = committing.join().unwrap().unwrap();
+    let outcomes = committing.join().unwrap().unwrap().outcomes;
     assert_eq!(
         outcomes[0].as_ref().unwrap(),
         &CommitOutcome::Committed { version: 1 }
     );
     assert!(!lock(&store.cluster).is_committing(&new));
-    assert_eq!(removing.join().unwrap().unwrap(), 1);
+    assert_eq!(removing.join().unwrap().unwrap().0, 1);
+}
+
+/// A commit refused by its own transaction (the file exists) releases its chunks' hold: they
+/// expire like an abandoned put's instead of being held for ever.
+#[tokio::test]
+async fn a_commit_whose_transaction_fails_leaves_nothing_held() {
+    let (_dir, store) = store(3).await;
+    store
+        .commit(vec![commit("/f", b"first", &["n0", "n1"])])
+        .await
+        .unwrap();
+    let outcomes = store
+        .commit(vec![commit("/f", b"second", &["n0", "n1"])])
+        .await
+        .unwrap();
+    assert!(outcomes[0].is_err(), "{outcomes:?}");
+    assert!(!lock(&store.cluster).is_committing(&ChunkId::of(b"second")));
+}
+
+/// A removed file's chunks, and those of a file a commit replaced, start their grace only once
+/// the change is durable: a crash before the flush brings the file back, and its chunks must
+/// not have been deleted meanwhile.
+#[tokio::test]
+async fn freed_chunks_start_their_grace_once_the_change_is_flushed() {
+    let (_dir, store) = store(3).await;
+    let (old, new) = (ChunkId::of(b"old"), ChunkId::of(b"new"));
+    store
+        .commit(vec![commit("/f", b"old", &["n0", "n1"])])
+        .await
+        .unwrap();
+    let mut replace = commit("/f", b"new", &["n0", "n1"]);
+    replace.overwrite = true;
+    let applied = store.apply_commits(vec![store.prepare(replace)]).unwrap();
+    assert_eq!(applied.freed, vec![old]);
+    assert_eq!(
+        lock(&store.cluster).grace_start(&old),
+        None,
+        "not flushed yet"
+    );
+
+    let path = FsPath::parse("/f").unwrap();
+    let (count, freed) = store.remove_entries(&path, false).unwrap();
+    assert_eq!((count, freed), (1, vec![new]));
+    assert_eq!(
+        lock(&store.cluster).grace_start(&new),
+        None,
+        "not flushed yet"
+    );
+
+    store
+        .commit(vec![commit("/g", b"g", &["n0", "n1"])])
+        .await
+        .unwrap();
+    store
+        .remove(&FsPath::parse("/g").unwrap(), false)
+        .await
+        .unwrap();
+    assert!(lock(&store.cluster)
+        .grace_start(&ChunkId::of(b"g"))
+        .is_some());
 }
