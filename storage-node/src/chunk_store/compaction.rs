@@ -93,7 +93,7 @@ impl ChunkStore {
                 .next_step()
                 .map_err(|e| NodeError::io(context(), e))?;
             let (offset, header, bytes) = match step {
-                Step::End => break,
+                Step::End | Step::Truncated { .. } => break,
                 Step::Invalid { .. } => {
                     scanner.skip();
                     continue;

@@ -497,7 +497,7 @@ pub fn live_needles(data_dir: &Path) -> io::Result<BTreeMap<ChunkId, NeedleFile>
         let mut scanner = Scanner::new(&volume, SUPERBLOCK, len);
         loop {
             match scanner.next_step()? {
-                Step::End => break,
+                Step::End | Step::Truncated { .. } => break,
                 Step::Invalid { .. } => scanner.skip(),
                 Step::Needle { offset, header, .. } if header.kind == Kind::Chunk => {
                     let needle = NeedleFile {
@@ -543,6 +543,12 @@ fn scan(
             .map_err(|e| NodeError::io(format!("scan volume {}", volume.path.display()), e))?;
         match step {
             Step::End => break,
+            Step::Truncated { offset } => {
+                if !last {
+                    skipped.push(offset);
+                }
+                break;
+            }
             Step::Needle {
                 offset,
                 header,
@@ -610,10 +616,21 @@ fn scan(
 }
 
 /// Reads a volume's needles in order, through a buffer.
+///
+/// Needle boundaries are known only while every header so far was valid: each gives the next
+/// one's place. Once a header is invalid the scanner is *out of sync*: it searches forward, 8
+/// bytes at a time, and from then on to the end of the volume it accepts only chunk needles
+/// whose payload verifies against their id, and no tombstone. A needle image can sit inside
+/// another needle's payload (a chunk's bytes are anyone's), so a candidate found by the search
+/// may be one; a verified chunk needle is the chunk's true bytes wherever it lies, while a
+/// tombstone or an unverified needle found there could drop or shadow a live chunk
+/// (docs/SMALL-CHUNKS.md, "Resynchronising after a bad header").
 pub struct Scanner<'v> {
     volume: &'v Volume,
     pos: u64,
     end: u64,
+    /// Every header so far was valid, so `pos` is a needle boundary.
+    in_sync: bool,
     buf: Vec<u8>,
     /// The volume offset of `buf[0]`.
     buf_at: u64,
@@ -626,20 +643,26 @@ pub enum Step<'s> {
         /// The header and the payload, without the padding.
         bytes: &'s [u8],
     },
-    /// No valid needle starts at `offset`.
+    /// No needle the scanner accepts starts at `offset`.
     Invalid {
+        offset: u64,
+    },
+    /// A valid header at a needle boundary whose needle runs past the end of the file: a torn
+    /// tail (or a truncated file). Nothing after it was ever written, so the scan is over.
+    Truncated {
         offset: u64,
     },
     End,
 }
 
 impl<'v> Scanner<'v> {
-    /// Scans from `start` to `end`.
+    /// Scans from `start` (a needle boundary) to `end`.
     pub fn new(volume: &'v Volume, start: u64, end: u64) -> Self {
         Self {
             volume,
             pos: start,
             end,
+            in_sync: true,
             buf: Vec::new(),
             buf_at: start,
         }
@@ -659,6 +682,15 @@ impl<'v> Scanner<'v> {
             return Ok(Step::Invalid { offset });
         };
         if offset + header.size() > self.end {
+            return Ok(if self.in_sync {
+                Step::Truncated { offset }
+            } else {
+                Step::Invalid { offset }
+            });
+        }
+        let in_sync = self.in_sync;
+        let bytes = self.bytes(offset, HEADER + header.len as usize)?;
+        if !in_sync && (header.kind != Kind::Chunk || !header.id.matches(&bytes[HEADER..])) {
             return Ok(Step::Invalid { offset });
         }
         self.pos = offset + header.size();
@@ -670,8 +702,10 @@ impl<'v> Scanner<'v> {
         })
     }
 
-    /// Moves past an invalid position, to where the next needle could start.
+    /// Moves past an invalid position, to where the next needle could start; the scanner is
+    /// out of sync from now on.
     pub fn skip(&mut self) {
+        self.in_sync = false;
         self.pos += ALIGN;
     }
 

@@ -305,6 +305,80 @@ fn a_bad_header_in_a_sealed_volume_loses_only_its_needle() {
     assert_eq!(store.usage().chunks, 11);
 }
 
+/// A chunk whose bytes are needle images: a tombstone of `victim`, a valid chunk needle, and a
+/// tombstone of `victim` again right after it (where a scan that took the chunk needle for a
+/// real one would look next).
+fn chunk_of_needle_images(victim: ChunkId) -> (ChunkId, Vec<u8>) {
+    let (embedded, embedded_data) = chunk(99, 1000);
+    let mut data = needle::tombstone(victim, 1);
+    data.extend(needle::encode(
+        needle::Kind::Chunk,
+        embedded,
+        &embedded_data,
+    ));
+    data.extend(needle::tombstone(victim, 1));
+    data.extend([7; 100]);
+    (ChunkId::of(&data), data)
+}
+
+/// After a bad header the scan searches forward for the next needle; a needle image inside a
+/// chunk's bytes (anyone's to choose) must not be taken for a real needle that drops a live
+/// chunk.
+#[test]
+fn a_scan_out_of_sync_takes_no_needle_image_inside_a_chunk_for_a_tombstone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (victim, victim_data) = chunk(1, 3000);
+    let (carrier, carrier_data) = chunk_of_needle_images(victim);
+    let after = {
+        let store = open(dir.path(), 16 << 10);
+        store.put(victim, &victim_data).unwrap();
+        store.put(carrier, &carrier_data).unwrap();
+        put_all(&store, 10..20, 3000)
+    };
+    let at = needle(dir.path(), carrier);
+    assert_eq!(at.path, volume_files(dir.path())[0], "in a sealed volume");
+    let file = fs::OpenOptions::new().write(true).open(&at.path).unwrap();
+    file.write_all_at(&[0xff; 8], at.offset - needle::HEADER as u64)
+        .unwrap();
+
+    let store = open(dir.path(), 16 << 10);
+    assert_eq!(store.get(victim).unwrap(), victim_data);
+    assert!(matches!(
+        store.get(carrier),
+        Err(NodeError::ChunkNotFound(_))
+    ));
+    assert_holds(&store, &after);
+}
+
+/// A torn needle at the tail of the newest volume whose written part holds a valid needle
+/// image: the cut is at the torn needle, not after the image, or the torn needle's header
+/// (valid, once later appends make its length fit) would swallow the needles appended next.
+#[test]
+fn a_torn_tail_holding_a_needle_image_is_cut_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = put_all(&open(dir.path(), 1 << 20), 0..3, 5000);
+    let volume = volume_files(dir.path())[0].clone();
+    let good_len = fs::metadata(&volume).unwrap().len();
+    let (embedded, embedded_data) = chunk(99, 1000);
+    let mut data = needle::encode(needle::Kind::Chunk, embedded, &embedded_data);
+    data.extend([7; 8000]);
+    let torn = needle::encode(needle::Kind::Chunk, ChunkId::of(&data), &data);
+    let file = fs::OpenOptions::new().write(true).open(&volume).unwrap();
+    file.write_all_at(&torn[..2000], good_len).unwrap();
+
+    let store = open(dir.path(), 1 << 20);
+    assert_eq!(fs::metadata(&volume).unwrap().len(), good_len);
+    assert!(matches!(
+        store.get(embedded),
+        Err(NodeError::ChunkNotFound(_))
+    ));
+    let appended = put_all(&store, 10..13, 5000);
+    drop(store);
+    let store = open(dir.path(), 1 << 20);
+    assert_holds(&store, &kept);
+    assert_holds(&store, &appended);
+}
+
 #[test]
 fn a_data_dir_of_chunk_files_keeps_working_beside_volumes() {
     let dir = tempfile::tempdir().unwrap();
