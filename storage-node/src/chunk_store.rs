@@ -499,7 +499,7 @@ impl ChunkStore {
         let state = self.state();
         Usage {
             capacity: self.capacity,
-            used: state.used(),
+            used: state.used(self.volumes.bytes()),
             chunks: state.index.len() as u64,
         }
     }
@@ -558,9 +558,10 @@ impl ChunkStore {
     fn reserve(&self, len: u32) -> Result<Reservation<'_>, NodeError> {
         let mut state = self.state();
         let need = u64::from(len);
-        if state.used() + need > self.capacity {
+        let used = state.used(self.volumes.bytes());
+        if used + need > self.capacity {
             return Err(NodeError::Full {
-                used: state.used(),
+                used,
                 capacity: self.capacity,
                 need,
             });

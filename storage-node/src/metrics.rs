@@ -173,7 +173,7 @@ pub fn register(
     r.register("chunks", "Chunks stored", chunks.clone());
     r.register_with_unit(
         "stored",
-        "Bytes of chunks stored, and promised to writes in progress",
+        "Bytes of chunks stored, promised to writes in progress, and of volume garbage awaiting compaction",
         Unit::Bytes,
         stored.clone(),
     );

@@ -140,7 +140,7 @@ impl ChunkStore {
             super::injected(context(), "volume::compact_unlink", super::EIO)
         );
         self.volumes.remove(volume.number)?;
-        self.state().volume_live.remove(&volume.number);
+        self.state().forget_volume(volume.number);
         let reclaimed = end.saturating_sub(kept);
         self.counters.volume_compactions.inc();
         self.counters.volume_reclaimed_bytes.inc_by(reclaimed);

@@ -198,7 +198,7 @@ impl ChunkStore {
     /// The small-chunk store's volumes and bytes, for metrics.
     pub fn volume_usage(&self) -> VolumeUsage {
         let (volumes, bytes) = self.volumes.usage();
-        let live = self.state().volume_live.values().sum();
+        let live = self.state().volume_live_total;
         VolumeUsage {
             volumes,
             bytes,

@@ -33,6 +33,8 @@ pub(super) struct StoreState {
     /// Bytes of live needles (headers and padding included) in each volume: what compaction
     /// would keep of it.
     pub(super) volume_live: HashMap<NonZeroU32, u64>,
+    /// The sum of `volume_live`.
+    pub(super) volume_live_total: u64,
     /// The sum of the index's lengths.
     pub(super) stored: u64,
     /// Bytes promised to writes in progress (see [`Reservation`]).
@@ -45,8 +47,18 @@ pub(super) struct StoreState {
 }
 
 impl StoreState {
-    pub(super) fn used(&self) -> u64 {
-        self.stored + self.reserved
+    /// The space taken: the chunks stored, the writes in progress, and the volumes' bytes that
+    /// are not live needles (`volume_bytes` is their files' total): deleted needles and
+    /// tombstones waiting for compaction, which are on the disk as surely as live chunks.
+    pub(super) fn used(&self, volume_bytes: u64) -> u64 {
+        self.stored + self.reserved + volume_bytes.saturating_sub(self.volume_live_total)
+    }
+
+    /// Forgets the live bytes of volume `number`, removed by compaction.
+    pub(super) fn forget_volume(&mut self, number: NonZeroU32) {
+        if let Some(live) = self.volume_live.remove(&number) {
+            self.volume_live_total -= live;
+        }
     }
 
     /// Records `id` as stored, replacing an earlier entry.
@@ -85,6 +97,7 @@ impl StoreState {
         self.stored += u64::from(entry.len);
         if let Some(at) = entry.needle {
             *self.volume_live.entry(at.volume).or_default() += needle::size(entry.len);
+            self.volume_live_total += needle::size(entry.len);
         }
     }
 
@@ -94,7 +107,9 @@ impl StoreState {
             .needle
             .and_then(|at| self.volume_live.get_mut(&at.volume))
         {
-            *live = live.saturating_sub(needle::size(entry.len));
+            let size = needle::size(entry.len).min(*live);
+            *live -= size;
+            self.volume_live_total -= size;
         }
     }
 }

@@ -11,6 +11,7 @@ use std::io;
 use std::num::NonZeroU32;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use bigfs_proto::ChunkId;
@@ -254,6 +255,8 @@ pub struct Volumes {
     max_size: u64,
     counters: NodeCounters,
     files: Mutex<BTreeMap<NonZeroU32, Arc<Volume>>>,
+    /// The volume files' bytes, all together: space the node's capacity must count.
+    bytes: AtomicU64,
     writer: Mutex<Writer>,
 }
 
@@ -326,11 +329,13 @@ impl Volumes {
             .next_back()
             .filter(|v| v.end() < max_size)
             .cloned();
+        let bytes = files.values().map(|v| v.end()).sum();
         Ok(Self {
             dir,
             max_size,
             counters,
             files: Mutex::new(files),
+            bytes: AtomicU64::new(bytes),
             writer: Mutex::new(Writer {
                 active,
                 next: NonZeroU32::new(next).expect("volume numbers start at 1"),
@@ -359,6 +364,7 @@ impl Volumes {
             return Err(e);
         }
         volume.sync_state().written = offset + len;
+        self.bytes.fetch_add(len, Ordering::Relaxed);
         self.counters.volume_needles_written.inc();
         Ok(Appended {
             at: NeedleAt::new(volume.number, offset),
@@ -382,6 +388,7 @@ impl Volumes {
                 e,
             )
         })?;
+        self.bytes.fetch_add(SUPERBLOCK, Ordering::Relaxed);
         sync_dir(&self.dir)?;
         writer.next = number.checked_add(1).expect("fewer than 2^32 volumes");
         let volume = Arc::new(volume);
@@ -412,6 +419,7 @@ impl Volumes {
         let Some(volume) = self.files().remove(&number) else {
             return Ok(());
         };
+        self.bytes.fetch_sub(volume.end(), Ordering::Relaxed);
         fs::remove_file(&volume.path)
             .map_err(|e| NodeError::io(format!("remove volume {}", volume.path.display()), e))?;
         sync_dir(&self.dir)
@@ -419,8 +427,12 @@ impl Volumes {
 
     /// How many volumes there are, and their bytes.
     pub fn usage(&self) -> (u64, u64) {
-        let files = self.files();
-        (files.len() as u64, files.values().map(|v| v.end()).sum())
+        (self.files().len() as u64, self.bytes())
+    }
+
+    /// The volume files' bytes, all together.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     fn files(&self) -> MutexGuard<'_, BTreeMap<NonZeroU32, Arc<Volume>>> {

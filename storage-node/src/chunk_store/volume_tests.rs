@@ -52,6 +52,12 @@ fn volume_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The bytes of `store`'s volumes that are not live needles.
+fn volume_garbage(store: &ChunkStore) -> u64 {
+    let usage = store.volume_usage();
+    usage.bytes - usage.live
+}
+
 fn sorted(mut ids: Vec<ChunkId>) -> Vec<ChunkId> {
     ids.sort();
     ids
@@ -77,7 +83,10 @@ fn small_chunks_are_needles_and_big_ones_files() {
     assert_eq!(store.get(small).unwrap(), small_data);
     assert_eq!(store.get(big).unwrap(), big_data);
     assert_eq!(sorted(store.list().unwrap()), sorted(vec![small, big]));
-    assert_eq!(store.usage().used, 1024 + SMALL as u64 + 1);
+    assert_eq!(
+        store.usage().used,
+        1024 + SMALL as u64 + 1 + volume_garbage(&store)
+    );
     assert_eq!(store.usage().chunks, 2);
     let usage = store.volume_usage();
     assert_eq!(usage.volumes, 1);
@@ -117,7 +126,9 @@ fn reopen_indexes_needles_and_keeps_deletes() {
         assert!(matches!(store.get(*id), Err(NodeError::ChunkNotFound(_))));
     }
     assert_eq!(store.usage().chunks, 15);
-    assert_eq!(store.usage().used, 15 * 3000);
+    let garbage = 5 * (needle::size(3000) + needle::size(4)) + SUPERBLOCK;
+    assert_eq!(volume_garbage(&store), garbage);
+    assert_eq!(store.usage().used, 15 * 3000 + garbage);
     assert_eq!(store.volume_usage().live, 15 * needle::size(3000));
     assert_eq!(store.take_changes(), ChunkChanges::default());
     // Appends go on after what is there.
@@ -432,6 +443,35 @@ fn assert_deleted(store: &ChunkStore, deleted: &[ChunkId]) {
             "{id} came back"
         );
     }
+}
+
+/// Deleted needles take disk space until compaction: the capacity counts them, so a node does
+/// not promise room it has not got, and gets it back once they are compacted away.
+#[test]
+fn volume_garbage_counts_against_the_capacity_until_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, kept, deleted) = store_with_garbage(dir.path());
+    let stored: u64 = kept.iter().map(|(_, data)| data.len() as u64).sum();
+    let garbage = deleted.len() as u64 * needle::size(2000);
+    let used = store.usage().used;
+    assert!(used >= stored + garbage, "{used} < {stored} + {garbage}");
+    drop(store);
+
+    // With room for the live chunks and a little more, but not for the garbage too.
+    let capacity = stored + garbage / 2;
+    let tight = |dir: &Path| {
+        let mut options = options(true, 16 << 10);
+        options.capacity = capacity;
+        ChunkStore::open_with(dir, options).unwrap()
+    };
+    let store = tight(dir.path());
+    assert_eq!(store.usage().used, used, "the same after a reopen");
+    let (id, data) = chunk(1000, 2000);
+    assert!(matches!(store.put(id, &data), Err(NodeError::Full { .. })));
+    compact_all(&store);
+    let after = store.usage().used;
+    assert!(after < stored + garbage / 4, "{after}");
+    store.put(id, &data).unwrap();
 }
 
 #[test]
