@@ -52,8 +52,8 @@
 //! guard removes it), no file under `chunks/`, and the space figures as they were.
 //!
 //! The small-chunk store's failpoints (same rules, except that the `return` argument of those
-//! that act on a whole volume, `volume::fsync` and `volume::compact_*`, is part of the volume
-//! file's path instead of a chunk id prefix, such as a test's data directory):
+//! that act on a whole volume, `volume::fsync`, `volume::compact_*` and `volume::index_*`, is
+//! part of the volume (or index) file's path instead of a chunk id prefix, such as a test's data directory):
 //! - `volume::append`: before a needle is appended. `return` fails the put with ENOSPC.
 //! - `volume::torn_append`: in place of the append. `return` writes half of the needle, then
 //!   fails with ENOSPC; the failed append is cut from the volume and the put fails.
@@ -65,6 +65,11 @@
 //!   compaction with EIO there, as a crash would (the old volume stays, intact).
 //! - `volume::compact_unlink`: after compaction's copies are durable, before the old volume is
 //!   removed. `return` stops it with EIO there.
+//! - `volume::index_write`: before entries are appended to a volume's index file (their
+//!   needles are durable). `return` fails the write with EIO: the index gets no more entries
+//!   until the next open, which scans the volume past its last one.
+//! - `volume::index_torn`: in place of that write. `return` writes all but the last half entry,
+//!   then fails with EIO, as a crash mid-write; the next open cuts the torn entry.
 
 use std::fs;
 use std::io;
@@ -110,6 +115,7 @@ pub mod needle;
 mod small;
 mod state;
 pub mod volume;
+mod volume_index;
 
 /// How a [`ChunkStore`] stores chunks.
 #[derive(Debug, Clone, Copy)]

@@ -47,6 +47,11 @@ pub struct NodeCounters {
     pub volume_reclaimed_bytes: Counter,
     /// Bytes cut from the newest volume's torn tail at open.
     pub volume_torn_tail_bytes: Counter,
+    /// Bytes of volumes read by the scans at open (past what their index files cover).
+    pub volume_scanned_bytes: Counter,
+    /// Volume index files found damaged at open (cut to their trusted entries, then completed
+    /// by a scan).
+    pub volume_index_damaged: Counter,
 }
 
 impl NodeCounters {
@@ -154,6 +159,17 @@ pub fn register(
         "Bytes cut from the newest volume's torn tail when the node opened its store",
         Unit::Bytes,
         c.volume_torn_tail_bytes,
+    );
+    r.register_with_unit(
+        "volume_scanned",
+        "Bytes of volume files read when the node opened its store, past what their index files cover",
+        Unit::Bytes,
+        c.volume_scanned_bytes,
+    );
+    r.register(
+        "volume_index_damaged",
+        "Volume index files found damaged when the node opened its store, and rebuilt by a scan",
+        c.volume_index_damaged,
     );
     let [volumes, volume_bytes, volume_live] = std::array::from_fn(|_| Gauge::<i64>::default());
     r.register("volume_files", "Volume files", volumes.clone());

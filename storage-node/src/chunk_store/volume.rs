@@ -5,7 +5,7 @@
 //! liveness: the [`ChunkStore`](super::ChunkStore)'s index does, and applies what
 //! [`Volumes::open`]'s scan finds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::num::NonZeroU32;
@@ -14,12 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use bigfs_proto::lock::lock;
 use bigfs_proto::ChunkId;
 
 #[cfg(feature = "failpoints")]
 use super::failpoint_applies;
 use super::needle::{self, Header, Kind, ALIGN, HEADER};
 use super::sync_dir;
+use super::volume_index::{self, IndexEntry, IndexFile};
 use crate::error::NodeError;
 use crate::metrics::NodeCounters;
 
@@ -81,6 +83,17 @@ pub struct Volume {
     file: File,
     sync: Mutex<SyncState>,
     synced: Condvar,
+    /// Its index file and the entries of needles not yet durable; `None` for a volume only
+    /// read (by [`live_needles`]).
+    index: Option<Mutex<VolumeIndex>>,
+}
+
+/// A volume's index file, and the entries it is owed: those of needles appended but not yet
+/// covered by an fsync, in the order written. An entry is written once its needle is durable
+/// ([`Volume::sync_through`]), so the file never names a needle a machine crash took back.
+struct VolumeIndex {
+    file: IndexFile,
+    pending: VecDeque<IndexEntry>,
 }
 
 /// The group commit's state.
@@ -114,6 +127,38 @@ impl Volume {
         Ok(Self::new(number, path, file, SUPERBLOCK))
     }
 
+    /// Gives the volume its index file, which trusts the needles before `end` (all of them
+    /// durable).
+    fn set_index(&mut self, file: IndexFile) {
+        self.index = Some(Mutex::new(VolumeIndex {
+            file,
+            pending: VecDeque::new(),
+        }));
+    }
+
+    /// Notes the entry of a needle just appended (call before advancing the written end, with
+    /// the writer lock held, so that entries are owed in order).
+    fn owe_entry(&self, entry: IndexEntry) {
+        if let Some(index) = &self.index {
+            lock(index).pending.push_back(entry);
+        }
+    }
+
+    /// Writes the owed entries of the needles before `end`, which an fsync just made durable;
+    /// with `seal`, fsyncs the index too (a sealed volume's index is then complete).
+    fn write_index(&self, end: u64, seal: bool) {
+        let Some(index) = &self.index else {
+            return;
+        };
+        let mut index = lock(index);
+        let due = index.pending.iter().take_while(|e| e.end() <= end).count();
+        let entries: Vec<IndexEntry> = index.pending.drain(..due).collect();
+        index.file.append(&entries);
+        if seal {
+            index.file.sync();
+        }
+    }
+
     fn open(path: PathBuf, number: NonZeroU32) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
         let mut superblock = [0; SUPERBLOCK as usize];
@@ -139,6 +184,7 @@ impl Volume {
                 ..SyncState::default()
             }),
             synced: Condvar::new(),
+            index: None,
         }
     }
 
@@ -191,7 +237,10 @@ impl Volume {
                 Err(_) => state.poisoned = true,
             }
             self.synced.notify_all();
+            drop(state);
             result?;
+            self.write_index(target, false);
+            state = self.sync_state();
         }
     }
 
@@ -213,9 +262,7 @@ impl Volume {
     }
 
     fn sync_state(&self) -> MutexGuard<'_, SyncState> {
-        self.sync
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.sync)
     }
 }
 
@@ -279,23 +326,30 @@ impl Volumes {
         fs::create_dir_all(&dir)
             .map_err(|e| NodeError::io(format!("create {}", dir.display()), e))?;
         let mut numbers = Vec::new();
+        let mut indexes = Vec::new();
         let entries =
             fs::read_dir(&dir).map_err(|e| NodeError::io(format!("list {}", dir.display()), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| NodeError::io(format!("list {}", dir.display()), e))?;
             let name = entry.file_name();
-            let number = name.to_str().and_then(|n| {
-                let n = n.strip_suffix(".vol")?;
+            let numbered = |suffix: &str| {
+                let n = name.to_str()?.strip_suffix(suffix)?;
                 (n.len() == 8).then(|| n.parse::<NonZeroU32>().ok())?
-            });
-            match number {
-                Some(number) => numbers.push(number),
-                None => {
+            };
+            match (numbered(".vol"), numbered(".idx")) {
+                (Some(number), _) => numbers.push(number),
+                (_, Some(number)) => indexes.push(number),
+                _ => {
                     tracing::warn!(file = %entry.path().display(), "ignoring stray file among volumes")
                 }
             }
         }
         numbers.sort();
+        // The index of a volume compaction removed, left by a crash before it went too.
+        for number in indexes.iter().filter(|n| numbers.binary_search(n).is_err()) {
+            let path = dir.join(file_name(*number)).with_extension("idx");
+            remove_if_there(&path)?;
+        }
         let mut files = BTreeMap::new();
         for (i, &number) in numbers.iter().enumerate() {
             let path = dir.join(file_name(number));
@@ -305,8 +359,8 @@ impl Volumes {
                 // A crash while creating the newest volume, before anything was appended.
                 Err(e) if last && fs::metadata(&path).is_ok_and(|m| m.len() <= SUPERBLOCK) => {
                     tracing::warn!(file = %path.display(), "removing a volume torn at creation: {e}");
-                    fs::remove_file(&path)
-                        .map_err(|e| NodeError::io(format!("remove {}", path.display()), e))?;
+                    remove_if_there(&path)?;
+                    remove_if_there(&volume_index::index_path(&path))?;
                     continue;
                 }
                 // Bit rot in a superblock costs that volume's chunks (absent from the node's
@@ -320,7 +374,10 @@ impl Volumes {
                 }
                 Err(e) => return Err(NodeError::io(format!("open volume {}", path.display()), e)),
             };
-            scan(&volume, last, &counters, &mut apply)?;
+            let mut volume = volume;
+            if let Some(index) = open_indexed(&volume, last, &counters, &mut apply)? {
+                volume.set_index(index);
+            }
             files.insert(number, Arc::new(volume));
         }
         let next = numbers.last().map_or(1, |n| n.get() + 1);
@@ -363,6 +420,13 @@ impl Volumes {
             }
             return Err(e);
         }
+        let header = needle::decode(needle).expect("an encoded needle");
+        volume.owe_entry(IndexEntry {
+            offset,
+            kind: header.kind,
+            len: header.len,
+            id,
+        });
         volume.sync_state().written = offset + len;
         self.bytes.fetch_add(len, Ordering::Relaxed);
         self.counters.volume_needles_written.inc();
@@ -377,17 +441,24 @@ impl Volumes {
     /// torn tail) and makes a new one active.
     fn roll(&self, writer: &mut Writer) -> Result<Arc<Volume>, NodeError> {
         if let Some(old) = writer.active.take() {
-            if let Err(e) = old.sync_through(old.end(), &self.counters) {
-                tracing::error!(file = %old.path.display(), "cannot seal volume: {e}");
+            match old.sync_through(old.end(), &self.counters) {
+                Ok(()) => old.write_index(old.end(), true),
+                Err(e) => tracing::error!(file = %old.path.display(), "cannot seal volume: {e}"),
             }
         }
         let number = writer.next;
-        let volume = Volume::create(&self.dir, number).map_err(|e| {
+        let mut volume = Volume::create(&self.dir, number).map_err(|e| {
             NodeError::io(
                 format!("create volume {number} in {}", self.dir.display()),
                 e,
             )
         })?;
+        // Cuts any index a volume of this number left (one torn at creation and removed).
+        volume.set_index(IndexFile::open(
+            volume_index::index_path(&volume.path),
+            number,
+            0,
+        )?);
         self.bytes.fetch_add(SUPERBLOCK, Ordering::Relaxed);
         sync_dir(&self.dir)?;
         writer.next = number.checked_add(1).expect("fewer than 2^32 volumes");
@@ -422,6 +493,7 @@ impl Volumes {
         self.bytes.fetch_sub(volume.end(), Ordering::Relaxed);
         fs::remove_file(&volume.path)
             .map_err(|e| NodeError::io(format!("remove volume {}", volume.path.display()), e))?;
+        remove_if_there(&volume_index::index_path(&volume.path))?;
         sync_dir(&self.dir)
     }
 
@@ -446,6 +518,84 @@ impl Volumes {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+impl Drop for Volumes {
+    /// A clean stop: the active volume is made durable, so that its index gets the entries it
+    /// is owed and the next open scans nothing.
+    fn drop(&mut self) {
+        let active = self.writer().active.clone();
+        if let Some(volume) = active {
+            match volume.sync_through(volume.end(), &self.counters) {
+                Ok(()) => volume.write_index(volume.end(), true),
+                Err(e) => {
+                    tracing::warn!(file = %volume.path.display(), "cannot sync volume at stop: {e}")
+                }
+            }
+        }
+    }
+}
+
+fn remove_if_there(path: &Path) -> Result<(), NodeError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(NodeError::io(format!("remove {}", path.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Opens `volume`'s index at [`Volumes::open`]: applies the needles its index file trusts
+/// (reading none of their bytes), then scans the volume past them (see [`scan`]), writes the
+/// entries of what the scan found to the index once the volume is durable, and returns the
+/// index, open for the entries of later appends. An old volume without an index is thus
+/// scanned once, and a damaged index is cut to its trusted prefix and completed by a scan.
+///
+/// When the scan could not vouch for every needle (damage, a corrupt needle), the index stops
+/// before the first it could not and `None` is returned: the volume gets no more entries
+/// (they would leave a gap), and each open scans it from there.
+fn open_indexed(
+    volume: &Volume,
+    last: bool,
+    counters: &NodeCounters,
+    apply: &mut impl FnMut(Record),
+) -> Result<Option<IndexFile>, NodeError> {
+    let path = volume_index::index_path(&volume.path);
+    let loaded = volume_index::load(&path, volume.number, volume.end())
+        .map_err(|e| NodeError::io(format!("read volume index {}", path.display()), e))?;
+    if loaded.damaged {
+        tracing::warn!(
+            file = %path.display(), trusted = loaded.entries.len(),
+            "volume index damaged past its trusted entries; scanning the volume from there"
+        );
+        counters.volume_index_damaged.inc();
+    }
+    let mut start = SUPERBLOCK;
+    for entry in &loaded.entries {
+        let at = NeedleAt::new(volume.number, entry.offset);
+        apply(match entry.kind {
+            Kind::Chunk => Record::Chunk {
+                id: entry.id,
+                len: entry.len,
+                at,
+            },
+            Kind::Tombstone => Record::Tombstone { id: entry.id },
+        });
+        start = entry.end();
+    }
+    let found = scan(volume, start, last, counters, apply)?;
+    let complete = found.last().map_or(start, IndexEntry::end) == volume.end();
+    let mut index = IndexFile::open(path, volume.number, loaded.trusted_len)?;
+    if !found.is_empty() {
+        // After a process crash the scanned needles may be in the page cache only.
+        volume
+            .file
+            .sync_data()
+            .map_err(|e| NodeError::io(format!("fsync volume {}", volume.path.display()), e))?;
+        index.append(&found);
+        index.sync();
+    }
+    Ok(complete.then_some(index))
 }
 
 /// Writes `needle` (of chunk `id`) at `offset` of `volume`, through the write path's failpoints.
@@ -538,17 +688,23 @@ pub fn locate(data_dir: &Path, id: ChunkId) -> io::Result<Option<NeedleFile>> {
 /// verified too: a bad one is never indexed, so never served (it is passed on as
 /// [`Record::Corrupt`] once the scan knows it is not part of the tail), and the file is cut
 /// after its last good needle, which removes a torn tail.
+///
+/// Scans from `start`, a needle boundary, and returns the index entries of the needles found
+/// while every step was good (in sync, no corrupt needle): those an index may trust.
 fn scan(
     volume: &Volume,
+    start: u64,
     last: bool,
     counters: &NodeCounters,
     apply: &mut impl FnMut(Record),
-) -> Result<(), NodeError> {
+) -> Result<Vec<IndexEntry>, NodeError> {
     let file_len = volume.end();
-    let mut scanner = Scanner::new(volume, SUPERBLOCK, file_len);
-    let mut good_end = SUPERBLOCK;
+    let mut scanner = Scanner::new(volume, start, file_len);
+    let mut good_end = start;
     let mut skipped = Vec::new();
     let mut corrupt = Vec::new();
+    let mut entries = Vec::new();
+    let mut trusted = true;
     loop {
         let step = scanner
             .next_step()
@@ -569,9 +725,18 @@ fn scan(
                 if last && header.kind == Kind::Chunk && !header.id.matches(&bytes[HEADER..]) {
                     skipped.push(offset);
                     corrupt.push((offset, header.id, bytes.to_vec()));
+                    trusted = false;
                     continue;
                 }
                 good_end = offset + header.size();
+                if trusted {
+                    entries.push(IndexEntry {
+                        offset,
+                        kind: header.kind,
+                        len: header.len,
+                        id: header.id,
+                    });
+                }
                 // A later needle or tombstone of the same chunk supersedes a bad one (a
                 // tombstone is what quarantining it at an earlier start left).
                 if !corrupt.is_empty() {
@@ -591,10 +756,12 @@ fn scan(
                 if skipped.last().is_none_or(|&s| s + ALIGN < offset) {
                     skipped.push(offset);
                 }
+                trusted = false;
                 scanner.skip();
             }
         }
     }
+    counters.volume_scanned_bytes.inc_by(scanner.read);
     // What was skipped before the last good needle is damage inside the volume, not a tail.
     skipped.retain(|&offset| offset < good_end || !last);
     for (offset, id, bytes) in corrupt {
@@ -624,7 +791,7 @@ fn scan(
         state.written = good_end;
         state.synced = good_end;
     }
-    Ok(())
+    Ok(entries)
 }
 
 /// Reads a volume's needles in order, through a buffer.
@@ -646,6 +813,8 @@ pub struct Scanner<'v> {
     buf: Vec<u8>,
     /// The volume offset of `buf[0]`.
     buf_at: u64,
+    /// Bytes read from the volume so far.
+    read: u64,
 }
 
 pub enum Step<'s> {
@@ -677,6 +846,7 @@ impl<'v> Scanner<'v> {
             in_sync: true,
             buf: Vec::new(),
             buf_at: start,
+            read: 0,
         }
     }
 
@@ -728,6 +898,7 @@ impl<'v> Scanner<'v> {
             let want = len.max(SCAN_BUFFER).min((self.end - offset) as usize);
             self.buf.resize(want, 0);
             self.volume.file.read_exact_at(&mut self.buf, offset)?;
+            self.read += want as u64;
             self.buf_at = offset;
             return Ok(&self.buf[..len]);
         }

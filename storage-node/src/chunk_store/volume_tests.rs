@@ -47,9 +47,18 @@ fn volume_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir.join("volumes"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "vol"))
         .collect();
     files.sort();
     files
+}
+
+/// Removes the volumes' index files, so that the next open scans every volume whole, as it does
+/// volumes written before index files existed: for the tests of what that scan finds.
+fn forget_indexes(dir: &Path) {
+    for path in volume_files(dir) {
+        fs::remove_file(path.with_extension("idx")).unwrap();
+    }
 }
 
 /// The bytes of `store`'s volumes that are not live needles.
@@ -190,6 +199,7 @@ fn a_corrupt_needle_inside_the_newest_volume_is_quarantined_not_cut() {
     let file = fs::OpenOptions::new().write(true).open(&at.path).unwrap();
     file.write_all_at(b"rot", at.offset + 7).unwrap();
     let len = fs::metadata(&at.path).unwrap().len();
+    forget_indexes(dir.path());
 
     let store = open(dir.path(), 1 << 20);
     assert!(matches!(
@@ -213,6 +223,9 @@ fn a_corrupt_needle_inside_the_newest_volume_is_quarantined_not_cut() {
     drop(store);
     let store = open(dir.path(), 1 << 20);
     assert_eq!(store.counters().quarantined.get(), 0);
+    // The index stopped before the bad needle and got no entry after it (the tombstone's
+    // would have left a gap).
+    assert_eq!(store.counters().volume_index_damaged.get(), 0);
     assert_holds(&store, &others);
     // Stored again (a repair), it is served: the tombstone came before it.
     store.put(chunks[1].0, &chunks[1].1).unwrap();
@@ -304,6 +317,7 @@ fn a_bad_header_in_a_sealed_volume_loses_only_its_needle() {
     let file = fs::OpenOptions::new().write(true).open(&at.path).unwrap();
     file.write_all_at(&[0xff; 8], at.offset - needle::HEADER as u64)
         .unwrap();
+    forget_indexes(dir.path());
 
     let store = open(dir.path(), 16 << 10);
     assert!(matches!(store.get(lost), Err(NodeError::ChunkNotFound(_))));
@@ -351,6 +365,7 @@ fn a_scan_out_of_sync_takes_no_needle_image_inside_a_chunk_for_a_tombstone() {
     let file = fs::OpenOptions::new().write(true).open(&at.path).unwrap();
     file.write_all_at(&[0xff; 8], at.offset - needle::HEADER as u64)
         .unwrap();
+    forget_indexes(dir.path());
 
     let store = open(dir.path(), 16 << 10);
     assert_eq!(store.get(victim).unwrap(), victim_data);
@@ -411,6 +426,146 @@ fn a_data_dir_of_chunk_files_keeps_working_beside_volumes() {
     let store = ChunkStore::open(dir.path(), 1 << 30, false, IoMode::Direct).unwrap();
     assert_holds(&store, &new);
     assert_eq!(store.usage().chunks, 7);
+}
+
+/// Chunks over several volumes, some deleted, in a store stopped cleanly: its volumes' index
+/// files are complete.
+fn indexed_store(dir: &Path, fsync: bool) -> (Chunks, Vec<ChunkId>) {
+    let store = ChunkStore::open_with(dir, options(fsync, 16 << 10)).unwrap();
+    let mut kept = put_all(&store, 0..20, 2000);
+    let deleted: Vec<ChunkId> = kept.drain(..5).map(|(id, _)| id).collect();
+    for id in &deleted {
+        store.delete(*id).unwrap();
+    }
+    assert!(volume_files(dir).len() >= 3);
+    (kept, deleted)
+}
+
+fn index_files(dir: &Path) -> Vec<PathBuf> {
+    volume_files(dir)
+        .iter()
+        .map(|p| p.with_extension("idx"))
+        .collect()
+}
+
+/// After a clean stop every volume's index file is complete: a restart reads them and not one
+/// byte of the volumes.
+#[test]
+fn a_restart_after_a_clean_stop_reads_no_volume_bytes() {
+    for fsync in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, deleted) = indexed_store(dir.path(), fsync);
+        let store = open(dir.path(), 16 << 10);
+        assert_eq!(
+            store.counters().volume_scanned_bytes.get(),
+            0,
+            "fsync {fsync}"
+        );
+        assert_holds(&store, &kept);
+        assert_deleted(&store, &deleted);
+        assert_eq!(store.usage().chunks, kept.len() as u64);
+    }
+}
+
+/// Volumes written before index files existed are scanned once, and get their index.
+#[test]
+fn volumes_without_an_index_are_scanned_once_and_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, deleted) = indexed_store(dir.path(), true);
+    for index in index_files(dir.path()) {
+        fs::remove_file(index).unwrap();
+    }
+    let store = open(dir.path(), 16 << 10);
+    let volumes: u64 = volume_files(dir.path())
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len() - SUPERBLOCK)
+        .sum();
+    assert_eq!(store.counters().volume_scanned_bytes.get(), volumes);
+    assert_holds(&store, &kept);
+    assert_deleted(&store, &deleted);
+    drop(store);
+    let store = open(dir.path(), 16 << 10);
+    assert_eq!(store.counters().volume_scanned_bytes.get(), 0);
+    assert_holds(&store, &kept);
+}
+
+/// A damaged index file is trusted up to its first bad entry, cut there, and the volume is
+/// scanned from the needle that entry should have named; the next start reads no volume bytes.
+#[test]
+fn a_corrupt_or_truncated_index_is_cut_and_completed_by_a_scan() {
+    for damage in [
+        "truncated mid-entry",
+        "a flipped bit",
+        "another volume's header",
+        "emptied",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, deleted) = indexed_store(dir.path(), true);
+        let index = index_files(dir.path())[0].clone();
+        let len = fs::metadata(&index).unwrap().len();
+        let file = fs::OpenOptions::new().write(true).open(&index).unwrap();
+        match damage {
+            "truncated mid-entry" => file.set_len(len - 30).unwrap(),
+            "a flipped bit" => file.write_all_at(&[0x55], 16 + 52 * 2 + 20).unwrap(),
+            "another volume's header" => file.write_all_at(&[9], 12).unwrap(),
+            _ => file.set_len(0).unwrap(),
+        }
+        let store = open(dir.path(), 16 << 10);
+        let counters = store.counters();
+        assert_eq!(counters.volume_index_damaged.get(), 1, "{damage}");
+        assert!(counters.volume_scanned_bytes.get() > 0, "{damage}");
+        assert_holds(&store, &kept);
+        assert_deleted(&store, &deleted);
+        assert_eq!(store.usage().chunks, kept.len() as u64, "{damage}");
+        drop(store);
+        let store = open(dir.path(), 16 << 10);
+        let counters = store.counters();
+        assert_eq!(
+            (
+                counters.volume_index_damaged.get(),
+                counters.volume_scanned_bytes.get()
+            ),
+            (0, 0),
+            "{damage}: rebuilt"
+        );
+        assert_holds(&store, &kept);
+    }
+}
+
+/// A process killed mid-append (no clean stop: `forget` keeps the store from closing, as
+/// SIGKILL does, while its writes stay in the page cache): needles appended since the last
+/// entry are found by a scan of what follows the index, and a torn needle there is still cut.
+#[test]
+fn a_torn_tail_past_the_index_is_still_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ChunkStore::open_with(dir.path(), options(false, 1 << 20)).unwrap();
+    let kept = put_all(&store, 0..3, 5000);
+    drop(store);
+    // Not synced, so owed to the index, when the process dies.
+    let store = ChunkStore::open_with(dir.path(), options(false, 1 << 20)).unwrap();
+    let unindexed = put_all(&store, 3..5, 5000);
+    std::mem::forget(store);
+    let volume = volume_files(dir.path())[0].clone();
+    let good_len = fs::metadata(&volume).unwrap().len();
+    let (id, data) = chunk(9, 5000);
+    let torn = needle::encode(needle::Kind::Chunk, id, &data);
+    let file = fs::OpenOptions::new().write(true).open(&volume).unwrap();
+    file.write_all_at(&torn[..torn.len() / 2], good_len)
+        .unwrap();
+
+    let store = open(dir.path(), 1 << 20);
+    assert_eq!(fs::metadata(&volume).unwrap().len(), good_len);
+    let counters = store.counters();
+    assert_eq!(counters.volume_torn_tail_bytes.get(), torn.len() as u64 / 2);
+    let past_the_index = 2 * needle::size(5000) + torn.len() as u64 / 2;
+    assert_eq!(counters.volume_scanned_bytes.get(), past_the_index);
+    assert!(matches!(store.get(id), Err(NodeError::ChunkNotFound(_))));
+    assert_holds(&store, &kept);
+    assert_holds(&store, &unindexed);
+    drop(store);
+    let store = open(dir.path(), 1 << 20);
+    assert_eq!(store.counters().volume_scanned_bytes.get(), 0);
+    assert_holds(&store, &unindexed);
 }
 
 /// Many volumes, most of their chunks deleted: what compaction is for.
@@ -715,6 +870,47 @@ mod failpoints {
         let store = open(dir.path(), 1 << 20);
         assert_holds(&store, &first);
         assert_eq!(store.get(id).unwrap(), data);
+    }
+
+    /// An index write that fails (the crash point "needle durable, entry missing") or tears
+    /// (a crash mid-write) costs a scan at the next open, never a chunk; that scan rebuilds the
+    /// index.
+    #[test]
+    fn failed_or_torn_index_writes_cost_a_scan_not_a_chunk() {
+        for failpoint in ["volume::index_write", "volume::index_torn"] {
+            let _serial = serial();
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(dir.path(), 1 << 20);
+            let before = put_all(&store, 0..3, 1000);
+            let after = {
+                let _fp =
+                    fail::FailGuard::new(failpoint, &format!("return({})", dir_arg(dir.path())))
+                        .unwrap();
+                // Each put is acknowledged: its needle is durable, only its entry is not written.
+                put_all(&store, 3..6, 1000)
+            };
+            let later = put_all(&store, 6..8, 1000);
+            drop(store);
+            let store = open(dir.path(), 1 << 20);
+            let counters = store.counters();
+            assert!(counters.volume_scanned_bytes.get() > 0, "{failpoint}");
+            assert_eq!(
+                counters.volume_index_damaged.get(),
+                u64::from(failpoint == "volume::index_torn"),
+                "{failpoint}"
+            );
+            for chunks in [&before, &after, &later] {
+                assert_holds(&store, chunks);
+            }
+            drop(store);
+            let store = open(dir.path(), 1 << 20);
+            assert_eq!(
+                store.counters().volume_scanned_bytes.get(),
+                0,
+                "{failpoint}"
+            );
+            assert_holds(&store, &later);
+        }
     }
 
     /// A chunk put again while compaction copies the tombstone of its earlier copy survives a
