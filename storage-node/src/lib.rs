@@ -34,7 +34,7 @@ use bigfs_proto::transport;
 use tonic::server::NamedService;
 
 use crate::chunk_io::IoMode;
-use crate::chunk_store::compaction::{self, Compactor};
+use crate::chunk_store::compaction::Compactor;
 use crate::chunk_store::{ChunkStore, StoreOptions};
 use crate::heartbeat::Heartbeat;
 use crate::scrubber::Scrubber;
@@ -61,6 +61,8 @@ pub struct NodeConfig {
     pub volume_size: u64,
     /// How often to look for a volume to compact; zero disables compaction.
     pub compact_interval: Duration,
+    /// Most bytes a second compaction reads.
+    pub compact_rate: u64,
 }
 
 /// Serves gRPC on `listener`, and metrics and health probes on `http` if given, until
@@ -115,7 +117,7 @@ pub async fn run(
     let heartbeat = tokio::spawn(heartbeat.run(shutdown.child_token()));
     let scrubber = Scrubber::new(store.clone(), config.scrub_interval, config.scrub_rate);
     let scrubber = tokio::spawn(scrubber.run(shutdown.child_token()));
-    let compactor = Compactor::new(store.clone(), config.compact_interval, compaction::RATE);
+    let compactor = Compactor::new(store.clone(), config.compact_interval, config.compact_rate);
     let compactor = tokio::spawn(compactor.run(shutdown.child_token()));
 
     let service = NodeServer::new(NodeService::new(node_id, store, config.repair_window))

@@ -74,6 +74,10 @@ struct Args {
     /// 10s, 1m); 0s disables compaction.
     #[arg(long, default_value = "10s")]
     compact_interval: ReadableDuration,
+    /// Most bytes per second compaction reads from the volume it rewrites (e.g. 32MiB,
+    /// 4MiB): what it may take from client traffic; it writes at most as much.
+    #[arg(long, default_value = "32MiB", value_parser = compact_rate)]
+    compact_rate: Size,
 }
 
 fn volume_size(s: &str) -> Result<Size, String> {
@@ -90,6 +94,13 @@ fn small_chunk_max(s: &str) -> Result<Size, String> {
     match s.parse::<Size>()? {
         Size(n) if n > 1 << 20 => Err("must be at most 1MiB".into()),
         size => Ok(size),
+    }
+}
+
+fn compact_rate(s: &str) -> Result<Size, String> {
+    match s.parse::<Size>()? {
+        Size(0) => Err("must be more than 0 (--compact-interval 0s disables compaction)".into()),
+        rate => Ok(rate),
     }
 }
 
@@ -149,6 +160,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         small_chunk_max: u32::try_from(args.small_chunk_max.0).expect("checked at parse"),
         volume_size: args.volume_size.0,
         compact_interval: args.compact_interval.0,
+        compact_rate: args.compact_rate.0,
     };
     bigfs_node::run(listener, http, config, process::shutdown_on_signal()).await
 }
@@ -202,6 +214,17 @@ mod tests {
         assert_eq!(args.scrub_rate.0, 1 << 20);
 
         assert!(Args::try_parse_from(["bigfs-node", "--data", "d", "--scrub-rate", "0"]).is_err());
+    }
+
+    #[test]
+    fn compact_rate_flag() {
+        let parse = |v: &[&str]| Args::try_parse_from([&["bigfs-node", "--data", "d"], v].concat());
+        assert_eq!(parse(&[]).unwrap().compact_rate.0, 32 << 20);
+        assert_eq!(
+            parse(&["--compact-rate", "4MiB"]).unwrap().compact_rate.0,
+            4 << 20
+        );
+        assert!(parse(&["--compact-rate", "0"]).is_err());
     }
 
     #[test]

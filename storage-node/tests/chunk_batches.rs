@@ -55,6 +55,7 @@ async fn two_nodes() -> TwoNodes {
             small_chunk_max: DEFAULT_SMALL_CHUNK_MAX,
             volume_size: volume::DEFAULT_VOLUME_SIZE,
             compact_interval: Duration::ZERO,
+            compact_rate: bigfs_node::chunk_store::compaction::DEFAULT_RATE,
         };
         tokio::spawn(bigfs_node::run(listener, None, config, shutdown.clone()));
         chain.push(NodeAddr {

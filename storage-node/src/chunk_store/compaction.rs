@@ -27,8 +27,9 @@ use crate::error::NodeError;
 const MIN_GARBAGE_PERCENT: u64 = 50;
 /// How often the background task looks for a volume to compact.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
-/// Most bytes a second compaction reads, leaving the disk to clients.
-pub const RATE: u64 = 32 << 20;
+/// Most bytes a second compaction reads unless told otherwise (`--compact-rate`), leaving the
+/// disk to clients.
+pub const DEFAULT_RATE: u64 = 32 << 20;
 
 /// What one compaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
