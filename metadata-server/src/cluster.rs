@@ -5,7 +5,9 @@
 //! reports. The rules of DESIGN.md's chunk lifecycle live here:
 //!
 //! - **Late deletion.** A chunk no file references is deleted only after `gc_grace` since it
-//!   was first seen unreferenced, and never while a put holds a write lease on it.
+//!   was seen unreferenced: since the change that took its last reference was made durable
+//!   (freed again, its grace starts again), or since a node first reported an orphan copy. Never
+//!   while a put holds a write lease on it or a commit naming it is under way.
 //! - **No copy counted twice.** A copy with a delete queued or in flight does not count; an
 //!   allocation or commit that needs the chunk again cancels the queued deletes.
 //! - **Safe mode.** After a restart, nothing is deleted until every known node has reported or
