@@ -13,7 +13,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use bigfs_node::chunk_store::needle::HEADER;
+use bigfs_node::chunk_store::needle::{self, HEADER};
 use bigfs_node::chunk_store::volume::{live_needles, NeedleFile};
 use serde_json::Value;
 
@@ -144,6 +144,24 @@ impl Cluster {
             .collect();
         ids.extend(needles_in(&self.nodes[i].data).into_keys());
         ids
+    }
+
+    /// The bytes of node `i`'s volume files that are not live needles: deleted needles and
+    /// tombstones waiting for compaction, which the node counts as used space.
+    pub fn volume_garbage(&self, i: usize) -> u64 {
+        let data = &self.nodes[i].data;
+        let files: u64 = fs::read_dir(data.join("volumes"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "vol"))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let live: u64 = needles_in(data).values().map(|n| needle::size(n.len)).sum();
+        files.saturating_sub(live)
     }
 
     /// Whether node `i` holds a good copy of chunk `id` on disk: its file, or its needle's

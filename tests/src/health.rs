@@ -146,7 +146,8 @@ impl Cluster {
     /// `used` and `chunks`, and the chunk files on its disk. `None` if it matches.
     #[track_caller]
     pub fn holds_exactly(&self, i: usize, chunks: &BTreeMap<String, usize>) -> Option<String> {
-        let bytes: u64 = chunks.values().map(|&s| s as u64).sum();
+        // Volume garbage counts as used until compaction gives it back.
+        let bytes = chunks.values().map(|&s| s as u64).sum::<u64>() + self.volume_garbage(i);
         let (used, count) = (self.node_used(i), self.node_chunks(i));
         let on_disk = self.disk_chunk_ids(i);
         let unexpected = on_disk
