@@ -798,12 +798,13 @@ fn scan(
 ///
 /// Needle boundaries are known only while every header so far was valid: each gives the next
 /// one's place. Once a header is invalid the scanner is *out of sync*: it searches forward, 8
-/// bytes at a time, and from then on to the end of the volume it accepts only chunk needles
-/// whose payload verifies against their id, and no tombstone. A needle image can sit inside
-/// another needle's payload (a chunk's bytes are anyone's), so a candidate found by the search
-/// may be one; a verified chunk needle is the chunk's true bytes wherever it lies, while a
-/// tombstone or an unverified needle found there could drop or shadow a live chunk
-/// (docs/SMALL-CHUNKS.md, "Resynchronising after a bad header").
+/// bytes at a time, and from then on to the end of the volume it accepts a chunk needle only
+/// if its payload verifies against its id. A needle image can sit inside another needle's
+/// payload (a chunk's bytes are anyone's), so a candidate found by the search may be one: a
+/// verified chunk needle is the chunk's true bytes wherever it lies, while an unverified one
+/// found there would shadow the chunk's real copy with garbage. Tombstones, which cannot be
+/// verified, are still taken (docs/SMALL-CHUNKS.md, "Resynchronising after a bad header", says
+/// why and what that leaves).
 pub struct Scanner<'v> {
     volume: &'v Volume,
     pos: u64,
@@ -872,7 +873,7 @@ impl<'v> Scanner<'v> {
         }
         let in_sync = self.in_sync;
         let bytes = self.bytes(offset, HEADER + header.len as usize)?;
-        if !in_sync && (header.kind != Kind::Chunk || !header.id.matches(&bytes[HEADER..])) {
+        if !in_sync && header.kind == Kind::Chunk && !header.id.matches(&bytes[HEADER..]) {
             return Ok(Step::Invalid { offset });
         }
         self.pos = offset + header.size();
