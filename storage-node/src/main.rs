@@ -35,7 +35,8 @@ struct Args {
     /// Generated when not given.
     #[arg(long)]
     id: Option<String>,
-    /// Space the node may use for chunks (e.g. 10GiB, 500MB).
+    /// Space the node may use for chunks (e.g. 10GiB, 500MB), counting the bytes of deleted
+    /// small chunks in volume files until compaction gives them back.
     #[arg(long, default_value = "10GiB")]
     capacity: Size,
     /// How often to report to the metadata server (e.g. 3s, 500ms).
