@@ -118,6 +118,22 @@ impl Cluster {
         self.nodes[i].paused.store(false, Ordering::Relaxed);
     }
 
+    /// SIGTERM storage node `i` (a clean stop) and waits until it has exited; fails if it does
+    /// not within `timeout`. [`Cluster::restart_node`] starts it again.
+    #[track_caller]
+    pub fn stop_node(&mut self, i: usize, timeout: std::time::Duration) {
+        self.nodes[i].proc.signal(libc::SIGTERM);
+        let started = std::time::Instant::now();
+        while self.node_exited(i).is_none() {
+            if started.elapsed() > timeout {
+                self.fail(&format!(
+                    "node {i} did not stop within {timeout:?} of SIGTERM"
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// SIGSTOP storage node `i`: it keeps its sockets but answers nothing.
     pub fn pause_node(&self, i: usize) {
         self.nodes[i].proc.signal(libc::SIGSTOP);

@@ -393,6 +393,53 @@ fn volumes_of_deleted_small_chunks_are_compacted() {
     c.check_logs();
 }
 
+/// A node's volumes have index files: restarted after a clean stop (SIGTERM), a node reads no
+/// volume byte to find its small chunks; killed (SIGKILL), it reads at most what was written
+/// since its last index entries, and serves everything either way.
+#[test]
+fn a_node_restarted_after_a_clean_stop_reads_no_volume_bytes() {
+    let mut c = Cluster::builder(3)
+        .replication(3)
+        .chunk_size(64 * KIB as u64)
+        .all_node_args(&["--volume-size", "1MiB"])
+        .start();
+    let chunk = c.chunk_size();
+    // 49 chunks of 64 KiB: about 4 volumes of 1 MiB on each node.
+    let files = c.put_files("/indexed", 600, &[40 * chunk, 8 * chunk + 5]);
+    c.wait_files(&files, Some(3), WAIT);
+    let scanned = |c: &Cluster, i: usize| {
+        metric(&c.metrics(i), "bigfs_node_volume_scanned_bytes_total", &[]).unwrap_or(-1.0)
+    };
+
+    c.stop_node(0, WAIT);
+    c.restart_node(0);
+    assert_eq!(scanned(&c, 0), 0.0, "after a clean stop");
+    let held = distinct_chunks(files.iter().map(|(_, data)| &data[..]), chunk);
+    c.wait_for(WAIT, "the restarted node reports what it holds", || {
+        c.holds_exactly(0, &held)
+    });
+
+    // Killed after more puts: the needles appended since the active volume's last fsync (all
+    // of them, without --fsync) are scanned, the sealed volumes are not.
+    let more = c.put_files("/indexed-more", 700, &[6 * chunk]);
+    c.wait_files(&more, Some(3), WAIT);
+    c.restart_node(0);
+    let read = scanned(&c, 0);
+    assert!(
+        read > 0.0 && read <= MIB as f64,
+        "after SIGKILL, scanned {read} bytes: none, or more than the active volume"
+    );
+    let all: Vec<_> = files.iter().chain(&more).collect();
+    let held = distinct_chunks(all.iter().map(|(_, data)| &data[..]), chunk);
+    c.wait_for(WAIT, "the killed node reports what it holds", || {
+        c.holds_exactly(0, &held)
+    });
+    for (path, data) in all {
+        c.assert_content(path, data);
+    }
+    c.check_logs();
+}
+
 /// Putting back what was just deleted: the nodes stored those chunks, deleted them on the
 /// metadata server's order, and now store them again. Their acks are not trusted until their
 /// own heartbeats report the new copies (an ack may predate the delete), so the first commit
