@@ -79,6 +79,14 @@ impl MetaError {
     pub fn find(error: &anyhow::Error) -> Option<&MetaError> {
         error.chain().find_map(|e| e.downcast_ref::<MetaError>())
     }
+
+    /// Whether `error` is the refusal of a change asked only over a file at a version that
+    /// it is no longer at (a conditional write that lost a race).
+    pub fn is_version_mismatch(error: &anyhow::Error) -> bool {
+        Self::find(error).is_some_and(|e| {
+            e.code == Code::FailedPrecondition && e.message.contains(bigfs_proto::VERSION_CHANGED)
+        })
+    }
 }
 
 impl fmt::Display for MetaError {
@@ -245,9 +253,26 @@ impl Client {
 
     /// Removes a file, or with `recursive` every file below a directory. Returns how many.
     pub async fn remove(&self, path: &FsPath, recursive: bool) -> anyhow::Result<u64> {
+        self.delete(path, recursive, None).await
+    }
+
+    /// Removes the file at `path` only if it is at `version`, checked in the removal's
+    /// transaction: otherwise fails with an error [`MetaError::is_version_mismatch`] knows
+    /// (or `NotFound`) and the file stays.
+    pub async fn remove_version(&self, path: &FsPath, version: u64) -> anyhow::Result<()> {
+        self.delete(path, false, Some(version)).await.map(drop)
+    }
+
+    async fn delete(
+        &self,
+        path: &FsPath,
+        recursive: bool,
+        if_version: Option<u64>,
+    ) -> anyhow::Result<u64> {
         let (mut meta, request) = self.meta(DeleteRequest {
             path: path.to_string(),
             recursive,
+            if_version,
         });
         let reply = meta.delete(request).await.map_err(|s| match s.code() {
             Code::FailedPrecondition if !recursive => {

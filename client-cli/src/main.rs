@@ -85,6 +85,7 @@ async fn command(client: &Client, command: Command, out: &mut impl Write) -> any
                 overwrite: force,
                 parallel: parallel as usize,
                 preserve,
+                if_version: None,
             };
             let label = format!("put {root}");
             let report = client
@@ -118,6 +119,7 @@ async fn command(client: &Client, command: Command, out: &mut impl Write) -> any
                 overwrite: force,
                 parallel: parallel as usize,
                 preserve,
+                if_version: None,
             };
             let report = client.put(source, &path, &options, &progress).await;
             progress.finish();

@@ -1,5 +1,8 @@
-//! Namespace verbs that move no chunk bytes: directories, rename, copy, attributes and usage.
+//! Namespace verbs that move no chunk bytes: directories, rename, copy, attributes, extended
+//! attributes and usage.
 //! Each is one metadata call, atomic and durable on the server when it returns.
+
+use std::collections::HashMap;
 
 use bigfs_proto::pb::*;
 use bigfs_proto::FsPath;
@@ -87,7 +90,8 @@ impl Client {
 
     /// Writes `dst` made of the chunks of `sources`, in order, with `object` kept beside them:
     /// no byte moves. With `remove_sources` the sources go in the same transaction (an S3
-    /// multipart upload's Complete); a single source kept is a copy with new metadata.
+    /// multipart upload's Complete); a single source kept is a copy with new metadata. With
+    /// `if_version`, only over the file at that version (see [`Self::set_object_meta`]).
     pub async fn concat(
         &self,
         sources: &[FsPath],
@@ -95,6 +99,7 @@ impl Client {
         object: ObjectMeta,
         overwrite: bool,
         remove_sources: bool,
+        if_version: Option<u64>,
     ) -> anyhow::Result<ConcatFilesResponse> {
         let (mut meta, request) = self.meta(ConcatFilesRequest {
             sources: sources.iter().map(FsPath::to_string).collect(),
@@ -102,6 +107,7 @@ impl Client {
             overwrite,
             remove_sources,
             object: Some(object),
+            if_version,
         });
         Ok(meta
             .concat_files(request)
@@ -117,12 +123,69 @@ impl Client {
         mode: Option<u32>,
         mtime_ms: Option<u64>,
     ) -> anyhow::Result<()> {
-        let (mut meta, request) = self.meta(SetAttrRequest {
+        self.set_attr_request(SetAttrRequest {
             path: path.to_string(),
             mode,
             mtime_ms,
-        });
+            ..SetAttrRequest::default()
+        })
+        .await
+    }
+
+    /// Replaces a file's object metadata (tags, stored headers...), keeping its version and
+    /// mtime. With `if_version`, only if the file is at that version, checked in the same
+    /// transaction: otherwise an error [`MetaError::is_version_mismatch`] knows.
+    pub async fn set_object_meta(
+        &self,
+        path: &FsPath,
+        object: ObjectMeta,
+        if_version: Option<u64>,
+    ) -> anyhow::Result<()> {
+        self.set_attr_request(SetAttrRequest {
+            path: path.to_string(),
+            object: Some(object),
+            if_version,
+            ..SetAttrRequest::default()
+        })
+        .await
+    }
+
+    async fn set_attr_request(&self, request: SetAttrRequest) -> anyhow::Result<()> {
+        let (mut meta, request) = self.meta(request);
         meta.set_attr(request)
+            .await
+            .map_err(|s| self.meta_error(s))?;
+        Ok(())
+    }
+
+    /// The extended attributes of a file or directory (none for an implied directory).
+    pub async fn xattrs(&self, path: &FsPath) -> anyhow::Result<HashMap<String, Vec<u8>>> {
+        let (mut meta, request) = self.meta(GetXattrsRequest {
+            path: path.to_string(),
+        });
+        Ok(meta
+            .get_xattrs(request)
+            .await
+            .map_err(|s| self.meta_error(s))?
+            .into_inner()
+            .xattrs)
+    }
+
+    /// Sets the extended attributes in `set` and removes those named in `remove`, in one
+    /// transaction; an implied directory gets a record. Refused (`InvalidArgument`) beyond
+    /// the limits: a name of 1 to 255 bytes, a value of 64 KiB, 256 KiB in all per path.
+    pub async fn set_xattrs(
+        &self,
+        path: &FsPath,
+        set: HashMap<String, Vec<u8>>,
+        remove: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let (mut meta, request) = self.meta(SetXattrsRequest {
+            path: path.to_string(),
+            set,
+            remove,
+        });
+        meta.set_xattrs(request)
             .await
             .map_err(|s| self.meta_error(s))?;
         Ok(())

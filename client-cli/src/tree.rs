@@ -229,6 +229,8 @@ impl Client {
                         0
                     },
                     object: None,
+                    // A version names one file: a directory put has none to check.
+                    if_version: None,
                 }
             })
             .collect();

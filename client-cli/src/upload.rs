@@ -73,6 +73,11 @@ pub struct PutOptions {
     /// Keep the local files' mode and modification time (otherwise 0644 and the time of
     /// the put).
     pub preserve: bool,
+    /// Commit only over the file at this version, checked in the commit's transaction (an
+    /// S3 conditional write); implies `overwrite`. Single-file puts only. A put that lost the race fails with an
+    /// error [`crate::client::MetaError::is_version_mismatch`] knows, and leaves the other
+    /// writer's file.
+    pub if_version: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -257,7 +262,8 @@ impl Client {
         finish: impl FnOnce() -> anyhow::Result<Option<ObjectMeta>>,
     ) -> anyhow::Result<PutReport> {
         let started = Instant::now();
-        let plan = self.plan(path, options, Some(options.overwrite)).await?;
+        let overwrite = options.overwrite || options.if_version.is_some();
+        let plan = self.plan(path, options, Some(overwrite)).await?;
         let put = self.store_and_commit(source, &plan, options, progress, started, finish);
         let result = self.renewing_leases(&plan, put).await;
         if result.is_err() {
@@ -352,6 +358,7 @@ impl Client {
                 mode: attrs.map_or(0, |a| a.mode),
                 mtime_ms: attrs.map_or(0, |a| a.mtime_ms),
                 object: object.clone(),
+                if_version: options.if_version,
             };
             let reply = self
                 .commit(request)

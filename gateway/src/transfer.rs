@@ -35,6 +35,7 @@ pub async fn upload(
         overwrite,
         parallel,
         preserve: false,
+        if_version: None,
     };
     client
         .put(source, path, &options, &Progress::hidden())

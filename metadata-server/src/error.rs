@@ -23,6 +23,12 @@ pub enum MetaError {
         "cannot create {path}: its parent directory {parent} does not exist (mkdir -p creates it)"
     )]
     NoParent { path: String, parent: String },
+    #[error("{path} is at version {actual}, not {expected}: {changed}", changed = bigfs_proto::VERSION_CHANGED)]
+    VersionMismatch {
+        path: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("directory {0} is not empty")]
     NotEmpty(String),
     #[error("not enough storage nodes: need {need}, {usable} usable")]
@@ -75,6 +81,7 @@ impl From<MetaError> for Status {
             MetaError::IsDirectory(_)
             | MetaError::NotADirectory(_)
             | MetaError::NotEmpty(_)
+            | MetaError::VersionMismatch { .. }
             | MetaError::CannotDrain { .. }
             | MetaError::NodeStillRunning { .. }
             | MetaError::NodeHoldsOnlyCopies { .. }

@@ -20,6 +20,7 @@
 mod concat;
 mod refs;
 mod writes;
+mod xattrs;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -36,7 +37,8 @@ use crate::records::{DirAttrs, FileRecord, Stored};
 
 pub use concat::Concat;
 pub use refs::ChunkRefs;
-pub use writes::{now_ms, Committed, Copied, FileWrite, Moved};
+pub use writes::{now_ms, AttrChange, Committed, Copied, FileWrite, Moved};
+pub use xattrs::{MAX_XATTRS_TOTAL, MAX_XATTR_NAME, MAX_XATTR_VALUE};
 
 /// The value of a finished drain in the `drains` tree (a drain in progress has an empty one).
 const DRAINED: &[u8] = b"drained";

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use bigfs_proto::content_hash::ContentHasher;
+use bigfs_proto::pb::ObjectMeta;
 use bigfs_proto::ChunkId;
 
 use crate::error::MetaError;
@@ -41,15 +42,26 @@ pub struct FileRecord {
     /// This record is an explicit directory: only `mode` and `mtime_ms` mean anything.
     #[prost(bool, tag = "8")]
     pub directory: bool,
-    /// What an S3 client stored with the object (Content-Type, ETag, `x-amz-meta-*`); empty
-    /// for files the CLI wrote and in records that predate it.
+    /// Content-Type, ETag and `x-amz-meta-*` as records written before `object` kept them;
+    /// [`Stored::decode`] moves them into `object`, and nothing writes them any more.
     #[prost(string, tag = "9")]
-    pub content_type: String,
+    pub legacy_content_type: String,
     #[prost(string, tag = "10")]
-    pub etag: String,
+    pub legacy_etag: String,
     #[prost(btree_map = "string, string", tag = "11")]
-    pub user_metadata: BTreeMap<String, String>,
+    pub legacy_user_metadata: BTreeMap<String, String>,
+    /// What an S3 client stored with the object, kept as the wire message so that a field
+    /// added to it is kept with no change here; `None` for files the CLI wrote. Boxed: most
+    /// records have none, and every lookup moves a record.
+    #[prost(message, optional, boxed, tag = "12")]
+    pub object: Option<Box<ObjectMeta>>,
+    /// Extended attributes (see `Namespace::set_xattrs`); an explicit directory's too.
+    #[prost(btree_map = "string, bytes", tag = "13")]
+    pub xattrs: Xattrs,
 }
+
+/// Extended attributes by name.
+pub type Xattrs = BTreeMap<String, Vec<u8>>;
 
 impl FileRecord {
     /// BLAKE3 over the chunk ids and sizes in order: equal for equal bytes cut the same way,
@@ -69,47 +81,60 @@ impl FileRecord {
             mode => mode,
         }
     }
-}
 
-/// What an S3 gateway keeps with an object beside its bytes (see [`FileRecord`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ObjectAttrs {
-    pub content_type: String,
-    pub etag: String,
-    pub user_metadata: BTreeMap<String, String>,
-}
-
-impl ObjectAttrs {
-    /// The attributes `record` was stored with.
-    pub fn of(record: &FileRecord) -> Self {
-        Self {
-            content_type: record.content_type.clone(),
-            etag: record.etag.clone(),
-            user_metadata: record.user_metadata.clone(),
-        }
+    /// The S3 ETag the file was stored with; empty for files the CLI wrote.
+    pub fn etag(&self) -> &str {
+        self.object.as_ref().map_or("", |o| o.etag.as_str())
     }
 
-    /// Sets them on `record`.
-    pub fn apply(self, record: &mut FileRecord) {
-        record.content_type = self.content_type;
-        record.etag = self.etag;
-        record.user_metadata = self.user_metadata;
+    /// Keeps `object` with the file; an empty one (a file the CLI wrote) is kept as none.
+    pub fn set_object(&mut self, object: ObjectMeta) {
+        self.object = (object != ObjectMeta::default()).then(|| Box::new(object));
+    }
+
+    /// Moves the object metadata of a record written before `object` into it.
+    fn upgrade(&mut self) {
+        if self.object.is_none()
+            && (!self.legacy_content_type.is_empty()
+                || !self.legacy_etag.is_empty()
+                || !self.legacy_user_metadata.is_empty())
+        {
+            self.object = Some(Box::new(ObjectMeta {
+                content_type: std::mem::take(&mut self.legacy_content_type),
+                etag: std::mem::take(&mut self.legacy_etag),
+                user_metadata: std::mem::take(&mut self.legacy_user_metadata)
+                    .into_iter()
+                    .collect(),
+                ..ObjectMeta::default()
+            }));
+        }
     }
 }
 
 /// An explicit directory's attributes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DirAttrs {
     pub mode: u32,
     pub mtime_ms: u64,
+    pub xattrs: Xattrs,
 }
 
 impl DirAttrs {
-    pub fn to_record(self) -> FileRecord {
+    /// A directory's attributes without extended attributes.
+    pub fn new(mode: u32, mtime_ms: u64) -> Self {
+        Self {
+            mode,
+            mtime_ms,
+            xattrs: Xattrs::new(),
+        }
+    }
+
+    pub fn to_record(&self) -> FileRecord {
         FileRecord {
             mode: self.mode,
             mtime_ms: self.mtime_ms,
             directory: true,
+            xattrs: self.xattrs.clone(),
             ..FileRecord::default()
         }
     }
@@ -124,7 +149,7 @@ pub enum Stored {
 
 impl Stored {
     pub fn decode(key: &str, bytes: &[u8]) -> Result<Self, MetaError> {
-        let record =
+        let mut record =
             <FileRecord as prost::Message>::decode(bytes).map_err(|e| MetaError::BadRecord {
                 key: key.to_string(),
                 reason: e.to_string(),
@@ -133,18 +158,34 @@ impl Stored {
             Stored::Dir(DirAttrs {
                 mode: record.mode,
                 mtime_ms: record.mtime_ms,
+                xattrs: record.xattrs,
             })
         } else {
+            record.upgrade();
             Stored::File(record)
         })
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let record = match self {
-            Stored::File(record) => record.clone(),
-            Stored::Dir(attrs) => attrs.to_record(),
-        };
-        prost::Message::encode_to_vec(&record)
+        match self {
+            Stored::File(record) => prost::Message::encode_to_vec(record),
+            Stored::Dir(attrs) => prost::Message::encode_to_vec(&attrs.to_record()),
+        }
+    }
+
+    /// The extended attributes kept with this record.
+    pub fn xattrs(&self) -> &Xattrs {
+        match self {
+            Stored::File(record) => &record.xattrs,
+            Stored::Dir(attrs) => &attrs.xattrs,
+        }
+    }
+
+    pub fn xattrs_mut(&mut self) -> &mut Xattrs {
+        match self {
+            Stored::File(record) => &mut record.xattrs,
+            Stored::Dir(attrs) => &mut attrs.xattrs,
+        }
     }
 }
 

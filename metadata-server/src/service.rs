@@ -14,8 +14,7 @@ use bigfs_proto::{ChunkId, FsPath, NodeRef};
 
 use crate::cluster::{Beat, NodeUsage, Want};
 use crate::error::MetaError;
-use crate::namespace::{Concat, Entry};
-use crate::records::{FileRecord, ObjectAttrs};
+use crate::namespace::{AttrChange, Concat, Entry};
 use crate::store::{
     Commit, CommitOutcome, FsckReport, LocatedFile, MetaStore, Registration, SafeModeStatus,
 };
@@ -105,26 +104,8 @@ fn commit_of(request: CommitFileRequest) -> Result<Commit, MetaError> {
         overwrite: request.overwrite,
         mode: request.mode,
         mtime_ms: request.mtime_ms,
-        object: object_attrs(request.object),
-    })
-}
-
-fn object_attrs(object: Option<ObjectMeta>) -> ObjectAttrs {
-    let object = object.unwrap_or_default();
-    ObjectAttrs {
-        content_type: object.content_type,
-        etag: object.etag,
-        user_metadata: object.user_metadata.into_iter().collect(),
-    }
-}
-
-/// What an S3 client stored with the object, or `None` for a file the CLI wrote.
-fn object_meta(record: &FileRecord) -> Option<ObjectMeta> {
-    let attrs = ObjectAttrs::of(record);
-    (attrs != ObjectAttrs::default()).then(|| ObjectMeta {
-        content_type: attrs.content_type,
-        etag: attrs.etag,
-        user_metadata: attrs.user_metadata.into_iter().collect(),
+        object: request.object.unwrap_or_default(),
+        if_version: request.if_version,
     })
 }
 
@@ -167,7 +148,7 @@ fn file_reply(file: LocatedFile) -> GetFileResponse {
             version: record.version,
             mode: record.mode(),
             content_hash: record.content_hash().to_hex().to_string(),
-            object: object_meta(&record),
+            object: record.object.map(|object| *object),
         }),
         chunks: chunks
             .into_iter()
@@ -187,8 +168,8 @@ fn dir_entry(entry: Entry) -> DirEntry {
         Entry::Dir(path, attrs) => DirEntry {
             path: path.to_string(),
             is_dir: true,
-            mtime_ms: attrs.map_or(0, |a| a.mtime_ms),
-            mode: attrs.map_or(0, |a| a.mode),
+            mtime_ms: attrs.as_ref().map_or(0, |a| a.mtime_ms),
+            mode: attrs.as_ref().map_or(0, |a| a.mode),
             ..DirEntry::default()
         },
         Entry::File(path, record) => DirEntry {
@@ -200,7 +181,7 @@ fn dir_entry(entry: Entry) -> DirEntry {
             chunks: record.chunks.len() as u64,
             mode: record.mode(),
             content_hash: record.content_hash().to_hex().to_string(),
-            etag: record.etag,
+            etag: record.etag().to_string(),
         },
     }
 }
@@ -385,7 +366,10 @@ impl Meta for MetaService {
         let request = request.into_inner();
         span::record_path(&request.path);
         let path = entry_path(&request.path)?;
-        let files_removed = self.store.remove(&path, request.recursive).await?;
+        let files_removed = self
+            .store
+            .remove(&path, request.recursive, request.if_version)
+            .await?;
         tracing::info!(path = %path, files_removed, "removed");
         reply(DeleteResponse { files_removed })
     }
@@ -521,7 +505,8 @@ impl Meta for MetaService {
             dst: entry_path(&request.dst)?,
             overwrite: request.overwrite,
             remove_sources: request.remove_sources,
-            object: object_attrs(request.object),
+            object: request.object.unwrap_or_default(),
+            if_version: request.if_version,
         };
         let (size, version) = self.store.concat(concat).await?;
         tracing::info!(path = %request.dst, sources = request.sources.len(), size, "concatenated");
@@ -531,10 +516,33 @@ impl Meta for MetaService {
     async fn set_attr(&self, request: Request<SetAttrRequest>) -> Reply<SetAttrResponse> {
         let request = request.into_inner();
         span::record_path(&request.path);
-        self.store
-            .set_attr(&path(&request.path)?, request.mode, request.mtime_ms)
-            .await?;
+        let change = AttrChange {
+            mode: request.mode,
+            mtime_ms: request.mtime_ms,
+            object: request.object,
+            if_version: request.if_version,
+        };
+        self.store.set_attr(&path(&request.path)?, change).await?;
         reply(SetAttrResponse {})
+    }
+
+    async fn get_xattrs(&self, request: Request<GetXattrsRequest>) -> Reply<GetXattrsResponse> {
+        let request = request.into_inner();
+        span::record_path(&request.path);
+        let xattrs = self.store.xattrs(&path(&request.path)?).await?;
+        reply(GetXattrsResponse {
+            xattrs: xattrs.into_iter().collect(),
+        })
+    }
+
+    async fn set_xattrs(&self, request: Request<SetXattrsRequest>) -> Reply<SetXattrsResponse> {
+        let request = request.into_inner();
+        span::record_path(&request.path);
+        let set = request.set.into_iter().collect();
+        self.store
+            .set_xattrs(&path(&request.path)?, set, request.remove)
+            .await?;
+        reply(SetXattrsResponse {})
     }
 
     async fn usage(&self, request: Request<UsageRequest>) -> Reply<UsageResponse> {

@@ -25,15 +25,16 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use bigfs_proto::batch_queue::BatchQueues;
 use bigfs_proto::limits::{MAX_CHUNK_SIZE, MAX_REPLICATION};
 use bigfs_proto::lock::lock;
+use bigfs_proto::pb::ObjectMeta;
 use bigfs_proto::transport::META_RPC_TIMEOUT;
 use bigfs_proto::{ChunkId, FsPath, NodeRef};
 
 use crate::cluster::{Allocation, Cluster, ClusterConfig, ClusterGauges, Want};
 use crate::error::MetaError;
 use crate::namespace::{
-    blocking, Concat, Copied, Entry, FileWrite, Lookup, Moved, Namespace, Usage,
+    blocking, AttrChange, Concat, Copied, Entry, FileWrite, Lookup, Moved, Namespace, Usage,
 };
-use crate::records::{ChunkEntry, DirAttrs, FileRecord, ObjectAttrs, DEFAULT_DIR_MODE, MODE_MASK};
+use crate::records::{ChunkEntry, DirAttrs, FileRecord, Xattrs, DEFAULT_DIR_MODE, MODE_MASK};
 
 mod fsck;
 mod nodes;
@@ -70,7 +71,9 @@ pub struct Commit {
     /// 0: the time of the commit.
     pub mtime_ms: u64,
     /// What an S3 client stored with the object.
-    pub object: ObjectAttrs,
+    pub object: ObjectMeta,
+    /// Commit only over the file at this version (implies `overwrite`).
+    pub if_version: Option<u64>,
 }
 
 /// What became of a commit that was not refused outright.
@@ -310,12 +313,13 @@ impl MetaStore {
             mode: commit.mode & MODE_MASK,
             ..FileRecord::default()
         };
-        commit.object.apply(&mut record);
+        record.set_object(commit.object);
         Ok(Prepared {
             write: FileWrite {
                 path: commit.path,
                 record,
                 overwrite: commit.overwrite,
+                if_version: commit.if_version,
             },
             acks,
         })
@@ -452,17 +456,19 @@ impl MetaStore {
             .ok_or_else(|| MetaError::NotFound(path.to_string()))
     }
 
-    /// Removes a file, or with `recursive` a directory and everything below it (an empty
-    /// directory too); returns how many files went. A long removal goes in batches, one
-    /// transaction each; a crash part-way leaves whole files.
+    /// Removes a file (only if it is at `if_version`, when given), or with `recursive` a
+    /// directory and everything below it (an empty directory too); returns how many files
+    /// went. A long removal goes in batches, one transaction each; a crash part-way leaves
+    /// whole files.
     pub async fn remove(
         self: &Arc<Self>,
         path: &FsPath,
         recursive: bool,
+        if_version: Option<u64>,
     ) -> Result<u64, MetaError> {
         let store = self.clone();
         let target = path.clone();
-        match blocking(move || store.remove_entries(&target, recursive)).await {
+        match blocking(move || store.remove_entries(&target, recursive, if_version)).await {
             Ok((count, freed)) => {
                 self.flush_then_free(&freed).await?;
                 Ok(count)
@@ -482,6 +488,7 @@ impl MetaStore {
         &self,
         path: &FsPath,
         recursive: bool,
+        if_version: Option<u64>,
     ) -> Result<(u64, Vec<ChunkId>), MetaError> {
         match self.ns.lookup(path)? {
             Lookup::Missing => return Err(MetaError::NotFound(path.to_string())),
@@ -489,7 +496,11 @@ impl MetaStore {
                 // Outside the cluster lock: until they are freed, the chunks this takes to no
                 // references are not garbage candidates on its account, and any candidate is
                 // deleted only if the namespace still says unreferenced when its grace ends.
-                return Ok((1, self.ns.remove(path)?));
+                return Ok((1, self.ns.remove(path, if_version)?));
+            }
+            // Only a file has a version.
+            Lookup::Dir(_) if if_version.is_some() => {
+                return Err(MetaError::IsDirectory(path.to_string()))
             }
             Lookup::Dir(_) if path.is_root() => {
                 return Err(MetaError::InvalidArgument(
@@ -525,13 +536,11 @@ impl MetaStore {
         mode: u32,
         mtime_ms: u64,
     ) -> Result<u64, MetaError> {
-        let attrs = DirAttrs {
-            mode: match mode & MODE_MASK {
-                0 => DEFAULT_DIR_MODE,
-                mode => mode,
-            },
-            mtime_ms: or_now(mtime_ms),
+        let mode = match mode & MODE_MASK {
+            0 => DEFAULT_DIR_MODE,
+            mode => mode,
         };
+        let attrs = DirAttrs::new(mode, or_now(mtime_ms));
         let store = self.clone();
         let path = path.clone();
         let created = blocking(move || store.ns.mkdir(&path, parents, attrs)).await?;
@@ -599,16 +608,34 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Sets a file's or directory's mode and/or mtime.
+    /// Sets a file's or directory's mode and/or mtime, or a file's object metadata; see
+    /// [`Namespace::set_attr`].
     pub async fn set_attr(
         self: &Arc<Self>,
         path: &FsPath,
-        mode: Option<u32>,
-        mtime_ms: Option<u64>,
+        mut change: AttrChange,
     ) -> Result<(), MetaError> {
         let (store, path) = (self.clone(), path.clone());
-        let mode = mode.map(|m| m & MODE_MASK);
-        blocking(move || store.ns.set_attr(&path, mode, mtime_ms)).await?;
+        change.mode = change.mode.map(|m| m & MODE_MASK);
+        blocking(move || store.ns.set_attr(&path, change)).await?;
+        self.flush().await
+    }
+
+    /// A file's or directory's extended attributes.
+    pub async fn xattrs(self: &Arc<Self>, path: &FsPath) -> Result<Xattrs, MetaError> {
+        let (store, path) = (self.clone(), path.clone());
+        blocking(move || store.ns.xattrs(&path)).await
+    }
+
+    /// Sets and removes extended attributes; see [`Namespace::set_xattrs`].
+    pub async fn set_xattrs(
+        self: &Arc<Self>,
+        path: &FsPath,
+        set: Xattrs,
+        remove: Vec<String>,
+    ) -> Result<(), MetaError> {
+        let (store, path) = (self.clone(), path.clone());
+        blocking(move || store.ns.set_xattrs(&path, set, &remove)).await?;
         self.flush().await
     }
 

@@ -43,6 +43,11 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// How the metadata server's refusal of a change asked only at a version (`if_version`) ends,
+/// so that a client tells it from its other FAILED_PRECONDITION answers (a directory where a
+/// file must be, ...).
+pub const VERSION_CHANGED: &str = "it changed since it was read";
+
 /// Generated protobuf messages and gRPC clients and servers.
 pub mod pb {
     tonic::include_proto!("bigfs.v1");

@@ -111,6 +111,7 @@ async fn put_payload(client: &Client, path: &FsPath, size: u64) -> anyhow::Resul
         overwrite: true,
         parallel: 8,
         preserve: false,
+        if_version: None,
     };
     let source = Source::reader(Payload::fresh(size), path.as_str(), Some(size));
     client

@@ -87,6 +87,7 @@ async fn push(client: &Client, local: &Path, root: &FsPath, action: &Action) -> 
                 parallel: CHUNKS_PER_FILE,
                 // The stored mtime is what the next sync compares.
                 preserve: true,
+                if_version: None,
             };
             let source = Source::file(&local.join(path))?;
             let progress = Progress::hidden();

@@ -329,9 +329,10 @@ impl Gateway {
             content_type: upload.content_type.clone(),
             etag: etag.clone(),
             user_metadata: upload.metadata.clone(),
+            ..ObjectMeta::default()
         };
         self.client
-            .concat(&sources, &dst, object, overwrite, true)
+            .concat(&sources, &dst, object, overwrite, true, None)
             .await
             .map_err(|e| match errors::code(&e) {
                 Some(Code::AlreadyExists) if !overwrite => {

@@ -80,6 +80,7 @@ impl Gateway {
             overwrite,
             parallel: self.parallel,
             preserve: false,
+            if_version: None,
         };
         let mut digest = [0u8; 16];
         let finish = || {
@@ -94,6 +95,7 @@ impl Gateway {
                 content_type: object.content_type.clone().unwrap_or_default(),
                 etag: etag::hex(&digest),
                 user_metadata: object.metadata.clone().unwrap_or_default(),
+                ..ObjectMeta::default()
             }))
         };
         let put = self
@@ -449,9 +451,10 @@ impl Gateway {
             } else {
                 head.metadata.clone()
             },
+            ..ObjectMeta::default()
         };
         self.client
-            .concat(std::slice::from_ref(&src), &dst, object, true, false)
+            .concat(std::slice::from_ref(&src), &dst, object, true, false, None)
             .await
             .map_err(|e| s3(e, S3ErrorCode::NoSuchKey))?;
         Ok(CopyObjectOutput {

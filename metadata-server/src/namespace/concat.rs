@@ -6,13 +6,14 @@
 use sled::Transactional;
 
 use bigfs_proto::lock::lock;
+use bigfs_proto::pb::ObjectMeta;
 use bigfs_proto::FsPath;
 
 use super::refs::RefDeltas;
-use super::writes::{create_parents, now_ms, Committed, FileWrite};
+use super::writes::{check_version, create_parents, now_ms, Committed, FileWrite};
 use super::{abort, unwrap_transaction, Namespace};
 use crate::error::MetaError;
-use crate::records::{FileRecord, ObjectAttrs, Stored};
+use crate::records::{FileRecord, Stored};
 
 /// What [`Namespace::concat`] writes.
 pub struct Concat {
@@ -22,7 +23,9 @@ pub struct Concat {
     pub overwrite: bool,
     /// Remove the sources in the same transaction.
     pub remove_sources: bool,
-    pub object: ObjectAttrs,
+    pub object: ObjectMeta,
+    /// Write only over the file at this version (implies `overwrite`).
+    pub if_version: Option<u64>,
 }
 
 impl Namespace {
@@ -47,6 +50,7 @@ impl Namespace {
             path: concat.dst.clone(),
             record: FileRecord::default(),
             overwrite: concat.overwrite,
+            if_version: concat.if_version,
         };
         if let Some(refusal) = self
             .check_placement(std::slice::from_ref(&write))?
@@ -83,19 +87,21 @@ impl Namespace {
                 }
             }
             let dst = concat.dst.as_str();
+            let overwrite = concat.overwrite || concat.if_version.is_some();
             let old = match files.get(dst)? {
                 Some(bytes) => match Stored::decode(dst, &bytes).map_err(abort)? {
-                    Stored::File(old) if concat.overwrite => Some(old),
+                    Stored::File(old) if overwrite => Some(old),
                     Stored::File(_) => return Err(abort(MetaError::AlreadyExists(dst.into()))),
                     Stored::Dir(_) => return Err(abort(MetaError::IsDirectory(dst.into()))),
                 },
                 None => None,
             };
+            check_version(&concat.dst, old.as_ref(), concat.if_version).map_err(abort)?;
             if let Some(old) = &old {
                 deltas.add_file(old, -1).map_err(abort)?;
             }
             record.version = old.map_or(1, |old| old.version + 1);
-            concat.object.clone().apply(&mut record);
+            record.set_object(concat.object.clone());
             deltas.add_file(&record, 1).map_err(abort)?;
             let freed = deltas.apply(refs)?;
             create_parents(files, &concat.dst, now)?;

@@ -1,7 +1,9 @@
 //! The namespace's rules, on a real sled store in a temporary directory.
 
 use super::*;
-use crate::records::{ChunkEntry, ObjectAttrs, DEFAULT_DIR_MODE};
+use bigfs_proto::pb::ObjectMeta;
+
+use crate::records::{ChunkEntry, DEFAULT_DIR_MODE};
 
 fn ns() -> (tempfile::TempDir, Namespace) {
     let dir = tempfile::tempdir().unwrap();
@@ -28,10 +30,7 @@ fn p(s: &str) -> FsPath {
 }
 
 fn dir_attrs() -> DirAttrs {
-    DirAttrs {
-        mode: 0o700,
-        mtime_ms: 7,
-    }
+    DirAttrs::new(0o700, 7)
 }
 
 /// The names in a listing, directories with a trailing '/'.
@@ -76,10 +75,13 @@ fn commit_overwrite_and_remove_move_reference_counts() {
     assert!(done.freed.is_empty(), "a is still used by /g");
     assert_eq!(ns.wanted_copies(&b).unwrap(), 3);
 
-    assert_eq!(ns.remove(&p("/g")).unwrap(), vec![a]);
+    assert_eq!(ns.remove(&p("/g"), None).unwrap(), vec![a]);
     assert_eq!(ns.wanted_copies(&a).unwrap(), 0);
-    assert_eq!(ns.remove(&p("/f")).unwrap(), vec![b]);
-    assert!(matches!(ns.remove(&p("/f")), Err(MetaError::NotFound(_))));
+    assert_eq!(ns.remove(&p("/f"), None).unwrap(), vec![b]);
+    assert!(matches!(
+        ns.remove(&p("/f"), None),
+        Err(MetaError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -103,11 +105,11 @@ fn wanted_copies_follow_the_files_that_reference_a_chunk_now() {
     assert_eq!(ns.wanted_copies(&x).unwrap(), 2);
     ns.commit(&p("/five"), with(5), false).unwrap();
     assert_eq!(ns.wanted_copies(&x).unwrap(), 5);
-    ns.remove(&p("/five")).unwrap();
+    ns.remove(&p("/five"), None).unwrap();
     assert_eq!(ns.wanted_copies(&x).unwrap(), 2, "the 5-copy file is gone");
     let table: Vec<_> = ns.chunk_table().map(Result::unwrap).collect();
     assert_eq!(table, vec![(x, ChunkRefs::new(2, 1))]);
-    ns.remove(&p("/two")).unwrap();
+    ns.remove(&p("/two"), None).unwrap();
     assert_eq!(ns.wanted_copies(&x).unwrap(), 0);
     assert_eq!(ns.chunk_table().count(), 0);
 }
@@ -154,6 +156,7 @@ fn a_batch_commits_each_file_on_its_own() {
         path: p(path),
         record: record(&[path.as_bytes()]),
         overwrite,
+        if_version: None,
     };
     let outcomes = ns
         .commit_many(&[
@@ -222,7 +225,7 @@ fn a_commit_makes_its_parents_explicit_so_they_outlive_their_files() {
     let (_dir, ns) = ns();
     ns.commit(&p("/photos/2026/cat.jpg"), record(&[b"c"]), false)
         .unwrap();
-    ns.remove(&p("/photos/2026/cat.jpg")).unwrap();
+    ns.remove(&p("/photos/2026/cat.jpg"), None).unwrap();
     assert_eq!(names(&ns, "/photos"), ["/photos/2026/"]);
     assert_eq!(names(&ns, "/photos/2026"), Vec::<String>::new());
     assert!(matches!(
@@ -390,19 +393,22 @@ fn set_attr_and_usage() {
     ns.commit(&p("/u/x/y/b"), record(&[b"123"]), false).unwrap();
     ns.mkdir(&p("/u/e"), false, dir_attrs()).unwrap();
 
-    ns.set_attr(&p("/u/a"), Some(0o600), Some(42)).unwrap();
+    let attrs = |mode, mtime_ms| AttrChange {
+        mode,
+        mtime_ms,
+        ..AttrChange::default()
+    };
+    ns.set_attr(&p("/u/a"), attrs(Some(0o600), Some(42)))
+        .unwrap();
     let a = ns.get(&p("/u/a")).unwrap().unwrap();
     assert_eq!((a.mode(), a.mtime_ms, a.version), (0o600, 42, 1));
-    ns.set_attr(&p("/u/e"), None, Some(9)).unwrap();
+    ns.set_attr(&p("/u/e"), attrs(None, Some(9))).unwrap();
     assert_eq!(
         ns.lookup(&p("/u/e")).unwrap(),
-        Lookup::Dir(Some(DirAttrs {
-            mode: 0o700,
-            mtime_ms: 9
-        }))
+        Lookup::Dir(Some(DirAttrs::new(0o700, 9)))
     );
     assert!(matches!(
-        ns.set_attr(&p("/none"), Some(1), None),
+        ns.set_attr(&p("/none"), attrs(Some(1), None)),
         Err(MetaError::NotFound(_))
     ));
 
@@ -467,10 +473,11 @@ fn concat_joins_chunk_lists_and_removes_the_parts_in_one_step() {
         .unwrap();
     ns.commit(&p("/up/2"), record(&[big, b"bb"]), false)
         .unwrap();
-    let object = ObjectAttrs {
+    let object = ObjectMeta {
         content_type: "text/plain".into(),
         etag: "e-2".into(),
         user_metadata: [("k".to_string(), "v".to_string())].into(),
+        ..ObjectMeta::default()
     };
     let concat = Concat {
         sources: vec![p("/up/1"), p("/up/2")],
@@ -478,6 +485,7 @@ fn concat_joins_chunk_lists_and_removes_the_parts_in_one_step() {
         overwrite: false,
         remove_sources: true,
         object: object.clone(),
+        if_version: None,
     };
     let (size, committed) = ns.concat(&concat).unwrap();
     assert_eq!((size, committed.version), (4 + 2 + 64 + 2, 1));
@@ -488,7 +496,7 @@ fn concat_joins_chunk_lists_and_removes_the_parts_in_one_step() {
     let record = ns.get(&p("/b/obj")).unwrap().unwrap();
     let sizes: Vec<u64> = record.chunks.iter().map(|c| c.size).collect();
     assert_eq!(sizes, [4, 2, 64, 2]);
-    assert_eq!(ObjectAttrs::of(&record), object);
+    assert_eq!(record.object, Some(Box::new(object)));
     // Sources that are gone, or a destination that exists without overwrite, change nothing.
     assert!(matches!(ns.concat(&concat), Err(MetaError::NotFound(_))));
     ns.commit(&p("/c"), record_of(b"cc"), false).unwrap();
@@ -497,7 +505,8 @@ fn concat_joins_chunk_lists_and_removes_the_parts_in_one_step() {
         dst: p("/b/obj"),
         overwrite: false,
         remove_sources: false,
-        object: ObjectAttrs::default(),
+        object: ObjectMeta::default(),
+        if_version: None,
     };
     assert!(matches!(ns.concat(&copy), Err(MetaError::AlreadyExists(_))));
     let (_, replaced) = ns
@@ -592,4 +601,242 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+fn version_of(ns: &Namespace, path: &str) -> u64 {
+    ns.get(&p(path)).unwrap().unwrap().version
+}
+
+/// The message of a refused versioned change names the path and both versions.
+fn assert_version_mismatch(result: Result<impl std::fmt::Debug, MetaError>, path: &str) {
+    match result {
+        Err(e @ MetaError::VersionMismatch { .. }) => {
+            let message = e.to_string();
+            assert!(
+                message.contains(path) && message.contains("version 2, not 1"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a version mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_commit_over_a_version_succeeds_only_over_that_version() {
+    let (_dir, ns) = ns();
+    let write = |version| FileWrite {
+        path: p("/v"),
+        record: record(&[b"v"]),
+        overwrite: false,
+        if_version: Some(version),
+    };
+    let refused = ns.commit_many(&[write(1)]).unwrap().pop().unwrap();
+    assert!(
+        matches!(refused, Err(MetaError::NotFound(_))),
+        "{refused:?}"
+    );
+    ns.commit(&p("/v"), record(&[b"1"]), false).unwrap();
+    // `if_version` implies overwrite.
+    let done = ns.commit_many(&[write(1)]).unwrap().pop().unwrap().unwrap();
+    assert_eq!(done.version, 2);
+    // The writer that read version 1 too loses, and the winner's file stays.
+    let lost = ns.commit_many(&[write(1)]).unwrap().pop().unwrap();
+    assert_version_mismatch(lost, "/v");
+    assert_eq!(version_of(&ns, "/v"), 2);
+    assert_eq!(refs_of(&ns, b"v"), 1);
+}
+
+#[test]
+fn a_removal_at_a_version_leaves_another_version() {
+    let (_dir, ns) = ns();
+    ns.commit(&p("/v"), record(&[b"1"]), false).unwrap();
+    ns.commit(&p("/v"), record(&[b"2"]), true).unwrap();
+    assert_version_mismatch(ns.remove(&p("/v"), Some(1)), "/v");
+    assert_eq!(version_of(&ns, "/v"), 2);
+    assert_eq!(
+        ns.remove(&p("/v"), Some(2)).unwrap(),
+        vec![ChunkId::of(b"2")]
+    );
+    assert!(ns.get(&p("/v")).unwrap().is_none());
+}
+
+#[test]
+fn object_metadata_changes_keep_version_and_mtime_and_check_the_version() {
+    let (_dir, ns) = ns();
+    ns.commit(&p("/o"), record(&[b"1"]), false).unwrap();
+    ns.commit(&p("/o"), record(&[b"2"]), true).unwrap();
+    let tagged = ObjectMeta {
+        etag: "e".into(),
+        tags: [("k".to_string(), "v".to_string())].into(),
+        ..ObjectMeta::default()
+    };
+    let change = |if_version| AttrChange {
+        object: Some(tagged.clone()),
+        if_version,
+        ..AttrChange::default()
+    };
+    assert_version_mismatch(ns.set_attr(&p("/o"), change(Some(1))), "/o");
+    assert_eq!(ns.get(&p("/o")).unwrap().unwrap().object, None);
+    ns.set_attr(&p("/o"), change(Some(2))).unwrap();
+    let record = ns.get(&p("/o")).unwrap().unwrap();
+    assert_eq!(
+        (record.version, record.mtime_ms, record.object),
+        (2, 1, Some(Box::new(tagged.clone())))
+    );
+    ns.mkdir(&p("/d"), false, dir_attrs()).unwrap();
+    assert!(matches!(
+        ns.set_attr(&p("/d"), change(None)),
+        Err(MetaError::IsDirectory(_))
+    ));
+}
+
+#[test]
+fn a_concatenation_over_a_version_checks_it_with_the_write() {
+    let (_dir, ns) = ns();
+    ns.commit(&p("/part"), record(&[b"p"]), false).unwrap();
+    ns.commit(&p("/obj"), record(&[b"1"]), false).unwrap();
+    ns.commit(&p("/obj"), record(&[b"2"]), true).unwrap();
+    let concat = |if_version| Concat {
+        sources: vec![p("/part")],
+        dst: p("/obj"),
+        overwrite: false,
+        remove_sources: true,
+        object: ObjectMeta::default(),
+        if_version: Some(if_version),
+    };
+    assert_version_mismatch(ns.concat(&concat(1)), "/obj");
+    assert!(ns.get(&p("/part")).unwrap().is_some(), "the part stays");
+    let (_, done) = ns.concat(&concat(2)).unwrap();
+    assert_eq!(done.version, 3);
+    assert!(ns.get(&p("/part")).unwrap().is_none());
+}
+
+fn xattrs_of(pairs: &[(&str, &[u8])]) -> crate::records::Xattrs {
+    pairs
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_vec()))
+        .collect()
+}
+
+#[test]
+fn xattrs_live_and_die_with_their_record() {
+    let (_dir, ns) = ns();
+    ns.commit(&p("/b/f"), record(&[b"f"]), false).unwrap();
+    ns.set_xattrs(&p("/b/f"), xattrs_of(&[("a", b"1"), ("b", b"2")]), &[])
+        .unwrap();
+    ns.set_xattrs(&p("/b/f"), xattrs_of(&[("c", b"3")]), &["a".to_string()])
+        .unwrap();
+    let expected = xattrs_of(&[("b", b"2"), ("c", b"3")]);
+    assert_eq!(ns.xattrs(&p("/b/f")).unwrap(), expected);
+    // Rename moves them, copy copies them, with a directory's records as with a file's.
+    ns.rename(&p("/b/f"), &p("/b/g"), false).unwrap();
+    assert_eq!(ns.xattrs(&p("/b/g")).unwrap(), expected);
+    ns.set_xattrs(&p("/b"), xattrs_of(&[("dir", b"d")]), &[])
+        .unwrap();
+    ns.copy(&p("/b"), &p("/c"), true, false).unwrap();
+    assert_eq!(ns.xattrs(&p("/c/g")).unwrap(), expected);
+    assert_eq!(ns.xattrs(&p("/c")).unwrap(), xattrs_of(&[("dir", b"d")]));
+    // A commit over the file is a new object: the old one's attributes go with it.
+    ns.commit(&p("/c/g"), record(&[b"new"]), true).unwrap();
+    assert!(ns.xattrs(&p("/c/g")).unwrap().is_empty());
+    // An object metadata change keeps them.
+    let change = AttrChange {
+        object: Some(ObjectMeta::default()),
+        ..AttrChange::default()
+    };
+    ns.set_attr(&p("/b/g"), change).unwrap();
+    assert_eq!(ns.xattrs(&p("/b/g")).unwrap(), expected);
+    // Removal drops them: a new file or directory there starts with none.
+    ns.remove(&p("/b/g"), None).unwrap();
+    ns.commit(&p("/b/g"), record(&[b"f"]), false).unwrap();
+    assert!(ns.xattrs(&p("/b/g")).unwrap().is_empty());
+    ns.remove(&p("/b/g"), None).unwrap();
+    ns.rmdir(&p("/b")).unwrap();
+    assert!(matches!(ns.xattrs(&p("/b")), Err(MetaError::NotFound(_))));
+    ns.mkdir(&p("/b"), false, dir_attrs()).unwrap();
+    assert!(ns.xattrs(&p("/b")).unwrap().is_empty());
+}
+
+#[test]
+fn xattrs_of_implied_directories_and_the_root() {
+    let (_dir, ns) = ns();
+    // A file written before parents were explicit: its directory is only implied.
+    ns.files
+        .insert("/old/f", Stored::File(record(&[b"f"])).encode())
+        .unwrap();
+    assert_eq!(ns.lookup(&p("/old")).unwrap(), Lookup::Dir(None));
+    assert!(ns.xattrs(&p("/old")).unwrap().is_empty());
+    assert!(ns.xattrs(&FsPath::root()).unwrap().is_empty());
+    ns.set_xattrs(&p("/old"), xattrs_of(&[("k", b"v")]), &[])
+        .unwrap();
+    assert!(matches!(
+        ns.lookup(&p("/old")).unwrap(),
+        Lookup::Dir(Some(_))
+    ));
+    assert_eq!(ns.xattrs(&p("/old")).unwrap(), xattrs_of(&[("k", b"v")]));
+    assert!(matches!(
+        ns.set_xattrs(&FsPath::root(), xattrs_of(&[("k", b"v")]), &[]),
+        Err(MetaError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        ns.set_xattrs(&p("/none"), xattrs_of(&[("k", b"v")]), &[]),
+        Err(MetaError::NotFound(_))
+    ));
+}
+
+#[test]
+fn xattrs_are_bounded_and_a_refused_change_changes_nothing() {
+    let (_dir, ns) = ns();
+    ns.commit(&p("/f"), record(&[b"f"]), false).unwrap();
+    let refused = |set: crate::records::Xattrs, name: &str| {
+        let err = ns.set_xattrs(&p("/f"), set, &[]).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, MetaError::InvalidArgument(_)), "{message}");
+        assert!(
+            message.contains("/f") && message.contains(name),
+            "{message}"
+        );
+    };
+    let long = "n".repeat(MAX_XATTR_NAME + 1);
+    refused(xattrs_of(&[(&long, b"")]), &long);
+    refused(xattrs_of(&[("", b"")]), "\"\"");
+    let big = vec![0u8; MAX_XATTR_VALUE + 1];
+    refused(xattrs_of(&[("big", &big)]), "big");
+    let value = vec![0u8; MAX_XATTR_VALUE];
+    let names: Vec<String> = (0..MAX_XATTRS_TOTAL / MAX_XATTR_VALUE)
+        .map(|i| format!("v{i}"))
+        .collect();
+    let full: crate::records::Xattrs = names.iter().map(|n| (n.clone(), value.clone())).collect();
+    refused(full.clone(), "/f");
+    assert!(ns.xattrs(&p("/f")).unwrap().is_empty());
+    // Fits once one goes in the same call.
+    ns.set_xattrs(&p("/f"), full, &names[..1]).unwrap();
+    assert_eq!(ns.xattrs(&p("/f")).unwrap().len(), names.len() - 1);
+}
+
+#[test]
+fn records_from_before_object_metadata_read_it_into_the_object() {
+    let old = FileRecord {
+        legacy_content_type: "text/plain".into(),
+        legacy_etag: "abc".into(),
+        legacy_user_metadata: [("k".to_string(), "v".to_string())].into(),
+        ..record(&[b"x"])
+    };
+    let bytes = prost::Message::encode_to_vec(&old);
+    let Stored::File(read) = Stored::decode("/x", &bytes).unwrap() else {
+        panic!("a file")
+    };
+    let object = read.object.clone().unwrap();
+    assert_eq!(
+        (
+            object.content_type.as_str(),
+            read.etag(),
+            object.user_metadata["k"].as_str()
+        ),
+        ("text/plain", "abc", "v")
+    );
+    assert!(
+        read.legacy_etag.is_empty(),
+        "written back in the new place only"
+    );
 }

@@ -13,6 +13,7 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
 use bigfs_proto::lock::lock;
+use bigfs_proto::pb::ObjectMeta;
 use bigfs_proto::{ChunkId, FsPath};
 
 use super::refs::RefDeltas;
@@ -26,6 +27,8 @@ pub struct FileWrite {
     pub record: FileRecord,
     /// Replace an existing file; without it an existing path is refused.
     pub overwrite: bool,
+    /// Write only over the file at this version (implies `overwrite`).
+    pub if_version: Option<u64>,
 }
 
 /// The outcome of a committed file write.
@@ -69,6 +72,7 @@ impl Namespace {
             path: path.clone(),
             record,
             overwrite,
+            if_version: None,
         };
         self.commit_many(&[write])?
             .pop()
@@ -86,6 +90,8 @@ impl Namespace {
         let mut refused = self.check_placement(writes)?;
         let now = now_ms();
         let result = (&self.files, &self.chunk_refs).transaction(|(files, refs)| {
+            // `None` for a write refused by the placement check; sled may run this closure
+            // again, so every outcome is made afresh.
             let mut outcomes = Vec::with_capacity(writes.len());
             for (write, refused) in writes.iter().zip(&refused) {
                 if refused.is_some() {
@@ -99,14 +105,18 @@ impl Namespace {
                         // The placement check refuses a directory that exists; one a parent of
                         // an earlier file of this batch created is kept out here.
                         Stored::Dir(_) => {
-                            outcomes.push(None);
+                            outcomes.push(Some(Err(MetaError::AlreadyExists(path.into()))));
                             continue;
                         }
                     },
                     None => None,
                 };
-                if old.is_some() && !write.overwrite {
-                    outcomes.push(None);
+                if let Err(e) = check_version(&write.path, old.as_ref(), write.if_version) {
+                    outcomes.push(Some(Err(e)));
+                    continue;
+                }
+                if old.is_some() && !write.overwrite && write.if_version.is_none() {
+                    outcomes.push(Some(Err(MetaError::AlreadyExists(path.into()))));
                     continue;
                 }
                 let mut deltas = RefDeltas::default();
@@ -123,22 +133,21 @@ impl Namespace {
                     ..write.record.clone()
                 });
                 files.insert(path, stored.encode())?;
-                outcomes.push(Some(Committed { version, freed }));
+                outcomes.push(Some(Ok(Committed { version, freed })));
             }
             Ok(outcomes)
         });
         let outcomes = unwrap_transaction(result)?;
-        Ok(writes
-            .iter()
-            .zip(outcomes)
+        Ok(outcomes
+            .into_iter()
             .zip(refused.iter_mut())
-            .map(
-                |((write, outcome), refused)| match (outcome, refused.take()) {
-                    (Some(committed), _) => Ok(committed),
-                    (None, Some(error)) => Err(error),
-                    (None, None) => Err(MetaError::AlreadyExists(write.path.to_string())),
-                },
-            )
+            .map(|(outcome, refused)| match (outcome, refused.take()) {
+                (Some(outcome), _) => outcome,
+                (None, Some(error)) => Err(error),
+                (None, None) => Err(MetaError::Internal(
+                    "a write neither done nor refused".into(),
+                )),
+            })
             .collect())
     }
 
@@ -149,6 +158,7 @@ impl Namespace {
             path: path.clone(),
             record: FileRecord::default(),
             overwrite,
+            if_version: None,
         };
         if let Some(refusal) = self
             .check_placement(std::slice::from_ref(&write))?
@@ -195,12 +205,19 @@ impl Namespace {
             .collect()
     }
 
-    /// Removes the file at `path`, returning the chunks whose reference count fell to zero.
-    pub fn remove(&self, path: &FsPath) -> Result<Vec<ChunkId>, MetaError> {
-        if self.get(path)?.is_none() {
+    /// Removes the file at `path` (only if it is at `if_version`, when given), returning the
+    /// chunks whose reference count fell to zero.
+    pub fn remove(
+        &self,
+        path: &FsPath,
+        if_version: Option<u64>,
+    ) -> Result<Vec<ChunkId>, MetaError> {
+        let _writer = lock(&self.writer);
+        let Some(record) = self.get(path)? else {
             return Err(MetaError::NotFound(path.to_string()));
-        }
-        Ok(self.remove_many(std::slice::from_ref(path))?.1)
+        };
+        check_version(path, Some(&record), if_version)?;
+        Ok(self.remove_locked(std::slice::from_ref(path))?.1)
     }
 
     /// Removes the entries at `paths` that exist (files and explicit directories), in one
@@ -208,6 +225,11 @@ impl Namespace {
     /// fell to zero.
     pub fn remove_many(&self, paths: &[FsPath]) -> Result<(u64, Vec<ChunkId>), MetaError> {
         let _writer = lock(&self.writer);
+        self.remove_locked(paths)
+    }
+
+    /// [`Self::remove_many`] for a caller holding the writer lock.
+    fn remove_locked(&self, paths: &[FsPath]) -> Result<(u64, Vec<ChunkId>), MetaError> {
         let result = (&self.files, &self.chunk_refs).transaction(|(files, refs)| {
             let mut deltas = RefDeltas::default();
             let mut removed = 0;
@@ -254,14 +276,11 @@ impl Namespace {
             }
         }
         missing.push(path.clone());
-        let parent_attrs = DirAttrs {
-            mode: DEFAULT_DIR_MODE,
-            mtime_ms: attrs.mtime_ms,
-        };
+        let parent_attrs = DirAttrs::new(DEFAULT_DIR_MODE, attrs.mtime_ms);
         let result = self.files.transaction(|files| {
             for dir in &missing {
-                let attrs = if dir == path { attrs } else { parent_attrs };
-                files.insert(dir.as_str(), Stored::Dir(attrs).encode())?;
+                let attrs = if dir == path { &attrs } else { &parent_attrs };
+                files.insert(dir.as_str(), Stored::Dir(attrs.clone()).encode())?;
             }
             Ok(())
         });
@@ -341,9 +360,12 @@ impl Namespace {
                         ..record.clone()
                     })
                 }
+                // A directory's extended attributes are copied with it, as a file's are: the copy
+                // of a tree is the same tree (cp -a), and a caller that wants them gone removes
+                // them from the copy, whereas ones lost could not be brought back from it.
                 Stored::Dir(attrs) => Stored::Dir(DirAttrs {
                     mtime_ms: now,
-                    ..*attrs
+                    ..attrs.clone()
                 }),
             })
         })?;
@@ -356,39 +378,54 @@ impl Namespace {
     }
 
     /// Sets the mode and/or the mtime of a file or directory (an implied directory gets a
-    /// record). The version does not change: the bytes did not.
-    pub fn set_attr(
-        &self,
-        path: &FsPath,
-        mode: Option<u32>,
-        mtime_ms: Option<u64>,
-    ) -> Result<(), MetaError> {
+    /// record), and/or a file's object metadata, checking the file's version first when asked.
+    /// The version does not change: the bytes did not.
+    pub fn set_attr(&self, path: &FsPath, change: AttrChange) -> Result<(), MetaError> {
         let _writer = lock(&self.writer);
-        let stored = match self.lookup(path)? {
-            _ if path.is_root() => {
-                return Err(MetaError::InvalidArgument(
-                    "the root directory has no attributes to set".into(),
-                ))
+        let AttrChange {
+            mode,
+            mtime_ms,
+            object,
+            if_version,
+        } = change;
+        let stored = match self.stored_or_implied(path, "attributes")? {
+            Stored::File(mut record) => {
+                check_version(path, Some(&record), if_version)?;
+                record.mode = mode.unwrap_or(record.mode);
+                record.mtime_ms = mtime_ms.unwrap_or(record.mtime_ms);
+                if let Some(object) = object {
+                    record.set_object(object);
+                }
+                Stored::File(record)
             }
-            Lookup::Missing => return Err(MetaError::NotFound(path.to_string())),
-            Lookup::File(record) => Stored::File(FileRecord {
-                mode: mode.unwrap_or(record.mode),
-                mtime_ms: mtime_ms.unwrap_or(record.mtime_ms),
-                ..record
+            Stored::Dir(_) if object.is_some() || if_version.is_some() => {
+                return Err(MetaError::IsDirectory(path.to_string()))
+            }
+            Stored::Dir(attrs) => Stored::Dir(DirAttrs {
+                mode: mode.unwrap_or(attrs.mode),
+                mtime_ms: mtime_ms.unwrap_or(attrs.mtime_ms),
+                ..attrs
             }),
-            Lookup::Dir(attrs) => {
-                let attrs = attrs.unwrap_or(DirAttrs {
-                    mode: DEFAULT_DIR_MODE,
-                    mtime_ms: now_ms(),
-                });
-                Stored::Dir(DirAttrs {
-                    mode: mode.unwrap_or(attrs.mode),
-                    mtime_ms: mtime_ms.unwrap_or(attrs.mtime_ms),
-                })
-            }
         };
         self.files.insert(path.as_str(), stored.encode())?;
         Ok(())
+    }
+
+    /// What `path` holds, with a fresh record for an implied directory, for a change of its
+    /// `what` (refused for the root, which has no record, and for a missing path).
+    pub(super) fn stored_or_implied(&self, path: &FsPath, what: &str) -> Result<Stored, MetaError> {
+        match self.lookup(path)? {
+            _ if path.is_root() => Err(MetaError::InvalidArgument(format!(
+                "the root directory has no {what} to set"
+            ))),
+            Lookup::Missing => Err(MetaError::NotFound(path.to_string())),
+            Lookup::File(record) => Ok(Stored::File(record)),
+            Lookup::Dir(attrs) => {
+                Ok(Stored::Dir(attrs.unwrap_or_else(|| {
+                    DirAttrs::new(DEFAULT_DIR_MODE, now_ms())
+                })))
+            }
+        }
     }
 
     /// Writes a checked transfer in one transaction: the file it replaces goes, the missing
@@ -433,10 +470,7 @@ impl Namespace {
         let mut batch = sled::Batch::default();
         for ancestor in ancestors(&plan.target) {
             if self.files.get(ancestor)?.is_none() {
-                let attrs = DirAttrs {
-                    mode: DEFAULT_DIR_MODE,
-                    mtime_ms: now,
-                };
+                let attrs = DirAttrs::new(DEFAULT_DIR_MODE, now);
                 batch.insert(ancestor, Stored::Dir(attrs).encode());
             }
         }
@@ -498,6 +532,7 @@ impl Namespace {
             Lookup::Missing => return Err(MetaError::NotFound(src.to_string())),
             Lookup::File(record) => (vec![(src.clone(), Stored::File(record))], false),
             Lookup::Dir(attrs) => {
+                let implied = attrs.is_none();
                 let mut entries = Vec::new();
                 if let Some(attrs) = attrs {
                     entries.push((src.clone(), Stored::Dir(attrs)));
@@ -506,7 +541,7 @@ impl Namespace {
                     let (path, stored) = entry?;
                     entries.push((FsPath::parse(&path)?, stored));
                 }
-                (entries, attrs.is_none())
+                (entries, implied)
             }
         };
         Ok(Transfer {
@@ -542,10 +577,7 @@ impl Transfer {
     }
 
     fn implied_record(&self, now: u64) -> Stored {
-        Stored::Dir(DirAttrs {
-            mode: DEFAULT_DIR_MODE,
-            mtime_ms: now,
-        })
+        Stored::Dir(DirAttrs::new(DEFAULT_DIR_MODE, now))
     }
 
     fn file_records(&self) -> impl Iterator<Item = &FileRecord> {
@@ -582,14 +614,41 @@ fn replace_target(
 pub(super) fn create_parents(files: &TransactionalTree, path: &FsPath, now: u64) -> TxResult<()> {
     for ancestor in ancestors(path) {
         if files.get(ancestor)?.is_none() {
-            let attrs = DirAttrs {
-                mode: DEFAULT_DIR_MODE,
-                mtime_ms: now,
-            };
+            let attrs = DirAttrs::new(DEFAULT_DIR_MODE, now);
             files.insert(ancestor, Stored::Dir(attrs).encode())?;
         }
     }
     Ok(())
+}
+
+/// Refuses a change asked only over the file at `if_version` when `old` (the file there, if
+/// any) is not at it.
+pub(super) fn check_version(
+    path: &FsPath,
+    old: Option<&FileRecord>,
+    if_version: Option<u64>,
+) -> Result<(), MetaError> {
+    match (if_version, old) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(MetaError::NotFound(path.to_string())),
+        (Some(expected), Some(old)) if old.version != expected => Err(MetaError::VersionMismatch {
+            path: path.to_string(),
+            expected,
+            actual: old.version,
+        }),
+        (Some(_), Some(_)) => Ok(()),
+    }
+}
+
+/// A change of a file's or directory's attributes ([`Namespace::set_attr`]).
+#[derive(Clone, Debug, Default)]
+pub struct AttrChange {
+    pub mode: Option<u32>,
+    pub mtime_ms: Option<u64>,
+    /// Replaces a file's object metadata.
+    pub object: Option<ObjectMeta>,
+    /// Change the file only if it is at this version.
+    pub if_version: Option<u64>,
 }
 
 /// Milliseconds since the Unix epoch.

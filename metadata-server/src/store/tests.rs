@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::cluster::{Beat, NodeUsage};
+use bigfs_proto::pb::ObjectMeta;
 
 fn config() -> ClusterConfig {
     ClusterConfig {
@@ -54,7 +55,8 @@ fn commit(path: &str, data: &[u8], acked_by: &[&str]) -> Commit {
         overwrite: false,
         mode: 0o600,
         mtime_ms: 1234,
-        object: ObjectAttrs::default(),
+        object: ObjectMeta::default(),
+        if_version: None,
     }
 }
 
@@ -117,10 +119,10 @@ async fn removing_a_directory_needs_recursive_even_when_empty() {
     let d = FsPath::parse("/d").unwrap();
     store.mkdir(&d, false, 0, 0).await.unwrap();
     assert!(matches!(
-        store.remove(&d, false).await,
+        store.remove(&d, false, None).await,
         Err(MetaError::IsDirectory(_))
     ));
-    assert_eq!(store.remove(&d, true).await.unwrap(), 0);
+    assert_eq!(store.remove(&d, true, None).await.unwrap(), 0);
     assert!(store.list(&FsPath::root()).unwrap().is_empty());
 }
 
@@ -210,7 +212,9 @@ fn waiting_transactions_do_not_hold_up_reads_allocations_or_heartbeats() {
     let writer = store.ns.hold_writer();
     let removing = {
         let store = store.clone();
-        std::thread::spawn(move || store.remove_entries(&FsPath::parse("/gone").unwrap(), false))
+        std::thread::spawn(move || {
+            store.remove_entries(&FsPath::parse("/gone").unwrap(), false, None)
+        })
     };
     let committing = {
         let store = store.clone();
@@ -291,7 +295,7 @@ async fn freed_chunks_start_their_grace_once_the_change_is_flushed() {
     );
 
     let path = FsPath::parse("/f").unwrap();
-    let (count, freed) = store.remove_entries(&path, false).unwrap();
+    let (count, freed) = store.remove_entries(&path, false, None).unwrap();
     assert_eq!((count, freed), (1, vec![new]));
     assert_eq!(
         lock(&store.cluster).grace_start(&new),
@@ -304,10 +308,45 @@ async fn freed_chunks_start_their_grace_once_the_change_is_flushed() {
         .await
         .unwrap();
     store
-        .remove(&FsPath::parse("/g").unwrap(), false)
+        .remove(&FsPath::parse("/g").unwrap(), false, None)
         .await
         .unwrap();
     assert!(lock(&store.cluster)
         .grace_start(&ChunkId::of(b"g"))
         .is_some());
+}
+
+/// Two writers that read version 1 commit over it in one group (one transaction): the first
+/// wins, the second sees the first's file and is refused, as if it came after.
+#[tokio::test]
+async fn of_two_conditional_commits_in_one_group_the_second_loses() {
+    let (_dir, store) = store(3).await;
+    let acked = ["n0", "n1"];
+    store
+        .commit(vec![commit("/c", b"v1", &acked)])
+        .await
+        .unwrap();
+    let over_one = |data: &[u8]| Commit {
+        if_version: Some(1),
+        ..commit("/c", data, &acked)
+    };
+    let mut outcomes = store
+        .commit(vec![over_one(b"first"), over_one(b"second")])
+        .await
+        .unwrap()
+        .into_iter();
+    assert_eq!(
+        outcomes.next().unwrap().unwrap(),
+        CommitOutcome::Committed { version: 2 }
+    );
+    assert!(matches!(
+        outcomes.next().unwrap(),
+        Err(MetaError::VersionMismatch {
+            expected: 1,
+            actual: 2,
+            ..
+        })
+    ));
+    let file = store.locate(&FsPath::parse("/c").unwrap()).unwrap();
+    assert_eq!(file.chunks[0].id, ChunkId::of(b"first"));
 }

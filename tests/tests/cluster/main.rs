@@ -26,6 +26,8 @@
 //!   health protocol and `/healthz`/`/readyz` through safe mode and draining, JSON logs.
 //! - `console`: the gateway's web console in headless Chromium: the overview and a killed node,
 //!   upload, download, browsing and paging, and the errors a bad action shows.
+//! - `meta_api`: the metadata server's calls that no CLI verb makes, over gRPC: changes at a
+//!   version (conditional writes) and extended attributes, across a metadata server restart.
 //! - `s3`: the gateway's S3 API with aws-cli, boto3, rclone and s3cmd: buckets, objects byte
 //!   for byte (100 MiB too), ranges, conditions, copies, multipart with a metadata-only
 //!   Complete, listings, sync and `rclone check`, auth refusals; a storage node killed during a
@@ -42,6 +44,7 @@ mod disk_faults;
 mod faults;
 mod healing;
 mod local_targets;
+mod meta_api;
 mod namespace;
 mod nemesis;
 mod observability;
