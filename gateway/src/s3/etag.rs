@@ -149,32 +149,6 @@ pub fn check(conditions: &Conditions, etag: &str, mtime_ms: u64) -> Result<(), S
     Ok(())
 }
 
-/// A GET or HEAD of part `part` (`partNumber`) of the object with `etag`. An object put in one
-/// piece is its own part 1, sent whole, as S3 does; a part beyond the object's parts is
-/// `InvalidPart`. One part of a multipart object is not supported: Complete joins the parts'
-/// chunk lists, and where each part began is not kept.
-pub fn check_part(part: Option<i32>, etag: &str) -> Result<(), S3Error> {
-    let Some(part) = part else { return Ok(()) };
-    let parts: i32 = etag
-        .rsplit_once('-')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(1);
-    if part < 1 || part > parts {
-        return Err(s3_error!(
-            InvalidPart,
-            "part {part} of an object of {parts} part(s)"
-        ));
-    }
-    if parts > 1 {
-        return Err(s3_error!(
-            NotImplemented,
-            "a GET of one part of a multipart object is not supported: where each part began \
-             is not kept (use a Range)"
-        ));
-    }
-    Ok(())
-}
-
 /// 304 Not Modified, with the ETag the client's cached copy is to be compared with (RFC 9110
 /// section 15.4.5: a 304 carries the ETag a 200 would have).
 fn not_modified(etag: &str) -> S3Error {
@@ -185,7 +159,7 @@ fn not_modified(etag: &str) -> S3Error {
     error
 }
 
-fn matches(condition: &ETagCondition, etag: &str) -> bool {
+pub(super) fn matches(condition: &ETagCondition, etag: &str) -> bool {
     match condition {
         ETagCondition::Any => true,
         ETagCondition::ETag(wanted) => wanted.value() == etag,
@@ -231,18 +205,6 @@ mod tests {
 
     fn at(seconds: u64) -> Timestamp {
         Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
-    }
-
-    #[test]
-    fn a_single_part_object_is_its_own_part_one() {
-        assert!(check_part(None, "abc-3").is_ok());
-        assert!(check_part(Some(1), "abc").is_ok());
-        assert!(check_part(Some(1), "abc-1").is_ok());
-        let code = |part, etag| check_part(Some(part), etag).unwrap_err().code().clone();
-        assert_eq!(code(2, "abc"), s3s::S3ErrorCode::InvalidPart);
-        assert_eq!(code(0, "abc"), s3s::S3ErrorCode::InvalidPart);
-        assert_eq!(code(2, "abc-3"), s3s::S3ErrorCode::NotImplemented);
-        assert_eq!(code(4, "abc-3"), s3s::S3ErrorCode::InvalidPart);
     }
 
     #[test]

@@ -7,11 +7,15 @@
 //! objects and multipart uploads are in [`buckets`], [`objects`] and [`multipart`]; anything
 //! else answers 501 NotImplemented (s3s's default), never a success it did not earn, and so do
 //! the parts of a supported request BigFS cannot honour ([`unsupported`]: server-side
-//! encryption, conditional writes other than If-None-Match: *).
+//! encryption). Conditional writes and deletes are checked in one step with the change
+//! ([`conditions`]).
 
+pub mod attributes;
 pub mod buckets;
+pub mod conditions;
 pub mod errors;
 pub mod etag;
+pub mod headers;
 pub mod keys;
 pub mod listing;
 pub mod multipart;
@@ -19,6 +23,7 @@ pub mod names;
 pub mod objects;
 pub mod presigned;
 mod service;
+pub mod tagging;
 pub mod unsupported;
 
 use axum::error_handling::HandleError;
@@ -74,5 +79,6 @@ pub fn router(gateway: Gateway, auth: keys::Keys) -> Router {
     });
     Router::new()
         .fallback_service(service)
+        .layer(axum::middleware::from_fn(attributes::unquote_etag))
         .layer(axum::middleware::from_fn(presigned::check))
 }

@@ -16,10 +16,13 @@ use tonic::Code;
 use bigfs_proto::pb::{GetFileResponse, ObjectMeta};
 use bigfs_proto::FsPath;
 
+use super::conditions::Replace;
 use super::errors::{self, s3};
 use super::etag;
+use super::headers::standard_headers;
 use super::names::object_path;
 use super::objects::{copy_source, timestamp, NewObject};
+use super::tagging;
 use super::unsupported;
 use super::Gateway;
 
@@ -45,6 +48,8 @@ struct Upload {
     key: String,
     content_type: String,
     metadata: HashMap<String, String>,
+    /// The rest the object will keep (standard headers, tags).
+    extra: ObjectMeta,
     initiated_ms: u64,
 }
 
@@ -95,13 +100,19 @@ impl Gateway {
             .collect();
         metadata.insert(BUCKET_KEY.into(), input.bucket.clone());
         metadata.insert(OBJECT_KEY.into(), input.key.clone());
+        // What the object will keep besides its Content-Type and `x-amz-meta-*`, kept with
+        // the upload until its Complete.
+        let tags = tagging::of_header(input.tagging.as_deref())?;
+        let extra = standard_headers!(input).with_tags(tags);
         let info = NewObject {
             content_type: input.content_type,
             metadata: Some(metadata),
             content_md5: None,
+            extra,
         };
         let path = join(&dir, UPLOAD_FILE)?;
-        self.store(&path, None, Some(0), info, false).await?;
+        self.store(&path, None, Some(0), info, Replace::Nothing)
+            .await?;
         Ok(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -145,9 +156,12 @@ impl Gateway {
             content_type: None,
             metadata: None,
             content_md5: input.content_md5,
+            extra: ObjectMeta::default(),
         };
         let size = input.content_length.and_then(|l| u64::try_from(l).ok());
-        let md5 = self.store(&path, input.body, size, part, true).await?;
+        let md5 = self
+            .store(&path, input.body, size, part, Replace::Any)
+            .await?;
         Ok(UploadPartOutput {
             e_tag: Some(etag::strong(etag::hex(&md5))),
             ..UploadPartOutput::default()
@@ -187,9 +201,10 @@ impl Gateway {
             content_type: None,
             metadata: None,
             content_md5: None,
+            extra: ObjectMeta::default(),
         };
         let md5 = self
-            .store(&path, Some(blob), Some(end - start), part, true)
+            .store(&path, Some(blob), Some(end - start), part, Replace::Any)
             .await?;
         Ok(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
@@ -256,16 +271,6 @@ impl Gateway {
         &self,
         input: CompleteMultipartUploadInput,
     ) -> S3Result<CompleteMultipartUploadOutput> {
-        unsupported::condition(
-            input.if_match.is_some() || unsupported::names_an_etag(&input.if_none_match),
-            "If-Match, or If-None-Match with an ETag, on a Complete (only If-None-Match: *)",
-        )?;
-        // If-None-Match: * completes only where no object is: the metadata server checks it in
-        // the same transaction that writes the object.
-        let overwrite = !input
-            .if_none_match
-            .as_ref()
-            .is_some_and(ETagCondition::is_any);
         let wanted = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -291,6 +296,7 @@ impl Gateway {
             self.parts(&upload).await?.into_iter().collect();
         let mut sources = Vec::with_capacity(wanted.len());
         let mut md5s = Vec::with_capacity(wanted.len());
+        let mut part_sizes = Vec::with_capacity(wanted.len());
         let numbers: Vec<i32> = wanted.iter().map(|p| p.part_number.unwrap_or(0)).collect();
         if let Some(pair) = numbers.windows(2).find(|pair| pair[0] >= pair[1]) {
             return Err(s3_error!(
@@ -321,24 +327,37 @@ impl Gateway {
                 ));
             }
             md5s.push(etag::part_md5(&entry.etag).ok_or_else(|| s3_error!(InvalidPart))?);
+            part_sizes.push(entry.size);
             sources.push(FsPath::parse(&entry.path).map_err(|e| s3_error!(InternalError, "{e}"))?);
         }
         let etag = etag::multipart(&md5s);
         let dst = object_path(&input.bucket, &input.key)?.path;
+        // The conditions hold for the object there now, and the metadata server writes only
+        // over that one (or where none is).
+        let replace = self
+            .write_condition(&dst, input.if_match.as_ref(), input.if_none_match.as_ref())
+            .await?;
         let object = ObjectMeta {
             content_type: upload.content_type.clone(),
             etag: etag.clone(),
             user_metadata: upload.metadata.clone(),
-            ..ObjectMeta::default()
+            part_sizes,
+            ..upload.extra.clone()
         };
         self.client
-            .concat(&sources, &dst, object, overwrite, true, None)
+            .concat(
+                &sources,
+                &dst,
+                object,
+                replace.overwrite(),
+                true,
+                replace.if_version(),
+            )
             .await
-            .map_err(|e| match errors::code(&e) {
-                Some(Code::AlreadyExists) if !overwrite => {
-                    s3_error!(PreconditionFailed, "{dst} exists (If-None-Match: *)")
-                }
-                _ => s3(e, S3ErrorCode::NoSuchUpload),
+            .map_err(|e| {
+                replace
+                    .refusal(&e, &dst)
+                    .unwrap_or_else(|| s3(e, S3ErrorCode::NoSuchUpload))
             })?;
         self.remove_upload(&upload.dir).await;
         Ok(completed(&input.bucket, &input.key, etag))
@@ -488,17 +507,20 @@ impl Upload {
         let mut object = info.object.unwrap_or_default();
         let bucket = object.user_metadata.remove(BUCKET_KEY).unwrap_or_default();
         let key = object.user_metadata.remove(OBJECT_KEY).unwrap_or_default();
-        let metadata = object
-            .user_metadata
+        let metadata = std::mem::take(&mut object.user_metadata)
             .into_iter()
             .filter_map(|(k, v)| Some((k.strip_prefix(USER_PREFIX)?.to_string(), v)))
             .collect();
+        let content_type = std::mem::take(&mut object.content_type);
+        // The upload file's own ETag (of no bytes) is not the object's.
+        object.etag.clear();
         Self {
             dir,
             bucket,
             key,
-            content_type: object.content_type,
+            content_type,
             metadata,
+            extra: object,
             initiated_ms: info.mtime_ms,
         }
     }

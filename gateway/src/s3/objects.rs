@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, SystemTime};
 
+use axum::http::HeaderValue;
 use base64::Engine;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use s3s::dto::*;
-use s3s::{s3_error, S3ErrorCode, S3Result};
+use s3s::{s3_error, S3ErrorCode, S3Response, S3Result};
 use tokio_util::io::StreamReader;
 use tonic::Code;
 
@@ -20,10 +21,14 @@ use bigfs_client::upload::{PutOptions, Source};
 use bigfs_proto::pb::{DirEntry, GetFileResponse, ObjectMeta};
 use bigfs_proto::FsPath;
 
+use super::attributes::{self, PartRange};
+use super::conditions::{DeleteConditions, Replace};
 use super::errors::{self, s3};
 use super::etag::{self, Conditions, Md5Reader};
+use super::headers::{self, send_headers, standard_headers};
 use super::listing::{self, Item, Query, Tree};
 use super::names::{object_path, ObjectPath};
+use super::tagging;
 use super::unsupported;
 use super::Gateway;
 
@@ -43,6 +48,8 @@ pub struct NewObject {
     pub metadata: Option<HashMap<String, String>>,
     /// The Content-MD5 header, base64: the put fails with BadDigest unless the body matches.
     pub content_md5: Option<String>,
+    /// The rest kept with the object (standard headers, tags); its ETag is the body's.
+    pub extra: ObjectMeta,
 }
 
 impl Tree for bigfs_client::Client {
@@ -57,15 +64,15 @@ impl Tree for bigfs_client::Client {
 }
 
 impl Gateway {
-    /// Stores `body` at `path`, replacing a file there unless `overwrite` is false; returns the
-    /// MD5 of the bytes. Nothing is visible unless the whole body arrived and was committed.
+    /// Stores `body` at `path`, replacing what `replace` allows; returns the MD5 of the bytes.
+    /// Nothing is visible unless the whole body arrived and was committed.
     pub async fn store(
         &self,
         path: &FsPath,
         body: Option<StreamingBlob>,
         size: Option<u64>,
         object: NewObject,
-        overwrite: bool,
+        replace: Replace,
     ) -> S3Result<[u8; 16]> {
         let body: Box<dyn Stream<Item = io::Result<Bytes>> + Send + Unpin> = match body {
             Some(body) => Box::new(body.map_err(io::Error::other)),
@@ -77,10 +84,10 @@ impl Gateway {
         let source = Source::async_reader(reader, "the request body", size);
         let options = PutOptions {
             replication: None,
-            overwrite,
+            overwrite: replace.overwrite(),
             parallel: self.parallel,
             preserve: false,
-            if_version: None,
+            if_version: replace.if_version(),
         };
         let mut digest = [0u8; 16];
         let finish = || {
@@ -95,7 +102,7 @@ impl Gateway {
                 content_type: object.content_type.clone().unwrap_or_default(),
                 etag: etag::hex(&digest),
                 user_metadata: object.metadata.clone().unwrap_or_default(),
-                ..ObjectMeta::default()
+                ..object.extra.clone()
             }))
         };
         let put = self
@@ -109,16 +116,15 @@ impl Gateway {
                     BadDigest,
                     "the body's MD5 is {md5}, not the one Content-MD5 gives"
                 ),
-                None if errors::code(&e) == Some(Code::AlreadyExists) && !overwrite => {
-                    s3_error!(PreconditionFailed, "{path} exists (If-None-Match: *)")
-                }
-                None => s3(e, S3ErrorCode::NoSuchBucket),
+                None => replace
+                    .refusal(&e, path)
+                    .unwrap_or_else(|| s3(e, S3ErrorCode::NoSuchBucket)),
             }),
         }
     }
 
     pub async fn put_object(&self, mut input: PutObjectInput) -> S3Result<PutObjectOutput> {
-        let ObjectPath { path, marker } = match self.check_put(&input).await {
+        let (ObjectPath { path, marker }, replace) = match self.check_put(&input).await {
             Ok(checked) => checked,
             Err(refusal) => {
                 drain(input.body.take()).await;
@@ -141,20 +147,15 @@ impl Gateway {
                 ..PutObjectOutput::default()
             });
         }
-        // If-None-Match: * is a put that must not replace anything.
-        let overwrite = !input
-            .if_none_match
-            .as_ref()
-            .is_some_and(ETagCondition::is_any);
+        let tags = tagging::of_header(input.tagging.as_deref())?;
         let object = NewObject {
             content_type: input.content_type,
             metadata: input.metadata,
             content_md5: input.content_md5,
+            extra: standard_headers!(input).with_tags(tags),
         };
         let size = input.content_length.and_then(|l| u64::try_from(l).ok());
-        let md5 = self
-            .store(&path, input.body, size, object, overwrite)
-            .await?;
+        let md5 = self.store(&path, input.body, size, object, replace).await?;
         Ok(PutObjectOutput {
             e_tag: Some(etag::strong(etag::hex(&md5))),
             ..PutObjectOutput::default()
@@ -162,22 +163,25 @@ impl Gateway {
     }
 
     /// What a put may be refused for before its body is read: what BigFS cannot honour, a key
-    /// no path can hold (checked before any call to the cluster), a missing bucket.
-    async fn check_put(&self, input: &PutObjectInput) -> S3Result<ObjectPath> {
+    /// no path can hold (checked before any call to the cluster), a missing bucket, failed
+    /// conditions; and what it may replace.
+    async fn check_put(&self, input: &PutObjectInput) -> S3Result<(ObjectPath, Replace)> {
         unsupported::encryption(&[
             input.server_side_encryption.is_some(),
             input.sse_customer_algorithm.is_some(),
             input.ssekms_key_id.is_some(),
         ])?;
         unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
-        unsupported::condition(input.if_match.is_some(), "If-Match on a PUT")?;
-        unsupported::condition(
-            unsupported::names_an_etag(&input.if_none_match),
-            "If-None-Match with an ETag on a PUT (only If-None-Match: *)",
-        )?;
         let checked = object_path(&input.bucket, &input.key)?;
         self.check_bucket(&input.bucket).await?;
-        Ok(checked)
+        let replace = self
+            .write_condition(
+                &checked.path,
+                input.if_match.as_ref(),
+                input.if_none_match.as_ref(),
+            )
+            .await?;
+        Ok((checked, replace))
     }
 
     /// The file behind `key`, or NoSuchKey; a marker key names its directory (no bytes).
@@ -203,6 +207,7 @@ impl Gateway {
     pub async fn get_object(&self, input: GetObjectInput) -> S3Result<GetObjectOutput> {
         unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
         unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
+        let overrides = headers::Overrides::of(&input);
         let conditions = Conditions {
             if_match: input.if_match,
             if_none_match: input.if_none_match,
@@ -222,14 +227,16 @@ impl Gateway {
         };
         let head = Head::of(&file);
         etag::check(&conditions, &head.etag, head.mtime_ms)?;
-        etag::check_part(input.part_number, &head.etag)?;
-        let range = match &input.range {
-            Some(range) => Some(
+        let part = head.part(input.part_number)?;
+        let tag_count = head.tag_count();
+        let range = match (&input.range, &part) {
+            (Some(range), _) => Some(
                 range
                     .check(head.size)
                     .map_err(|_| s3_error!(InvalidRange, "the object is {} bytes", head.size))?,
             ),
-            None => None,
+            (None, Some(part)) if part.count.is_some() => Some(part.start..part.end),
+            (None, _) => None,
         };
         let (start, end) = range.clone().map_or((0, head.size), |r| (r.start, r.end));
         let path = object_path(&input.bucket, &input.key)?.path;
@@ -239,7 +246,7 @@ impl Gateway {
             let _held = &turn;
             item
         });
-        Ok(GetObjectOutput {
+        let mut output = GetObjectOutput {
             body: Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))),
             content_length: Some((end - start) as i64),
             content_range: range.map(|_| format!("bytes {start}-{}/{}", end - 1, head.size)),
@@ -248,8 +255,13 @@ impl Gateway {
             e_tag: Some(etag::strong(head.etag)),
             last_modified: Some(timestamp(head.mtime_ms)),
             metadata: Some(head.metadata),
+            parts_count: part.and_then(|p| p.count),
+            tag_count,
             ..GetObjectOutput::default()
-        })
+        };
+        send_headers!(output, &head.object);
+        overrides.apply(&mut output);
+        Ok(output)
     }
 
     /// The bytes `start..end` of `file`: only the chunks that hold them are fetched, each
@@ -296,7 +308,12 @@ impl Gateway {
             })
     }
 
-    pub async fn head_object(&self, input: HeadObjectInput) -> S3Result<HeadObjectOutput> {
+    /// HEAD: what a GET would answer, without the body; the tag count goes in a header of its
+    /// own (the s3s output has no field for it).
+    pub async fn head_object(
+        &self,
+        input: HeadObjectInput,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
         unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
         let conditions = Conditions {
@@ -307,35 +324,60 @@ impl Gateway {
         };
         let Some(file) = self.lookup(&input.bucket, &input.key).await? else {
             etag::check(&conditions, etag::EMPTY, 0)?;
-            return Ok(HeadObjectOutput {
+            return Ok(S3Response::new(HeadObjectOutput {
                 content_length: Some(0),
                 e_tag: Some(etag::strong(etag::EMPTY.into())),
                 ..HeadObjectOutput::default()
-            });
+            }));
         };
         let head = Head::of(&file);
         etag::check(&conditions, &head.etag, head.mtime_ms)?;
-        etag::check_part(input.part_number, &head.etag)?;
-        Ok(HeadObjectOutput {
-            content_length: Some(head.size as i64),
+        let part = head.part(input.part_number)?;
+        let tag_count = head.tag_count();
+        let mut output = HeadObjectOutput {
+            content_length: Some(part.as_ref().map_or(head.size, |p| p.end - p.start) as i64),
             accept_ranges: Some("bytes".into()),
             content_type: Some(head.content_type),
             e_tag: Some(etag::strong(head.etag)),
             last_modified: Some(timestamp(head.mtime_ms)),
             metadata: Some(head.metadata),
+            parts_count: part.and_then(|p| p.count),
             ..HeadObjectOutput::default()
-        })
+        };
+        send_headers!(output, &head.object);
+        let mut response = S3Response::new(output);
+        if let Some(count) = tag_count {
+            response
+                .headers
+                .insert(tagging::TAG_COUNT_HEADER, HeaderValue::from(count));
+        }
+        Ok(response)
     }
 
-    /// Removes `key`; a missing one is no error (S3 deletes are idempotent). Directories left
-    /// empty above it go too, up to the bucket, as they would vanish from S3's view anyway: a
-    /// prefix exists only while a key has it.
-    pub async fn delete_key(&self, bucket: &str, key: &str) -> S3Result<()> {
+    /// Removes `key` if `conditions` hold (checked in one step with the removal); a missing
+    /// one is no error (S3 deletes are idempotent). Directories left empty above it go too, up
+    /// to the bucket, as they would vanish from S3's view anyway: a prefix exists only while a
+    /// key has it.
+    pub async fn delete_key(
+        &self,
+        bucket: &str,
+        key: &str,
+        conditions: &DeleteConditions,
+    ) -> S3Result<()> {
         let ObjectPath { path, marker } = object_path(bucket, key)?;
         let removed = if marker {
+            if !conditions.is_empty() {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "a conditional delete of a directory marker is not supported"
+                ));
+            }
             self.client.rmdir(&path).await
-        } else {
+        } else if conditions.is_empty() {
             self.client.remove(&path, false).await.map(|_| ())
+        } else {
+            self.delete_if(&path, conditions).await?;
+            Ok(())
         };
         match removed {
             Ok(()) => {}
@@ -366,15 +408,14 @@ impl Gateway {
         let mut deleted = Vec::new();
         let mut failed = Vec::new();
         for object in input.delete.objects {
-            // A key with a condition (ETag, LastModifiedTime, Size) is refused as a conditional
-            // DeleteObject is, and stays: deleting it unchecked would be a wrong success.
-            let conditional = object.e_tag.is_some()
-                || object.last_modified_time.is_some()
-                || object.size.is_some();
-            let done = match unsupported::condition(conditional, "a conditional delete") {
-                Ok(()) => self.delete_key(&input.bucket, &object.key).await,
-                Err(refused) => Err(refused),
+            let conditions = DeleteConditions {
+                if_match: object.e_tag.map(ETagCondition::ETag),
+                last_modified: object.last_modified_time,
+                size: object.size,
             };
+            let done = self
+                .delete_key(&input.bucket, &object.key, &conditions)
+                .await;
             match done {
                 Ok(()) => deleted.push(DeletedObject {
                     key: Some(object.key),
@@ -439,20 +480,20 @@ impl Gateway {
                 "copying an object onto itself without changing its metadata is not allowed"
             ));
         }
-        let object = ObjectMeta {
-            content_type: if replace {
-                input.content_type.unwrap_or_default()
-            } else {
-                head.stored_content_type.clone()
-            },
-            etag: head.etag.clone(),
-            user_metadata: if replace {
-                input.metadata.unwrap_or_default()
-            } else {
-                head.metadata.clone()
-            },
-            ..ObjectMeta::default()
-        };
+        // The copy has the source's bytes, so what describes them (part sizes, checksums)
+        // stays; with REPLACE, what the client said about the object is the request's.
+        let mut object = head.object.clone();
+        object.etag = head.etag.clone();
+        object.tags = tagging::of_copy(
+            input.tagging_directive.as_ref(),
+            input.tagging.as_deref(),
+            &head.object.tags,
+        )?;
+        if replace {
+            object.content_type = input.content_type.unwrap_or_default();
+            object.user_metadata = input.metadata.unwrap_or_default();
+            standard_headers!(input).keep(&mut object);
+        }
         self.client
             .concat(std::slice::from_ref(&src), &dst, object, true, false, None)
             .await
@@ -648,8 +689,9 @@ struct Head {
     mtime_ms: u64,
     etag: String,
     content_type: String,
-    stored_content_type: String,
     metadata: HashMap<String, String>,
+    /// Everything kept with the object.
+    object: ObjectMeta,
 }
 
 impl Head {
@@ -665,9 +707,21 @@ impl Head {
             } else {
                 object.content_type.clone()
             },
-            stored_content_type: object.content_type,
-            metadata: object.user_metadata,
+            metadata: object.user_metadata.clone(),
+            object,
         }
+    }
+
+    /// Where part `number` lies, when one was asked for (`partNumber`).
+    fn part(&self, number: Option<i32>) -> S3Result<Option<PartRange>> {
+        number
+            .map(|n| attributes::part_range(&self.object, &self.etag, self.size, n))
+            .transpose()
+    }
+
+    /// How many tags the object has, when it has any.
+    fn tag_count(&self) -> Option<i32> {
+        (!self.object.tags.is_empty()).then_some(self.object.tags.len() as i32)
     }
 }
 

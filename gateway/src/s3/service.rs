@@ -68,22 +68,22 @@ impl S3 for Gateway {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        Ok(S3Response::new(
-            Gateway::head_object(self, req.input).await?,
-        ))
+        Gateway::head_object(self, req.input).await
     }
 
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let input = &req.input;
-        let conditional = input.if_match.is_some()
-            || input.if_match_last_modified_time.is_some()
-            || input.if_match_size.is_some();
-        super::unsupported::condition(conditional, "a conditional DELETE")?;
-        self.check_bucket(&req.input.bucket).await?;
-        self.delete_key(&req.input.bucket, &req.input.key).await?;
+        let input = req.input;
+        let conditions = super::conditions::DeleteConditions {
+            if_match: input.if_match,
+            last_modified: input.if_match_last_modified_time,
+            size: input.if_match_size,
+        };
+        self.check_bucket(&input.bucket).await?;
+        self.delete_key(&input.bucket, &input.key, &conditions)
+            .await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
@@ -190,6 +190,42 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         Ok(S3Response::new(
             Gateway::list_multipart_uploads(self, req.input).await?,
+        ))
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        Ok(S3Response::new(
+            Gateway::put_object_tagging(self, req.input).await?,
+        ))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        Ok(S3Response::new(
+            Gateway::get_object_tagging(self, req.input).await?,
+        ))
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        Ok(S3Response::new(
+            Gateway::delete_object_tagging(self, req.input).await?,
+        ))
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        Ok(S3Response::new(
+            Gateway::get_object_attributes(self, req.input).await?,
         ))
     }
 }

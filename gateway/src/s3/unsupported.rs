@@ -1,8 +1,7 @@
 //! Requests BigFS cannot honour, refused with 501 NotImplemented before anything is stored or
 //! removed. Ignoring them would be a success the gateway did not earn: an object a client asked
-//! to be encrypted stored in the clear, a conditional write or delete made unconditionally.
+//! to be encrypted stored in the clear.
 
-use s3s::dto::ETagCondition;
 use s3s::{s3_error, S3Result};
 
 /// The most keys one DeleteObjects may name (S3's own limit).
@@ -25,22 +24,6 @@ pub fn customer_key(key: &Option<String>, key_md5: &Option<String>) -> S3Result<
     encryption(&[key.is_some(), key_md5.is_some()])
 }
 
-/// Whether an `If-None-Match` or `If-Match` names an ETag rather than `*`.
-pub fn names_an_etag(condition: &Option<ETagCondition>) -> bool {
-    condition.as_ref().is_some_and(|c| !c.is_any())
-}
-
-/// Refuses a write or delete made conditional by `what`, when the request has it.
-pub fn condition(present: bool, what: &str) -> S3Result<()> {
-    if present {
-        return Err(s3_error!(
-            NotImplemented,
-            "{what} is not supported: the check and the change could not be one step"
-        ));
-    }
-    Ok(())
-}
-
 /// Refuses a DeleteObjects of more keys than S3 allows in one request.
 pub fn delete_count(keys: usize) -> S3Result<()> {
     if keys > MAX_DELETE_KEYS {
@@ -60,8 +43,6 @@ mod tests {
     fn only_what_was_asked_is_refused() {
         assert!(encryption(&[false, false]).is_ok());
         assert!(encryption(&[false, true]).is_err());
-        assert!(condition(false, "If-Match").is_ok());
-        assert!(condition(true, "If-Match").is_err());
         assert!(delete_count(MAX_DELETE_KEYS).is_ok());
         assert!(delete_count(MAX_DELETE_KEYS + 1).is_err());
     }
