@@ -4,7 +4,7 @@
 //! what they wrote, byte for byte, and against what the `bigfs` CLI sees.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
@@ -30,6 +30,8 @@ const STALLED_PUT: &str = include_str!("s3/stalled_put.py");
 const BIG_TRANSFERS: &str = include_str!("s3/big_transfers.py");
 /// Small PUTs, HEADs (of keys there and not), GETs and rewrites, 32 at once.
 const MANY_SMALL: &str = include_str!("s3/many_small.py");
+/// Conditional writes and deletes, tags, stored headers, parts and attributes.
+const OBJECT_META_CHECKS: &str = include_str!("s3/object_meta_checks.py");
 
 /// `python3 SCRIPT ARGS`, the script written into the cluster's directory as `name`, with
 /// stdout piped and stderr into `name.err` there.
@@ -115,37 +117,47 @@ fn write(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).unwrap();
 }
 
-#[test]
-fn boto3_covers_the_core_operations() {
-    let cluster = Cluster::start(3);
-    let gateway = Gateway::start_s3(&cluster);
-    let script = cluster.root().join("boto3_checks.py");
-    fs::write(&script, BOTO3_CHECKS).unwrap();
+/// Runs the boto3 checks `script` (written into the cluster's directory as `name`) against
+/// `gateway`, with its endpoint and keys and then `args`, and fails unless every check
+/// passed. The clients' mistakes the checks make (NoSuchKey, InvalidArgument, 501s, bad
+/// signatures, skewed clocks...) are answers, not gateway failures: none may be logged as an
+/// ERROR.
+fn run_boto3_checks(cluster: &Cluster, gateway: &Gateway, name: &str, script: &str, args: &[&str]) {
+    let path = cluster.root().join(name);
+    fs::write(&path, script).unwrap();
     let out = Command::new("python3")
-        .arg(&script)
-        .args([
-            &gateway.s3_url(),
-            S3_ACCESS_KEY,
-            S3_SECRET_KEY,
-            &cluster.chunk_size().to_string(),
-        ])
+        .arg(&path)
+        .args([gateway.s3_url().as_str(), S3_ACCESS_KEY, S3_SECRET_KEY])
+        .args(args)
         .output()
         .expect("run python3");
     assert!(
         out.status.success(),
-        "boto3 checks failed:\n{}{}\ngateway log:\n{}",
+        "{name} failed:\n{}{}\ngateway log:\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         gateway.log_tail()
     );
-    // The clients' mistakes above (NoSuchKey, InvalidArgument, 501s, bad signatures, skewed
-    // clocks...) are answers, not gateway failures: none is logged as an ERROR.
     let log = fs::read_to_string(cluster.root().join("logs/gateway.log")).unwrap();
     let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
     assert!(
         errors.is_empty(),
         "ERROR lines in the gateway's log:\n{}",
         errors.join("\n")
+    );
+}
+
+#[test]
+fn boto3_covers_the_core_operations() {
+    let cluster = Cluster::start(3);
+    let gateway = Gateway::start_s3(&cluster);
+    let chunk = cluster.chunk_size().to_string();
+    run_boto3_checks(
+        &cluster,
+        &gateway,
+        "boto3_checks.py",
+        BOTO3_CHECKS,
+        &[&chunk],
     );
     // What S3 wrote is what the CLI sees, and the uploads' directory is gone once done.
     let ls = cluster.bigfs(["ls", "/bk3/dir", "--json"]);
@@ -425,6 +437,76 @@ fn a_storage_node_killed_during_a_get_goes_unnoticed() {
         "the GET never read from the killed node:\n{}",
         gateway.log_tail()
     );
+    cluster.check_logs();
+}
+
+#[test]
+fn boto3_keeps_tags_headers_and_parts_and_honours_conditions() {
+    let cluster = Cluster::start(3);
+    let gateway = Gateway::start_s3(&cluster);
+    run_boto3_checks(
+        &cluster,
+        &gateway,
+        "object_meta_checks.py",
+        OBJECT_META_CHECKS,
+        &[],
+    );
+    cluster.check_logs();
+}
+
+/// Two writers read the same object; the one whose If-Match PUT commits second loses with
+/// 412, and the other's object stays: the condition was checked with the commit, not only
+/// when the losing PUT began (before its body, while the other writer replaced the object).
+#[test]
+fn a_conditional_put_that_loses_a_race_fails_and_leaves_the_winners_object() {
+    let cluster = Cluster::start(3);
+    let gateway = Gateway::start_s3(&cluster);
+    must_aws(&gateway, &["s3", "mb", "s3://race"]);
+    let local = cluster.root().join("local");
+    write(&local, b"first");
+    must_aws(&gateway, &["s3", "cp", s(&local), "s3://race/k"]);
+    let head = [
+        "s3api",
+        "head-object",
+        "--bucket",
+        "race",
+        "--key",
+        "k",
+        "--query",
+        "ETag",
+    ];
+    let etag = must_aws(&gateway, &[&head[..], &["--output", "text"]].concat());
+    let headers = format!(r#"{{"If-Match": {:?}}}"#, etag.trim());
+
+    // The loser's PUT checks its If-Match against "first" and streams 20 of its 24 MiB, more
+    // than loopback buffers hold, so the gateway is past the check and storing chunks.
+    let (size, sent) = ((24 * MIB).to_string(), (20 * MIB).to_string());
+    let url = gateway.s3_url();
+    let args = [
+        &url,
+        S3_ACCESS_KEY,
+        S3_SECRET_KEY,
+        "race",
+        &size,
+        &sent,
+        "k",
+    ];
+    let mut cmd = python(&cluster, "stalled_put.py", STALLED_PUT, &args);
+    cmd.env("STALLED_PUT_HEADERS", &headers)
+        .env("STALLED_PUT_FINISH", "1")
+        .stdin(Stdio::piped());
+    let (mut child, mut stdout) = spawn_until(&cluster, cmd, "stalled_put.py", "sent");
+    // The winner replaces the object meanwhile.
+    write(&local, b"second");
+    must_aws(&gateway, &["s3", "cp", s(&local), "s3://race/k"]);
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    child.wait().unwrap();
+    assert_eq!(rest.trim(), "answered 412", "the losing PUT");
+    let back = cluster.root().join("back");
+    must_aws(&gateway, &["s3", "cp", "s3://race/k", s(&back)]);
+    assert_eq!(fs::read(&back).unwrap(), b"second");
     cluster.check_logs();
 }
 

@@ -217,16 +217,16 @@ gone = s3.delete_objects(Bucket="bk3", Delete={"Objects": [{"Key": "l/a"}, {"Key
 assert sorted(d["Key"] for d in gone["Deleted"]) == ["l/a", "l/b/c", "missing"], gone
 assert [c["Key"] for c in s3.list_objects_v2(Bucket="bk3", Prefix="l/")["Contents"]] == ["l/b/d", "l/c", "l/d/e/f"]
 
-# What BigFS cannot honour is refused, never done half: no encryption at rest, no If-Match on a
-# write or a delete, at most 1,000 keys in one DeleteObjects.
+# What BigFS cannot honour is refused, never done half: no encryption at rest, at most 1,000
+# keys in one DeleteObjects. Conditions that fail refuse the write and change nothing.
 for asked in [{"ServerSideEncryption": "AES256"}, {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32}]:
     code = error_code(lambda: s3.put_object(Bucket="bk3", Key="secret", Body=b"x", **asked))
     assert code == "NotImplemented", (asked, code)
 assert error_code(lambda: s3.head_object(Bucket="bk3", Key="secret")) in ("404", "NoSuchKey")
-assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfMatch=md5)) == "NotImplemented"
+assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfMatch=md5)) == "PreconditionFailed"
 assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
 etag_l_c = s3.head_object(Bucket="bk3", Key="l/c")["ETag"]
-assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfNoneMatch=etag_l_c)) == "NotImplemented"
+assert error_code(lambda: s3.put_object(Bucket="bk3", Key="l/c", Body=b"y", IfNoneMatch=etag_l_c)) == "PreconditionFailed"
 assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
 # An SSE-C key without its algorithm header is refused too.
 def with_customer_key(params, **_):
@@ -242,17 +242,21 @@ assert error_code(lambda: s3.complete_multipart_upload(
 )) == "PreconditionFailed"
 assert s3.get_object(Bucket="bk3", Key="l/c")["Body"].read() == b"l/c"
 s3.abort_multipart_upload(Bucket="bk3", Key="l/c", UploadId=uid)
-# partNumber: a single-part object is its own part 1; one part of a multipart object is 501.
+# partNumber: a single-part object is its own part 1; a multipart object's parts are where
+# their sizes put them.
 assert s3.get_object(Bucket="bk3", Key="l/c", PartNumber=1)["Body"].read() == b"l/c"
 assert error_code(lambda: s3.get_object(Bucket="bk3", Key="l/c", PartNumber=2)) == "InvalidPart"
-assert error_code(lambda: s3.get_object(Bucket="bk3", Key="multi", PartNumber=1)) == "NotImplemented"
+second = s3.get_object(Bucket="bk3", Key="multi", PartNumber=2)
+assert second["PartsCount"] == 2 and second["ContentLength"] == chunk + 10, second
+assert second["Body"].read() == body[chunk - 5 : 2 * chunk + 5]
+assert s3.head_object(Bucket="bk3", Key="multi", PartNumber=1)["ContentLength"] == len(part1)
 too_many = {"Objects": [{"Key": f"k{i}"} for i in range(1001)]}
 assert error_code(lambda: s3.delete_objects(Bucket="bk3", Delete=too_many)) == "MalformedXML"
-# A DeleteObjects key with a condition is refused alone and stays; the others go.
+# A DeleteObjects key whose condition fails is refused alone and stays; the others go.
 s3.put_object(Bucket="bk3", Key="cond/a", Body=b"a")
 s3.put_object(Bucket="bk3", Key="cond/b", Body=b"b")
 answer = s3.delete_objects(Bucket="bk3", Delete={"Objects": [{"Key": "cond/a", "ETag": "bad"}, {"Key": "cond/b"}]})
-assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [("cond/a", "NotImplemented")], answer
+assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [("cond/a", "PreconditionFailed")], answer
 assert [d["Key"] for d in answer["Deleted"]] == ["cond/b"], answer
 assert s3.get_object(Bucket="bk3", Key="cond/a")["Body"].read() == b"a"
 

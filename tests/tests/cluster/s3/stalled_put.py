@@ -5,8 +5,14 @@ Arguments: ENDPOINT ACCESS_KEY SECRET_KEY BUCKET SIZE SENT KEY... For each KEY, 
 announcing SIZE bytes (SigV4-signed with an unsigned payload, as clients stream bodies) and
 sends the first SENT of them; prints "sent"; then, for each, prints "answered STATUS" if the
 gateway answers, or "broken" if the connection breaks first.
+
+With STALLED_PUT_HEADERS (a JSON object) in the environment, each PUT carries those headers
+too (If-Match, say). With STALLED_PUT_FINISH set, after "sent" it waits for a line on stdin,
+then sends the rest of each body before waiting for the answers.
 """
 import http.client
+import json
+import os
 import sys
 import urllib.parse
 
@@ -20,13 +26,25 @@ keys = sys.argv[7:]
 host = urllib.parse.urlparse(endpoint).netloc
 block = bytes(range(256)) * 4096  # 1 MiB
 
+
+def send(connection, count):
+    while count > 0:
+        piece = block[: min(count, len(block))]
+        connection.send(piece)
+        count -= len(piece)
+
+
 connections = []
 for key in keys:
     path = f"/{bucket}/{urllib.parse.quote(key)}"
     request = AWSRequest(
         method="PUT",
         url=endpoint + path,
-        headers={"Content-Length": str(size), "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"},
+        headers={
+            "Content-Length": str(size),
+            "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD",
+            **json.loads(os.environ.get("STALLED_PUT_HEADERS", "{}")),
+        },
     )
     SigV4Auth(Credentials(access, secret), "s3", "us-east-1").add_auth(request)
     connection = http.client.HTTPConnection(host, timeout=120)
@@ -36,13 +54,13 @@ for key in keys:
         if name.lower() != "host":
             connection.putheader(name, value)
     connection.endheaders()
-    left = sent
-    while left > 0:
-        piece = block[: min(left, len(block))]
-        connection.send(piece)
-        left -= len(piece)
+    send(connection, sent)
     connections.append(connection)
 print("sent", flush=True)
+if os.environ.get("STALLED_PUT_FINISH"):
+    sys.stdin.readline()
+    for connection in connections:
+        send(connection, size - sent)
 for connection in connections:
     try:
         print("answered", connection.getresponse().status, flush=True)
