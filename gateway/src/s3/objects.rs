@@ -124,7 +124,7 @@ impl Gateway {
     }
 
     pub async fn put_object(&self, mut input: PutObjectInput) -> S3Result<PutObjectOutput> {
-        let (ObjectPath { path, marker }, replace) = match self.check_put(&input).await {
+        let (ObjectPath { path, marker }, replace, tags) = match self.check_put(&input).await {
             Ok(checked) => checked,
             Err(refusal) => {
                 drain(input.body.take()).await;
@@ -147,7 +147,6 @@ impl Gateway {
                 ..PutObjectOutput::default()
             });
         }
-        let tags = tagging::of_header(input.tagging.as_deref())?;
         let object = NewObject {
             content_type: input.content_type,
             metadata: input.metadata,
@@ -163,9 +162,12 @@ impl Gateway {
     }
 
     /// What a put may be refused for before its body is read: what BigFS cannot honour, a key
-    /// no path can hold (checked before any call to the cluster), a missing bucket, failed
-    /// conditions; and what it may replace.
-    async fn check_put(&self, input: &PutObjectInput) -> S3Result<(ObjectPath, Replace)> {
+    /// no path can hold (checked before any call to the cluster), tags over S3's limits, a
+    /// missing bucket, failed conditions; and what it may replace, and its tags.
+    async fn check_put(
+        &self,
+        input: &PutObjectInput,
+    ) -> S3Result<(ObjectPath, Replace, tagging::Tags)> {
         unsupported::encryption(&[
             input.server_side_encryption.is_some(),
             input.sse_customer_algorithm.is_some(),
@@ -173,6 +175,7 @@ impl Gateway {
         ])?;
         unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
         let checked = object_path(&input.bucket, &input.key)?;
+        let tags = tagging::of_header(input.tagging.as_deref())?;
         self.check_bucket(&input.bucket).await?;
         let replace = self
             .write_condition(
@@ -181,7 +184,7 @@ impl Gateway {
                 input.if_none_match.as_ref(),
             )
             .await?;
-        Ok((checked, replace))
+        Ok((checked, replace, tags))
     }
 
     /// The file behind `key`, or NoSuchKey; a marker key names its directory (no bytes).
