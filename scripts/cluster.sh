@@ -19,6 +19,7 @@ LOG_DIR=$DIR/logs
 CMD_DIR=$DIR/cmd                  # each process's command line, for `restart`
 STATE_FILE=$DIR/cluster.conf      # nodes, base port, binaries, flags: see write_state
 S3_KEYS_FILE=$DIR/s3-keys         # the S3 key pair, made once per cluster directory
+SSE_KEY_FILE=$DIR/sse-master-key  # the gateway's SSE-S3 master key, made once likewise
 TMUX_FILE=$DIR/tmux-session       # present only while a tmux session created by `up` exists
 START_TIMEOUT=${BIGFS_CLUSTER_TIMEOUT:-30}
 STOP_TIMEOUT=10
@@ -111,6 +112,8 @@ Layout under the cluster directory:
   cmd/meta.args cmd/nodeI.args    command lines, for 'restart' (cmd/gateway.args too)
   s3-keys                         the S3 key pair (mode 0600), read by the gateway
                                   (--s3-keys-file), so that no key is on a command line
+  sse-master-key                  32 random bytes (mode 0600): the master key of SSE-S3
+                                  (--sse-master-key-file); lose it and SSE-S3 objects are lost
   cluster.conf                    nodes, base port, binaries and flags, for the commands
 
 Environment:
@@ -121,6 +124,7 @@ Environment:
                          instead of the cargo target directory (implies --no-build)
   BIGFS_META_ARGS        extra flags for bigfs-meta, e.g. "--heartbeat-timeout 5s"
   BIGFS_NODE_ARGS        extra flags for every bigfs-node, e.g. "--capacity 1GiB --fsync"
+  BIGFS_GATEWAY_ARGS     extra flags for bigfs-gateway, e.g. "--sse-kms-keys FILE"
   RUST_LOG               log filter passed to the servers (default: info; restart and
                          add-node: the one 'up' used)
   CARGO_TARGET_DIR       honoured when locating the built binaries
@@ -280,6 +284,19 @@ ensure_s3_keys() {
         } >"$S3_KEYS_FILE.tmp"
     )
     mv -f "$S3_KEYS_FILE.tmp" "$S3_KEYS_FILE"
+}
+
+# Creates the gateway's SSE-S3 master key unless it exists: 32 bytes from /dev/urandom, readable
+# by its owner only, kept across `down` and `up` like the S3 keys (objects stored under SSE-S3
+# cannot be read without it).
+ensure_sse_key() {
+    [[ -s $SSE_KEY_FILE ]] && return 0
+    (
+        umask 077
+        head -c 32 /dev/urandom >"$SSE_KEY_FILE.tmp"
+    )
+    [[ $(wc -c <"$SSE_KEY_FILE.tmp") -eq 32 ]] || die "cannot read random bytes from /dev/urandom"
+    mv -f "$SSE_KEY_FILE.tmp" "$SSE_KEY_FILE"
 }
 
 # Sets S3_ACCESS and S3_SECRET from the first pair in the keys file; fails if there is none.
@@ -715,8 +732,9 @@ cmd_up() {
     CLI_BIN=$cli_bin
     META_URL=http://$HOST:$base_port
     local meta_url=$META_URL
-    local -a meta_extra=() node_extra=()
+    local -a meta_extra=() node_extra=() gateway_extra=()
     read -r -a meta_extra <<<"${BIGFS_META_ARGS:-}" || true
+    read -r -a gateway_extra <<<"${BIGFS_GATEWAY_ARGS:-}" || true
     read -r -a node_extra <<<"${BIGFS_NODE_ARGS:-}" || true
     if ((nodes < 3)); then
         # The defaults (R=3, W=2) could never be met with fewer nodes.
@@ -744,9 +762,11 @@ cmd_up() {
     local console_url=http://$HOST:$((base_port + GATEWAY_OFFSET))/
     names+=(gateway)
     ensure_s3_keys
+    ensure_sse_key
     launch gateway "$gateway_bin" --meta "$meta_url" --console-listen "$HOST:$((base_port + GATEWAY_OFFSET))" \
         --s3-listen "$HOST:$((base_port + S3_OFFSET))" --s3-keys-file "$S3_KEYS_FILE" \
-        --http-listen "$HOST:$((base_port + GATEWAY_OFFSET + HTTP_OFFSET))" ||
+        --sse-master-key-file "$SSE_KEY_FILE" \
+        --http-listen "$HOST:$((base_port + GATEWAY_OFFSET + HTTP_OFFSET))" ${gateway_extra[@]+"${gateway_extra[@]}"} ||
         up_failed "gateway did not start (no pid file)" gateway
 
     # Wait until the metadata server answers and lists every node as up.

@@ -7,7 +7,7 @@
 //! console ([`console`]) and the S3 API ([`s3`]).
 //!
 //! [`observe`] counts every door's requests for `/metrics` and keeps `/readyz` saying whether
-//! the metadata server answers.
+//! the metadata server answers. [`crypto`] is the cryptography of S3 server-side encryption.
 //!
 //! The console's handlers are thin: they parse the request, call a plain core and map its
 //! result. The cores are [`remote_path`] (paths from query strings), [`paging`] (a directory's
@@ -15,6 +15,7 @@
 //! statuses and `{"error": ...}`) and [`transfer`] (uploads and downloads as streams).
 
 pub mod console;
+pub mod crypto;
 pub mod error;
 pub mod observe;
 pub mod paging;

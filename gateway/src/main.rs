@@ -60,6 +60,15 @@ struct Args {
     /// removed, parts and all.
     #[arg(long, default_value = "7d")]
     s3_multipart_expiry: ReadableDuration,
+    /// SSE-S3 (`x-amz-server-side-encryption: AES256`): the master key that wraps each
+    /// object's data key, a file of 32 random bytes (`head -c 32 /dev/urandom`, mode 0600).
+    /// Without it SSE-S3 answers 501. Lose it and every SSE-S3 object is lost.
+    #[arg(long)]
+    sse_master_key_file: Option<PathBuf>,
+    /// SSE-KMS (`aws:kms` with a key id): named keys, one `NAME HEX` a line (64 hex digits),
+    /// that wrap each object's data key. Without it SSE-KMS answers 501.
+    #[arg(long)]
+    sse_kms_keys: Option<PathBuf>,
     /// Chunks in flight per upload or download: memory is about 3 × this many chunks each.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallel: u16,
@@ -71,6 +80,21 @@ struct Args {
     /// How log lines are written: text, or json (one object per line).
     #[arg(long, default_value = "text")]
     log_format: LogFormat,
+}
+
+/// The keys of SSE-S3 and SSE-KMS the arguments name.
+fn keyring(args: &Args) -> anyhow::Result<bigfs_gateway::crypto::Keyring> {
+    use bigfs_gateway::crypto::Keyring;
+    Ok(Keyring {
+        master: match &args.sse_master_key_file {
+            Some(path) => Some(Keyring::read_master(path)?),
+            None => None,
+        },
+        named: match &args.sse_kms_keys {
+            Some(path) => Keyring::read_named(path)?,
+            None => Default::default(),
+        },
+    })
 }
 
 #[global_allocator]
@@ -118,6 +142,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         doors.push(door);
     }
     if let Some(addr) = args.s3_listen {
+        let keyring = keyring(&args)?;
         let mut pairs: Vec<(String, String)> = args
             .s3_access_key
             .into_iter()
@@ -130,7 +155,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             client.clone(),
             args.parallel.into(),
             args.max_transfers.into(),
-        );
+        )
+        .with_keyring(keyring);
         let router = s3::router(gateway.clone(), s3::keys::auth(pairs)?);
         let router = metrics.track("s3", router);
         doors.push(Door::bind("s3", addr, router).await?);

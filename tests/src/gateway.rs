@@ -30,15 +30,20 @@ pub const S3_SECRET_KEY: &str = "bigfs-test-secret-key/0123456789";
 impl Gateway {
     /// Starts a gateway for `cluster` and waits until its console accepts connections.
     pub fn start(cluster: &Cluster) -> Gateway {
-        Self::start_with(cluster, false)
+        Self::start_with(cluster, false, &[])
     }
 
     /// A gateway that serves the S3 API too, with [`S3_ACCESS_KEY`] and [`S3_SECRET_KEY`].
     pub fn start_s3(cluster: &Cluster) -> Gateway {
-        Self::start_with(cluster, true)
+        Self::start_with(cluster, true, &[])
     }
 
-    fn start_with(cluster: &Cluster, s3: bool) -> Gateway {
+    /// [`Gateway::start_s3`] with more flags (`--sse-master-key-file FILE`...).
+    pub fn start_s3_with(cluster: &Cluster, extra: &[&str]) -> Gateway {
+        Self::start_with(cluster, true, extra)
+    }
+
+    fn start_with(cluster: &Cluster, s3: bool, extra: &[&str]) -> Gateway {
         let (port, http_port) = (free_port(), free_port());
         let mut args: Vec<std::ffi::OsString> = vec![
             "--meta".into(),
@@ -59,6 +64,7 @@ impl Gateway {
                 S3_SECRET_KEY.into(),
             ]);
         }
+        args.extend(extra.iter().map(Into::into));
         let log = cluster.root().join("logs").join("gateway.log");
         let mut proc = ServerProcess::new("gateway", bins::bin(GATEWAY), args, log);
         if let Err(e) = proc.start() {

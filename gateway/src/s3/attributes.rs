@@ -12,6 +12,7 @@ use s3s::{s3_error, S3Result};
 
 use bigfs_proto::pb::ObjectMeta;
 
+use super::encryption::Asks;
 use super::Gateway;
 
 /// Parts listed by one GetObjectAttributes at most, as S3 pages them.
@@ -149,11 +150,13 @@ impl Gateway {
         &self,
         input: GetObjectAttributesInput,
     ) -> S3Result<GetObjectAttributesOutput> {
-        super::unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
+        let customer = input.customer_key()?;
         let file = self
             .lookup(&input.bucket, &input.key)
             .await?
             .ok_or_else(|| s3_error!(NoSuchKey, "a directory marker has no attributes"))?;
+        // An SSE-C object's attributes need its key, as its bytes do.
+        self.data_key(super::encryption::record_of(&file), customer.as_ref())?;
         let info = file.file.unwrap_or_default();
         let etag = super::etag::of_file(&info);
         let meta = info.object.unwrap_or_default();

@@ -6,13 +6,16 @@
 //! (ETags and conditional headers) and [`errors`] (cluster failures as S3 errors). Buckets,
 //! objects and multipart uploads are in [`buckets`], [`objects`] and [`multipart`]; anything
 //! else answers 501 NotImplemented (s3s's default), never a success it did not earn, and so do
-//! the parts of a supported request BigFS cannot honour ([`unsupported`]: server-side
-//! encryption). Conditional writes and deletes are checked in one step with the change
-//! ([`conditions`]).
+//! the parts of a supported request BigFS cannot honour ([`unsupported`]). Conditional writes
+//! and deletes are checked in one step with the change ([`conditions`]). [`encryption`]
+//! encrypts what a request asks to be (SSE-C, SSE-S3, SSE-KMS) as it streams past, under the
+//! bucket's [`default_encryption`] when the request asks for none.
 
 pub mod attributes;
 pub mod buckets;
 pub mod conditions;
+pub mod default_encryption;
+pub mod encryption;
 pub mod errors;
 pub mod etag;
 pub mod headers;
@@ -47,6 +50,8 @@ pub struct Gateway {
     /// `parallel` chunks, so this bounds the gateway's memory whatever clients send at once
     /// (aws-cli alone moves ten parts or ranges at a time).
     transfers: Arc<Semaphore>,
+    /// The keys of SSE-S3 and SSE-KMS; empty where they are not enabled.
+    keyring: Arc<crate::crypto::Keyring>,
 }
 
 impl Gateway {
@@ -55,6 +60,15 @@ impl Gateway {
             client,
             parallel,
             transfers: Arc::new(Semaphore::new(transfers)),
+            keyring: Arc::default(),
+        }
+    }
+
+    /// This gateway with the keys of SSE-S3 and SSE-KMS.
+    pub fn with_keyring(self, keyring: crate::crypto::Keyring) -> Self {
+        Self {
+            keyring: Arc::new(keyring),
+            ..self
         }
     }
 

@@ -13,17 +13,17 @@ use s3s::dto::*;
 use s3s::{s3_error, S3ErrorCode, S3Result};
 use tonic::Code;
 
-use bigfs_proto::pb::{GetFileResponse, ObjectMeta};
+use bigfs_proto::pb::{GetFileResponse, ObjectEncryption, ObjectMeta};
 use bigfs_proto::FsPath;
 
 use super::conditions::Replace;
+use super::encryption::{self, Asks, AsksToCopy, AsksToWrite, Echoed};
 use super::errors::{self, s3};
 use super::etag;
 use super::headers::standard_headers;
 use super::names::object_path;
 use super::objects::{copy_source, timestamp, NewObject};
 use super::tagging;
-use super::unsupported;
 use super::Gateway;
 
 /// Where uploads in progress live.
@@ -51,6 +51,8 @@ struct Upload {
     /// The rest the object will keep (standard headers, tags).
     extra: ObjectMeta,
     initiated_ms: u64,
+    /// How its parts are encrypted (each part a segment under its own IV); `None` for plain.
+    encryption: Option<ObjectEncryption>,
 }
 
 fn upload_dir(id: &str) -> S3Result<FsPath> {
@@ -83,11 +85,10 @@ impl Gateway {
         &self,
         input: CreateMultipartUploadInput,
     ) -> S3Result<CreateMultipartUploadOutput> {
-        unsupported::encryption(&[
-            input.server_side_encryption.is_some(),
-            input.sse_customer_algorithm.is_some(),
-            input.ssekms_key_id.is_some(),
-        ])?;
+        let wanted = input.wanted()?;
+        let wanted = self.with_bucket_default(&input.bucket, wanted).await?;
+        let sealing = self.seal(&wanted)?;
+        let echo = encryption::echo_sealing(sealing.as_ref());
         self.check_bucket(&input.bucket).await?;
         object_path(&input.bucket, &input.key)?;
         let id = format!("{:032x}", rand::random::<u128>());
@@ -104,11 +105,14 @@ impl Gateway {
         // the upload until its Complete.
         let tags = tagging::of_header(input.tagging.as_deref())?;
         let extra = standard_headers!(input).with_tags(tags);
+        // The upload's record keeps the key (wrapped, or the customer key's check) its parts
+        // are encrypted under.
         let info = NewObject {
             content_type: input.content_type,
             metadata: Some(metadata),
             content_md5: None,
             extra,
+            sealing,
         };
         let path = join(&dir, UPLOAD_FILE)?;
         self.store(&path, None, Some(0), info, Replace::Nothing)
@@ -118,7 +122,8 @@ impl Gateway {
             key: Some(input.key),
             upload_id: Some(id),
             ..CreateMultipartUploadOutput::default()
-        })
+        }
+        .echoed(echo))
     }
 
     /// The upload `id`, which must be one for `bucket` and `key`.
@@ -138,13 +143,15 @@ impl Gateway {
 
     pub async fn upload_part(&self, mut input: UploadPartInput) -> S3Result<UploadPartOutput> {
         let checked = async {
-            unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
-            unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
+            let customer = input.customer_key()?;
             check_part_number(input.part_number)?;
-            self.upload(&input.upload_id, &input.bucket, &input.key)
-                .await
+            let upload = self
+                .upload(&input.upload_id, &input.bucket, &input.key)
+                .await?;
+            let sealing = self.reseal(upload.encryption.as_ref(), customer)?;
+            Ok((upload, sealing))
         };
-        let upload = match checked.await {
+        let (upload, sealing) = match checked.await {
             Ok(upload) => upload,
             Err(refusal) => {
                 super::objects::drain(input.body.take()).await;
@@ -152,11 +159,13 @@ impl Gateway {
             }
         };
         let path = join(&upload.dir, &part_name(input.part_number))?;
+        let echo = encryption::echo_sealing(sealing.as_ref());
         let part = NewObject {
             content_type: None,
             metadata: None,
             content_md5: input.content_md5,
             extra: ObjectMeta::default(),
+            sealing,
         };
         let size = input.content_length.and_then(|l| u64::try_from(l).ok());
         let md5 = self
@@ -165,7 +174,8 @@ impl Gateway {
         Ok(UploadPartOutput {
             e_tag: Some(etag::strong(etag::hex(&md5))),
             ..UploadPartOutput::default()
-        })
+        }
+        .echoed(echo))
     }
 
     /// A part made of a byte range of another object. The bytes pass through the gateway (a
@@ -174,14 +184,13 @@ impl Gateway {
         &self,
         input: UploadPartCopyInput,
     ) -> S3Result<UploadPartCopyOutput> {
-        unsupported::encryption(&[
-            input.sse_customer_algorithm.is_some(),
-            input.copy_source_sse_customer_algorithm.is_some(),
-        ])?;
+        let source_customer = input.source_customer_key()?;
+        let customer = input.customer_key()?;
         check_part_number(input.part_number)?;
         let upload = self
             .upload(&input.upload_id, &input.bucket, &input.key)
             .await?;
+        let sealing = self.reseal(upload.encryption.as_ref(), customer)?;
         let (src_bucket, src_key) = copy_source(&input.copy_source)?;
         let src = object_path(&src_bucket, &src_key)?.path;
         let file = self
@@ -189,19 +198,22 @@ impl Gateway {
             .stat(&src)
             .await
             .map_err(|e| s3(e, S3ErrorCode::NoSuchKey))?;
+        let source_key = self.data_key(encryption::record_of(&file), source_customer.as_ref())?;
         let size = file.file.as_ref().map_or(0, |f| f.size);
         let (start, end) = match &input.copy_source_range {
             Some(range) => copy_range(range, size)?,
             None => (0, size),
         };
-        let body = self.range_stream(src, file, start, end);
+        let body = self.plain_stream(src, file, source_key, start, end);
         let blob = StreamingBlob::wrap(sync_wrapper::SyncStream::new(body));
         let path = join(&upload.dir, &part_name(input.part_number))?;
+        let echo = encryption::echo_sealing(sealing.as_ref());
         let part = NewObject {
             content_type: None,
             metadata: None,
             content_md5: None,
             extra: ObjectMeta::default(),
+            sealing,
         };
         let md5 = self
             .store(&path, Some(blob), Some(end - start), part, Replace::Any)
@@ -213,7 +225,8 @@ impl Gateway {
                 ..CopyPartResult::default()
             }),
             ..UploadPartCopyOutput::default()
-        })
+        }
+        .echoed(echo))
     }
 
     pub async fn list_parts(&self, input: ListPartsInput) -> S3Result<ListPartsOutput> {
@@ -271,6 +284,7 @@ impl Gateway {
         &self,
         input: CompleteMultipartUploadInput,
     ) -> S3Result<CompleteMultipartUploadOutput> {
+        let customer = input.customer_key()?;
         let wanted = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -291,6 +305,11 @@ impl Gateway {
                 MalformedXML,
                 "a Complete must list at least one part"
             ));
+        }
+        // An SSE-C key on a Complete must be the upload's; none is needed (as in S3: the parts
+        // are encrypted already, and older clients send none).
+        if customer.is_some() {
+            self.reseal(upload.encryption.as_ref(), customer)?;
         }
         let stored: HashMap<i32, bigfs_proto::pb::DirEntry> =
             self.parts(&upload).await?.into_iter().collect();
@@ -337,11 +356,17 @@ impl Gateway {
         let replace = self
             .write_condition(&dst, input.if_match.as_ref(), input.if_none_match.as_ref())
             .await?;
+        let encryption = match &upload.encryption {
+            Some(record) => Some(self.parts_record(record, &sources).await?),
+            None => None,
+        };
+        let echo = encryption::echo(encryption.as_ref(), None);
         let object = ObjectMeta {
             content_type: upload.content_type.clone(),
             etag: etag.clone(),
             user_metadata: upload.metadata.clone(),
             part_sizes,
+            encryption,
             ..upload.extra.clone()
         };
         self.client
@@ -360,7 +385,11 @@ impl Gateway {
                     .unwrap_or_else(|| s3(e, S3ErrorCode::NoSuchUpload))
             })?;
         self.remove_upload(&upload.dir).await;
-        Ok(completed(&input.bucket, &input.key, etag))
+        Ok(CompleteMultipartUploadOutput {
+            server_side_encryption: echo.sse,
+            ssekms_key_id: echo.kms_key_id,
+            ..completed(&input.bucket, &input.key, etag)
+        })
     }
 
     /// A Complete of an upload that is gone: S3 answers a Complete repeated after it succeeded
@@ -512,8 +541,10 @@ impl Upload {
             .filter_map(|(k, v)| Some((k.strip_prefix(USER_PREFIX)?.to_string(), v)))
             .collect();
         let content_type = std::mem::take(&mut object.content_type);
-        // The upload file's own ETag (of no bytes) is not the object's.
+        // The upload file's own ETag (of no bytes) is not the object's, nor its one empty
+        // encrypted segment the object's segments.
         object.etag.clear();
+        let encryption = object.encryption.take();
         Self {
             dir,
             bucket,
@@ -522,6 +553,7 @@ impl Upload {
             metadata,
             extra: object,
             initiated_ms: info.mtime_ms,
+            encryption,
         }
     }
 }

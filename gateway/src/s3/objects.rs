@@ -16,6 +16,7 @@ use s3s::{s3_error, S3ErrorCode, S3Response, S3Result};
 use tokio_util::io::StreamReader;
 use tonic::Code;
 
+use crate::crypto::EncryptingReader;
 use bigfs_client::progress::Progress;
 use bigfs_client::upload::{PutOptions, Source};
 use bigfs_proto::pb::{DirEntry, GetFileResponse, ObjectMeta};
@@ -23,6 +24,7 @@ use bigfs_proto::FsPath;
 
 use super::attributes::{self, PartRange};
 use super::conditions::{DeleteConditions, Replace};
+use super::encryption::{self, Asks, AsksToCopy, AsksToWrite, Echoed, Sealing};
 use super::errors::{self, s3};
 use super::etag::{self, Conditions, Md5Reader};
 use super::headers::{self, send_headers, standard_headers};
@@ -50,6 +52,8 @@ pub struct NewObject {
     pub content_md5: Option<String>,
     /// The rest kept with the object (standard headers, tags); its ETag is the body's.
     pub extra: ObjectMeta,
+    /// The key and record to encrypt the bytes under; `None` stores them as sent.
+    pub sealing: Option<Sealing>,
 }
 
 impl Tree for bigfs_client::Client {
@@ -64,8 +68,9 @@ impl Tree for bigfs_client::Client {
 }
 
 impl Gateway {
-    /// Stores `body` at `path`, replacing what `replace` allows; returns the MD5 of the bytes.
-    /// Nothing is visible unless the whole body arrived and was committed.
+    /// Stores `body` at `path`, replacing what `replace` allows; returns the MD5 of the bytes
+    /// (the stored ones' when the sealing says so). Nothing is visible unless the whole body
+    /// arrived and was committed.
     pub async fn store(
         &self,
         path: &FsPath,
@@ -81,7 +86,16 @@ impl Gateway {
         // Held until the put has committed (or failed): the body's chunks are in memory.
         let _turn = self.transfer_turn().await?;
         let (reader, md5) = Md5Reader::new(StreamReader::new(body));
-        let source = Source::async_reader(reader, "the request body", size);
+        let (source, sealed) = match &object.sealing {
+            None => (Source::async_reader(reader, "the request body", size), None),
+            Some(sealing) => {
+                let iv = crate::crypto::random();
+                let (reader, written) = EncryptingReader::new(reader, &sealing.key, &iv);
+                let (reader, stored_md5) = Md5Reader::new(reader);
+                let source = Source::async_reader(reader, "the request body", size);
+                (source, Some((sealing, iv, written, stored_md5)))
+            }
+        };
         let options = PutOptions {
             replication: None,
             overwrite: replace.overwrite(),
@@ -98,10 +112,18 @@ impl Gateway {
                     return Err(anyhow::Error::new(BadDigest(given)));
                 }
             }
+            let encryption = sealed.map(|(sealing, iv, written, stored_md5)| {
+                if sealing.etag_of_ciphertext() {
+                    digest = etag::digest(&stored_md5);
+                }
+                let size = written.load(std::sync::atomic::Ordering::Relaxed);
+                sealing.record(vec![encryption::segment(iv, size)])
+            });
             Ok(Some(ObjectMeta {
                 content_type: object.content_type.clone().unwrap_or_default(),
                 etag: etag::hex(&digest),
                 user_metadata: object.metadata.clone().unwrap_or_default(),
+                encryption,
                 ..object.extra.clone()
             }))
         };
@@ -124,13 +146,14 @@ impl Gateway {
     }
 
     pub async fn put_object(&self, mut input: PutObjectInput) -> S3Result<PutObjectOutput> {
-        let (ObjectPath { path, marker }, replace, tags) = match self.check_put(&input).await {
-            Ok(checked) => checked,
-            Err(refusal) => {
-                drain(input.body.take()).await;
-                return Err(refusal);
-            }
-        };
+        let (ObjectPath { path, marker }, replace, tags, sealing) =
+            match self.check_put(&input).await {
+                Ok(checked) => checked,
+                Err(refusal) => {
+                    drain(input.body.take()).await;
+                    return Err(refusal);
+                }
+            };
         if marker {
             if input.content_length.unwrap_or(0) != 0 {
                 return Err(s3_error!(
@@ -147,36 +170,39 @@ impl Gateway {
                 ..PutObjectOutput::default()
             });
         }
+        let echo = encryption::echo_sealing(sealing.as_ref());
         let object = NewObject {
             content_type: input.content_type,
             metadata: input.metadata,
             content_md5: input.content_md5,
             extra: standard_headers!(input).with_tags(tags),
+            sealing,
         };
         let size = input.content_length.and_then(|l| u64::try_from(l).ok());
         let md5 = self.store(&path, input.body, size, object, replace).await?;
         Ok(PutObjectOutput {
             e_tag: Some(etag::strong(etag::hex(&md5))),
             ..PutObjectOutput::default()
-        })
+        }
+        .echoed(echo))
     }
 
     /// What a put may be refused for before its body is read: what BigFS cannot honour, a key
     /// no path can hold (checked before any call to the cluster), tags over S3's limits, a
-    /// missing bucket, failed conditions; and what it may replace, and its tags.
+    /// missing bucket, failed conditions; and what it may replace, its tags and the encryption
+    /// it asks for.
     async fn check_put(
         &self,
         input: &PutObjectInput,
-    ) -> S3Result<(ObjectPath, Replace, tagging::Tags)> {
-        unsupported::encryption(&[
-            input.server_side_encryption.is_some(),
-            input.sse_customer_algorithm.is_some(),
-            input.ssekms_key_id.is_some(),
-        ])?;
-        unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
+    ) -> S3Result<(ObjectPath, Replace, tagging::Tags, Option<Sealing>)> {
+        let wanted = input.wanted()?;
         let checked = object_path(&input.bucket, &input.key)?;
         let tags = tagging::of_header(input.tagging.as_deref())?;
-        self.check_bucket(&input.bucket).await?;
+        let (_, wanted) = tokio::try_join!(
+            self.check_bucket(&input.bucket),
+            self.with_bucket_default(&input.bucket, wanted)
+        )?;
+        let sealing = self.seal(&wanted)?;
         let replace = self
             .write_condition(
                 &checked.path,
@@ -184,7 +210,7 @@ impl Gateway {
                 input.if_none_match.as_ref(),
             )
             .await?;
-        Ok((checked, replace, tags))
+        Ok((checked, replace, tags, sealing))
     }
 
     /// The file behind `key`, or NoSuchKey; a marker key names its directory (no bytes).
@@ -208,8 +234,7 @@ impl Gateway {
     }
 
     pub async fn get_object(&self, input: GetObjectInput) -> S3Result<GetObjectOutput> {
-        unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
-        unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
+        let customer = input.customer_key()?;
         let overrides = headers::Overrides::of(&input);
         let conditions = Conditions {
             if_match: input.if_match,
@@ -229,6 +254,9 @@ impl Gateway {
             });
         };
         let head = Head::of(&file);
+        let record = encryption::record_of(&file);
+        let key = self.data_key(record, customer.as_ref())?;
+        let echo = encryption::echo(record, customer.as_ref());
         etag::check(&conditions, &head.etag, head.mtime_ms)?;
         let part = head.part(input.part_number)?;
         let tag_count = head.tag_count();
@@ -244,11 +272,13 @@ impl Gateway {
         let (start, end) = range.clone().map_or((0, head.size), |r| (r.start, r.end));
         let path = object_path(&input.bucket, &input.key)?.path;
         let turn = self.transfer_turn().await?;
-        let body = self.range_stream(path, file, start, end).map(move |item| {
-            // Moved into the body: the turn ends when the body is sent or dropped.
-            let _held = &turn;
-            item
-        });
+        let body = self
+            .plain_stream(path, file, key, start, end)
+            .map(move |item| {
+                // Moved into the body: the turn ends when the body is sent or dropped.
+                let _held = &turn;
+                item
+            });
         let mut output = GetObjectOutput {
             body: Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))),
             content_length: Some((end - start) as i64),
@@ -261,7 +291,8 @@ impl Gateway {
             parts_count: part.and_then(|p| p.count),
             tag_count,
             ..GetObjectOutput::default()
-        };
+        }
+        .echoed(echo);
         send_headers!(output, &head.object);
         overrides.apply(&mut output);
         Ok(output)
@@ -317,8 +348,7 @@ impl Gateway {
         &self,
         input: HeadObjectInput,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        unsupported::encryption(&[input.sse_customer_algorithm.is_some()])?;
-        unsupported::customer_key(&input.sse_customer_key, &input.sse_customer_key_md5)?;
+        let customer = input.customer_key()?;
         let conditions = Conditions {
             if_match: input.if_match,
             if_none_match: input.if_none_match,
@@ -334,6 +364,9 @@ impl Gateway {
             }));
         };
         let head = Head::of(&file);
+        let record = encryption::record_of(&file);
+        self.data_key(record, customer.as_ref())?;
+        let echo = encryption::echo(record, customer.as_ref());
         etag::check(&conditions, &head.etag, head.mtime_ms)?;
         let part = head.part(input.part_number)?;
         let tag_count = head.tag_count();
@@ -346,7 +379,8 @@ impl Gateway {
             metadata: Some(head.metadata),
             parts_count: part.and_then(|p| p.count),
             ..HeadObjectOutput::default()
-        };
+        }
+        .echoed(echo);
         send_headers!(output, &head.object);
         let mut response = S3Response::new(output);
         if let Some(count) = tag_count {
@@ -441,18 +475,19 @@ impl Gateway {
     }
 
     pub async fn copy_object(&self, input: CopyObjectInput) -> S3Result<CopyObjectOutput> {
-        unsupported::encryption(&[
-            input.server_side_encryption.is_some(),
-            input.sse_customer_algorithm.is_some(),
-            input.ssekms_key_id.is_some(),
-            input.copy_source_sse_customer_algorithm.is_some(),
-        ])?;
+        let source_customer = input.source_customer_key()?;
+        let wanted = input.wanted()?;
+        let wanted = self.with_bucket_default(&input.bucket, wanted).await?;
         let (src_bucket, src_key) = copy_source(&input.copy_source)?;
         let source = self
             .lookup(&src_bucket, &src_key)
             .await?
             .ok_or_else(|| s3_error!(InvalidArgument, "a directory marker cannot be copied"))?;
         let head = Head::of(&source);
+        let source_record = encryption::record_of(&source).cloned();
+        let source_key = self.data_key(source_record.as_ref(), source_customer.as_ref())?;
+        let same_sealing =
+            encryption::same_sealing(source_record.as_ref(), source_key.as_ref(), &wanted);
         let conditions = Conditions {
             if_match: input.copy_source_if_match,
             if_none_match: input.copy_source_if_none_match,
@@ -477,10 +512,11 @@ impl Gateway {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if src == dst && !replace {
+        if src == dst && !replace && same_sealing {
             return Err(s3_error!(
                 InvalidRequest,
-                "copying an object onto itself without changing its metadata is not allowed"
+                "copying an object onto itself without changing its metadata or encryption \
+                 is not allowed"
             ));
         }
         // The copy has the source's bytes, so what describes them (part sizes, checksums)
@@ -497,18 +533,56 @@ impl Gateway {
             object.user_metadata = input.metadata.unwrap_or_default();
             standard_headers!(input).keep(&mut object);
         }
+        if !same_sealing {
+            // Other bytes: the source decrypted (or as stored) streams through a new put, in
+            // one piece (so no parts), under the encryption asked.
+            let sealing = self.seal(&wanted)?;
+            let echo = encryption::echo_sealing(sealing.as_ref());
+            let body = self.plain_stream(src, source, source_key, 0, head.size);
+            let whole = object.checksum_type != "COMPOSITE";
+            let new = NewObject {
+                content_type: Some(std::mem::take(&mut object.content_type)),
+                metadata: Some(std::mem::take(&mut object.user_metadata)),
+                content_md5: None,
+                extra: ObjectMeta {
+                    part_sizes: Vec::new(),
+                    part_checksums: Vec::new(),
+                    checksum: if whole {
+                        object.checksum
+                    } else {
+                        String::new()
+                    },
+                    checksum_algorithm: if whole {
+                        object.checksum_algorithm
+                    } else {
+                        String::new()
+                    },
+                    checksum_type: if whole {
+                        object.checksum_type
+                    } else {
+                        String::new()
+                    },
+                    encryption: None,
+                    ..object
+                },
+                sealing,
+            };
+            let blob = StreamingBlob::wrap(sync_wrapper::SyncStream::new(body));
+            let md5 = self
+                .store(&dst, Some(blob), Some(head.size), new, Replace::Any)
+                .await?;
+            return Ok(copied(etag::hex(&md5), echo));
+        }
+        let customer = match &wanted {
+            encryption::Wanted::Customer(customer) => Some(customer.clone()),
+            _ => None,
+        };
+        let echo = encryption::echo(source_record.as_ref(), customer.as_ref());
         self.client
             .concat(std::slice::from_ref(&src), &dst, object, true, false, None)
             .await
             .map_err(|e| s3(e, S3ErrorCode::NoSuchKey))?;
-        Ok(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(etag::strong(head.etag)),
-                last_modified: Some(timestamp(now_ms())),
-                ..CopyObjectResult::default()
-            }),
-            ..CopyObjectOutput::default()
-        })
+        Ok(copied(head.etag, echo))
     }
 
     /// One page of a bucket's keys.
@@ -733,6 +807,19 @@ pub fn now_ms() -> u64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64
+}
+
+/// What a CopyObject answers.
+fn copied(etag: String, echo: encryption::Echo) -> CopyObjectOutput {
+    CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(etag::strong(etag)),
+            last_modified: Some(timestamp(now_ms())),
+            ..CopyObjectResult::default()
+        }),
+        ..CopyObjectOutput::default()
+    }
+    .echoed(echo)
 }
 
 /// The bucket and key a copy reads.

@@ -61,6 +61,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        super::encryption::refuse_on_read(&req.headers)?;
         Ok(S3Response::new(Gateway::get_object(self, req.input).await?))
     }
 
@@ -68,6 +69,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        super::encryption::refuse_on_read(&req.headers)?;
         Gateway::head_object(self, req.input).await
     }
 
@@ -226,6 +228,33 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
         Ok(S3Response::new(
             Gateway::get_object_attributes(self, req.input).await?,
+        ))
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        Ok(S3Response::new(
+            Gateway::put_bucket_encryption(self, req.input).await?,
+        ))
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        Ok(S3Response::new(
+            Gateway::get_bucket_encryption(self, req.input).await?,
+        ))
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        Ok(S3Response::new(
+            Gateway::delete_bucket_encryption(self, req.input).await?,
         ))
     }
 }
