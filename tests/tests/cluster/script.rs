@@ -476,11 +476,17 @@ fn up_restart_add_node_drain_down_and_up_again() {
         "the S3 keys changed across down/up"
     );
     let s3_back = work.join("s3.back");
-    s3.must_aws(&c, &["s3", "cp", "s3://scripted/payload", s(&s3_back)]);
-    assert!(
-        fs::read(&s3_back).expect("read back") == fs::read(work.join("s3.up")).expect("read"),
-        "S3 get returned other bytes after down/up"
-    );
+    // The SSE-S3 object too: the master key was kept.
+    for key in ["payload", "sealed"] {
+        s3.must_aws(
+            &c,
+            &["s3", "cp", &format!("s3://scripted/{key}"), s(&s3_back)],
+        );
+        assert!(
+            fs::read(&s3_back).expect("read back") == fs::read(work.join("s3.up")).expect("read"),
+            "S3 get of {key} returned other bytes after down/up"
+        );
+    }
 
     // A reader that goes away early: no error, and the script ends as if by SIGPIPE or
     // normally; also where SIGPIPE is ignored (then writes fail with EPIPE instead).
@@ -587,16 +593,32 @@ fn s3_works_as_printed(c: &Script, up: &str, status: &str) -> S3Line {
         describe(&listed)
     );
 
-    let keys = c.root.join("s3-keys");
-    let mode = {
-        use std::os::unix::fs::PermissionsExt;
-        fs::metadata(&keys)
-            .expect("stat s3-keys")
-            .permissions()
-            .mode()
-            & 0o777
-    };
-    assert_eq!(mode, 0o600, "{} has mode {mode:o}", keys.display());
+    // The S3 keys and the gateway's SSE-S3 master key (32 bytes) are its owner's only.
+    for name in ["s3-keys", "sse-master-key"] {
+        let file = c.root.join(name);
+        let meta = fs::metadata(&file).unwrap_or_else(|e| panic!("stat {name}: {e}"));
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            meta.permissions().mode() & 0o777
+        };
+        assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
+    }
+    assert_eq!(
+        fs::read(c.root.join("sse-master-key")).expect("read").len(),
+        32
+    );
+    // With it, SSE-S3 works as cluster.sh started the gateway (checked again after down/up).
+    s3.must_aws(
+        c,
+        &[
+            "s3",
+            "cp",
+            "--sse",
+            "AES256",
+            s(&local),
+            "s3://scripted/sealed",
+        ],
+    );
     let cmdline = fs::read(format!("/proc/{}/cmdline", c.pid("gateway"))).expect("cmdline");
     assert!(
         !String::from_utf8_lossy(&cmdline).contains(&s3.secret),
