@@ -122,7 +122,13 @@ fn write(path: &Path, bytes: &[u8]) {
 /// passed. The clients' mistakes the checks make (NoSuchKey, InvalidArgument, 501s, bad
 /// signatures, skewed clocks...) are answers, not gateway failures: none may be logged as an
 /// ERROR.
-fn run_boto3_checks(cluster: &Cluster, gateway: &Gateway, name: &str, script: &str, args: &[&str]) {
+pub(crate) fn run_boto3_checks(
+    cluster: &Cluster,
+    gateway: &Gateway,
+    name: &str,
+    script: &str,
+    args: &[&str],
+) {
     let path = cluster.root().join(name);
     fs::write(&path, script).unwrap();
     let out = Command::new("python3")

@@ -6,39 +6,26 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use bigfs_tests::s3::aws_command;
 use bigfs_tests::{pseudo_random, Cluster, Gateway, MIB, S3_ACCESS_KEY, S3_SECRET_KEY};
 
 use crate::s;
+use crate::s3::run_boto3_checks;
 
 const CHECKS: &str = include_str!("s3/encryption_checks.py");
 
 /// In every 4 KiB of the objects the checks store.
 const MARKER: &str = "BIGFS-SSE-PLAINTEXT-MARKER-7f3a";
 
-/// Runs the checks' `phase` against `gateway`, failing with their output and its log.
+/// Runs the checks' `phase` against `gateway`.
 fn checks(cluster: &Cluster, gateway: &Gateway, phase: &str) {
-    let script = cluster.root().join("encryption_checks.py");
-    fs::write(&script, CHECKS).unwrap();
-    let out = Command::new("python3")
-        .arg(&script)
-        .args([
-            &gateway.s3_url(),
-            S3_ACCESS_KEY,
-            S3_SECRET_KEY,
-            phase,
-            MARKER,
-        ])
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "encryption checks ({phase}) failed:\n{}{}\ngateway log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        gateway.log_tail()
+    run_boto3_checks(
+        cluster,
+        gateway,
+        "encryption_checks.py",
+        CHECKS,
+        &[phase, MARKER],
     );
 }
 
