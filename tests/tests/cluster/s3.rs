@@ -648,12 +648,23 @@ fn aws_cli_round_trips_100_mib() {
 /// `--max-transfers` bodies), not the sizes or the number of requests. A peak, not a timing.
 #[test]
 fn concurrent_large_transfers_keep_the_gateway_under_128_mib() {
+    large_transfers_under_128_mib(&[]);
+}
+
+/// The same under SSE-C: encrypting and decrypting as the bodies stream keeps no more.
+#[test]
+fn concurrent_encrypted_transfers_keep_the_gateway_under_128_mib() {
+    large_transfers_under_128_mib(&["sse-c"]);
+}
+
+fn large_transfers_under_128_mib(args: &[&str]) {
     let cluster = Cluster::start(3);
     let gateway = Gateway::start_s3(&cluster);
     let file = cluster.root().join("big");
     write(&file, &pseudo_random(700, 64 * MIB));
     let out = python(&cluster, "big_transfers.py", BIG_TRANSFERS, &[])
         .args([&gateway.s3_url(), S3_ACCESS_KEY, S3_SECRET_KEY, s(&file)])
+        .args(args)
         .output()
         .expect("run python3");
     let err = fs::read_to_string(cluster.root().join("big_transfers.py.err")).unwrap();
