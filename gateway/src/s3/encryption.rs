@@ -144,6 +144,13 @@ macro_rules! asks_to_write {
     ($($input:ty),*) => {$(
         impl AsksToWrite for $input {
             fn wanted(&self) -> S3Result<Wanted> {
+                if self.ssekms_encryption_context.is_some() {
+                    // It would have to bind the data key (as AAD): not built, so not ignored.
+                    return Err(s3_error!(
+                        NotImplemented,
+                        "an SSE-KMS encryption context is not supported"
+                    ));
+                }
                 wanted(&self.server_side_encryption, &self.ssekms_key_id, self.customer_key()?)
             }
         }

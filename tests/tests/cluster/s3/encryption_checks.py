@@ -137,6 +137,8 @@ def write():
     assert error(lambda: s3.put_object(Bucket="enc", Key="bad", Body=b"x", SSEKMSKeyId="testkey-1"))[0] == 400
     assert error(lambda: s3.put_object(Bucket="enc", Key="bad", Body=b"x", ServerSideEncryption="AES256",
                                        **SSE_A))[0] == 400
+    assert error(lambda: s3.put_object(Bucket="enc", Key="bad", Body=b"x", SSEKMSEncryptionContext="e30=",
+                                       **KMS)) == (501, "NotImplemented")
     assert error(lambda: s3.head_object(Bucket="enc", Key="bad"))[0] == 404
 
     # A bucket's default encryption applies to what asks for none: puts, multipart, copies.
