@@ -57,7 +57,7 @@ pub struct MetaError {
 }
 
 impl MetaError {
-    fn new(code: Code, message: String) -> Self {
+    pub(crate) fn new(code: Code, message: String) -> Self {
         Self {
             code,
             message,

@@ -22,7 +22,7 @@ use bigfs_proto::pb::{ChunkLocation, GetFileResponse, NodeAddr};
 use bigfs_proto::{ChunkId, FsPath};
 
 use crate::chunk_sink::ChunkSink;
-use crate::client::{describe, Client};
+use crate::client::{describe, Client, MetaError};
 use crate::destination::{self, Destination};
 use crate::local_attrs::LocalAttrs;
 use crate::progress::Progress;
@@ -39,6 +39,24 @@ pub enum Target {
         overwrite: bool,
     },
     Stdout,
+}
+
+/// Refuses to read `file` as its bytes when the S3 gateway stored it encrypted (server-side
+/// encryption): its chunks hold ciphertext, which only the gateway turns back into the object,
+/// given its key. Handing the ciphertext out as the file would be a success nobody earned.
+pub fn check_plain(path: &FsPath, file: &GetFileResponse) -> anyhow::Result<()> {
+    let object = file.file.as_ref().and_then(|f| f.object.as_ref());
+    if object.is_some_and(|o| o.encryption.is_some()) {
+        return Err(MetaError::new(
+            Code::FailedPrecondition,
+            format!(
+                "{path} was stored encrypted by the S3 gateway (server-side encryption): its \
+                 chunks hold ciphertext; read it through the S3 API, with its key"
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +87,7 @@ impl Client {
     }
 
     /// [`Self::get`] of a file already looked up (`file` is what `stat` answered).
+    /// Refuses a file the S3 gateway stored encrypted (see [`check_plain`]).
     pub async fn get_located(
         &self,
         path: &FsPath,
@@ -78,6 +97,7 @@ impl Client {
         progress: &Progress,
     ) -> anyhow::Result<GetReport> {
         let started = Instant::now();
+        check_plain(path, &file)?;
         let size = file.file.as_ref().map_or(0, |f| f.size);
         let stored = file.file.as_ref().map(|f| LocalAttrs {
             mode: f.mode,

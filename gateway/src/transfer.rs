@@ -11,6 +11,7 @@ use futures::TryStreamExt;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio_util::io::StreamReader;
 
+use bigfs_client::download::check_plain;
 use bigfs_client::progress::Progress;
 use bigfs_client::upload::{PutOptions, PutReport, Source};
 use bigfs_client::Client;
@@ -53,6 +54,7 @@ pub async fn download(
     hold: impl Send + Sync + 'static,
 ) -> anyhow::Result<Response<Body>> {
     let file = client.stat(path).await?;
+    check_plain(path, &file)?;
     let size = file.file.as_ref().map_or(0, |f| f.size);
     let logged = path.clone();
     let chunks = client

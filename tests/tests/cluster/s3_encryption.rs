@@ -2,13 +2,14 @@
 //! SSE-KMS (a keyring file), put whole and in parts, read whole and in ranges, copied between
 //! encryptions, with wrong and missing keys refused (`s3/encryption_checks.py`, boto3), and
 //! aws-cli's `--sse-c` round trip; the nodes' files never hold the plaintext; SSE-S3 objects
-//! read again after the gateway restarts with its master key, and are refused without it.
+//! read again after the gateway restarts with its master key, and are refused without it; the
+//! CLI and the console refuse to hand out an encrypted object's ciphertext as its bytes.
 
 use std::fs;
 use std::path::Path;
 
 use bigfs_tests::s3::aws_command;
-use bigfs_tests::{pseudo_random, Cluster, Gateway, MIB, S3_ACCESS_KEY, S3_SECRET_KEY};
+use bigfs_tests::{http_get, pseudo_random, Cluster, Gateway, MIB, S3_ACCESS_KEY, S3_SECRET_KEY};
 
 use crate::s;
 use crate::s3::run_boto3_checks;
@@ -70,8 +71,29 @@ fn encrypted_objects_round_trip_and_never_reach_the_nodes_in_the_clear() {
     let mut gateway = Gateway::start_s3_with(&cluster, &flags);
     checks(&cluster, &gateway, "encrypted");
 
-    // aws-cli's SSE-C: a 20 MiB upload goes in parts, each with the key.
+    // The CLI and the console refuse an encrypted object rather than hand out its ciphertext
+    // as the file; nothing is written locally.
     let dir = tempfile::tempdir().unwrap();
+    let cipher = dir.path().join("cipher");
+    let out = cluster.bigfs(["get", "/enc/s3/small", s(&cipher)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("stored encrypted by the S3 gateway"),
+        "bigfs get of an SSE-S3 object: {stderr}"
+    );
+    assert!(!cipher.exists(), "bigfs get wrote {cipher:?}");
+    let console = http_get(&format!(
+        "{}/api/download?path=%2Fenc%2Fs3%2Fsmall",
+        gateway.url()
+    ));
+    assert_eq!(
+        console.status,
+        409,
+        "{}",
+        String::from_utf8_lossy(&console.body)
+    );
+
+    // aws-cli's SSE-C: a 20 MiB upload goes in parts, each with the key.
     let key = dir.path().join("key");
     fs::write(&key, pseudo_random(9, 32)).unwrap();
     let local = dir.path().join("big");
