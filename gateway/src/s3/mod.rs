@@ -11,15 +11,18 @@
 //! encrypts what a request asks to be (SSE-C, SSE-S3, SSE-KMS) as it streams past, under the
 //! bucket's [`default_encryption`] when the request asks for none.
 
+pub mod acl;
 pub mod attributes;
 pub mod buckets;
 pub mod conditions;
+pub mod cors;
 pub mod default_encryption;
 pub mod encryption;
 pub mod errors;
 pub mod etag;
 pub mod headers;
 pub mod keys;
+pub mod lifecycle;
 pub mod listing;
 pub mod multipart;
 pub mod names;
