@@ -53,7 +53,8 @@ struct Args {
         hide_env_values = true
     )]
     s3_secret_key: Option<String>,
-    /// More key pairs: a file of `ACCESS_KEY SECRET_KEY` lines (`#` starts a comment).
+    /// More key pairs: a file of `ACCESS_KEY SECRET_KEY [USER_ID [DISPLAY NAME]]` lines (`#`
+    /// starts a comment); the user owns what the key creates.
     #[arg(long)]
     s3_keys_file: Option<PathBuf>,
     /// Multipart uploads neither completed nor aborted this long after they started are
@@ -69,6 +70,11 @@ struct Args {
     /// that wrap each object's data key. Without it SSE-KMS answers 501.
     #[arg(long)]
     sse_kms_keys: Option<PathBuf>,
+    /// The length of a lifecycle rule's day: shorter only in tests, so that an object is seen
+    /// to expire (as RGW's rgw_lc_debug_interval). The rules are applied each such day, at
+    /// most an hour apart.
+    #[arg(long, default_value = "1d", hide = true)]
+    s3_lifecycle_day: ReadableDuration,
     /// Chunks in flight per upload or download: memory is about 3 × this many chunks each.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallel: u16,
@@ -143,10 +149,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.s3_listen {
         let keyring = keyring(&args)?;
-        let mut pairs: Vec<(String, String)> = args
+        let mut pairs: Vec<s3::keys::KeyPair> = args
             .s3_access_key
             .into_iter()
             .zip(args.s3_secret_key)
+            .map(|(access, secret)| s3::keys::KeyPair {
+                access,
+                secret,
+                user: None,
+            })
             .collect();
         if let Some(file) = &args.s3_keys_file {
             pairs.extend(s3::keys::parse_file(file)?);
@@ -160,7 +171,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let router = s3::router(gateway.clone(), s3::keys::auth(pairs)?);
         let router = metrics.track("s3", router);
         doors.push(Door::bind("s3", addr, router).await?);
-        tokio::spawn(collect_abandoned(gateway, args.s3_multipart_expiry.0));
+        tokio::spawn(collect_abandoned(
+            gateway.clone(),
+            args.s3_multipart_expiry.0,
+        ));
+        tokio::spawn(collect_expired(gateway, args.s3_lifecycle_day.0));
     }
     for door in &doors {
         tracing::info!(meta = %args.meta, "{} at http://{}/", door.name, door.local_addr()?);
@@ -213,6 +228,18 @@ async fn collect_abandoned(gateway: s3::Gateway, expiry: Duration) {
         ticks.tick().await;
         if let Err(e) = gateway.collect_abandoned(expiry).await {
             tracing::warn!("cannot collect abandoned multipart uploads: {e}");
+        }
+    }
+}
+
+/// Applies the buckets' lifecycle rules, once a (lifecycle) day, at most an hour apart.
+async fn collect_expired(gateway: s3::Gateway, day: Duration) {
+    let mut ticks = tokio::time::interval(ABANDONED_UPLOADS_INTERVAL.min(day));
+    let day_ms = u64::try_from(day.as_millis()).unwrap_or(u64::MAX).max(1);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = gateway.collect_expired(day_ms).await {
+            tracing::warn!("cannot apply the buckets' lifecycle rules: {e}");
         }
     }
 }

@@ -72,7 +72,7 @@ fn group(uri: &str, permission: &'static str) -> Grant {
 /// The ACL a canned name stands for, `owner` owning it; `bucket_owner` is the owner of the
 /// object's bucket (for `bucket-owner-read` and `-full-control`).
 pub fn canned(name: &str, owner: &User, bucket_owner: &User) -> S3Result<AccessControlPolicy> {
-    let mut grants = vec![owner.grant(Permission::FULL_CONTROL)];
+    let mut grants = Vec::new();
     match name {
         "private" => {}
         "public-read" => grants.push(group(ALL_USERS, Permission::READ)),
@@ -90,7 +90,9 @@ pub fn canned(name: &str, owner: &User, bucket_owner: &User) -> S3Result<AccessC
         "bucket-owner-read" | "bucket-owner-full-control" => {}
         other => return Err(s3_error!(InvalidArgument, "{other:?} is not a canned ACL")),
     }
-    check(AccessControlPolicy {
+    // The owner's grant last, where S3 and RGW list it.
+    grants.push(owner.grant(Permission::FULL_CONTROL));
+    Ok(AccessControlPolicy {
         owner: Some(owner.owner()),
         grants: Some(grants),
     })
@@ -132,8 +134,8 @@ pub fn header_grants(permission: &'static str, header: &str) -> S3Result<Vec<Gra
     Ok(grants)
 }
 
-/// Checks each grant of `policy`, and that it asks nothing the gateway does not honour.
-/// Users are named by ID only: the gateway knows no e-mail addresses.
+/// Checks each grant of `policy`. Users are named by ID only: the gateway knows no e-mail
+/// addresses.
 pub fn check(policy: AccessControlPolicy) -> S3Result<AccessControlPolicy> {
     for grant in policy.grants.iter().flatten() {
         let permission = grant.permission.as_ref().map(|p| p.as_str()).unwrap_or("");
@@ -158,16 +160,7 @@ pub fn check(policy: AccessControlPolicy) -> S3Result<AccessControlPolicy> {
         match grantee.type_.as_str() {
             Type::CANONICAL_USER if grantee.id.is_some() => {}
             Type::GROUP => match grantee.uri.as_deref() {
-                Some(ALL_USERS) => {
-                    if ![Permission::READ, Permission::READ_ACP].contains(&permission) {
-                        return Err(s3_error!(
-                            NotImplemented,
-                            "{permission} for AllUsers is not supported: the gateway takes no \
-                             anonymous writes"
-                        ));
-                    }
-                }
-                Some(AUTHENTICATED_USERS) => {}
+                Some(ALL_USERS | AUTHENTICATED_USERS) => {}
                 other => return Err(s3_error!(InvalidArgument, "unknown group {other:?}")),
             },
             Type::AMAZON_CUSTOMER_BY_EMAIL => {
@@ -185,6 +178,23 @@ pub fn check(policy: AccessControlPolicy) -> S3Result<AccessControlPolicy> {
         }
     }
     Ok(policy)
+}
+
+/// Refuses what the gateway does not honour: a grant that would let anonymous requests
+/// write (`WRITE`, `WRITE_ACP` or `FULL_CONTROL` to AllUsers).
+pub fn check_honoured(policy: &AccessControlPolicy) -> S3Result<()> {
+    let writes = [
+        Permission::WRITE,
+        Permission::WRITE_ACP,
+        Permission::FULL_CONTROL,
+    ];
+    if let Some(permission) = writes.into_iter().find(|p| grants_anyone(policy, p)) {
+        return Err(s3_error!(
+            NotImplemented,
+            "{permission} for AllUsers is not supported: the gateway takes no anonymous writes"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `policy` grants `permission` (or full control) to everyone.
@@ -244,10 +254,15 @@ mod tests {
         let shared = canned("bucket-owner-full-control", &me, &them).unwrap();
         assert_eq!(shared.grants.as_ref().unwrap().len(), 2);
         assert_eq!(canned("bucket-owner-read", &me, &me).unwrap(), private);
+        assert!(check_honoured(&public).is_ok());
+        let open = canned("public-read-write", &me, &me).unwrap();
         assert_eq!(
-            canned("public-read-write", &me, &me).unwrap_err().code(),
+            check_honoured(&open).unwrap_err().code(),
             &s3s::S3ErrorCode::NotImplemented
         );
+        // The owner's grant comes last, as S3 lists it.
+        let last = public.grants.as_ref().unwrap().last().unwrap();
+        assert_eq!(last.grantee.as_ref().unwrap().id.as_deref(), Some("me"));
         assert!(canned("everyone", &me, &me).is_err());
     }
 
@@ -279,7 +294,9 @@ mod tests {
         );
         let write = header_grants(Permission::WRITE, &format!("uri=\"{ALL_USERS}\"")).unwrap();
         assert_eq!(
-            check(policy(write)).unwrap_err().code(),
+            check_honoured(&check(policy(write)).unwrap())
+                .unwrap_err()
+                .code(),
             &s3s::S3ErrorCode::NotImplemented
         );
         let group = header_grants(Permission::READ, "uri=\"http://example.com/g\"").unwrap();

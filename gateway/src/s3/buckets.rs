@@ -7,6 +7,8 @@ use tonic::Code;
 
 use bigfs_proto::FsPath;
 
+use super::access::{check_new_bucket_acl, AclRequest};
+use super::acl::User;
 use super::errors::{self, s3};
 use super::names::{bucket_path, check_new_bucket, is_reserved};
 use super::objects;
@@ -55,16 +57,36 @@ impl Gateway {
         })
     }
 
-    pub async fn create_bucket(&self, bucket: &str) -> S3Result<CreateBucketOutput> {
+    /// Makes the bucket `user` owns, with the ACL `acl` asks for and the ownership controls
+    /// given. Making one that exists succeeds, changing nothing, where its owner asks again
+    /// with the same ACL (S3's answer in us-east-1); otherwise it is `BucketAlreadyExists`.
+    pub async fn create_bucket(
+        &self,
+        bucket: &str,
+        user: &User,
+        acl: AclRequest<'_>,
+        ownership: Option<ObjectOwnership>,
+    ) -> S3Result<CreateBucketOutput> {
         check_new_bucket(bucket)?;
         let path = bucket_path(bucket)?;
+        let acl = self.requested_acl(acl, user, user)?;
+        check_new_bucket_acl(&acl, ownership.as_ref())?;
+        let created = CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        };
         match self.client.mkdir(&path, false).await {
-            Ok(_) => Ok(CreateBucketOutput {
-                location: Some(format!("/{bucket}")),
-            }),
+            Ok(_) => {
+                self.init_bucket(bucket, &acl, ownership).await?;
+                Ok(created)
+            }
             Err(e) => Err(match errors::code(&e) {
-                // One owner: every bucket that exists is the caller's.
-                Some(Code::AlreadyExists) => s3_error!(BucketAlreadyOwnedByYou),
+                Some(Code::AlreadyExists) if self.bucket_acl(bucket).await? == acl => {
+                    return Ok(created)
+                }
+                Some(Code::AlreadyExists) => s3_error!(
+                    BucketAlreadyExists,
+                    "bucket {bucket:?} exists, with another owner or ACL"
+                ),
                 Some(Code::FailedPrecondition) => {
                     s3_error!(BucketAlreadyExists, "a file named {path} is in the way")
                 }

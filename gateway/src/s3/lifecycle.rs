@@ -53,6 +53,20 @@ pub fn validate(config: &BucketLifecycleConfiguration) -> S3Result<()> {
     rules.iter().try_for_each(check_supported)
 }
 
+/// Gives each rule without an ID one, as S3 does: a random one, unlike any other.
+pub fn name_rules(config: &mut BucketLifecycleConfiguration) {
+    let mut taken: HashSet<String> = config.rules.iter().filter_map(|r| r.id.clone()).collect();
+    for rule in config.rules.iter_mut().filter(|r| r.id.is_none()) {
+        let id = loop {
+            let id = format!("{:016x}", rand::random::<u64>());
+            if taken.insert(id.clone()) {
+                break id;
+            }
+        };
+        rule.id = Some(id);
+    }
+}
+
 fn check_rule(rule: &LifecycleRule) -> S3Result<()> {
     if let Some(id) = &rule.id {
         if id.len() > MAX_ID_LEN {
@@ -255,11 +269,16 @@ fn selects(rule: &LifecycleRule, candidate: &Candidate) -> bool {
     candidate.key.starts_with(prefix.unwrap_or_default()) && size_ok
 }
 
-/// When `days` days from `since_ms` have passed: rounded up to the next whole `day_ms`, which
-/// for real days (`DAY_MS`) is the next midnight UTC, as S3 does.
+/// When `days` days from `since_ms` have passed: for real days rounded up to the next
+/// midnight UTC, as S3 does; a test's short day (`--s3-lifecycle-day`) is exact, as RGW's
+/// debug interval is.
 fn after_days(since_ms: u64, days: i32, day_ms: u64) -> u64 {
     let at = since_ms.saturating_add(u64::try_from(days).unwrap_or(0).saturating_mul(day_ms));
-    at.div_ceil(day_ms).saturating_mul(day_ms)
+    if day_ms == DAY_MS {
+        at.div_ceil(DAY_MS).saturating_mul(DAY_MS)
+    } else {
+        at
+    }
 }
 
 fn enabled(rule: &LifecycleRule) -> bool {
@@ -359,6 +378,17 @@ mod tests {
             code(&config(vec![rule("a", 1, "x/"), rule("b", 2, "y/")])),
             None
         );
+    }
+
+    #[test]
+    fn rules_without_an_id_get_one() {
+        let mut unnamed = rule("x", 1, "x/");
+        unnamed.id = None;
+        let mut c = config(vec![unnamed.clone(), rule("a", 1, "y/"), unnamed]);
+        name_rules(&mut c);
+        let ids: HashSet<_> = c.rules.iter().map(|r| r.id.clone().unwrap()).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(c.rules[1].id.as_deref(), Some("a"));
     }
 
     #[test]
@@ -470,8 +500,8 @@ mod tests {
             size: None,
             since_ms: 1_500,
         };
-        assert!(!object_expired(&c, &object, 2_999, 1_000));
-        assert!(object_expired(&c, &object, 3_000, 1_000));
+        assert!(!object_expired(&c, &object, 2_499, 1_000));
+        assert!(object_expired(&c, &object, 2_500, 1_000));
     }
 
     #[test]

@@ -11,15 +11,20 @@
 //! encrypts what a request asks to be (SSE-C, SSE-S3, SSE-KMS) as it streams past, under the
 //! bucket's [`default_encryption`] when the request asks for none.
 
+pub mod access;
 pub mod acl;
 pub mod attributes;
+pub mod bucket_config;
+pub mod bucket_settings;
 pub mod buckets;
 pub mod conditions;
 pub mod cors;
+mod cors_layer;
 pub mod default_encryption;
 pub mod encryption;
 pub mod errors;
 pub mod etag;
+pub mod expiry;
 pub mod headers;
 pub mod keys;
 pub mod lifecycle;
@@ -55,6 +60,8 @@ pub struct Gateway {
     transfers: Arc<Semaphore>,
     /// The keys of SSE-S3 and SSE-KMS; empty where they are not enabled.
     keyring: Arc<crate::crypto::Keyring>,
+    /// The key pairs' users, as [`router`] is given them.
+    keys: keys::Keys,
 }
 
 impl Gateway {
@@ -64,6 +71,7 @@ impl Gateway {
             parallel,
             transfers: Arc::new(Semaphore::new(transfers)),
             keyring: Arc::default(),
+            keys: keys::Keys::default(),
         }
     }
 
@@ -86,10 +94,13 @@ impl Gateway {
 }
 
 /// The S3 front door: every request goes to s3s, which checks it against `auth`, after
-/// [`presigned`] has refused presigned URLs whose validity S3 would not accept.
-pub fn router(gateway: Gateway, auth: keys::Keys) -> Router {
-    let mut builder = S3ServiceBuilder::new(gateway);
+/// [`presigned`] has refused presigned URLs whose validity S3 would not accept; CORS
+/// preflights are answered before, and CORS headers added after ([`cors_layer`]).
+pub fn router(mut gateway: Gateway, auth: keys::Keys) -> Router {
+    gateway.keys = auth.clone();
+    let mut builder = S3ServiceBuilder::new(gateway.clone());
     builder.set_auth(auth);
+    builder.set_access(access::Access(gateway.clone()));
     let service = HandleError::new(builder.build(), |e: s3s::HttpError| async move {
         tracing::warn!("s3: {e:?}");
         (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -98,4 +109,8 @@ pub fn router(gateway: Gateway, auth: keys::Keys) -> Router {
         .fallback_service(service)
         .layer(axum::middleware::from_fn(attributes::unquote_etag))
         .layer(axum::middleware::from_fn(presigned::check))
+        .layer(axum::middleware::from_fn_with_state(
+            gateway,
+            cors_layer::layer,
+        ))
 }

@@ -518,10 +518,22 @@ impl Gateway {
     /// that a client that never completes nor aborts does not keep its parts forever.
     pub async fn collect_abandoned(&self, expiry: Duration) -> S3Result<usize> {
         let now = super::objects::now_ms();
+        self.abort_uploads_where(|_, _, initiated_ms| {
+            now.saturating_sub(initiated_ms) > expiry.as_millis() as u64
+        })
+        .await
+    }
+
+    /// Removes the uploads for which `expired(bucket, key, initiated_ms)` holds; returns how
+    /// many.
+    pub async fn abort_uploads_where(
+        &self,
+        expired: impl Fn(&str, &str, u64) -> bool,
+    ) -> S3Result<usize> {
         let mut removed = 0;
         for upload in self.uploads().await? {
-            if now.saturating_sub(upload.initiated_ms) > expiry.as_millis() as u64 {
-                tracing::info!(upload = %upload.dir, key = %upload.key, "removing an abandoned multipart upload");
+            if expired(&upload.bucket, &upload.key, upload.initiated_ms) {
+                tracing::info!(upload = %upload.dir, key = %upload.key, "removing an expired multipart upload");
                 self.remove_upload(&upload.dir).await;
                 removed += 1;
             }

@@ -7,6 +7,17 @@ use s3s::{s3_error, S3Result};
 /// The most keys one DeleteObjects may name (S3's own limit).
 pub const MAX_DELETE_KEYS: usize = 1000;
 
+/// Refuses a request for a version other than the one version BigFS keeps (`null`).
+pub fn version(version_id: &Option<String>) -> S3Result<()> {
+    match version_id.as_deref() {
+        None | Some("null") => Ok(()),
+        Some(v) => Err(s3_error!(
+            NotImplemented,
+            "version {v:?}: BigFS keeps one version of each object"
+        )),
+    }
+}
+
 /// Refuses a DeleteObjects of more keys than S3 allows in one request.
 pub fn delete_count(keys: usize) -> S3Result<()> {
     if keys > MAX_DELETE_KEYS {
