@@ -32,6 +32,9 @@
 //!   for byte (100 MiB too), ranges, conditions, copies, multipart with a metadata-only
 //!   Complete, listings, sync and `rclone check`, auth refusals; a storage node killed during a
 //!   GET, the gateway killed during PUTs.
+//! - `s3_buckets`: bucket configurations (lifecycle, CORS, tags, public access block, ownership)
+//!   kept across gateway restarts and gone with their bucket, CORS on the wire, lifecycle
+//!   rules carried out.
 //! - `s3_encryption`: server-side encryption (SSE-C, SSE-S3, SSE-KMS) with boto3 and aws-cli:
 //!   round trips, ranges, multipart, copies between encryptions, wrong keys, no plaintext on the
 //!   nodes, the master key across a restart.
@@ -53,6 +56,7 @@ mod nemesis;
 mod observability;
 mod roundtrip;
 mod s3;
+mod s3_buckets;
 mod s3_encryption;
 mod script;
 mod sync;
