@@ -120,6 +120,10 @@ impl Gateway {
             return acl::canned(request.canned.unwrap_or("private"), owner, bucket_owner);
         };
         let mut policy = acl::check(policy)?;
+        // Groups first, as S3 lists them (a stable sort: the rest keep their order).
+        if let Some(grants) = policy.grants.as_mut() {
+            grants.sort_by_key(|g| g.grantee.as_ref().is_none_or(|e| e.uri.is_none()));
+        }
         // Users are named by ID; each must be one the gateway knows, shown with its name.
         for grantee in policy
             .grants

@@ -7,8 +7,8 @@
 //! `ExpiredObjectDeleteMarker` and `NoncurrentVersionExpiration` are accepted because they are
 //! honoured by construction: BigFS keeps one version of each object, so there is never a
 //! noncurrent version or a delete marker for them to remove. Transitions (to other storage
-//! classes) and tag filters (objects have no tags here) cannot be honoured: 501, after the
-//! configuration was checked, so that a malformed one is still a 400.
+//! classes) and tag filters (the collector lists objects without their tags) are not honoured:
+//! 501, after the configuration was checked, so that a malformed one is still a 400.
 
 use std::collections::HashSet;
 
@@ -228,7 +228,7 @@ fn check_supported(rule: &LifecycleRule) -> S3Result<()> {
     if has_tags(rule) {
         return Err(s3_error!(
             NotImplemented,
-            "lifecycle tag filters are not supported: objects have no tags"
+            "lifecycle tag filters are not supported: the rules are applied to what a listing shows"
         ));
     }
     Ok(())

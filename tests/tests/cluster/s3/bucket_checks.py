@@ -232,6 +232,13 @@ def phase_acl():
     assert error(lambda: s3.put_bucket_acl(Bucket="open", GrantRead='id="nobody"')) == (400, "InvalidArgument")
     assert error(lambda: s3.put_bucket_acl(Bucket="open", GrantRead='emailAddress="a@b.c"'))[1] == \
         "UnresolvableGrantByEmailAddress"
+    # A body's grants are kept, groups listed first as S3 lists them.
+    s3.put_bucket_acl(Bucket="open", AccessControlPolicy={
+        "Owner": {"ID": "bigfs"},
+        "Grants": [{"Grantee": {"Type": "CanonicalUser", "ID": "bigfs"}, "Permission": "FULL_CONTROL"},
+                   {"Grantee": {"Type": "Group", "URI": ALL_USERS}, "Permission": "READ"}]})
+    acl = s3.get_bucket_acl(Bucket="open")
+    assert [g["Permission"] for g in acl["Grants"]] == ["READ", "FULL_CONTROL"], acl["Grants"]
     s3.put_bucket_acl(Bucket="open", GrantRead='id="other-id"', GrantFullControl='id="bigfs"')
     acl = s3.get_bucket_acl(Bucket="open")
     assert grants(acl) == [("bigfs", "FULL_CONTROL"), ("other-id", "READ")], grants(acl)
