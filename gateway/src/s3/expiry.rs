@@ -8,7 +8,7 @@
 //! with the delete): one rewritten since the walk's listing stays.
 
 use s3s::dto::BucketLifecycleConfiguration;
-use s3s::{S3ErrorCode, S3Result};
+use s3s::{s3_error, S3ErrorCode, S3Result};
 use tonic::Code;
 
 use bigfs_proto::FsPath;
@@ -19,6 +19,7 @@ use super::errors::{self, s3};
 use super::lifecycle::{self, Candidate};
 use super::names::is_reserved;
 use super::objects::{now_ms, timestamp};
+use super::tagging::Tags;
 use super::Gateway;
 
 /// What one pass removed.
@@ -51,6 +52,7 @@ impl Gateway {
                                 key,
                                 size: None,
                                 since_ms: initiated_ms,
+                                tags: None,
                             };
                             lifecycle::upload_expired(config, &upload, now, day_ms)
                         }
@@ -102,6 +104,7 @@ impl Gateway {
             Err(e) => return Err(s3(e, S3ErrorCode::InternalError)),
         };
         let now = now_ms();
+        let by_tags = lifecycle::needs_tags(config);
         let prefix = format!("{dir}/");
         let mut removed = 0;
         for entry in listings.iter().flat_map(|(_, e)| e).filter(|e| !e.is_dir) {
@@ -112,8 +115,19 @@ impl Gateway {
                 key,
                 size: Some(entry.size),
                 since_ms: entry.mtime_ms,
+                tags: None,
             };
-            if !lifecycle::object_expired(config, &object, now, day_ms) {
+            let mut expired = lifecycle::object_expired(config, &object, now, day_ms);
+            // Tags are not in a listing: read them only where a rule asks for them.
+            if !expired && by_tags {
+                let tags = self.tags_of(&entry.path).await?;
+                let tagged = Candidate {
+                    tags: Some(&tags),
+                    ..object
+                };
+                expired = lifecycle::object_expired(config, &tagged, now, day_ms);
+            }
+            if !expired {
                 continue;
             }
             // Only the object listed: one written since (another size or Last-Modified) stays.
@@ -132,5 +146,19 @@ impl Gateway {
             }
         }
         Ok(removed)
+    }
+
+    /// The tags of the object at `path` (none if it is gone).
+    async fn tags_of(&self, path: &str) -> S3Result<Tags> {
+        let path = FsPath::parse(path).map_err(|e| s3_error!(InternalError, "{e}"))?;
+        match self.client.stat(&path).await {
+            Ok(file) => Ok(file
+                .file
+                .and_then(|f| f.object)
+                .map(|o| o.tags)
+                .unwrap_or_default()),
+            Err(e) if errors::code(&e) == Some(Code::NotFound) => Ok(Tags::new()),
+            Err(e) => Err(s3(e, S3ErrorCode::InternalError)),
+        }
     }
 }

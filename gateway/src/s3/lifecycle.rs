@@ -2,18 +2,20 @@
 //! whether an object or a multipart upload has expired.
 //!
 //! What is honoured: `Expiration` by `Days` or `Date` and `AbortIncompleteMultipartUpload`, for
-//! the objects a `Prefix` and object-size filter select (the gateway's collector applies them,
+//! the objects a `Prefix`, tag and object-size filter select (the gateway's collector applies them,
 //! see [`Gateway::collect_expired`](super::Gateway::collect_expired)).
 //! `ExpiredObjectDeleteMarker` and `NoncurrentVersionExpiration` are accepted because they are
 //! honoured by construction: BigFS keeps one version of each object, so there is never a
 //! noncurrent version or a delete marker for them to remove. Transitions (to other storage
-//! classes) and tag filters (the collector lists objects without their tags) are not honoured:
-//! 501, after the configuration was checked, so that a malformed one is still a 400.
+//! classes) are not honoured: 501, after the configuration was checked, so that a malformed
+//! one is still a 400.
 
 use std::collections::HashSet;
 
 use s3s::dto::*;
 use s3s::{s3_error, S3Result};
+
+use super::tagging::Tags;
 
 /// The most rules one configuration may hold (S3's limit).
 pub const MAX_RULES: usize = 1000;
@@ -123,7 +125,7 @@ fn check_rule(rule: &LifecycleRule) -> S3Result<()> {
                 "DaysAfterInitiation must be a positive integer"
             ));
         }
-        if has_tags(rule) {
+        if !rule_tags(rule).is_empty() {
             return Err(s3_error!(
                 InvalidRequest,
                 "AbortIncompleteMultipartUpload cannot be used with a tag filter"
@@ -152,16 +154,13 @@ fn check_rule(rule: &LifecycleRule) -> S3Result<()> {
     Ok(())
 }
 
+/// An `And` stands alone; a `Prefix` with a `Tag` beside it (which S3 refuses, and RGW and
+/// s3-tests use) must both match, as they would inside an `And`.
 fn check_filter(filter: &LifecycleRuleFilter) -> S3Result<()> {
-    let set = [
-        filter.and.is_some(),
-        filter.prefix.is_some(),
-        filter.tag.is_some(),
-    ];
-    if set.iter().filter(|&&s| s).count() > 1 {
+    if filter.and.is_some() && (filter.prefix.is_some() || filter.tag.is_some()) {
         return Err(s3_error!(
             MalformedXML,
-            "a lifecycle Filter has one of Prefix, Tag or And"
+            "a lifecycle Filter's And holds its Prefix and Tags"
         ));
     }
     Ok(())
@@ -203,13 +202,13 @@ fn check_midnight(date: &Timestamp) -> S3Result<()> {
     Ok(())
 }
 
-fn has_tags(rule: &LifecycleRule) -> bool {
-    rule.filter.as_ref().is_some_and(|f| {
-        f.tag.is_some()
-            || f.and
-                .as_ref()
-                .is_some_and(|a| a.tags.as_ref().is_some_and(|t| !t.is_empty()))
-    })
+/// The tags a rule's filter asks an object to have.
+fn rule_tags(rule: &LifecycleRule) -> Vec<&Tag> {
+    let Some(filter) = &rule.filter else {
+        return Vec::new();
+    };
+    let and = filter.and.as_ref().and_then(|a| a.tags.as_ref());
+    filter.tag.iter().chain(and.into_iter().flatten()).collect()
 }
 
 /// Refuses the parts of a valid rule that BigFS cannot honour.
@@ -225,21 +224,18 @@ fn check_supported(rule: &LifecycleRule) -> S3Result<()> {
             "lifecycle transitions are not supported: BigFS has one storage class"
         ));
     }
-    if has_tags(rule) {
-        return Err(s3_error!(
-            NotImplemented,
-            "lifecycle tag filters are not supported: the rules are applied to what a listing shows"
-        ));
-    }
     Ok(())
 }
 
 /// What a rule needs to know of an object (or of a multipart upload: its key, no size).
+#[derive(Clone, Copy)]
 pub struct Candidate<'a> {
     pub key: &'a str,
     pub size: Option<u64>,
     /// When it was written (an upload: initiated), in milliseconds since the epoch.
     pub since_ms: u64,
+    /// Its tags, where they were read: a rule with a tag filter selects none without them.
+    pub tags: Option<&'a Tags>,
 }
 
 /// The filter's prefix and size bounds, however the rule spells them.
@@ -266,7 +262,22 @@ fn selects(rule: &LifecycleRule, candidate: &Candidate) -> bool {
         }
         None => true,
     };
-    candidate.key.starts_with(prefix.unwrap_or_default()) && size_ok
+    let tags_ok = rule_tags(rule).iter().all(|tag| {
+        candidate.tags.is_some_and(|tags| {
+            tags.get(tag.key.as_deref().unwrap_or_default())
+                .map(String::as_str)
+                == Some(tag.value.as_deref().unwrap_or_default())
+        })
+    });
+    candidate.key.starts_with(prefix.unwrap_or_default()) && size_ok && tags_ok
+}
+
+/// Whether an enabled rule expires objects by their tags (which a listing does not show).
+pub fn needs_tags(config: &BucketLifecycleConfiguration) -> bool {
+    config
+        .rules
+        .iter()
+        .any(|r| enabled(r) && r.expiration.is_some() && !rule_tags(r).is_empty())
 }
 
 /// When `days` days from `since_ms` have passed: for real days rounded up to the next
@@ -452,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn what_cannot_be_honoured_is_refused_after_the_checks() {
+    fn transitions_are_refused_after_the_checks_and_tags_select() {
         let mut r = rule("a", 1, "x/");
         r.transitions = Some(vec![Transition {
             days: Some(1),
@@ -465,16 +476,37 @@ mod tests {
         );
         r.transitions.as_mut().unwrap()[0].date = Some(date("2022-09-27T10:00:00Z"));
         assert_eq!(code(&config(vec![r])).as_deref(), Some("InvalidArgument"));
+        // A tag filter is honoured: an object is selected by its tags once they are read.
         let mut r = rule("a", 1, "x/");
         r.prefix = None;
         r.filter = Some(LifecycleRuleFilter {
-            tag: Some(Tag {
-                key: Some("k".into()),
-                value: Some("v".into()),
+            and: Some(LifecycleRuleAndOperator {
+                prefix: Some("x/".into()),
+                tags: Some(vec![Tag {
+                    key: Some("k".into()),
+                    value: Some("v".into()),
+                }]),
+                ..LifecycleRuleAndOperator::default()
             }),
             ..LifecycleRuleFilter::default()
         });
-        assert_eq!(code(&config(vec![r])).as_deref(), Some("NotImplemented"));
+        let mut both = r.clone();
+        both.filter.as_mut().unwrap().prefix = Some("x/".into());
+        assert_eq!(code(&config(vec![both])).as_deref(), Some("MalformedXML"));
+        let c = config(vec![r]);
+        assert_eq!(code(&c), None);
+        assert!(needs_tags(&c));
+        let tagged = Tags::from([("k".to_string(), "v".to_string())]);
+        let other = Tags::from([("k".to_string(), "w".to_string())]);
+        let object = |tags| Candidate {
+            key: "x/1",
+            size: Some(1),
+            since_ms: 0,
+            tags,
+        };
+        assert!(object_expired(&c, &object(Some(&tagged)), DAY_MS, DAY_MS));
+        assert!(!object_expired(&c, &object(Some(&other)), DAY_MS, DAY_MS));
+        assert!(!object_expired(&c, &object(None), DAY_MS, DAY_MS));
     }
 
     #[test]
@@ -486,6 +518,7 @@ mod tests {
             key: "x/1",
             size: Some(3),
             since_ms,
+            tags: None,
         };
         assert!(!object_expired(&c, &object, 7 * DAY_MS - 1, DAY_MS));
         assert!(object_expired(&c, &object, 7 * DAY_MS, DAY_MS));
@@ -499,6 +532,7 @@ mod tests {
             key: "x/1",
             size: None,
             since_ms: 1_500,
+            tags: None,
         };
         assert!(!object_expired(&c, &object, 2_499, 1_000));
         assert!(object_expired(&c, &object, 2_500, 1_000));
@@ -512,6 +546,7 @@ mod tests {
             key: "k",
             size: Some(10),
             since_ms: 0,
+            tags: None,
         };
         assert!(!object_expired(
             &config(vec![r.clone()]),
@@ -561,6 +596,7 @@ mod tests {
             key: "x/big",
             size: None,
             since_ms: 0,
+            tags: None,
         };
         assert!(!upload_expired(&c, &upload, 2 * DAY_MS - 1, DAY_MS));
         assert!(upload_expired(&c, &upload, 2 * DAY_MS, DAY_MS));

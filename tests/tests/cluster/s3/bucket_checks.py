@@ -7,8 +7,8 @@ Arguments: ENDPOINT ACCESS_KEY SECRET_KEY PHASE [OTHER_ACCESS_KEY OTHER_SECRET_K
   acl        what an ACL lets an unsigned request read, and only that; owners and grants kept
              (OTHER_* is a key of the user `other-id`, "Other User"; the test key is `bigfs`)
   lifecycle  (a gateway whose lifecycle day is one second) objects and an upload under `old/`
-             expire after a day; those under `keep/` (a disabled rule) and `big/small` (a size
-             filter it does not pass) stay
+             expire after a day, and `tagged/yes` (by its tag); those under `keep/` (a disabled
+             rule), `big/small` (a size filter it does not pass) and `tagged/no` stay
 Every check asserts; the first failure ends the script with a traceback and a non-zero exit.
 """
 import datetime
@@ -267,6 +267,8 @@ def phase_lifecycle():
     for key in ["old/a", "old/deep/b", "keep/c", "big/small"]:
         s3.put_object(Bucket=B, Key=key, Body=b"12345")
     s3.put_object(Bucket=B, Key="big/large", Body=b"x" * 100)
+    s3.put_object(Bucket=B, Key="tagged/yes", Body=b"1", Tagging="expire=yes&team=a")
+    s3.put_object(Bucket=B, Key="tagged/no", Body=b"1", Tagging="expire=no")
     old_upload = s3.create_multipart_upload(Bucket=B, Key="old/part")["UploadId"]
     kept_upload = s3.create_multipart_upload(Bucket=B, Key="keep/part")["UploadId"]
     s3.put_bucket_lifecycle_configuration(Bucket=B, LifecycleConfiguration={"Rules": [
@@ -275,6 +277,8 @@ def phase_lifecycle():
         {"ID": "big", "Filter": {"And": {"Prefix": "big/", "ObjectSizeGreaterThan": 50}},
          "Status": "Enabled", "Expiration": {"Days": 1}},
         {"ID": "off", "Prefix": "keep/", "Status": "Disabled", "Expiration": {"Days": 1}},
+        {"ID": "tags", "Filter": {"And": {"Prefix": "tagged/", "Tags": [
+            {"Key": "expire", "Value": "yes"}]}}, "Status": "Enabled", "Expiration": {"Days": 1}},
     ]})
 
     def keys():
@@ -283,7 +287,7 @@ def phase_lifecycle():
     def uploads():
         return sorted(u["UploadId"] for u in s3.list_multipart_uploads(Bucket=B).get("Uploads", []))
 
-    want = ["big/small", "keep/c"]
+    want = ["big/small", "keep/c", "tagged/no"]
     deadline = time.time() + 30
     while (keys() != want or uploads() != [kept_upload]) and time.time() < deadline:
         time.sleep(0.5)
