@@ -381,7 +381,7 @@ pub fn check_new_bucket_acl(
 }
 
 /// The check s3s makes before every request: a signed one goes on (its signature was
-/// checked), an unsigned one only where [`Gateway::anonymous_may`] says.
+/// checked), an unsigned one only where the ACLs let anyone read.
 pub struct Access(pub Gateway);
 
 #[async_trait::async_trait]

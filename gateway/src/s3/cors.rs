@@ -1,6 +1,6 @@
 //! CORS: a bucket's rules checked as S3 checks them, and the answer they give a browser's
 //! request. s3s does not route `OPTIONS`, so the gateway answers preflights itself, in
-//! [`layer`](super::cors_layer), from the bucket's rules, and adds the `Access-Control-*`
+//! [`cors_layer`](super::cors_layer), from the bucket's rules, and adds the `Access-Control-*`
 //! headers to the answer of any request that has an `Origin` a rule allows.
 
 use s3s::dto::*;

@@ -10,6 +10,10 @@
 //! and deletes are checked in one step with the change ([`conditions`]). [`encryption`]
 //! encrypts what a request asks to be (SSE-C, SSE-S3, SSE-KMS) as it streams past, under the
 //! bucket's [`default_encryption`] when the request asks for none.
+//! A bucket's configurations are kept as its directory's extended attributes
+//! ([`bucket_config`], [`bucket_settings`]): lifecycle rules ([`lifecycle`], carried out by
+//! [`expiry`]), CORS rules ([`cors`]) and ACLs ([`acl`]; who a request is and what an unsigned
+//! one may read: [`access`]).
 
 pub mod access;
 pub mod acl;
@@ -19,7 +23,7 @@ pub mod bucket_settings;
 pub mod buckets;
 pub mod conditions;
 pub mod cors;
-mod cors_layer;
+pub mod cors_layer;
 pub mod default_encryption;
 pub mod encryption;
 pub mod errors;
