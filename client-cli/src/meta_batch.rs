@@ -104,20 +104,15 @@ impl Client {
         }
         let count = paths.len();
         let (mut meta, request) = self.meta(GetFilesRequest { paths });
-        let results = match meta.get_files(request).await {
-            Ok(reply) => reply.into_inner().results,
-            Err(status) => return vec![Err(status); count],
-        };
-        if results.len() != count {
-            return vec![Err(miscounted(results.len(), count)); count];
-        }
-        results
-            .into_iter()
-            .map(|result| match result.file {
+        let results = meta.get_files(request).await;
+        each_answer(
+            count,
+            results.map(|r| r.into_inner().results),
+            |result| match result.file {
                 Some(file) => Ok(file),
                 None => Err(Status::new(Code::from(result.error_code), result.error)),
-            })
-            .collect()
+            },
+        )
     }
 
     async fn commit_alone(&self, file: CommitFileRequest) -> Result<CommitFileResponse, Status> {
@@ -136,27 +131,37 @@ impl Client {
         }
         let count = files.len();
         let (mut meta, request) = self.meta(CommitFilesRequest { files });
-        let results = match meta.commit_files(request).await {
-            Ok(reply) => reply.into_inner().results,
-            Err(status) => return vec![Err(status); count],
-        };
-        if results.len() != count {
-            return vec![Err(miscounted(results.len(), count)); count];
-        }
-        results
-            .into_iter()
-            .map(|result| match Code::from(result.error_code) {
+        let results = meta.commit_files(request).await;
+        each_answer(
+            count,
+            results.map(|r| r.into_inner().results),
+            |result| match Code::from(result.error_code) {
                 Code::Ok => Ok(result),
                 code => Err(Status::new(code, result.error.clone())),
-            })
-            .collect()
+            },
+        )
     }
 }
 
-fn miscounted(answered: usize, asked: usize) -> Status {
-    Status::internal(format!(
-        "metadata server answered {answered} results for a batch of {asked}"
-    ))
+/// The answer to each of a batch call's `count` requests: its own result, converted by `each`;
+/// the call's status for all of them when the call failed as a whole, or when it answered for
+/// a different number of requests than were asked.
+fn each_answer<T, R>(
+    count: usize,
+    results: Result<Vec<R>, Status>,
+    each: impl Fn(R) -> Result<T, Status>,
+) -> Vec<Result<T, Status>> {
+    match results {
+        Ok(results) if results.len() == count => results.into_iter().map(each).collect(),
+        Ok(results) => {
+            let answered = results.len();
+            let status = Status::internal(format!(
+                "metadata server answered {answered} results for a batch of {count}"
+            ));
+            (0..count).map(|_| Err(status.clone())).collect()
+        }
+        Err(status) => (0..count).map(|_| Err(status.clone())).collect(),
+    }
 }
 
 /// The status of a call that got no answer, as the call itself would have failed.
